@@ -1,0 +1,289 @@
+//! Wires a config into running tasks on one single-threaded executor, and handles
+//! signals: SIGTERM/SIGINT stop, SIGHUP reloads.
+
+use crate::config::{self, Config, ConfigError};
+use crate::core::clock;
+use crate::core::hub::{Hub, OutputQueue};
+use crate::core::input::{InputRunner, Schedule, Shared};
+use crate::core::output::OutputRunner;
+use crate::core::stats::AgentStats;
+use crate::core::SeriesTable;
+use crate::inputs::BuildCtx;
+use crate::outputs::OutputCtx;
+use async_signal::{Signal, Signals};
+use futures_lite::{future, StreamExt};
+use smol::{LocalExecutor, Task};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// How long a stop may take: every output gets one last flush within it.
+const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4_500);
+
+/// Inputs and outputs built from one config, not yet running.
+pub struct Generation {
+    pub config: Config,
+    pub inputs: Vec<(InputRunner, Schedule)>,
+    pub outputs: Vec<OutputRunner>,
+}
+
+/// A config problem found while building (after parsing): the key path and why.
+pub fn build_error(path: &Path, key: String, message: String) -> ConfigError {
+    ConfigError {
+        file: path.into(),
+        line: None,
+        column: None,
+        message: format!("{key}: {message}"),
+    }
+}
+
+/// Instance keys: the plugin name, with `#2`, `#3`… for repeats.
+fn instance_keys<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    names
+        .map(|n| {
+            let count = seen.entry(n).or_insert(0);
+            *count += 1;
+            if *count == 1 {
+                n.to_string()
+            } else {
+                format!("{n}#{count}")
+            }
+        })
+        .collect()
+}
+
+/// Builds every input and output of `config`. Output queues whose key exists in
+/// `old_queues` are carried over, so a reload loses no buffered sample.
+pub fn build_generation(
+    path: &Path,
+    config: Config,
+    stats: &Rc<AgentStats>,
+    old_queues: &[Rc<OutputQueue>],
+) -> Result<Generation, ConfigError> {
+    let hostname = config.hostname();
+    let ctx = BuildCtx {
+        procfs_root: config.procfs_root(),
+        sysfs_root: config.sysfs_root(),
+        hostname: hostname.clone(),
+        stats: stats.clone(),
+    };
+    let input_keys = instance_keys(config.inputs.iter().map(|e| e.name.as_str()));
+    let mut inputs = Vec::new();
+    for (i, (entry, key)) in config.inputs.iter().zip(&input_keys).enumerate() {
+        let input = entry
+            .options
+            .build(&ctx)
+            .map_err(|m| build_error(path, format!("inputs[{i}].{}", entry.name), m))?;
+        let schedule = Schedule {
+            interval: config.input_interval(entry),
+            jitter: config.collection_jitter.0,
+        };
+        inputs.push((InputRunner::new(key, input, stats.input(key)), schedule));
+    }
+    let output_keys = instance_keys(config.outputs.iter().map(|e| e.name.as_str()));
+    let mut outputs = Vec::new();
+    for (i, (entry, key)) in config.outputs.iter().zip(&output_keys).enumerate() {
+        let octx = OutputCtx {
+            hostname: hostname.clone(),
+            key: key.clone(),
+        };
+        let output = entry
+            .options
+            .build(&octx)
+            .map_err(|m| build_error(path, format!("outputs[{i}].{}", entry.name), m))?;
+        let queue = match old_queues.iter().find(|q| &q.key == key) {
+            Some(old) => Rc::new(old.resized(config.max_buffer_size, config.metric_batch_size)),
+            None => Rc::new(OutputQueue::new(
+                key,
+                config.max_buffer_size,
+                config.metric_batch_size,
+                stats.output(key),
+            )),
+        };
+        outputs.push(OutputRunner::new(key, output, queue));
+    }
+    stats.retain(&input_keys, &output_keys);
+    Ok(Generation {
+        config,
+        inputs,
+        outputs,
+    })
+}
+
+/// The tasks of the generation that is running.
+struct Running {
+    inputs: Vec<Task<()>>,
+    outputs: Vec<Task<OutputRunner>>,
+    stop_outputs: smol::channel::Sender<()>,
+}
+
+fn start<'a>(ex: &LocalExecutor<'a>, gen: Generation, shared: &Rc<Shared>) -> Running {
+    shared
+        .hub
+        .set_queues(gen.outputs.iter().map(|o| o.queue.clone()).collect());
+    let inputs = gen
+        .inputs
+        .into_iter()
+        .map(|(runner, schedule)| ex.spawn(runner.run(schedule, shared.clone())))
+        .collect();
+    let (stop_outputs, stop_rx) = smol::channel::bounded(1);
+    let flush = gen.config.flush_interval();
+    let outputs = gen
+        .outputs
+        .into_iter()
+        .map(|runner| ex.spawn(runner.run(flush, shared.clone(), stop_rx.clone())))
+        .collect();
+    Running {
+        inputs,
+        outputs,
+        stop_outputs,
+    }
+}
+
+/// Stops inputs, then outputs; returns the output runners so they can flush once more.
+async fn stop(running: Running) -> Vec<OutputRunner> {
+    for task in running.inputs {
+        task.cancel().await;
+    }
+    drop(running.stop_outputs);
+    let mut runners = Vec::new();
+    for task in running.outputs {
+        runners.push(task.await);
+    }
+    runners
+}
+
+/// One last flush of every output, bounded by `budget`.
+async fn final_flush(runners: &mut [OutputRunner], shared: &Shared, budget: Duration) -> bool {
+    let all = async {
+        let mut ok = true;
+        for r in runners.iter_mut() {
+            ok &= r.flush(shared).await;
+        }
+        ok
+    };
+    let timeout = async {
+        smol::Timer::after(budget).await;
+        log::warn!("stopping: outputs did not finish flushing within {budget:?}");
+        false
+    };
+    future::or(all, timeout).await
+}
+
+fn new_shared(hostname: &str, config: &Config, stats: Rc<AgentStats>) -> Rc<Shared> {
+    Rc::new(Shared {
+        table: Rc::new(RefCell::new(SeriesTable::new(hostname, config.max_series))),
+        hub: Rc::new(Hub::default()),
+        stats,
+    })
+}
+
+/// `rtcollector run` on a parsed config. Returns the process exit code.
+pub fn run(path: PathBuf, config: Config) -> i32 {
+    let ex = LocalExecutor::new();
+    smol::block_on(ex.run(run_on(&ex, path, config)))
+}
+
+async fn run_on(ex: &LocalExecutor<'_>, path: PathBuf, config: Config) -> i32 {
+    let hostname = config.hostname();
+    let stats: Rc<AgentStats> = Rc::default();
+    let shared = new_shared(&hostname, &config, stats.clone());
+    let gen = match build_generation(&path, config, &stats, &[]) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if gen.config.once {
+        return run_once(gen, &shared).await;
+    }
+    let mut signals = match Signals::new([Signal::Term, Signal::Int, Signal::Hup]) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return 1;
+        }
+    };
+    log::info!(
+        "rtcollector {} started: {} inputs, {} outputs, host {hostname}",
+        env!("CARGO_PKG_VERSION"),
+        gen.inputs.len(),
+        gen.outputs.len()
+    );
+    let mut running = start(ex, gen, &shared);
+    while let Some(signal) = signals.next().await {
+        match signal {
+            Ok(Signal::Hup) => running = reload(ex, &path, running, &shared).await,
+            Ok(_) => break,
+            Err(e) => log::warn!("signal handling: {e}"),
+        }
+    }
+    let started = Instant::now();
+    log::info!("stopping: flushing outputs");
+    let mut runners = stop(running).await;
+    let flushed = final_flush(&mut runners, &shared, SHUTDOWN_BUDGET).await;
+    let left: usize = runners.iter().map(|r| r.queue.ring.borrow().len()).sum();
+    if !flushed && left > 0 {
+        log::warn!("stopped with {left} samples not delivered");
+    }
+    log::info!("stopped in {:?}", started.elapsed());
+    0
+}
+
+async fn reload<'a>(
+    ex: &LocalExecutor<'a>,
+    path: &Path,
+    running: Running,
+    shared: &Rc<Shared>,
+) -> Running {
+    log::info!("SIGHUP: reloading {}", path.display());
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("reload failed, keeping the running config: {e}");
+            return running;
+        }
+    };
+    let queues = shared.hub.queues();
+    let gen = match build_generation(path, config, &shared.stats, &queues) {
+        Ok(g) => g,
+        Err(e) => {
+            log::error!("reload failed, keeping the running config: {e}");
+            return running;
+        }
+    };
+    let old = stop(running).await;
+    drop(old);
+    shared.table.borrow_mut().set_host(&gen.config.hostname());
+    crate::logging::set_debug(gen.config.debug);
+    log::info!(
+        "reloaded: {} inputs, {} outputs",
+        gen.inputs.len(),
+        gen.outputs.len()
+    );
+    start(ex, gen, shared)
+}
+
+/// `once`: every input collects once at the current interval boundary, every output
+/// flushes, and the exit code says whether everything was delivered.
+async fn run_once(gen: Generation, shared: &Rc<Shared>) -> i32 {
+    shared
+        .hub
+        .set_queues(gen.outputs.iter().map(|o| o.queue.clone()).collect());
+    let now = clock::now_ms();
+    for (mut runner, schedule) in gen.inputs {
+        let ts = clock::floor_boundary(now, (schedule.interval.as_millis() as i64).max(1));
+        runner.collect_once(ts, shared).await;
+    }
+    let mut outputs = gen.outputs;
+    if final_flush(&mut outputs, shared, Duration::from_secs(30)).await {
+        0
+    } else {
+        log::error!("not every sample could be delivered");
+        1
+    }
+}

@@ -1,0 +1,193 @@
+//! What an input writes its readings into during one collection.
+
+use super::metric::{InternError, Sample, SeriesTable};
+use super::rate::RateTracker;
+use std::cell::RefCell;
+use std::fmt;
+
+/// Why one collection failed or was incomplete. Built only on the error path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputError(pub String);
+
+impl InputError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        InputError(msg.into())
+    }
+
+    pub fn io(path: &std::path::Path, e: &std::io::Error) -> Self {
+        InputError(format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(path: &std::path::Path, what: impl fmt::Display) -> Self {
+        InputError(format!("{}: {what}", path.display()))
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// Collects samples for one input at one timestamp.
+///
+/// Every sample of a collection carries the same tick timestamp, so series line up across
+/// inputs and hosts. Non-finite values are never written.
+pub struct Emitter<'a> {
+    table: &'a RefCell<SeriesTable>,
+    rates: &'a mut RateTracker,
+    out: &'a mut Vec<Sample>,
+    ts_ms: i64,
+    unstorable: u64,
+    partial: Option<InputError>,
+}
+
+impl<'a> Emitter<'a> {
+    pub fn new(
+        table: &'a RefCell<SeriesTable>,
+        rates: &'a mut RateTracker,
+        out: &'a mut Vec<Sample>,
+        ts_ms: i64,
+    ) -> Self {
+        Emitter {
+            table,
+            rates,
+            out,
+            ts_ms,
+            unstorable: 0,
+            partial: None,
+        }
+    }
+
+    pub fn ts_ms(&self) -> i64 {
+        self.ts_ms
+    }
+
+    /// A value that is what it is now.
+    pub fn gauge(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.gauge_suffixed(name, "", labels, value);
+    }
+
+    /// A gauge named `name + suffix`, without building the joined name per sample.
+    pub fn gauge_suffixed(
+        &mut self,
+        name: &str,
+        suffix: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
+        if !value.is_finite() {
+            return;
+        }
+        if let Some(series) = self.intern(name, suffix, labels) {
+            self.out.push(Sample {
+                series,
+                ts_ms: self.ts_ms,
+                value,
+            });
+        }
+    }
+
+    /// A monotonic counter: writes the raw value as `name` and its per-second rate as
+    /// `name_rate` (from the second reading on, and not across a reset). Returns the rate
+    /// so an input can derive more from it (for example bits per second).
+    pub fn counter(&mut self, name: &str, labels: &[(&str, &str)], value: f64) -> Option<f64> {
+        self.gauge(name, labels, value);
+        let rate = self.rate_only(name, labels, value)?;
+        self.gauge_suffixed(name, "_rate", labels, rate);
+        Some(rate)
+    }
+
+    /// The per-second rate of a counter without writing the counter or the rate.
+    pub fn rate_only(&mut self, name: &str, labels: &[(&str, &str)], value: f64) -> Option<f64> {
+        if !value.is_finite() {
+            return None;
+        }
+        let raw = self.intern(name, "", labels)?;
+        self.rates.observe(raw, value, self.ts_ms)
+    }
+
+    /// Notes a failure that spoiled part of the collection while the rest went on.
+    /// The first one is reported; all count.
+    pub fn partial_failure(&mut self, e: InputError) {
+        if self.partial.is_none() {
+            self.partial = Some(e);
+        }
+    }
+
+    pub fn take_partial_failure(&mut self) -> Option<InputError> {
+        self.partial.take()
+    }
+
+    /// Samples refused because the series table is full or a sample had too many labels.
+    pub fn unstorable(&self) -> u64 {
+        self.unstorable
+    }
+
+    pub fn emitted(&self) -> usize {
+        self.out.len()
+    }
+
+    fn intern(&mut self, name: &str, suffix: &str, labels: &[(&str, &str)]) -> Option<u32> {
+        match self.table.borrow_mut().intern(name, suffix, labels) {
+            Ok(id) => Some(id),
+            Err(InternError::TooManyLabels | InternError::TableFull) => {
+                self.unstorable += 1;
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(table: &RefCell<SeriesTable>, out: &[Sample]) -> Vec<(String, f64)> {
+        let t = table.borrow();
+        out.iter()
+            .map(|s| (t.get(s.series).name.to_string(), s.value))
+            .collect()
+    }
+
+    #[test]
+    fn counter_writes_raw_then_rate_from_the_second_reading() {
+        let table = RefCell::new(SeriesTable::new("h", 100));
+        let mut rates = RateTracker::default();
+        let mut out = Vec::new();
+        Emitter::new(&table, &mut rates, &mut out, 0).counter("c", &[], 10.0);
+        assert_eq!(names(&table, &out), [("c".into(), 10.0)]);
+        out.clear();
+        let rate = Emitter::new(&table, &mut rates, &mut out, 10_000).counter("c", &[], 110.0);
+        assert_eq!(rate, Some(10.0));
+        assert_eq!(
+            names(&table, &out),
+            [("c".into(), 110.0), ("c_rate".into(), 10.0)]
+        );
+    }
+
+    #[test]
+    fn non_finite_values_are_not_written() {
+        let table = RefCell::new(SeriesTable::new("h", 100));
+        let mut rates = RateTracker::default();
+        let mut out = Vec::new();
+        let mut em = Emitter::new(&table, &mut rates, &mut out, 0);
+        em.gauge("g", &[], f64::NAN);
+        em.gauge("g", &[], f64::INFINITY);
+        assert_eq!(em.emitted(), 0);
+    }
+
+    #[test]
+    fn full_table_counts_unstorable_samples() {
+        let table = RefCell::new(SeriesTable::new("h", 1));
+        let mut rates = RateTracker::default();
+        let mut out = Vec::new();
+        let mut em = Emitter::new(&table, &mut rates, &mut out, 0);
+        em.gauge("a", &[], 1.0);
+        em.gauge("b", &[], 1.0);
+        assert_eq!(em.emitted(), 1);
+        assert_eq!(em.unstorable(), 1);
+    }
+}

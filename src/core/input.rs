@@ -1,0 +1,166 @@
+//! The input contract and the loop that runs one input on its schedule.
+
+use super::clock;
+use super::emit::{Emitter, InputError};
+use super::hub::Hub;
+use super::metric::{Sample, SeriesTable};
+use super::rate::RateTracker;
+use super::stats::{add, AgentStats, InputStats};
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// A source of samples. `collect` is called once per tick and never overlaps itself.
+///
+/// Blocking work must be short (reading /proc is); anything that waits on the network
+/// must await, so the other inputs keep their schedule.
+pub trait Input: 'static {
+    fn collect<'a>(&'a mut self, em: &'a mut Emitter<'_>) -> CollectFuture<'a>;
+}
+
+pub type CollectFuture<'a> = Pin<Box<dyn Future<Output = Result<(), InputError>> + 'a>>;
+
+/// Wraps a synchronous collection as a [`CollectFuture`].
+pub fn ready(result: Result<(), InputError>) -> CollectFuture<'static> {
+    Box::pin(std::future::ready(result))
+}
+
+/// What every input task shares.
+pub struct Shared {
+    pub table: Rc<RefCell<SeriesTable>>,
+    pub hub: Rc<Hub>,
+    pub stats: Rc<AgentStats>,
+}
+
+/// How one input is scheduled.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub interval: Duration,
+    pub jitter: Duration,
+}
+
+/// An input with the state the scheduler keeps for it.
+pub struct InputRunner {
+    pub name: String,
+    input: Box<dyn Input>,
+    rates: RateTracker,
+    buf: Vec<Sample>,
+    stats: Rc<InputStats>,
+    failing: bool,
+}
+
+impl InputRunner {
+    pub fn new(name: &str, input: Box<dyn Input>, stats: Rc<InputStats>) -> Self {
+        InputRunner {
+            name: name.to_string(),
+            input,
+            rates: RateTracker::default(),
+            buf: Vec::new(),
+            stats,
+            failing: false,
+        }
+    }
+
+    /// Runs one collection stamped `ts_ms` and publishes what it produced.
+    pub async fn collect_once(&mut self, ts_ms: i64, shared: &Shared) {
+        let started = Instant::now();
+        self.buf.clear();
+        let mut em = Emitter::new(&shared.table, &mut self.rates, &mut self.buf, ts_ms);
+        let result = self.input.collect(&mut em).await;
+        let partial = em.take_partial_failure();
+        let unstorable = em.unstorable();
+        let error = result.err().or(partial);
+        let elapsed = started.elapsed();
+        self.stats.last_gather_ns.set(elapsed.as_nanos() as u64);
+        add(&self.stats.gathered, self.buf.len() as u64);
+        add(&shared.stats.gathered, self.buf.len() as u64);
+        if unstorable > 0 {
+            add(&shared.stats.dropped, unstorable);
+            log::debug!(
+                "input {}: {unstorable} samples refused by the series table",
+                self.name
+            );
+        }
+        self.note_outcome(error, &shared.stats);
+        shared.hub.publish(&self.buf, &shared.stats);
+        // Rate state for series gone for an hour (a removed interface, an exited process)
+        // is dropped so it cannot grow without bound.
+        self.rates.forget_older_than(ts_ms, 3_600_000);
+    }
+
+    /// Logs the first error of a failing streak at warn and the recovery at info; errors in
+    /// between go to debug, so a broken source does not flood the log.
+    fn note_outcome(&mut self, error: Option<InputError>, agent: &AgentStats) {
+        match error {
+            Some(e) => {
+                add(&self.stats.errors, 1);
+                add(&agent.gather_errors, 1);
+                if self.failing {
+                    log::debug!("input {}: {e}", self.name);
+                } else {
+                    log::warn!("input {}: {e} (further errors of this input are logged at debug level until it recovers)", self.name);
+                    self.failing = true;
+                }
+            }
+            None if self.failing => {
+                log::info!("input {}: recovered", self.name);
+                self.failing = false;
+            }
+            None => {}
+        }
+    }
+
+    /// Collects on every interval boundary until the task is dropped.
+    pub async fn run(mut self, schedule: Schedule, shared: Rc<Shared>) {
+        let interval_ms = (schedule.interval.as_millis() as i64).max(1);
+        let jitter_max = schedule.jitter.as_millis() as i64;
+        let seed = name_seed(&self.name);
+        let mut tick = clock::next_boundary(clock::now_ms(), interval_ms);
+        loop {
+            if tick - clock::now_ms() > interval_ms {
+                // The wall clock stepped back (NTP on a board without RTC): re-align.
+                tick = clock::next_boundary(clock::now_ms(), interval_ms);
+            }
+            let fire_at = tick + clock::jitter_ms(seed, tick, jitter_max);
+            sleep_until_wall(fire_at).await;
+            let started = Instant::now();
+            self.collect_once(tick, &shared).await;
+            let took = started.elapsed();
+            let now = clock::now_ms();
+            let missed = clock::ticks_missed(tick, now, interval_ms);
+            if missed > 0 && took < schedule.interval {
+                // The run was quick: the clock stepped forward. Re-align without blame.
+                log::debug!("input {}: clock moved forward, re-aligning", self.name);
+            } else if missed > 0 {
+                add(&self.stats.slow_runs, 1);
+                log::warn!(
+                    "input {} is slow: one run took {:?}, longer than its interval of {:?}; skipping {missed} run(s)",
+                    self.name,
+                    took,
+                    schedule.interval
+                );
+            }
+            tick += (missed + 1) * interval_ms;
+        }
+    }
+}
+
+fn name_seed(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Sleeps until a wall-clock time, re-checking after each wake so a clock step (NTP on a
+/// board without RTC) does not leave the agent asleep for a wrong span.
+pub async fn sleep_until_wall(at_ms: i64) {
+    loop {
+        let left = at_ms - clock::now_ms();
+        if left <= 0 {
+            return;
+        }
+        smol::Timer::after(Duration::from_millis(left.min(10_000) as u64)).await;
+    }
+}

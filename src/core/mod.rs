@@ -1,0 +1,17 @@
+//! The agent's core: metric model, scheduling, fan-out and buffering. It knows no input or
+//! output by name.
+
+pub mod clock;
+pub mod emit;
+pub mod hub;
+pub mod input;
+pub mod metric;
+pub mod output;
+pub mod rate;
+pub mod ring;
+pub mod stats;
+
+pub use emit::{Emitter, InputError};
+pub use input::{ready, CollectFuture, Input};
+pub use metric::{Sample, Series, SeriesId, SeriesTable};
+pub use output::{ready_write, Output, OutputError, SeriesView, WriteFuture, WriteReport};

@@ -1,0 +1,107 @@
+//! Every input, one module each, and the registry that maps config names to them.
+//!
+//! An input module has a `Config` (serde, `deny_unknown_fields`, every field defaulted),
+//! a `build(&Config, &BuildCtx)` that validates and returns the input, a README with its
+//! metric table, and its tests beside it.
+
+pub mod support;
+#[cfg(test)]
+pub mod testutil;
+
+use crate::config::Registry;
+use crate::core::stats::AgentStats;
+use crate::core::Input;
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// What an input may need from the agent when it is built.
+pub struct BuildCtx {
+    pub procfs_root: PathBuf,
+    pub sysfs_root: PathBuf,
+    pub hostname: String,
+    pub stats: Rc<AgentStats>,
+}
+
+impl BuildCtx {
+    /// For tests and benchmarks: the given roots and fresh stats.
+    pub fn with_roots(procfs_root: impl Into<PathBuf>, sysfs_root: impl Into<PathBuf>) -> Self {
+        BuildCtx {
+            procfs_root: procfs_root.into(),
+            sysfs_root: sysfs_root.into(),
+            hostname: "testhost".into(),
+            stats: Rc::default(),
+        }
+    }
+}
+
+/// An input's parsed options, able to build the input.
+pub trait InputOptions: fmt::Debug {
+    fn build(&self, ctx: &BuildCtx) -> Result<Box<dyn Input>, String>;
+}
+
+macro_rules! inputs {
+    ($($name:literal => $module:ident : $about:literal,)*) => {
+        $(pub mod $module;)*
+
+        $(impl InputOptions for $module::Config {
+            fn build(&self, ctx: &BuildCtx) -> Result<Box<dyn Input>, String> {
+                Ok(Box::new($module::build(self, ctx)?))
+            }
+        })*
+
+        /// The input registry.
+        pub struct Inputs;
+
+        impl Registry for Inputs {
+            type Options = dyn InputOptions;
+            const KIND: &'static str = "input";
+            const COMMON_KEYS: &'static [&'static str] = &["interval"];
+
+            fn known() -> &'static [(&'static str, &'static str)] {
+                &[$(($name, $about)),*]
+            }
+
+            fn defaults(name: &str) -> Option<Box<dyn InputOptions>> {
+                match name {
+                    $($name => Some(Box::new($module::Config::default())),)*
+                    _ => None,
+                }
+            }
+
+            fn deserialize<'de, D: Deserializer<'de>>(
+                name: &str,
+                d: D,
+            ) -> Result<Option<Box<dyn InputOptions>>, D::Error> {
+                match name {
+                    $($name => Ok(Some(Box::new($module::Config::deserialize(d)?))),)*
+                    _ => Ok(None),
+                }
+            }
+        }
+
+        /// The commented YAML sample of plugin `name`, as a list item.
+        pub fn sample(name: &str) -> Option<&'static str> {
+            match name {
+                $($name => Some($module::SAMPLE),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+inputs! {
+    "linux_cpu" => linux_cpu: "CPU time split (user, system, iowait, steal, idle) per core and in total, in percent",
+    "linux_mem" => linux_mem: "memory: total, available, used, free, buffers, cached",
+    "linux_disk" => linux_disk: "filesystem space and inodes per mount point",
+    "linux_io" => linux_io: "block device reads, writes, bytes and busy time, with rates",
+    "linux_net" => linux_net: "network interface bytes, packets, errors and drops, with rates",
+    "linux_swap" => linux_swap: "swap space and swap-in/out traffic",
+    "system" => system: "load averages, uptime, logged-in users, CPU count",
+    "processes" => processes: "process and thread counts by state",
+    "kernel" => kernel: "context switches, interrupts, forks, paging, entropy, pressure stall (PSI), file descriptors",
+    "netstat" => netstat: "TCP connections by state and TCP counters",
+    "nstat" => nstat: "IP, IPv6, TCP, UDP and ICMP counters from /proc/net/snmp and snmp6",
+    "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
+}

@@ -1,0 +1,5 @@
+fn main() {
+    std::process::exit(rtcollector::cli::main(
+        std::env::args_os().skip(1).collect(),
+    ));
+}
