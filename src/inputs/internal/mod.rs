@@ -1,24 +1,181 @@
-//! `internal`: not implemented yet.
+//! `internal`: the agent's own figures: what it gathered, wrote and dropped, how long each
+//! input took, how full each output's buffer is, its memory and its threads.
 
-use crate::core::{ready, CollectFuture, Emitter, Input};
+use crate::core::stats::AgentStats;
+use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
+use crate::inputs::support::{fields, ProcFile};
 use crate::inputs::BuildCtx;
 use serde::Deserialize;
+use std::rc::Rc;
 
 /// The commented config sample for `sample-config`.
-pub const SAMPLE: &str = "- internal\n";
+pub const SAMPLE: &str = "\
+# The agent's own figures (samples gathered/written/dropped, per-input gather time,
+# per-output buffer use, memory, threads).
+- internal
+";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {}
 
-pub struct Stub;
-
-pub fn build(_cfg: &Config, _ctx: &BuildCtx) -> Result<Stub, String> {
-    Ok(Stub)
+pub struct Internal {
+    stats: Rc<AgentStats>,
+    statm: ProcFile,
+    stat: ProcFile,
+    page_size: f64,
 }
 
-impl Input for Stub {
-    fn collect<'a>(&'a mut self, _em: &'a mut Emitter<'_>) -> CollectFuture<'a> {
-        ready(Ok(()))
+pub fn build(_cfg: &Config, ctx: &BuildCtx) -> Result<Internal, String> {
+    // The agent's own process, wherever procfs_root points for the host's figures.
+    Ok(Internal {
+        stats: ctx.stats.clone(),
+        statm: ProcFile::new("/proc/self/statm"),
+        stat: ProcFile::new("/proc/self/stat"),
+        page_size: page_size(),
+    })
+}
+
+fn page_size() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as f64
+}
+
+/// Resident pages: the second field of /proc/self/statm.
+pub fn parse_statm_resident(text: &str) -> Option<u64> {
+    fields(text).nth(1)?.parse().ok()
+}
+
+/// Thread count: field 20 of /proc/self/stat, counted after the `)` that ends the name.
+pub fn parse_stat_threads(text: &str) -> Option<u64> {
+    let after_name = &text[text.rfind(')')? + 1..];
+    fields(after_name).nth(17)?.parse().ok()
+}
+
+impl Internal {
+    fn collect_sync(&mut self, em: &mut Emitter) -> Result<(), InputError> {
+        let s = &self.stats;
+        em.counter(
+            "internal_agent_metrics_gathered",
+            &[],
+            s.gathered.get() as f64,
+        );
+        em.counter(
+            "internal_agent_metrics_written",
+            &[],
+            s.written.get() as f64,
+        );
+        em.counter(
+            "internal_agent_metrics_dropped",
+            &[],
+            s.dropped.get() as f64,
+        );
+        em.counter(
+            "internal_agent_gather_errors",
+            &[],
+            s.gather_errors.get() as f64,
+        );
+        for i in s.inputs.borrow().iter() {
+            let l = [("input", i.name.as_str())];
+            em.gauge(
+                "internal_gather_gather_time_ns",
+                &l,
+                i.last_gather_ns.get() as f64,
+            );
+            em.counter(
+                "internal_gather_metrics_gathered",
+                &l,
+                i.gathered.get() as f64,
+            );
+            em.gauge("internal_gather_errors", &l, i.errors.get() as f64);
+            em.gauge("internal_gather_slow_runs", &l, i.slow_runs.get() as f64);
+        }
+        for o in s.outputs.borrow().iter() {
+            let l = [("output", o.name.as_str())];
+            em.gauge(
+                "internal_write_write_time_ns",
+                &l,
+                o.last_flush_ns.get() as f64,
+            );
+            em.counter("internal_write_metrics_written", &l, o.written.get() as f64);
+            em.gauge("internal_write_metrics_dropped", &l, o.dropped.get() as f64);
+            em.gauge("internal_write_batches", &l, o.batches.get() as f64);
+            em.gauge(
+                "internal_write_failed_batches",
+                &l,
+                o.failed_batches.get() as f64,
+            );
+            em.gauge("internal_write_buffer_size", &l, o.buffer_len.get() as f64);
+            em.gauge("internal_write_buffer_limit", &l, o.buffer_cap.get() as f64);
+        }
+        let statm_path = self.statm.path().to_path_buf();
+        let resident = parse_statm_resident(self.statm.read()?)
+            .ok_or_else(|| InputError::parse(&statm_path, "no resident page count"))?;
+        em.gauge(
+            "internal_memstats_sys_bytes",
+            &[],
+            resident as f64 * self.page_size,
+        );
+        let stat_path = self.stat.path().to_path_buf();
+        let threads = parse_stat_threads(self.stat.read()?)
+            .ok_or_else(|| InputError::parse(&stat_path, "no thread count"))?;
+        em.gauge("internal_agent_threads", &[], threads as f64);
+        Ok(())
+    }
+}
+
+impl Input for Internal {
+    fn collect<'a>(&'a mut self, em: &'a mut Emitter<'_>) -> CollectFuture<'a> {
+        ready(self.collect_sync(em))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::stats::add;
+    use crate::inputs::testutil::Harness;
+
+    #[test]
+    fn parses_own_process_files() {
+        assert_eq!(parse_statm_resident("2000 512 300 10 0 400 0\n"), Some(512));
+        let stat =
+            "4242 (rt (c) x) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 2 0 100 5000 512";
+        assert_eq!(parse_stat_threads(stat), Some(2));
+        assert_eq!(parse_stat_threads("garbage"), None);
+    }
+
+    #[test]
+    fn reports_agent_counters_and_per_plugin_figures() {
+        let ctx = BuildCtx::with_roots("/proc", "/sys");
+        add(&ctx.stats.gathered, 120);
+        add(&ctx.stats.written, 100);
+        add(&ctx.stats.dropped, 3);
+        let input = ctx.stats.input("linux_mem");
+        add(&input.gathered, 8);
+        input.last_gather_ns.set(15_000);
+        let output = ctx.stats.output("stdout");
+        output.buffer_len.set(7);
+        output.buffer_cap.set(5000);
+        let mut h = Harness::new(Box::new(build(&Config::default(), &ctx).unwrap()));
+        let c = h.collect(1_000);
+        assert!(c.error.is_none(), "{:?}", c.error);
+        assert_eq!(c["internal_agent_metrics_gathered"], 120.0);
+        assert_eq!(c["internal_agent_metrics_written"], 100.0);
+        assert_eq!(c["internal_agent_metrics_dropped"], 3.0);
+        assert_eq!(
+            c["internal_gather_gather_time_ns{input=linux_mem}"],
+            15_000.0
+        );
+        assert_eq!(c["internal_gather_metrics_gathered{input=linux_mem}"], 8.0);
+        assert_eq!(c["internal_write_buffer_size{output=stdout}"], 7.0);
+        assert_eq!(c["internal_write_buffer_limit{output=stdout}"], 5000.0);
+        assert!(c["internal_memstats_sys_bytes"] > 0.0);
+        assert!(c["internal_agent_threads"] >= 1.0);
+        add(&ctx.stats.gathered, 100);
+        let c = h.collect(11_000);
+        assert_eq!(c["internal_agent_metrics_gathered_rate"], 10.0);
     }
 }

@@ -1,0 +1,186 @@
+//! The running agent: one-shot collection on fixture trees, signals, reload, threads,
+//! and one broken input not stopping the others.
+
+mod util;
+use nix::sys::signal::Signal;
+use std::time::Duration;
+use util::*;
+
+fn fixture_config(fixture_name: &str, inputs: &str, extra: &str) -> String {
+    let root = fixture(fixture_name);
+    format!(
+        "hostname: testbox\nprocfs_root: {}\nsysfs_root: {}\n{extra}inputs:\n{inputs}outputs:\n  - stdout:\n      format: json\n",
+        root.join("proc").display(),
+        root.join("sys").display()
+    )
+}
+
+#[test]
+fn once_reports_exact_values_from_a_fixture_tree() {
+    let s = Scratch::new();
+    let path = s.config(&fixture_config("basic", "  - linux_mem\n", ""));
+    let o = run(&["run", "--once", "--config", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = samples(&stdout(&o));
+    let kib = |n: u64| serde_json::json!(n * 1024);
+    assert_eq!(got["mem_total_bytes"]["value"], kib(8_046_600));
+    assert_eq!(got["mem_available_bytes"]["value"], kib(5_731_380));
+    assert_eq!(got["mem_free_bytes"]["value"], kib(1_925_624));
+    assert_eq!(got["mem_total_bytes"]["labels"]["host"], "testbox");
+    let ts = got["mem_total_bytes"]["timestamp_ms"].as_i64().unwrap();
+    assert_eq!(ts % 10_000, 0, "timestamps fall on the interval boundary");
+}
+
+#[test]
+fn a_garbage_proc_file_fails_only_its_input() {
+    let s = Scratch::new();
+    let path = s.config(&fixture_config(
+        "garbage",
+        "  - linux_mem\n  - internal\n",
+        "",
+    ));
+    let o = run(&["run", "--once", "--config", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = samples(&stdout(&o));
+    assert!(
+        !got.keys().any(|k| k.starts_with("mem_")),
+        "no half-parsed memory values"
+    );
+    assert!(
+        got.contains_key("internal_memstats_sys_bytes"),
+        "the other input still reports"
+    );
+    let err = stderr(&o);
+    assert_eq!(err.matches("input linux_mem:").count(), 1, "{err}");
+    assert!(err.contains("meminfo"), "the error names the file: {err}");
+}
+
+#[test]
+fn a_failing_input_logs_once_while_it_keeps_failing() {
+    let s = Scratch::new();
+    let path = s.config(&fixture_config(
+        "garbage",
+        "  - linux_mem\n  - internal\n",
+        "interval: 200ms\n",
+    ));
+    let mut agent = Agent::start(&path);
+    let (lines, ok) = agent.wait_for(Duration::from_secs(10), |l| {
+        l.contains("internal_agent_gather_errors\"") && l.contains("\"value\":4")
+    });
+    assert!(ok, "the input ran at least 4 times: {lines:#?}");
+    agent.signal(Signal::SIGTERM);
+    agent.wait_exit(Duration::from_secs(6)).expect("exit");
+    let mut all = lines;
+    all.extend(agent.drain());
+    let warnings = all
+        .iter()
+        .filter(|l| l.starts_with("ERR") && l.contains("input linux_mem:"))
+        .count();
+    assert_eq!(warnings, 1, "{all:#?}");
+}
+
+#[test]
+fn sigterm_flushes_and_exits_zero_within_five_seconds() {
+    let s = Scratch::new();
+    // Flushes only every minute: what is printed after SIGTERM comes from the final flush.
+    let path = s.config(&fixture_config(
+        "basic",
+        "  - linux_mem\n",
+        "interval: 1s\nflush_interval: 1m\n",
+    ));
+    let mut agent = Agent::start(&path);
+    let (_, started) = agent.wait_for(Duration::from_secs(10), |l| l.contains("started"));
+    assert!(started);
+    // Let at least one collection happen.
+    std::thread::sleep(Duration::from_millis(2_200));
+    agent.signal(Signal::SIGTERM);
+    let (status, took) = agent.wait_exit(Duration::from_secs(6)).expect("exited");
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let out: Vec<String> = agent.drain();
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("OUT") && l.contains("\"mem_total_bytes\"")),
+        "the final flush delivered the buffered samples: {out:#?}"
+    );
+}
+
+#[test]
+fn sighup_reloads_and_a_bad_config_keeps_the_old_one() {
+    let s = Scratch::new();
+    let good = fixture_config("basic", "  - linux_mem\n", "interval: 200ms\n");
+    let path = s.config(&good);
+    let mut agent = Agent::start(&path);
+    let (_, ok) = agent.wait_for(Duration::from_secs(10), |l| {
+        l.contains("\"mem_total_bytes\"")
+    });
+    assert!(ok);
+
+    s.config("interval: [broken\n");
+    agent.signal(Signal::SIGHUP);
+    let (lines, failed) = agent.wait_for(Duration::from_secs(5), |l| l.contains("reload failed"));
+    assert!(failed, "{lines:#?}");
+    let (_, still) = agent.wait_for(Duration::from_secs(5), |l| {
+        l.contains("\"mem_total_bytes\"")
+    });
+    assert!(still, "the old config keeps running");
+
+    s.config(&fixture_config(
+        "basic",
+        "  - linux_mem\n  - internal\n",
+        "interval: 200ms\n",
+    ));
+    agent.signal(Signal::SIGHUP);
+    let (lines, reloaded) =
+        agent.wait_for(Duration::from_secs(5), |l| l.contains("reloaded: 2 inputs"));
+    assert!(reloaded, "{lines:#?}");
+    let (_, new_input) = agent.wait_for(Duration::from_secs(5), |l| {
+        l.contains("\"internal_agent_threads\"")
+    });
+    assert!(new_input, "the reloaded config's new input runs");
+    agent.signal(Signal::SIGTERM);
+    assert!(agent
+        .wait_exit(Duration::from_secs(6))
+        .expect("exit")
+        .0
+        .success());
+}
+
+#[test]
+fn idle_agent_uses_at_most_two_threads() {
+    let s = Scratch::new();
+    let path = s.config(&fixture_config(
+        "basic",
+        "  - linux_mem\n  - internal\n",
+        "interval: 200ms\n",
+    ));
+    let mut agent = Agent::start(&path);
+    let (lines, ok) = agent.wait_for(Duration::from_secs(10), |l| {
+        l.contains("\"internal_agent_threads\"")
+    });
+    assert!(ok, "{lines:#?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.child.id())).unwrap();
+    let threads: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(threads <= 2, "{threads} threads");
+    agent.signal(Signal::SIGTERM);
+    agent.wait_exit(Duration::from_secs(6));
+}
+
+#[test]
+fn sigint_also_stops_cleanly() {
+    let s = Scratch::new();
+    let path = s.config(&fixture_config("basic", "  - linux_mem\n", ""));
+    let mut agent = Agent::start(&path);
+    let (_, started) = agent.wait_for(Duration::from_secs(10), |l| l.contains("started"));
+    assert!(started);
+    agent.signal(Signal::SIGINT);
+    let (status, _) = agent.wait_exit(Duration::from_secs(6)).expect("exited");
+    assert!(status.success());
+}
