@@ -287,3 +287,61 @@ async fn run_once(gen: Generation, shared: &Rc<Shared>) -> i32 {
         1
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Sample;
+
+    fn config(text: &str) -> Config {
+        config::parse(Path::new("test.yaml"), text).expect("valid config")
+    }
+
+    #[test]
+    fn repeated_plugins_get_numbered_keys() {
+        let keys = instance_keys(["stdout", "linux_mem", "stdout", "stdout"].into_iter());
+        assert_eq!(keys, ["stdout", "linux_mem", "stdout#2", "stdout#3"]);
+    }
+
+    #[test]
+    fn a_reload_carries_buffered_samples_into_the_new_queue() {
+        let stats: Rc<AgentStats> = Rc::default();
+        let first = build_generation(
+            Path::new("a.yaml"),
+            config("max_buffer_size: 10\noutputs: [stdout]\n"),
+            &stats,
+            &[],
+        )
+        .unwrap();
+        let queue = first.outputs[0].queue.clone();
+        let samples: Vec<Sample> = (0..4)
+            .map(|i| Sample {
+                series: 0,
+                ts_ms: i,
+                value: i as f64,
+            })
+            .collect();
+        queue.push(&samples);
+        let second = build_generation(
+            Path::new("a.yaml"),
+            config("max_buffer_size: 3\noutputs: [stdout]\n"),
+            &stats,
+            &[queue],
+        )
+        .unwrap();
+        let ring = second.outputs[0].queue.ring.borrow();
+        let (a, b) = ring.as_slices();
+        let kept: Vec<i64> = a.iter().chain(b).map(|s| s.ts_ms).collect();
+        assert_eq!(kept, [1, 2, 3], "the newest samples that fit the new capacity");
+        assert_eq!(ring.capacity(), 3);
+        assert_eq!(second.outputs[0].queue.stats.dropped.get(), 1, "the one that did not fit is counted");
+    }
+
+    #[test]
+    fn build_errors_name_the_entry() {
+        let stats: Rc<AgentStats> = Rc::default();
+        let err = build_error(Path::new("c.yaml"), "inputs[2].linux_net".into(), "bad".into());
+        assert_eq!(err.to_string(), "c.yaml: inputs[2].linux_net: bad");
+        let _ = stats;
+    }
+}

@@ -55,8 +55,8 @@ impl OutputQueue {
         let q = OutputQueue::new(&self.key, capacity, batch_size, self.stats.clone());
         let ring = self.ring.borrow();
         let (a, b) = ring.as_slices();
-        q.push(a);
-        q.push(b);
+        let dropped = q.push(a) + q.push(b);
+        add(&q.stats.dropped, dropped);
         q
     }
 }
