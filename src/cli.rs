@@ -177,15 +177,15 @@ fn describe(path: &Path, gen: &agent::Generation) -> String {
     for (entry, (runner, schedule)) in c.inputs.iter().zip(&gen.inputs) {
         let _ = writeln!(
             s,
-            "  {:<16} every {:<6} {:?}",
+            "  {:<16} every {:<6} {}",
             runner.name,
             config::Dur(schedule.interval).to_string(),
-            entry.options
+            options_text(&entry.options)
         );
     }
     let _ = writeln!(s, "outputs ({}):", c.outputs.len());
     for (entry, runner) in c.outputs.iter().zip(&gen.outputs) {
-        let _ = writeln!(s, "  {:<16} {:?}", runner.name, entry.options);
+        let _ = writeln!(s, "  {:<16} {}", runner.name, options_text(&entry.options));
         let _ = writeln!(
             s,
             "  {:<16} buffer: {} samples in memory (oldest dropped when full), batches of {}",
@@ -193,6 +193,12 @@ fn describe(path: &Path, gen: &agent::Generation) -> String {
         );
     }
     s
+}
+
+/// `Config { a: 1 }` → `{ a: 1 }`; an option-less `Config` → nothing.
+fn options_text(options: &impl std::fmt::Debug) -> String {
+    let text = format!("{options:?}");
+    text.strip_prefix("Config").unwrap_or(&text).trim().to_string()
 }
 
 fn list<R: Registry>() -> i32 {
