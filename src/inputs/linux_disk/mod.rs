@@ -1,24 +1,371 @@
-//! `linux_disk`: not implemented yet.
+//! `linux_disk`: filesystem space and inodes per mount point (mounts list + statvfs).
 
-use crate::core::{ready, CollectFuture, Emitter, Input};
+use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
+use crate::inputs::support::{fields, Known, ProcFile};
 use crate::inputs::BuildCtx;
 use serde::Deserialize;
+use std::borrow::Cow;
+use std::path::PathBuf;
 
 /// The commented config sample for `sample-config`.
-pub const SAMPLE: &str = "- linux_disk\n";
+pub const SAMPLE: &str = "\
+# Space and inodes of each mounted filesystem, as df shows them.
+- linux_disk:
+    # Filesystem types left out (setting this replaces the whole list).
+    ignore_fs: [tmpfs, devtmpfs, devfs, iso9660, overlay, aufs, squashfs, rootfs, ramfs,
+                proc, sysfs, cgroup, cgroup2, pstore, securityfs, selinuxfs, debugfs,
+                tracefs, configfs, fusectl, mqueue, hugetlbfs, bpf, autofs, binfmt_misc,
+                nsfs, efivarfs, devpts, rpc_pipefs, nfsd, fuse.lxcfs, fuse.gvfsd-fuse,
+                fuse.portal, fuse.snapfuse]
+    # If not empty, only these mount points, whatever their type.
+    mount_points: []           # e.g. [/, /boot, /mnt/usb]
+    # In a container with the host's / mounted at /hostfs (and procfs_root: /hostfs/proc):
+    host_mount_prefix: \"\"      # e.g. /hostfs
+";
 
-#[derive(Debug, Default, Deserialize)]
+/// Pseudo and read-only image filesystems: no space to watch.
+pub const DEFAULT_IGNORE_FS: &[&str] = &[
+    "tmpfs",
+    "devtmpfs",
+    "devfs",
+    "iso9660",
+    "overlay",
+    "aufs",
+    "squashfs",
+    "rootfs",
+    "ramfs",
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "pstore",
+    "securityfs",
+    "selinuxfs",
+    "debugfs",
+    "tracefs",
+    "configfs",
+    "fusectl",
+    "mqueue",
+    "hugetlbfs",
+    "bpf",
+    "autofs",
+    "binfmt_misc",
+    "nsfs",
+    "efivarfs",
+    "devpts",
+    "rpc_pipefs",
+    "nfsd",
+    "fuse.lxcfs",
+    "fuse.gvfsd-fuse",
+    "fuse.portal",
+    "fuse.snapfuse",
+];
+
+#[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Config {}
-
-pub struct Stub;
-
-pub fn build(_cfg: &Config, _ctx: &BuildCtx) -> Result<Stub, String> {
-    Ok(Stub)
+pub struct Config {
+    pub ignore_fs: Vec<String>,
+    pub mount_points: Vec<String>,
+    pub host_mount_prefix: String,
 }
 
-impl Input for Stub {
-    fn collect<'a>(&'a mut self, _em: &'a mut Emitter<'_>) -> CollectFuture<'a> {
-        ready(Ok(()))
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ignore_fs: DEFAULT_IGNORE_FS.iter().map(|s| s.to_string()).collect(),
+            mount_points: Vec::new(),
+            host_mount_prefix: String::new(),
+        }
     }
 }
+
+pub struct LinuxDisk {
+    mounts: ProcFile,
+    ignore_fs: Vec<String>,
+    mount_points: Vec<String>,
+    prefix: String,
+    /// Each mount point seen, by its escaped name in the mounts file.
+    points: Known<MountPoint>,
+}
+
+/// A mount point and what is mounted there.
+struct MountPoint {
+    /// Unescaped, as the `mount` label.
+    mount: Box<str>,
+    /// `host_mount_prefix` + `mount`: what statvfs is called on.
+    stat_path: PathBuf,
+    /// Listed in `mount_points` (when that is not empty).
+    listed: bool,
+    /// What was mounted there lately; usually one. The last line for a mount point in the
+    /// file is the one on top, the one statvfs sees.
+    mounted: Vec<Mounted>,
+    current: usize,
+}
+
+struct Mounted {
+    /// As in the mounts file, to compare without unescaping.
+    raw_device: Box<str>,
+    device: Box<str>,
+    fstype: Box<str>,
+    report: bool,
+    used: bool,
+}
+
+pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<LinuxDisk, String> {
+    // The mounts of pid 1 are the host's when procfs_root is the host's /proc seen from a
+    // container, and the same as our own on a host. With hidepid, /proc/1 is not readable:
+    // then our own mounts.
+    let init = ctx.procfs_root.join("1/mounts");
+    let path = if std::fs::File::open(&init).is_ok() {
+        init
+    } else {
+        ctx.procfs_root.join("self/mounts")
+    };
+    Ok(LinuxDisk {
+        mounts: ProcFile::new(path),
+        ignore_fs: cfg.ignore_fs.clone(),
+        mount_points: cfg
+            .mount_points
+            .iter()
+            .map(|m| match m.trim_end_matches('/') {
+                "" => "/".to_string(),
+                t => t.to_string(),
+            })
+            .collect(),
+        prefix: cfg.host_mount_prefix.trim_end_matches('/').to_string(),
+        points: Known::default(),
+    })
+}
+
+/// One line of /proc/mounts: device, mount point, type (still escaped as in the file).
+#[derive(Debug, PartialEq)]
+pub struct MountLine<'a> {
+    pub device: &'a str,
+    pub mount: &'a str,
+    pub fstype: &'a str,
+}
+
+/// Parses `device mountpoint fstype options dump pass`.
+pub fn parse_mount_line(line: &str) -> Result<MountLine<'_>, String> {
+    let mut f = fields(line);
+    let (Some(device), Some(mount), Some(fstype), Some(_options), Some(dump), Some(pass)) =
+        (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
+    else {
+        return Err(format!("truncated line `{}`", line.trim()));
+    };
+    if dump.parse::<u32>().is_err() || pass.parse::<u32>().is_err() || f.next().is_some() {
+        return Err(format!("unexpected line `{}`", line.trim()));
+    }
+    Ok(MountLine {
+        device,
+        mount,
+        fstype,
+    })
+}
+
+/// Undoes the kernel's octal escapes in /proc/mounts (`\040` space, `\011` tab, `\012`
+/// newline, `\134` backslash). Anything else is kept as it is.
+pub fn unescape(s: &str) -> Cow<'_, str> {
+    if !s.contains('\\') {
+        return Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .map(|d| (d[0] - b'0') as u32 * 64 + (d[1] - b'0') as u32 * 8 + (d[2] - b'0') as u32)
+            .filter(|&v| v <= 0xff);
+        match octal {
+            Some(v) => {
+                out.push(v as u8);
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Space and inodes of one filesystem, as statvfs gives them.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Usage {
+    /// Fragment size: the unit of the block counts.
+    pub frsize: u64,
+    pub blocks: u64,
+    pub bfree: u64,
+    /// Free blocks available to unprivileged users.
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+}
+
+/// The figures written for a filesystem.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiskFigures {
+    pub total: f64,
+    pub used: f64,
+    pub free: f64,
+    /// `None` when nothing is used or available (an empty pseudo filesystem).
+    pub used_percent: Option<f64>,
+    /// `None` when the filesystem has no inode count (btrfs, vfat).
+    pub inodes_used_percent: Option<f64>,
+}
+
+/// As `df`: used = total − free (root's reserve counts as neither used nor available),
+/// used% = used / (used + available).
+pub fn figures(u: &Usage) -> DiskFigures {
+    let size = u.frsize as f64;
+    let used_blocks = u.blocks.saturating_sub(u.bfree);
+    let used = used_blocks as f64 * size;
+    let free = u.bavail as f64 * size;
+    let base = used_blocks as f64 + u.bavail as f64;
+    let used_inodes = u.files.saturating_sub(u.ffree);
+    DiskFigures {
+        total: u.blocks as f64 * size,
+        used,
+        free,
+        used_percent: (base > 0.0).then(|| 100.0 * used_blocks as f64 / base),
+        inodes_used_percent: (u.files > 0).then(|| 100.0 * used_inodes as f64 / u.files as f64),
+    }
+}
+
+/// statvfs of `path`, in plain integers.
+// The counts are 32-bit on some 32-bit targets, so the `from`s are not useless there.
+#[allow(clippy::useless_conversion)]
+pub fn usage(path: &std::path::Path) -> nix::Result<Usage> {
+    let s = nix::sys::statvfs::statvfs(path)?;
+    Ok(Usage {
+        frsize: u64::from(s.fragment_size()),
+        blocks: u64::from(s.blocks()),
+        bfree: u64::from(s.blocks_free()),
+        bavail: u64::from(s.blocks_available()),
+        files: u64::from(s.files()),
+        ffree: u64::from(s.files_free()),
+    })
+}
+
+impl LinuxDisk {
+    /// Reads the mounts file into `points`; nothing is written unless it all parsed.
+    fn read(&mut self) -> Result<(), InputError> {
+        self.points.begin();
+        let text = self.mounts.read()?;
+        let parsed = note_mounts(
+            text,
+            &mut self.points,
+            &self.ignore_fs,
+            &self.mount_points,
+            &self.prefix,
+        );
+        parsed.map_err(|e| InputError::parse(self.mounts.path(), e))?;
+        self.points.sweep();
+        Ok(())
+    }
+
+    fn collect_sync(&mut self, em: &mut Emitter) -> Result<(), InputError> {
+        self.read()?;
+        let mut failed = false;
+        for e in self.points.seen() {
+            let p = &e.state;
+            let m = &p.mounted[p.current];
+            if !(p.listed && m.report) {
+                continue;
+            }
+            let u = match usage(&p.stat_path) {
+                Ok(u) => u,
+                Err(err) => {
+                    // The first failing mount of a collection is reported; the others
+                    // still go to the debug log.
+                    if !failed {
+                        em.partial_failure(InputError::new(format!(
+                            "statvfs {}: {err}",
+                            p.stat_path.display()
+                        )));
+                        failed = true;
+                    }
+                    log::debug!("linux_disk: statvfs {}: {err}", p.stat_path.display());
+                    continue;
+                }
+            };
+            let f = figures(&u);
+            let labels = [
+                ("mount", &*p.mount),
+                ("device", &*m.device),
+                ("fstype", &*m.fstype),
+            ];
+            em.gauge("disk_total_bytes", &labels, f.total);
+            em.gauge("disk_used_bytes", &labels, f.used);
+            em.gauge("disk_free_bytes", &labels, f.free);
+            if let Some(pct) = f.used_percent {
+                em.gauge("disk_used_percent", &labels, pct);
+            }
+            if let Some(pct) = f.inodes_used_percent {
+                em.gauge("disk_inodes_used_percent", &labels, pct);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Records every line of a mounts file in `points`: which mount points exist and what is
+/// on top of each. New names are unescaped and their statvfs path built once.
+fn note_mounts(
+    text: &str,
+    points: &mut Known<MountPoint>,
+    ignore_fs: &[String],
+    mount_points: &[String],
+    prefix: &str,
+) -> Result<(), String> {
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let m = parse_mount_line(line)?;
+        let (i, first) = points.find_or_insert(m.mount, |raw| {
+            let mount = unescape(raw);
+            MountPoint {
+                listed: mount_points.is_empty() || mount_points.iter().any(|p| *p == mount),
+                stat_path: PathBuf::from(format!("{prefix}{mount}")),
+                mount: mount.into(),
+                mounted: Vec::with_capacity(1),
+                current: 0,
+            }
+        });
+        let p = &mut points.get_mut(i).state;
+        if first {
+            p.mounted.iter_mut().for_each(|x| x.used = false);
+        }
+        let found = p
+            .mounted
+            .iter()
+            .position(|x| &*x.raw_device == m.device && &*x.fstype == m.fstype);
+        p.current = match found {
+            Some(k) => k,
+            None => {
+                // What was mounted here before and is gone now is forgotten.
+                p.mounted.retain(|x| x.used);
+                p.mounted.push(Mounted {
+                    raw_device: m.device.into(),
+                    device: unescape(m.device).into(),
+                    fstype: m.fstype.into(),
+                    report: !mount_points.is_empty() || !ignore_fs.iter().any(|t| t == m.fstype),
+                    used: false,
+                });
+                p.mounted.len() - 1
+            }
+        };
+        p.mounted[p.current].used = true;
+    }
+    Ok(())
+}
+
+impl Input for LinuxDisk {
+    fn collect<'a>(&'a mut self, em: &'a mut Emitter<'_>) -> CollectFuture<'a> {
+        ready(self.collect_sync(em))
+    }
+}
+
+#[cfg(test)]
+mod tests;

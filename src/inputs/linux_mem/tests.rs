@@ -29,7 +29,9 @@ fn garbage_values_are_rejected_whole() {
 
 #[test]
 fn reports_exact_values_from_the_fixture() {
-    let got = collect_fixture("basic", |ctx| Box::new(build(&Config::default(), ctx).unwrap()));
+    let got = collect_fixture("basic", |ctx| {
+        Box::new(build(&Config::default(), ctx).unwrap())
+    });
     // MemTotal 8046600 kB, MemAvailable 5731380 kB, MemFree 1925624, Buffers 212344,
     // Cached 3452256, SReclaimable 243612 (see tests/fixtures/basic/proc/meminfo).
     let kib = |n: f64| n * 1024.0;
