@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 /// How long a stop may take: every output gets one last flush within it.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4_500);
 
+/// How long `--once` waits between building the inputs and collecting.
+const ONCE_BASELINE_SPAN: Duration = Duration::from_secs(1);
+
 /// Inputs and outputs built from one config, not yet running.
 pub struct Generation {
     pub config: Config,
@@ -274,6 +277,9 @@ async fn run_once(gen: Generation, shared: &Rc<Shared>) -> i32 {
     shared
         .hub
         .set_queues(gen.outputs.iter().map(|o| o.queue.clone()).collect());
+    // Inputs that measure over time (CPU percent) took their baseline when built: give
+    // them a span worth measuring.
+    smol::Timer::after(ONCE_BASELINE_SPAN).await;
     let now = clock::now_ms();
     for (mut runner, schedule) in gen.inputs {
         let ts = clock::floor_boundary(now, (schedule.interval.as_millis() as i64).max(1));
