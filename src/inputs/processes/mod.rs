@@ -2,10 +2,9 @@
 
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
-use nix::dir::Dir;
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use rustix::fd::OwnedFd;
+use rustix::fs::{Mode, OFlags, RawDir, SeekFrom};
 use serde::Deserialize;
 use std::ffi::OsStr;
 use std::io::{ErrorKind, Read};
@@ -24,10 +23,11 @@ pub struct Config {}
 
 pub struct Processes {
     root: PathBuf,
-    /// The open procfs directory, reused (rewound) every collection. Note: nix 0.31's
-    /// iterator copies each entry name into a `CString`, one small allocation per process
-    /// listed; rustix's `RawDir` (a caller-owned buffer) would avoid that.
-    dir: Option<Dir>,
+    /// The open procfs directory, rewound every collection and listed with `RawDir` into
+    /// `dents`, so listing processes allocates nothing (std's and nix's iterators copy
+    /// every name).
+    dir: Option<OwnedFd>,
+    dents: Vec<std::mem::MaybeUninit<u8>>,
     /// `<root>/<pid>/stat`, rebuilt in place for every process.
     path: PathBuf,
     buf: Vec<u8>,
@@ -40,6 +40,7 @@ pub fn build(_cfg: &Config, ctx: &BuildCtx) -> Result<Processes, String> {
     Ok(Processes {
         root,
         dir: None,
+        dents: vec![std::mem::MaybeUninit::uninit(); 16 * 1024],
         path,
         buf: Vec::with_capacity(1024),
     })
@@ -136,20 +137,26 @@ fn read_stat(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<StatR
 
 impl Processes {
     fn count(&mut self) -> Result<Counts, InputError> {
-        let dir = match &mut self.dir {
-            Some(d) => d,
-            none => none.insert(
-                Dir::open(
+        let io_err = |root: &std::path::Path, e: rustix::io::Errno| {
+            InputError::io(root, &std::io::Error::from_raw_os_error(e.raw_os_error()))
+        };
+        let fd = match &self.dir {
+            Some(fd) => fd,
+            None => {
+                let fd = rustix::fs::open(
                     &self.root,
-                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
                     Mode::empty(),
                 )
-                .map_err(|e| InputError::io(&self.root, &e.into()))?,
-            ),
+                .map_err(|e| io_err(&self.root, e))?;
+                self.dir.insert(fd)
+            }
         };
+        rustix::fs::seek(fd, SeekFrom::Start(0)).map_err(|e| io_err(&self.root, e))?;
+        let mut entries = RawDir::new(fd, &mut self.dents);
         let mut counts = Counts::default();
-        for entry in dir.iter() {
-            let entry = entry.map_err(|e| InputError::io(&self.root, &e.into()))?;
+        while let Some(entry) = entries.next() {
+            let entry = entry.map_err(|e| io_err(&self.root, e))?;
             let name = entry.file_name().to_bytes();
             if name.is_empty() || !name.iter().all(u8::is_ascii_digit) {
                 continue;
