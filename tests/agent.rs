@@ -32,6 +32,61 @@ fn once_reports_exact_values_from_a_fixture_tree() {
 }
 
 #[test]
+fn once_runs_every_linux_input_on_the_fixture_tree() {
+    let s = Scratch::new();
+    let inputs: String = [
+        "linux_cpu",
+        "linux_mem",
+        "linux_io",
+        "linux_net",
+        "linux_swap",
+        "system",
+        "processes",
+        "kernel",
+        "netstat",
+        "nstat",
+    ]
+    .iter()
+    .map(|n| format!("  - {n}\n"))
+    .collect();
+    let path = s.config(&fixture_config("basic", &inputs, ""));
+    let o = run(&["run", "--once", "--config", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("WARN"),
+        "no input failed: {}",
+        stderr(&o)
+    );
+    let got = samples(&stdout(&o));
+    let value = |k: &str| {
+        got.get(k).unwrap_or_else(|| panic!("no sample {k}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    // Each figure below is read straight from a file of tests/fixtures/basic/proc.
+    assert_eq!(value("diskio_read_bytes{device=sda}"), 23_865_722.0 * 512.0);
+    assert_eq!(value("net_rx_bytes{iface=eth0}"), 98_765_432_101.0);
+    assert_eq!(value("net_rx_bytes{iface=eth0.100}"), 5_120_000.0);
+    assert_eq!(value("system_load1"), 0.42);
+    assert_eq!(value("system_n_cpus"), 4.0);
+    assert_eq!(value("kernel_context_switches"), 402_118_532.0);
+    assert_eq!(value("kernel_pressure_avg10{resource=io,type=some}"), 4.02);
+    assert_eq!(value("kernel_fd_used"), 1344.0);
+    assert_eq!(value("tcp_active_opens"), 254_301.0);
+    assert_eq!(value("nstat_tcp_ActiveOpens"), 254_301.0);
+    assert_eq!(value("processes_total"), 12.0);
+    assert_eq!(value("mem_total_bytes"), 8_046_600.0 * 1024.0);
+    // A static tree has no CPU time passing between the baseline and the collection.
+    assert!(!got.keys().any(|k| k.starts_with("cpu_")));
+    // Every sample of the run carries the same interval-boundary timestamp.
+    let stamps: std::collections::BTreeSet<i64> = got
+        .values()
+        .map(|v| v["timestamp_ms"].as_i64().unwrap())
+        .collect();
+    assert_eq!(stamps.len(), 1, "{stamps:?}");
+}
+
+#[test]
 fn a_garbage_proc_file_fails_only_its_input() {
     let s = Scratch::new();
     let path = s.config(&fixture_config(
