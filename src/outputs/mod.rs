@@ -69,4 +69,5 @@ macro_rules! outputs {
 
 outputs! {
     "stdout" => stdout: "prints samples as JSON lines or a readable table",
+    "redistimeseries" => redistimeseries: "writes samples to RedisTimeSeries (Redis Stack or Redis 8), one labelled key per series",
 }

@@ -1,0 +1,377 @@
+//! One connection to Redis: TCP (or TLS) on smol, logged in by the `redis` crate's
+//! `MultiplexedConnection`, whose driver future is polled together with each request, so the
+//! connection needs no task of its own, no extra thread and no tokio runtime.
+
+use super::config::{Config, Target};
+use futures_lite::future;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Pipeline, RedisConnectionInfo, Value};
+use smol::net::TcpStream;
+use smol::Timer;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::time::Duration;
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+#[cfg(feature = "tls")]
+use std::sync::Arc;
+
+/// Everything needed to (re)connect, prepared at build time without touching the network.
+pub struct Endpoint {
+    pub target: Target,
+    info: RedisConnectionInfo,
+    connect_timeout: Duration,
+    pub write_timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A live connection.
+pub struct Conn {
+    con: MultiplexedConnection,
+    /// Reads replies and writes requests for `con`; finishes when the connection closes and
+    /// must then never be polled again.
+    driver: Pin<Box<dyn Future<Output = ()>>>,
+}
+
+impl Endpoint {
+    pub fn new(cfg: &Config, target: Target) -> Result<Endpoint, String> {
+        let mut info = RedisConnectionInfo::default()
+            .set_db(target.db)
+            .set_lib_name("rtcollector", env!("CARGO_PKG_VERSION"));
+        if let Some(p) = &target.password {
+            info = info.set_password(p.expose());
+        }
+        if let Some(u) = &target.username {
+            info = info.set_username(u);
+        }
+        #[cfg(feature = "tls")]
+        let tls = if target.tls {
+            Some(tls::client_config(cfg)?)
+        } else {
+            None
+        };
+        Ok(Endpoint {
+            target,
+            info,
+            connect_timeout: cfg.connect_timeout.0,
+            write_timeout: cfg.write_timeout.0,
+            #[cfg(feature = "tls")]
+            tls,
+        })
+    }
+
+    /// Connects, does the TLS handshake and logs in, all within `connect_timeout`. The error
+    /// says what went wrong in words an operator can act on, and never holds the password.
+    pub async fn connect(&self) -> Result<Conn, String> {
+        let timeout = self.connect_timeout;
+        let attempt = async { Some(self.connect_now().await) };
+        let timer = async {
+            Timer::after(timeout).await;
+            None
+        };
+        match future::or(attempt, timer).await {
+            Some(r) => r,
+            None => Err(format!(
+                "no connection to {} within connect_timeout ({}ms): host unreachable or not answering",
+                self.target.addr(),
+                timeout.as_millis()
+            )),
+        }
+    }
+
+    async fn connect_now(&self) -> Result<Conn, String> {
+        let tcp = self.tcp().await?;
+        let config = AsyncConnectionConfig::new()
+            // Timeouts are ours (`Conn::send`), so a late reply can never be mistaken for the
+            // answer to the next request: a timed-out connection is dropped.
+            .set_response_timeout(None)
+            .set_connection_timeout(None);
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            let stream = tls::handshake(tls, &self.target, tcp).await?;
+            return self.login(stream, config).await;
+        }
+        self.login(tcp, config).await
+    }
+
+    async fn tcp(&self) -> Result<TcpStream, String> {
+        let t = &self.target;
+        let addrs: Vec<SocketAddr> = match t.host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, t.port)],
+            // A name goes through smol's resolver (a short-lived blocking-pool thread).
+            Err(_) => smol::net::resolve((t.host.as_str(), t.port))
+                .await
+                .map_err(|e| format!("cannot resolve `{}`: {e}", t.host))?,
+        };
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) => format!("cannot connect to {}: {e}", t.addr()),
+            None => format!("cannot connect to {}: the name has no address", t.addr()),
+        })
+    }
+
+    async fn login<S>(&self, stream: S, config: AsyncConnectionConfig) -> Result<Conn, String>
+    where
+        S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send + 'static,
+    {
+        // The redis crate reads and writes through tokio's I/O traits (traits only: no
+        // runtime); `compat` adapts smol's.
+        let (con, driver) =
+            MultiplexedConnection::new_with_config(&self.info, stream.compat(), config)
+                .await
+                .map_err(|e| self.login_error(&e))?;
+        Ok(Conn {
+            con,
+            driver: Box::pin(driver),
+        })
+    }
+
+    fn login_error(&self, e: &redis::RedisError) -> String {
+        let addr = self.target.addr();
+        let who = match &self.target.username {
+            Some(u) => format!("user `{u}`"),
+            None => "the default user".to_string(),
+        };
+        let text = e.to_string();
+        if e.code() == Some("WRONGPASS") || e.kind() == redis::ErrorKind::AuthenticationFailed {
+            format!(
+                "authentication failed at {addr} as {who}: wrong password, unknown user or disabled user (WRONGPASS); check username and password"
+            )
+        } else if text.contains("without any password configured") {
+            format!(
+                "authentication failed at {addr}: a password is configured but the server has none set for the default user; remove `password` or set `username` for an ACL user"
+            )
+        } else if e.code() == Some("NOAUTH") {
+            format!(
+                "{addr} wants a password (NOAUTH): set `password` (and `username` for an ACL user)"
+            )
+        } else if e.is_connection_dropped() || e.is_io_error() {
+            let hint = if text.contains("CertificateRequired") || text.contains("alert") {
+                " (the server wants a client certificate: set ssl_certfile and ssl_keyfile)"
+            } else if self.target.tls {
+                ""
+            } else {
+                " (if the server expects TLS, set `ssl: true`)"
+            };
+            format!("{addr} closed the connection while logging in: {text}{hint}")
+        } else {
+            format!("cannot log in at {addr}: {text}")
+        }
+    }
+}
+
+impl Conn {
+    /// True when the server has closed the connection since the last request. The driver is
+    /// polled once, which also processes anything the server sent meanwhile.
+    pub async fn is_closed(&mut self) -> bool {
+        future::poll_once(self.driver.as_mut()).await.is_some()
+    }
+
+    /// Sends `pipe` and waits for all its replies, at most `timeout`. Any error here is a
+    /// connection error: the caller drops the connection.
+    pub async fn send(
+        &mut self,
+        pipe: &Pipeline,
+        timeout: Duration,
+        addr: &str,
+    ) -> Result<Vec<Value>, String> {
+        enum Done {
+            Reply(redis::RedisResult<Vec<Value>>),
+            Closed,
+            TimedOut,
+        }
+        let Conn { con, driver } = self;
+        let request = async { Done::Reply(con.send_packed_commands(pipe, 0, pipe.len()).await) };
+        let drive = async {
+            driver.as_mut().await;
+            Done::Closed
+        };
+        let timer = async {
+            Timer::after(timeout).await;
+            Done::TimedOut
+        };
+        match future::or(future::or(request, drive), timer).await {
+            Done::Reply(Ok(values)) => Ok(values),
+            Done::Reply(Err(e)) => Err(format!("connection to {addr} failed: {e}")),
+            Done::Closed => Err(format!("{addr} closed the connection")),
+            Done::TimedOut => Err(format!(
+                "no reply from {addr} within write_timeout ({}ms)",
+                timeout.as_millis()
+            )),
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+mod tls {
+    use super::super::config::{Config, Target};
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+    use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
+    use smol::net::TcpStream;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    /// rustls with the ring provider (no process-wide default is installed).
+    pub fn client_config(cfg: &Config) -> Result<Arc<ClientConfig>, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?;
+        let builder = if cfg.ssl_insecure_skip_verify {
+            log::warn!(
+                "redistimeseries: ssl_insecure_skip_verify is on: the server's certificate is NOT checked, so anyone on the path can read and change the data"
+            );
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        } else {
+            let mut roots = RootCertStore::empty();
+            match &cfg.ssl_ca_certs {
+                Some(path) => {
+                    for cert in read_certs(path, "ssl_ca_certs")? {
+                        roots.add(cert).map_err(|e| {
+                            format!("ssl_ca_certs {}: unusable certificate: {e}", path.display())
+                        })?;
+                    }
+                }
+                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            }
+            builder.with_root_certificates(roots)
+        };
+        let config = match (&cfg.ssl_certfile, &cfg.ssl_keyfile) {
+            (Some(cert), Some(key)) => {
+                let chain = read_certs(cert, "ssl_certfile")?;
+                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                    format!("ssl_keyfile {}: no usable private key: {e}", key.display())
+                })?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("ssl_certfile/ssl_keyfile: {e}"))?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        Ok(Arc::new(config))
+    }
+
+    fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+        let bad = |e: &dyn std::fmt::Display| format!("{key} {}: {e}", path.display());
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(&e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(&e))?;
+        if certs.is_empty() {
+            return Err(bad(&"no PEM certificate in the file"));
+        }
+        Ok(certs)
+    }
+
+    pub async fn handshake(
+        config: &Arc<ClientConfig>,
+        target: &Target,
+        tcp: TcpStream,
+    ) -> Result<futures_rustls::client::TlsStream<TcpStream>, String> {
+        let addr = target.addr();
+        let name = ServerName::try_from(target.host.clone())
+            .map_err(|_| format!("`{}` is not a valid TLS server name", target.host))?;
+        futures_rustls::TlsConnector::from(config.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake with {addr} failed: {}", reason(&e, target)))
+    }
+
+    /// The handshake's failure in words, with a hint at the setting to check.
+    fn reason(e: &std::io::Error, target: &Target) -> String {
+        let Some(err) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+            return match e.kind() {
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => format!(
+                    "the server closed the connection during the handshake ({e}); is this a TLS port?"
+                ),
+                _ => e.to_string(),
+            };
+        };
+        match err {
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                "the server's certificate is not signed by a trusted CA (UnknownIssuer); set ssl_ca_certs to the CA that signed it".into()
+            }
+            rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            ) => format!(
+                "the server's certificate is not valid for `{}` (NotValidForName); connect by a name or address the certificate lists",
+                target.host
+            ),
+            rustls::Error::InvalidCertificate(
+                CertificateError::Expired | CertificateError::ExpiredContext { .. },
+            ) => "the server's certificate has expired".into(),
+            rustls::Error::AlertReceived(alert) => format!(
+                "the server refused the handshake (alert {alert:?}); does it want a client certificate (ssl_certfile, ssl_keyfile)?"
+            ),
+            rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+                format!("the server did not answer with TLS ({err}); is this a TLS port?")
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// `ssl_insecure_skip_verify`: any certificate is accepted, signatures still checked.
+    #[derive(Debug)]
+    struct AcceptAny(Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+}
