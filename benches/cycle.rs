@@ -93,8 +93,13 @@ fn main() {
     for _ in 0..cycles {
         run_cycle(&mut benches, true);
     }
-    println!("full collection cycle of every Linux input on this machine, {cycles} cycles after warm-up");
-    println!("{:<12} {:>10} {:>14} {:>9}", "input", "µs/cycle", "allocs/cycle", "samples");
+    println!(
+        "full collection cycle of every Linux input on this machine, {cycles} cycles after warm-up"
+    );
+    println!(
+        "{:<12} {:>10} {:>14} {:>9}",
+        "input", "µs/cycle", "allocs/cycle", "samples"
+    );
     let (mut t, mut a, mut n) = (Duration::ZERO, 0, 0);
     for b in &benches {
         println!(

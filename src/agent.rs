@@ -6,6 +6,7 @@ use crate::core::clock;
 use crate::core::hub::{Hub, OutputQueue};
 use crate::core::input::{InputRunner, Schedule, Shared};
 use crate::core::output::OutputRunner;
+use crate::core::spill::Spill;
 use crate::core::stats::AgentStats;
 use crate::core::SeriesTable;
 use crate::inputs::BuildCtx;
@@ -43,7 +44,7 @@ pub fn build_error(path: &Path, key: String, message: String) -> ConfigError {
 }
 
 /// Instance keys: the plugin name, with `#2`, `#3`… for repeats.
-fn instance_keys<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+pub fn instance_keys<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     names
         .map(|n| {
@@ -176,6 +177,27 @@ async fn final_flush(runners: &mut [OutputRunner], shared: &Shared, budget: Dura
     future::or(all, timeout).await
 }
 
+/// Gives every output queue that has none its disk buffer (`buffer_dir/<key>`). Not for
+/// `--once` or `check`: those never touch the buffer files.
+fn attach_spills(gen: &Generation) {
+    for runner in &gen.outputs {
+        let q = &runner.queue;
+        let mut spill = q.spill.borrow_mut();
+        if spill.is_none() {
+            *spill = Some(Spill::new(gen.config.spill_config(&q.key), q.stats.clone()));
+        }
+    }
+}
+
+/// At shutdown: what is still in memory goes to the disk buffer, and that is fsynced.
+fn persist_unsent(runners: &mut [OutputRunner], shared: &Shared) {
+    for r in runners.iter_mut() {
+        r.spill_ring(shared);
+        r.sync_spill(true);
+        r.forward_disk_drops(shared);
+    }
+}
+
 fn new_shared(hostname: &str, config: &Config, stats: Rc<AgentStats>) -> Rc<Shared> {
     Rc::new(Shared {
         table: Rc::new(RefCell::new(SeriesTable::new(hostname, config.max_series))),
@@ -204,6 +226,7 @@ async fn run_on(ex: &LocalExecutor<'_>, path: PathBuf, config: Config) -> i32 {
     if gen.config.once {
         return run_once(gen, &shared).await;
     }
+    attach_spills(&gen);
     let mut signals = match Signals::new([Signal::Term, Signal::Int, Signal::Hup]) {
         Ok(s) => s,
         Err(e) => {
@@ -229,9 +252,19 @@ async fn run_on(ex: &LocalExecutor<'_>, path: PathBuf, config: Config) -> i32 {
     log::info!("stopping: flushing outputs");
     let mut runners = stop(running).await;
     let flushed = final_flush(&mut runners, &shared, SHUTDOWN_BUDGET).await;
+    persist_unsent(&mut runners, &shared);
     let left: usize = runners.iter().map(|r| r.queue.ring.borrow().len()).sum();
+    let on_disk: u64 = runners
+        .iter()
+        .map(|r| r.queue.stats.disk_samples.get())
+        .sum();
     if !flushed && left > 0 {
-        log::warn!("stopped with {left} samples not delivered");
+        log::warn!(
+            "stopped with {left} samples not delivered (lost: the disk buffer could not take them)"
+        );
+    }
+    if on_disk > 0 {
+        log::info!("{on_disk} samples wait in the disk buffer for the next start");
     }
     log::info!("stopped in {:?}", started.elapsed());
     0
@@ -259,6 +292,7 @@ async fn reload<'a>(
             return running;
         }
     };
+    attach_spills(&gen);
     let old = stop(running).await;
     drop(old);
     shared.table.borrow_mut().set_host(&gen.config.hostname());
@@ -336,17 +370,30 @@ mod tests {
         )
         .unwrap();
         let ring = second.outputs[0].queue.ring.borrow();
-        let (a, b) = ring.as_slices();
-        let kept: Vec<i64> = a.iter().chain(b).map(|s| s.ts_ms).collect();
-        assert_eq!(kept, [1, 2, 3], "the newest samples that fit the new capacity");
+        let mut held: Vec<Sample> = Vec::new();
+        ring.peek_into(usize::MAX, &mut held);
+        let kept: Vec<i64> = held.iter().map(|s| s.ts_ms).collect();
+        assert_eq!(
+            kept,
+            [1, 2, 3],
+            "the newest samples that fit the new capacity"
+        );
         assert_eq!(ring.capacity(), 3);
-        assert_eq!(second.outputs[0].queue.stats.dropped.get(), 1, "the one that did not fit is counted");
+        assert_eq!(
+            second.outputs[0].queue.stats.dropped.get(),
+            1,
+            "the one that did not fit is counted"
+        );
     }
 
     #[test]
     fn build_errors_name_the_entry() {
         let stats: Rc<AgentStats> = Rc::default();
-        let err = build_error(Path::new("c.yaml"), "inputs[2].linux_net".into(), "bad".into());
+        let err = build_error(
+            Path::new("c.yaml"),
+            "inputs[2].linux_net".into(),
+            "bad".into(),
+        );
         assert_eq!(err.to_string(), "c.yaml: inputs[2].linux_net: bad");
         let _ = stats;
     }

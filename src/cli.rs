@@ -19,6 +19,7 @@ rtcollector — a small metrics agent for RedisTimeSeries and MQTT
 USAGE:
     rtcollector run [--config PATH] [--once] [--debug]
     rtcollector check [--config PATH]
+    rtcollector buffer status [--config PATH]
     rtcollector inputs | outputs
     rtcollector sample-config
     rtcollector --version | --help
@@ -26,6 +27,8 @@ USAGE:
 COMMANDS:
     run            collect and ship metrics until SIGTERM/SIGINT (SIGHUP reloads the config)
     check          validate the config and print what would run, secrets masked
+    buffer status  per output: samples, segments, bytes, time span and drops of its disk
+                   buffer (read from the files; the agent need not run)
     inputs         list the built-in inputs
     outputs        list the built-in outputs
     sample-config  print a complete commented config
@@ -42,6 +45,7 @@ EXIT STATUS: 0 success, 1 runtime failure, 2 usage or config error.
 #[derive(Debug, Default)]
 struct Args {
     command: Option<String>,
+    sub: Option<String>,
     config: Option<PathBuf>,
     once: bool,
     debug: bool,
@@ -59,6 +63,9 @@ fn parse_args(argv: Vec<OsString>) -> Result<Args, lexopt::Error> {
             Short('h') | Long("help") => args.command = Some("help".into()),
             Short('V') | Long("version") => args.command = Some("version".into()),
             Value(v) if args.command.is_none() => args.command = Some(v.string()?),
+            Value(v) if args.command.as_deref() == Some("buffer") && args.sub.is_none() => {
+                args.sub = Some(v.string()?)
+            }
             _ => return Err(arg.unexpected()),
         }
     }
@@ -76,6 +83,11 @@ pub fn main(argv: Vec<OsString>) -> i32 {
     match args.command.as_deref() {
         Some("run") => run(&args),
         Some("check") => check(&args),
+        Some("buffer") if args.sub.as_deref() == Some("status") => buffer_status(&args),
+        Some("buffer") => {
+            eprintln!("error: use `rtcollector buffer status`\n\n{HELP}");
+            2
+        }
         Some("inputs") => list::<Inputs>(),
         Some("outputs") => list::<Outputs>(),
         Some("sample-config") => {
@@ -153,6 +165,68 @@ fn check(args: &Args) -> i32 {
     }
 }
 
+fn buffer_status(args: &Args) -> i32 {
+    let (_, config) = match load(args) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let keys = agent::instance_keys(config.outputs.iter().map(|e| e.name.as_str()));
+    let mut code = 0;
+    for key in keys {
+        let cfg = config.spill_config(&key);
+        match crate::core::spill::status(&cfg.dir) {
+            Ok(st) => print!("{}", status_text(&key, &cfg.dir, &st)),
+            Err(e) => {
+                eprintln!(
+                    "error: output {key}: cannot read {}: {e}",
+                    cfg.dir.display()
+                );
+                code = 1;
+            }
+        }
+    }
+    code
+}
+
+/// One output's buffer, as `buffer status` prints it.
+fn status_text(key: &str, dir: &Path, st: &crate::core::spill::DiskStatus) -> String {
+    let ts = |t: Option<i64>| t.map_or_else(|| "-".to_string(), utc_text);
+    format!(
+        "output {key}\n  dir: {}\n  samples in memory: 0 (not running here; see internal_write_buffer_size)\n  samples on disk: {}\n  segments: {}\n  bytes on disk: {}\n  oldest: {}\n  newest: {}\n  dropped: {}\n  damaged frames: {}\n",
+        dir.display(),
+        st.samples,
+        st.segments,
+        st.bytes,
+        ts(st.oldest_ts),
+        ts(st.newest_ts),
+        st.dropped,
+        st.corrupt_frames
+    )
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian).
+fn utc_text(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    )
+}
+
 /// The resolved plan. Options print through `Debug`, where secrets show as `***`.
 fn describe(path: &Path, gen: &agent::Generation) -> String {
     use std::fmt::Write;
@@ -191,6 +265,14 @@ fn describe(path: &Path, gen: &agent::Generation) -> String {
             "  {:<16} buffer: {} samples in memory (oldest dropped when full), batches of {}",
             "", c.max_buffer_size, c.metric_batch_size
         );
+        let _ = writeln!(
+            s,
+            "  {:<16} outage buffer on disk: {} (up to {} bytes, fsync every {})",
+            "",
+            c.spill_config(&runner.name).dir.display(),
+            c.max_disk_buffer.0,
+            c.buffer_sync_interval
+        );
     }
     s
 }
@@ -198,7 +280,10 @@ fn describe(path: &Path, gen: &agent::Generation) -> String {
 /// `Config { a: 1 }` → `{ a: 1 }`; an option-less `Config` → nothing.
 fn options_text(options: &impl std::fmt::Debug) -> String {
     let text = format!("{options:?}");
-    text.strip_prefix("Config").unwrap_or(&text).trim().to_string()
+    text.strip_prefix("Config")
+        .unwrap_or(&text)
+        .trim()
+        .to_string()
 }
 
 fn list<R: Registry>() -> i32 {
@@ -232,4 +317,29 @@ fn indent(text: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_text_formats_epoch_milliseconds() {
+        assert_eq!(utc_text(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc_text(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(utc_text(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn buffer_takes_one_subcommand() {
+        let a = parse_args(
+            ["buffer", "status", "-c", "x.yaml"]
+                .map(OsString::from)
+                .to_vec(),
+        )
+        .unwrap();
+        assert_eq!(a.command.as_deref(), Some("buffer"));
+        assert_eq!(a.sub.as_deref(), Some("status"));
+        assert!(parse_args(["buffer", "status", "more"].map(OsString::from).to_vec()).is_err());
+    }
 }

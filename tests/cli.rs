@@ -152,7 +152,8 @@ fn unknown_input_lists_the_known_ones() {
 fn unknown_output_lists_the_known_ones() {
     let e = check_fails("outputs:\n  - influxdb:\n      url: x\n");
     assert!(
-        e.contains("outputs[0]: unknown output `influxdb`; known outputs: ") && e.contains("stdout"),
+        e.contains("outputs[0]: unknown output `influxdb`; known outputs: ")
+            && e.contains("stdout"),
         "{e}"
     );
     assert!(e.starts_with("2:5:"), "{e}");
@@ -217,4 +218,48 @@ fn missing_config_file() {
 fn yaml_syntax_error() {
     let e = check_fails("inputs:\n  - linux_mem\n - broken: [\n");
     assert!(e.starts_with("3:"), "{e}");
+}
+
+#[test]
+fn buffer_status_reads_the_files_of_every_output_without_an_agent() {
+    let s = Scratch::new();
+    let buffer = s.dir.path().join("buffer");
+    let path = s.config(&format!(
+        "buffer_dir: {}\noutputs: [stdout, stdout]\n",
+        buffer.display()
+    ));
+    let o = run(&["buffer", "status", "--config", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("output stdout\n"), "{text}");
+    assert!(text.contains("output stdout#2\n"), "{text}");
+    assert!(
+        text.contains(&format!("dir: {}", buffer.join("stdout#2").display())),
+        "{text}"
+    );
+    assert!(text.contains("samples on disk: 0"), "{text}");
+    assert!(text.contains("oldest: -"), "{text}");
+    assert!(!buffer.exists(), "status creates nothing");
+
+    let o = run(&["buffer", "--config", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["buffer", "frobnicate", "--config", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn disk_buffer_keys_have_defaults_and_bad_values_point_at_the_line() {
+    let s = Scratch::new();
+    let path = s.config("outputs: [stdout]\n");
+    let o = run(&["check", "--config", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("outage buffer on disk: /var/lib/rtcollector/buffer/stdout (up to 67108864 bytes, fsync every 10s)"),
+        "{}",
+        stdout(&o)
+    );
+    let path = s.config("interval: 10s\nmax_disk_buffer: lots\n");
+    let o = run(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(":2:"), "{}", stderr(&o));
 }

@@ -54,6 +54,16 @@ pub struct Config {
     /// Where /sys is; `HOST_SYS` also sets it.
     #[serde(default)]
     pub sysfs_root: Option<PathBuf>,
+    /// Where outputs keep samples they could not deliver (one folder per output key).
+    #[serde(default = "default_buffer_dir")]
+    pub buffer_dir: PathBuf,
+    /// How often the disk buffer is fsynced during an outage (and always at shutdown): a
+    /// power loss costs at most this much of the buffered data.
+    #[serde(default = "default_buffer_sync_interval")]
+    pub buffer_sync_interval: Dur,
+    /// Most bytes of each output's disk buffer; the oldest segment is dropped when full.
+    #[serde(default = "default_max_disk_buffer")]
+    pub max_disk_buffer: Size,
     /// Most distinct series the agent tracks; samples of further series are dropped and counted.
     #[serde(default = "default_max_series")]
     pub max_series: usize,
@@ -74,6 +84,15 @@ fn default_max_buffer_size() -> usize {
 fn default_batch_size() -> usize {
     1000
 }
+fn default_buffer_dir() -> PathBuf {
+    PathBuf::from("/var/lib/rtcollector/buffer")
+}
+fn default_buffer_sync_interval() -> Dur {
+    Dur(Duration::from_secs(10))
+}
+fn default_max_disk_buffer() -> Size {
+    Size(64 << 20)
+}
 fn default_max_series() -> usize {
     100_000
 }
@@ -81,6 +100,15 @@ fn default_max_series() -> usize {
 impl Config {
     pub fn flush_interval(&self) -> Duration {
         self.flush_interval.unwrap_or(self.interval).0
+    }
+
+    /// The disk buffer of the output with this key.
+    pub fn spill_config(&self, key: &str) -> crate::core::spill::SpillConfig {
+        crate::core::spill::SpillConfig {
+            dir: self.buffer_dir.join(key),
+            max_bytes: self.max_disk_buffer.0,
+            sync_interval: self.buffer_sync_interval.0,
+        }
     }
 
     pub fn procfs_root(&self) -> PathBuf {

@@ -9,6 +9,7 @@ pub mod metric;
 pub mod output;
 pub mod rate;
 pub mod ring;
+pub mod spill;
 pub mod stats;
 
 pub use emit::{Emitter, InputError};

@@ -71,24 +71,34 @@ pub struct OutputRunner {
     pub queue: Rc<OutputQueue>,
     batch: Vec<Sample>,
     failing: bool,
+    /// Whether this outage has written to the disk buffer yet (logged once per outage).
+    spilled: bool,
+    /// The disk buffer's drop count already added to the agent-wide one.
+    disk_dropped_seen: u64,
 }
 
 impl OutputRunner {
     pub fn new(name: &str, output: Box<dyn Output>, queue: Rc<OutputQueue>) -> Self {
         let batch = Vec::with_capacity(queue.batch_size);
+        // Stats outlive a reload; only later drops are new to the agent-wide count.
+        let disk_dropped_seen = queue.stats.disk_dropped.get();
         OutputRunner {
             name: name.to_string(),
             output,
             queue,
             batch,
             failing: false,
+            spilled: false,
+            disk_dropped_seen,
         }
     }
 
-    /// Sends batches until the queue is empty or a batch fails. Returns false on failure;
-    /// the failed batch stays queued.
+    /// Sends batches until the queue is empty or a batch fails: first what the disk holds
+    /// (older), then the memory ring. Returns false on failure; the failed batch stays.
     pub async fn flush(&mut self, shared: &Shared) -> bool {
-        let stats = self.queue.stats.clone();
+        if !self.replay(shared).await {
+            return false;
+        }
         loop {
             let start_seq = {
                 let ring = self.queue.ring.borrow();
@@ -98,38 +108,118 @@ impl OutputRunner {
             if self.batch.is_empty() {
                 return true;
             }
-            let started = Instant::now();
-            let result = self
-                .output
-                .write(&self.batch, SeriesView(&shared.table))
-                .await;
-            stats.last_flush_ns.set(started.elapsed().as_nanos() as u64);
-            let sent = self.batch.len() as u64;
-            match result {
-                Ok(report) => {
-                    self.acknowledge(start_seq + sent);
-                    add(&stats.batches, 1);
-                    add(&stats.written, report.written);
-                    add(&shared.stats.written, report.written);
-                    add(&stats.dropped, report.rejected);
-                    add(&shared.stats.dropped, report.rejected);
-                    self.note_recovery();
-                }
-                Err(OutputError::Reject(msg)) => {
-                    self.acknowledge(start_seq + sent);
-                    add(&stats.dropped, sent);
-                    add(&shared.stats.dropped, sent);
-                    log::error!(
-                        "output {}: dropped a batch of {sent} samples: {msg}",
-                        self.name
-                    );
-                }
-                Err(OutputError::Retry(msg)) => {
-                    add(&stats.failed_batches, 1);
-                    self.note_failure(&msg);
-                    return false;
-                }
+            if !self.send_batch(shared).await {
+                return false;
             }
+            self.acknowledge(start_seq + self.batch.len() as u64);
+        }
+    }
+
+    /// Sends the disk buffer's frames, oldest first, until it is empty or a batch fails.
+    async fn replay(&mut self, shared: &Shared) -> bool {
+        loop {
+            let token = {
+                let mut spill = self.queue.spill.borrow_mut();
+                let Some(spill) = spill.as_mut() else {
+                    return true;
+                };
+                let mut table = shared.table.borrow_mut();
+                match spill.next_batch(&mut table, &mut self.batch) {
+                    Some(t) => t,
+                    None => return true,
+                }
+            };
+            if !self.send_batch(shared).await {
+                return false;
+            }
+            if let Some(spill) = self.queue.spill.borrow_mut().as_mut() {
+                spill.ack(token);
+            }
+        }
+    }
+
+    /// Writes `self.batch` and counts the outcome. True when the batch is done with
+    /// (written, or rejected and dropped), false when it must be retried.
+    async fn send_batch(&mut self, shared: &Shared) -> bool {
+        let stats = self.queue.stats.clone();
+        let started = Instant::now();
+        let result = self
+            .output
+            .write(&self.batch, SeriesView(&shared.table))
+            .await;
+        stats.last_flush_ns.set(started.elapsed().as_nanos() as u64);
+        let sent = self.batch.len() as u64;
+        match result {
+            Ok(report) => {
+                add(&stats.batches, 1);
+                add(&stats.written, report.written);
+                add(&shared.stats.written, report.written);
+                add(&stats.dropped, report.rejected);
+                add(&shared.stats.dropped, report.rejected);
+                self.note_recovery();
+                true
+            }
+            Err(OutputError::Reject(msg)) => {
+                add(&stats.dropped, sent);
+                add(&shared.stats.dropped, sent);
+                log::error!(
+                    "output {}: dropped a batch of {sent} samples: {msg}",
+                    self.name
+                );
+                true
+            }
+            Err(OutputError::Retry(msg)) => {
+                add(&stats.failed_batches, 1);
+                self.note_failure(&msg);
+                false
+            }
+        }
+    }
+
+    /// Moves the memory ring to the disk buffer (the output is down, or stopping). What
+    /// cannot be written stays in memory.
+    pub fn spill_ring(&mut self, shared: &Shared) {
+        let mut spill = self.queue.spill.borrow_mut();
+        let Some(spill) = spill.as_mut() else {
+            return;
+        };
+        let mut ring = self.queue.ring.borrow_mut();
+        let table = shared.table.borrow();
+        let per_frame = self.queue.batch_size;
+        let mut moved = 0;
+        while moved < ring.len() {
+            ring.copy_range_into(moved, per_frame, &mut self.batch);
+            if !spill.append(&self.batch, &table, per_frame) {
+                break;
+            }
+            moved += self.batch.len();
+        }
+        if moved > 0 && !self.spilled {
+            log::warn!(
+                "output {}: writing buffered samples to {} until it is back",
+                self.name,
+                spill.dir().display()
+            );
+            self.spilled = true;
+        }
+        ring.consume(moved);
+        self.queue.stats.buffer_len.set(ring.len() as u64);
+    }
+
+    /// Adds what the disk buffer dropped since the last call to the agent-wide count.
+    pub fn forward_disk_drops(&mut self, shared: &Shared) {
+        let now = self.queue.stats.disk_dropped.get();
+        add(
+            &shared.stats.dropped,
+            now.wrapping_sub(self.disk_dropped_seen),
+        );
+        self.disk_dropped_seen = now;
+    }
+
+    /// fsyncs the disk buffer when its sync interval has passed, or now with `force`.
+    pub fn sync_spill(&self, force: bool) {
+        if let Some(spill) = self.queue.spill.borrow_mut().as_mut() {
+            spill.maybe_sync(force);
         }
     }
 
@@ -145,7 +235,7 @@ impl OutputRunner {
             log::debug!("output {}: still failing: {msg}", self.name);
         } else {
             log::warn!(
-                "output {} is down: {msg}; buffering in memory ({} of {} samples used, oldest dropped when full) and retrying",
+                "output {} is down: {msg}; buffering ({} of {} samples in memory, then on disk) and retrying",
                 self.name,
                 ring.len(),
                 ring.capacity()
@@ -158,11 +248,14 @@ impl OutputRunner {
         if self.failing {
             log::info!("output {} is up again", self.name);
             self.failing = false;
+            self.spilled = false;
         }
     }
 
     /// Flushes every `flush_interval` (a moment after the boundary, so the inputs of that
     /// tick are in), early when a full batch is waiting, and once more when `stop` fires.
+    /// A failed flush moves the memory ring to the disk buffer, as does every full batch
+    /// while the output is down.
     pub async fn run(
         mut self,
         flush_interval: Duration,
@@ -188,12 +281,16 @@ impl OutputRunner {
             };
             match future::or(stopped, future::or(batch_full, tick)).await {
                 Event::Stop => return self,
-                // While down, retry on the flush schedule only, not on every full batch.
-                Event::BatchFull if self.failing => {}
+                // While down, retry on the flush schedule only; a full batch goes to disk.
+                Event::BatchFull if self.failing => self.spill_ring(&shared),
                 Event::BatchFull | Event::Tick => {
-                    self.flush(&shared).await;
+                    if !self.flush(&shared).await {
+                        self.spill_ring(&shared);
+                    }
                 }
             }
+            self.sync_spill(false);
+            self.forward_disk_drops(&shared);
         }
     }
 }
@@ -202,4 +299,105 @@ enum Event {
     Tick,
     BatchFull,
     Stop,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::hub::Hub;
+    use crate::core::spill::{Spill, SpillConfig};
+    use crate::core::stats::AgentStats;
+
+    /// Fails while `down` is set; records what it accepted.
+    struct Fake {
+        down: Rc<std::cell::Cell<bool>>,
+        got: Rc<RefCell<Vec<(String, i64)>>>,
+    }
+
+    impl Output for Fake {
+        fn write<'a>(&'a mut self, batch: &'a [Sample], series: SeriesView<'a>) -> WriteFuture<'a> {
+            if self.down.get() {
+                return ready_write(Err(OutputError::Retry("down".into())));
+            }
+            series.with(|t| {
+                let mut got = self.got.borrow_mut();
+                got.extend(
+                    batch
+                        .iter()
+                        .map(|s| (t.get(s.series).name.to_string(), s.ts_ms)),
+                );
+            });
+            ready_write(Ok(WriteReport {
+                written: batch.len() as u64,
+                rejected: 0,
+            }))
+        }
+    }
+
+    #[test]
+    fn a_failed_flush_moves_the_ring_to_disk_and_recovery_sends_disk_then_ring_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats: Rc<AgentStats> = Rc::default();
+        let shared = Shared {
+            table: Rc::new(RefCell::new(SeriesTable::new("h", 100))),
+            hub: Rc::new(Hub::default()),
+            stats: stats.clone(),
+        };
+        let queue = Rc::new(OutputQueue::new("fake", 1000, 10, stats.output("fake")));
+        *queue.spill.borrow_mut() = Some(Spill::new(
+            SpillConfig {
+                dir: dir.path().join("fake"),
+                max_bytes: 1 << 20,
+                sync_interval: Duration::from_secs(10),
+            },
+            queue.stats.clone(),
+        ));
+        let down = Rc::new(std::cell::Cell::new(true));
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let fake = Fake {
+            down: down.clone(),
+            got: got.clone(),
+        };
+        let mut runner = OutputRunner::new("fake", Box::new(fake), queue.clone());
+        let ids: Vec<_> = ["a", "b"]
+            .iter()
+            .map(|n| shared.table.borrow_mut().intern(n, "", &[]).unwrap())
+            .collect();
+        let tick = |t: i64| -> Vec<Sample> {
+            ids.iter()
+                .map(|&series| Sample {
+                    series,
+                    ts_ms: t,
+                    value: 1.0,
+                })
+                .collect()
+        };
+        futures_lite::future::block_on(async {
+            for t in 0..5 {
+                queue.push(&tick(t));
+                assert!(!runner.flush(&shared).await);
+                runner.spill_ring(&shared);
+                assert_eq!(queue.ring.borrow().len(), 0, "the ring went to disk");
+            }
+            assert_eq!(queue.stats.disk_samples.get(), 10);
+            queue.push(&tick(5));
+            down.set(false);
+            assert!(runner.flush(&shared).await);
+        });
+        let want: Vec<(String, i64)> = (0..6)
+            .flat_map(|t| [("a".to_string(), t), ("b".to_string(), t)])
+            .collect();
+        assert_eq!(
+            *got.borrow(),
+            want,
+            "disk first, then memory, each series in order"
+        );
+        assert_eq!(queue.stats.disk_samples.get(), 0);
+        assert!(queue.stats.disk_written_bytes.get() > 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("fake")).unwrap().count(),
+            0,
+            "replayed files are removed"
+        );
+    }
 }

@@ -73,13 +73,17 @@ impl<T: Copy + Default> Ring<T> {
 
     /// Copies up to `max` of the oldest values into `out` (cleared first) without removing
     /// them: they stay until [`Ring::consume`] acknowledges them.
-    pub fn peek_into(&self, max: usize, out: &mut Vec<T>) {
+    pub fn peek_into<U: From<T>>(&self, max: usize, out: &mut Vec<U>) {
+        self.copy_range_into(0, max, out);
+    }
+
+    /// Copies up to `max` values starting `skip` after the oldest into `out` (cleared
+    /// first), converting each; nothing is removed.
+    pub fn copy_range_into<U: From<T>>(&self, skip: usize, max: usize, out: &mut Vec<U>) {
         out.clear();
-        let n = max.min(self.len);
         let (a, b) = self.as_slices();
-        let from_a = n.min(a.len());
-        out.extend_from_slice(&a[..from_a]);
-        out.extend_from_slice(&b[..n - from_a]);
+        let values = a.iter().chain(b).skip(skip).take(max);
+        out.extend(values.map(|&v| U::from(v)));
     }
 
     /// Removes the `n` oldest values (fewer if there are fewer).
@@ -131,9 +135,14 @@ mod tests {
         r.push_overwrite(3);
         r.push_overwrite(4);
         assert_eq!(contents(&r), [2, 3, 4]);
-        let mut out = Vec::new();
+        let mut out: Vec<u32> = Vec::new();
         r.peek_into(10, &mut out);
         assert_eq!(out, [2, 3, 4]);
+        let mut wide: Vec<u64> = Vec::new();
+        r.copy_range_into(1, 1, &mut wide);
+        assert_eq!(wide, [3]);
+        r.copy_range_into(2, 5, &mut wide);
+        assert_eq!(wide, [4]);
     }
 
     #[test]
@@ -151,7 +160,7 @@ mod tests {
         for i in 0..4 {
             r.push_overwrite(i);
         }
-        let mut out = Vec::new();
+        let mut out: Vec<u32> = Vec::new();
         r.peek_into(3, &mut out);
         assert_eq!(out, [0, 1, 2]);
         assert_eq!(r.len(), 4);
@@ -168,7 +177,7 @@ mod tests {
             r.push_overwrite(i);
         }
         let start = r.head_seq();
-        let mut sent = Vec::new();
+        let mut sent: Vec<u32> = Vec::new();
         r.peek_into(3, &mut sent);
         // two newer values push out 0 and 1 while the batch is in flight
         r.push_overwrite(4);
@@ -182,7 +191,7 @@ mod tests {
         let mut r: Ring<u32> = Ring::with_capacity(0);
         assert_eq!(r.push_overwrite(1), 1);
         assert!(r.is_empty());
-        let mut out = vec![9];
+        let mut out: Vec<u32> = vec![9];
         r.peek_into(5, &mut out);
         assert!(out.is_empty());
         r.consume(1);

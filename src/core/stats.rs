@@ -34,6 +34,16 @@ pub struct OutputStats {
     pub last_flush_ns: Cell<u64>,
     pub buffer_len: Cell<u64>,
     pub buffer_cap: Cell<u64>,
+    /// The flash buffer (`core::spill`): samples waiting on disk, its files and bytes.
+    pub disk_samples: Cell<u64>,
+    pub disk_segments: Cell<u64>,
+    pub disk_bytes: Cell<u64>,
+    /// Running totals: bytes written to flash, samples dropped from it (cap reached,
+    /// unreadable), frames skipped as damaged, I/O errors (each one means memory-only).
+    pub disk_written_bytes: Cell<u64>,
+    pub disk_dropped: Cell<u64>,
+    pub disk_corrupt_frames: Cell<u64>,
+    pub disk_io_errors: Cell<u64>,
 }
 
 pub fn add(c: &Cell<u64>, n: u64) {

@@ -1,7 +1,7 @@
 //! `internal`: the agent's own figures: what it gathered, wrote and dropped, how long each
 //! input took, how full each output's buffer is, its memory and its threads.
 
-use crate::core::stats::AgentStats;
+use crate::core::stats::{AgentStats, OutputStats};
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::{fields, ProcFile};
 use crate::inputs::BuildCtx;
@@ -55,6 +55,25 @@ pub fn parse_stat_threads(text: &str) -> Option<u64> {
 }
 
 impl Internal {
+    /// The output's flash buffer (see `core::spill`).
+    fn disk_buffer(em: &mut Emitter, o: &OutputStats, l: &[(&str, &str)]) {
+        em.gauge("internal_write_disk_buffer_samples", l, o.disk_samples.get() as f64);
+        em.gauge("internal_write_disk_buffer_segments", l, o.disk_segments.get() as f64);
+        em.gauge("internal_write_disk_buffer_bytes", l, o.disk_bytes.get() as f64);
+        em.counter(
+            "internal_write_disk_written_bytes",
+            l,
+            o.disk_written_bytes.get() as f64,
+        );
+        em.gauge("internal_write_disk_dropped", l, o.disk_dropped.get() as f64);
+        em.gauge(
+            "internal_write_disk_damaged_frames",
+            l,
+            o.disk_corrupt_frames.get() as f64,
+        );
+        em.gauge("internal_write_disk_io_errors", l, o.disk_io_errors.get() as f64);
+    }
+
     fn collect_sync(&mut self, em: &mut Emitter) -> Result<(), InputError> {
         let s = &self.stats;
         em.counter(
@@ -109,6 +128,7 @@ impl Internal {
             );
             em.gauge("internal_write_buffer_size", &l, o.buffer_len.get() as f64);
             em.gauge("internal_write_buffer_limit", &l, o.buffer_cap.get() as f64);
+            Self::disk_buffer(em, o, &l);
         }
         let statm_path = self.statm.path().to_path_buf();
         let resident = parse_statm_resident(self.statm.read()?)
@@ -159,6 +179,8 @@ mod tests {
         let output = ctx.stats.output("stdout");
         output.buffer_len.set(7);
         output.buffer_cap.set(5000);
+        output.disk_samples.set(1234);
+        output.disk_written_bytes.set(20_000);
         let mut h = Harness::new(Box::new(build(&Config::default(), &ctx).unwrap()));
         let c = h.collect(1_000);
         assert!(c.error.is_none(), "{:?}", c.error);
@@ -172,6 +194,9 @@ mod tests {
         assert_eq!(c["internal_gather_metrics_gathered{input=linux_mem}"], 8.0);
         assert_eq!(c["internal_write_buffer_size{output=stdout}"], 7.0);
         assert_eq!(c["internal_write_buffer_limit{output=stdout}"], 5000.0);
+        assert_eq!(c["internal_write_disk_buffer_samples{output=stdout}"], 1234.0);
+        assert_eq!(c["internal_write_disk_written_bytes{output=stdout}"], 20_000.0);
+        assert_eq!(c["internal_write_disk_io_errors{output=stdout}"], 0.0);
         assert!(c["internal_memstats_sys_bytes"] > 0.0);
         assert!(c["internal_agent_threads"] >= 1.0);
         add(&ctx.stats.gathered, 100);

@@ -1,0 +1,233 @@
+//! One frame: a CRC-checked, postcard-encoded batch of samples, carrying the identity
+//! (name + labels) of the series it uses first in its segment, since series ids mean
+//! nothing to another process.
+//!
+//! On disk: `b"RF"`, payload length (u32 LE), CRC-32 of the payload (u32 LE), payload.
+//! The payload stores each sample as (segment-local series index, timestamp delta from the
+//! frame's first timestamp, value), all varints except the `f64`. A series is defined once
+//! per segment, in the first frame that uses it (`def_base` is the index of the frame's
+//! first definition), so a segment's dictionary costs its bytes once, not once per frame:
+//! a tick of 1000 series spilled every flush would otherwise carry 1000 names per 1000
+//! samples. The price: a damaged frame loses the samples of the series it defined for the
+//! rest of its segment (counted), and reading from the middle of a segment first reads the
+//! definitions of the frames before.
+
+use crate::core::metric::{Sample, SeriesId, SeriesTable};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+pub const MAGIC: [u8; 2] = *b"RF";
+pub const HEADER_LEN: usize = 10;
+/// No frame is larger; a length above it means the header itself is damaged.
+pub const MAX_PAYLOAD: usize = 16 << 20;
+
+const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Rec {
+    series: u32,
+    dt: i64,
+    value: f64,
+}
+
+#[derive(Serialize)]
+struct EncSeries<'a> {
+    name: &'a str,
+    labels: &'a [(Box<str>, Box<str>)],
+}
+
+#[derive(Serialize)]
+struct EncBody<'a> {
+    base_ts: i64,
+    def_base: u32,
+    series: &'a [EncSeries<'a>],
+    samples: &'a [Rec],
+}
+
+#[derive(Deserialize)]
+struct DecSeries<'a> {
+    #[serde(borrow)]
+    name: &'a str,
+    #[serde(borrow)]
+    labels: Vec<(&'a str, &'a str)>,
+}
+
+#[derive(Deserialize)]
+struct DecBody<'a> {
+    base_ts: i64,
+    def_base: u32,
+    #[serde(borrow)]
+    series: Vec<DecSeries<'a>>,
+    samples: Vec<Rec>,
+}
+
+/// The writer's side: which series the current segment has defined, and reused buffers,
+/// so spilling allocates per frame at most, never per sample.
+#[derive(Default)]
+pub struct Encoder {
+    index: HashMap<SeriesId, u32>,
+    new_ids: Vec<SeriesId>,
+    recs: Vec<Rec>,
+    body: Vec<u8>,
+}
+
+impl Encoder {
+    /// The next frame opens a segment: every series is defined again.
+    pub fn new_segment(&mut self) {
+        self.index.clear();
+    }
+
+    /// Appends one frame holding `samples` to `out`.
+    pub fn encode(
+        &mut self,
+        samples: &[Sample],
+        table: &SeriesTable,
+        out: &mut Vec<u8>,
+    ) -> Result<(), postcard::Error> {
+        self.new_ids.clear();
+        self.recs.clear();
+        let def_base = self.index.len() as u32;
+        let base_ts = samples.first().map_or(0, |s| s.ts_ms);
+        for s in samples {
+            let next = self.index.len() as u32;
+            let idx = *self.index.entry(s.series).or_insert(next);
+            if idx == next {
+                self.new_ids.push(s.series);
+            }
+            self.recs.push(Rec {
+                series: idx,
+                dt: s.ts_ms.wrapping_sub(base_ts),
+                value: s.value,
+            });
+        }
+        let series: Vec<EncSeries> = self
+            .new_ids
+            .iter()
+            .map(|&id| {
+                let s = table.get(id);
+                EncSeries {
+                    name: &s.name,
+                    labels: &s.labels,
+                }
+            })
+            .collect();
+        let body = EncBody {
+            base_ts,
+            def_base,
+            series: &series,
+            samples: &self.recs,
+        };
+        let mut buf = std::mem::take(&mut self.body);
+        buf.clear();
+        buf = postcard::to_extend(&body, buf)?;
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&(buf.len() as u32).to_le_bytes());
+        out.extend_from_slice(&CRC.checksum(&buf).to_le_bytes());
+        out.extend_from_slice(&buf);
+        self.body = buf;
+        Ok(())
+    }
+}
+
+/// What a frame header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Header {
+    /// A payload of this length with this CRC follows.
+    Frame { len: usize, crc: u32 },
+    /// Not a frame start: the rest of the segment cannot be trusted.
+    Damaged,
+}
+
+pub fn parse_header(h: &[u8; HEADER_LEN]) -> Header {
+    let len = u32::from_le_bytes([h[2], h[3], h[4], h[5]]) as usize;
+    if h[..2] != MAGIC || len > MAX_PAYLOAD {
+        return Header::Damaged;
+    }
+    let crc = u32::from_le_bytes([h[6], h[7], h[8], h[9]]);
+    Header::Frame { len, crc }
+}
+
+pub fn crc_ok(payload: &[u8], crc: u32) -> bool {
+    CRC.checksum(payload) == crc
+}
+
+pub fn checksum(bytes: &[u8]) -> u32 {
+    CRC.checksum(bytes)
+}
+
+/// Count and time span of a frame's samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    pub samples: u64,
+    pub first_ts: i64,
+    pub last_ts: i64,
+}
+
+pub fn summarize(payload: &[u8]) -> Result<Summary, postcard::Error> {
+    let body: DecBody = postcard::from_bytes(payload)?;
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for r in &body.samples {
+        let ts = body.base_ts.wrapping_add(r.dt);
+        lo = lo.min(ts);
+        hi = hi.max(ts);
+    }
+    Ok(Summary {
+        samples: body.samples.len() as u64,
+        first_ts: lo,
+        last_ts: hi,
+    })
+}
+
+/// Decodes a CRC-checked payload into `out` (cleared first). Its series definitions are
+/// interned into `table` and recorded in `dict` (the segment's index → id). Returns how
+/// many samples could not be kept (series undefined after a damaged frame, table full).
+pub fn decode(
+    payload: &[u8],
+    dict: &mut Vec<Option<SeriesId>>,
+    table: &mut SeriesTable,
+    out: &mut Vec<Sample>,
+) -> Result<u64, postcard::Error> {
+    out.clear();
+    let body: DecBody = postcard::from_bytes(payload)?;
+    let base = body.def_base as usize;
+    let end = base.saturating_add(body.series.len());
+    if dict.len() < end {
+        dict.resize(end, None);
+    }
+    for (slot, s) in dict[base..end].iter_mut().zip(&body.series) {
+        *slot = intern_as_written(table, s);
+    }
+    let mut lost = 0;
+    for r in &body.samples {
+        match dict.get(r.series as usize).copied().flatten() {
+            Some(series) => out.push(Sample {
+                series,
+                ts_ms: body.base_ts.wrapping_add(r.dt),
+                value: r.value,
+            }),
+            None => lost += 1,
+        }
+    }
+    Ok(lost)
+}
+
+/// Interns a series with the `host` it was written with, which may differ from today's.
+fn intern_as_written(table: &mut SeriesTable, s: &DecSeries) -> Option<SeriesId> {
+    let host = s.labels.iter().find(|(k, _)| *k == "host").map(|(_, v)| *v);
+    match host {
+        Some(h) if h != table.host() => {
+            let today: Box<str> = table.host().into();
+            table.set_host(h);
+            let id = table.intern(s.name, "", &s.labels).ok();
+            table.set_host(&today);
+            id
+        }
+        _ => table.intern(s.name, "", &s.labels).ok(),
+    }
+}
+
+/// Bytes of one sample encoded on its own with postcard (id, timestamp, value): the
+/// yardstick for what buffering costs in flash.
+pub fn plain_sample_len(s: &Sample) -> usize {
+    postcard::to_stdvec(&(s.series, s.ts_ms, s.value)).map_or(0, |v| v.len())
+}

@@ -1,0 +1,825 @@
+//! An output's outage buffer on flash: segment files of CRC-checked frames.
+//!
+//! Nothing touches the disk while the output is healthy. When a flush fails, the output's
+//! memory ring is appended here; when the output is back, these samples go first, oldest
+//! first, one frame per batch. Layout of the directory (one per output key):
+//!
+//! - `<16 hex digits>.seg`: segments, named by a sequence number, each up to a few hundred
+//!   KiB of frames (see [`frame`]); a new process never appends to an old segment, so a torn
+//!   tail stays a tail;
+//! - `position`: the read position (segment, offset) and the dropped count, written
+//!   atomically (temp file, fsync, rename, fsync of the directory) at most once per sync
+//!   interval and at shutdown.
+//!
+//! Damage never stops the agent: a torn or corrupted frame is skipped and counted, unknown
+//! files are ignored, a bad position file means replaying from the oldest segment
+//! (at-least-once), and an I/O error switches the output to memory-only buffering.
+
+pub mod frame;
+#[cfg(test)]
+mod tests;
+
+use super::metric::{Sample, SeriesTable};
+use super::stats::{add, OutputStats};
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+const POSITION: &str = "position";
+const POSITION_TMP: &str = "position.tmp";
+const MAX_SEGMENT: u64 = 256 << 10;
+const MIN_SEGMENT: u64 = 4 << 10;
+
+/// Where and how much.
+#[derive(Debug, Clone)]
+pub struct SpillConfig {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    pub sync_interval: Duration,
+}
+
+impl SpillConfig {
+    /// Segments are small so that dropping the oldest loses little: an eighth of the cap,
+    /// between 4 KiB and 256 KiB.
+    fn segment_target(&self) -> u64 {
+        (self.max_bytes / 8).clamp(MIN_SEGMENT, MAX_SEGMENT)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Segment {
+    id: u64,
+    bytes: u64,
+    samples: u64,
+    first_ts: Option<i64>,
+    last_ts: Option<i64>,
+}
+
+impl Segment {
+    fn note(&mut self, s: &frame::Summary, frame_len: u64) {
+        self.bytes += frame_len;
+        self.samples += s.samples;
+        if s.samples > 0 {
+            self.first_ts = Some(self.first_ts.map_or(s.first_ts, |t| t.min(s.first_ts)));
+            self.last_ts = Some(self.last_ts.map_or(s.last_ts, |t| t.max(s.last_ts)));
+        }
+    }
+}
+
+/// Where replay stands: the next frame to read, and how many samples of the head segment
+/// were read already (so dropping it counts only the rest).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Cursor {
+    seg: u64,
+    offset: u64,
+    read: u64,
+}
+
+/// A batch handed out by [`Spill::next_batch`], to pass back to [`Spill::ack`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    seg: u64,
+    next_offset: u64,
+    samples: u64,
+}
+
+/// What `rtcollector buffer status` prints for one output.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskStatus {
+    pub segments: u64,
+    pub bytes: u64,
+    pub samples: u64,
+    pub oldest_ts: Option<i64>,
+    pub newest_ts: Option<i64>,
+    pub dropped: u64,
+    pub corrupt_frames: u64,
+}
+
+/// One output's flash buffer.
+pub struct Spill {
+    cfg: SpillConfig,
+    stats: Rc<OutputStats>,
+    /// `None` until the directory is first needed: a healthy agent creates nothing.
+    state: Option<State>,
+    /// Set after an I/O error: memory-only from then on.
+    disabled: bool,
+    encoder: frame::Encoder,
+    out: Vec<u8>,
+    read_buf: Vec<u8>,
+    reader: Reader,
+}
+
+/// The replay side's dictionary of the head segment: segment index → series id in this
+/// process, built from the frames read so far (`upto` is where the next frame starts).
+#[derive(Default)]
+struct Reader {
+    seg: Option<u64>,
+    upto: u64,
+    dict: Vec<Option<super::metric::SeriesId>>,
+    scratch: Vec<Sample>,
+}
+
+struct State {
+    segs: VecDeque<Segment>,
+    cursor: Cursor,
+    writer: Option<(u64, File)>,
+    /// Segments closed since the last sync, still to be fsynced (at most once per
+    /// `buffer_sync_interval`, not at every rotation).
+    closed: Vec<File>,
+    next_id: u64,
+    dropped: u64,
+    data_dirty: bool,
+    pos_dirty: bool,
+    last_sync: Instant,
+}
+
+impl Spill {
+    /// Opens `cfg.dir` if it exists (what an earlier run left is replayed); otherwise the
+    /// directory is created on the first spill.
+    pub fn new(cfg: SpillConfig, stats: Rc<OutputStats>) -> Spill {
+        let mut spill = Spill {
+            cfg,
+            stats,
+            state: None,
+            disabled: false,
+            encoder: frame::Encoder::default(),
+            out: Vec::new(),
+            read_buf: Vec::new(),
+            reader: Reader::default(),
+        };
+        if spill.cfg.dir.is_dir() {
+            if let Err(e) = spill.open() {
+                spill.fail("cannot read the buffer directory", &e);
+            }
+        }
+        spill
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.cfg.dir
+    }
+
+    pub fn is_disabled(&self) -> bool {
+        self.disabled
+    }
+
+    /// Samples on disk not yet acknowledged.
+    pub fn pending(&self) -> u64 {
+        self.state.as_ref().map_or(0, |st| {
+            let total: u64 = st.segs.iter().map(|s| s.samples).sum();
+            total.saturating_sub(st.cursor.read)
+        })
+    }
+
+    fn fail(&mut self, what: &str, e: &io::Error) {
+        log::error!(
+            "output {}: {what} {}: {e}; buffering in memory only from now on",
+            self.stats.name,
+            self.cfg.dir.display()
+        );
+        self.disabled = true;
+        self.state = None;
+        add(&self.stats.disk_io_errors, 1);
+        self.publish();
+    }
+
+    fn open(&mut self) -> io::Result<()> {
+        fs::create_dir_all(&self.cfg.dir)?;
+        let scan = scan_dir(&self.cfg.dir, true)?;
+        // Never below the position's segment: numbers it calls consumed are not reused.
+        let next_id = scan
+            .segs
+            .back()
+            .map_or(0, |s| s.id + 1)
+            .max(scan.position_seg.map_or(0, |p| p + 1));
+        if scan.corrupt_frames > 0 {
+            log::warn!(
+                "output {}: skipped {} damaged frame(s) in {}",
+                self.stats.name,
+                scan.corrupt_frames,
+                self.cfg.dir.display()
+            );
+            add(&self.stats.disk_corrupt_frames, scan.corrupt_frames);
+        }
+        self.state = Some(State {
+            segs: scan.segs,
+            cursor: scan.cursor,
+            writer: None,
+            closed: Vec::new(),
+            next_id,
+            dropped: scan.dropped,
+            data_dirty: false,
+            pos_dirty: false,
+            last_sync: Instant::now(),
+        });
+        if self.pending() > 0 {
+            log::info!(
+                "output {}: {} buffered samples on disk will be sent first",
+                self.stats.name,
+                self.pending()
+            );
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Appends `samples` as frames of at most `per_frame` samples. Returns false when they
+    /// could not be written (the buffer is off): the caller keeps them in memory.
+    pub fn append(&mut self, samples: &[Sample], table: &SeriesTable, per_frame: usize) -> bool {
+        if self.disabled {
+            return false;
+        }
+        if samples.is_empty() {
+            return true;
+        }
+        if self.state.is_none() {
+            if let Err(e) = self.open() {
+                self.fail("cannot create the buffer directory", &e);
+                return false;
+            }
+        }
+        for chunk in samples.chunks(per_frame.max(1)) {
+            if let Err(e) = self.append_frame(chunk, table) {
+                self.fail("cannot write to the buffer directory", &e);
+                return false;
+            }
+        }
+        self.maybe_sync(false);
+        self.publish();
+        true
+    }
+
+    fn append_frame(&mut self, chunk: &[Sample], table: &SeriesTable) -> io::Result<()> {
+        let target = self.cfg.segment_target();
+        let Some(st) = self.state.as_mut() else {
+            return Err(io::Error::other("buffer not open"));
+        };
+        let rotate = match (&st.writer, st.segs.back()) {
+            (Some((id, _)), Some(last)) => last.id != *id || last.bytes >= target,
+            _ => true,
+        };
+        if rotate {
+            st.rotate(&self.cfg.dir)?;
+            self.encoder.new_segment();
+        }
+        self.out.clear();
+        self.encoder
+            .encode(chunk, table, &mut self.out)
+            .map_err(io::Error::other)?;
+        let len = self.out.len() as u64;
+        self.make_room(len);
+        let Some(st) = self.state.as_mut() else {
+            return Err(io::Error::other("buffer not open"));
+        };
+        let Some((_, file)) = st.writer.as_mut() else {
+            return Err(io::Error::other("no open segment"));
+        };
+        file.write_all(&self.out)?;
+        add(&self.stats.disk_written_bytes, len);
+        let summary = frame::Summary {
+            samples: chunk.len() as u64,
+            first_ts: chunk.iter().map(|s| s.ts_ms).min().unwrap_or(0),
+            last_ts: chunk.iter().map(|s| s.ts_ms).max().unwrap_or(0),
+        };
+        if let Some(last) = st.segs.back_mut() {
+            last.note(&summary, len);
+        }
+        st.data_dirty = true;
+        Ok(())
+    }
+
+    /// Drops the oldest segments until `incoming` more bytes fit under `max_disk_buffer`,
+    /// counting their unread samples as dropped. The segment being written stays (its
+    /// frames refer to the series it defined); segments are an eighth of the cap or less.
+    fn make_room(&mut self, incoming: u64) {
+        let Some(st) = self.state.as_mut() else {
+            return;
+        };
+        loop {
+            let total: u64 = st.segs.iter().map(|s| s.bytes).sum();
+            let writing = st.writer.as_ref().map(|(id, _)| *id);
+            if total + incoming <= self.cfg.max_bytes
+                || st.segs.len() < 2
+                || st.segs.front().map(|s| s.id) == writing
+            {
+                return;
+            }
+            let Some(oldest) = st.segs.pop_front() else {
+                return;
+            };
+            let lost = if st.cursor.seg == oldest.id {
+                oldest.samples.saturating_sub(st.cursor.read)
+            } else {
+                oldest.samples
+            };
+            let _ = fs::remove_file(seg_path(&self.cfg.dir, oldest.id));
+            st.dropped += lost;
+            st.pos_dirty = true;
+            add(&self.stats.dropped, lost);
+            add(&self.stats.disk_dropped, lost);
+            if st.cursor.seg <= oldest.id {
+                st.cursor = Cursor {
+                    seg: st.segs.front().map_or(st.next_id, |s| s.id),
+                    offset: 0,
+                    read: 0,
+                };
+            }
+            log::warn!(
+                "output {}: disk buffer full ({} bytes): dropped the oldest segment, {lost} samples",
+                self.stats.name,
+                self.cfg.max_bytes
+            );
+        }
+    }
+
+    /// The next batch to replay, oldest first, into `out`, its series interned into
+    /// `table`. `None` when the disk holds nothing more (the files are removed then).
+    pub fn next_batch(&mut self, table: &mut SeriesTable, out: &mut Vec<Sample>) -> Option<Token> {
+        loop {
+            let st = self.state.as_mut()?;
+            let head = *st.segs.front()?;
+            if st.cursor.seg != head.id {
+                st.cursor = Cursor {
+                    seg: head.id,
+                    offset: 0,
+                    read: 0,
+                };
+            }
+            let offset = st.cursor.offset;
+            if let Err(e) = self.prime_dict(head.id, offset, table) {
+                self.fail("cannot read the buffer directory", &e);
+                return None;
+            }
+            match self.read_at(head.id, offset) {
+                Ok(Read::Frame { next_offset }) => {
+                    self.reader.upto = next_offset;
+                    let decoded = frame::decode(&self.read_buf, &mut self.reader.dict, table, out);
+                    match decoded {
+                        Ok(lost) => {
+                            self.count_lost(lost);
+                            if !out.is_empty() {
+                                return Some(Token {
+                                    seg: head.id,
+                                    next_offset,
+                                    samples: out.len() as u64 + lost,
+                                });
+                            }
+                            self.skip_to(head.id, next_offset, lost);
+                        }
+                        Err(_) => {
+                            self.note_corrupt(head.id);
+                            self.skip_to(head.id, next_offset, 0);
+                        }
+                    }
+                }
+                Ok(Read::BadCrc { next_offset }) => {
+                    self.reader.upto = next_offset;
+                    self.note_corrupt(head.id);
+                    self.skip_to(head.id, next_offset, 0);
+                }
+                Ok(Read::End) => {
+                    if !self.finish_head(head.id) {
+                        return None;
+                    }
+                }
+                Ok(Read::Damaged) => {
+                    self.note_corrupt(head.id);
+                    if !self.finish_head(head.id) {
+                        return None;
+                    }
+                }
+                Err(e) => {
+                    self.fail("cannot read the buffer directory", &e);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Replay resumes in the middle of segment `seg` (after a restart): reads the series
+    /// definitions of the frames before `offset`.
+    fn prime_dict(&mut self, seg: u64, offset: u64, table: &mut SeriesTable) -> io::Result<()> {
+        if self.reader.seg != Some(seg) {
+            self.reader.seg = Some(seg);
+            self.reader.upto = 0;
+            self.reader.dict.clear();
+        }
+        if self.reader.upto >= offset {
+            return Ok(());
+        }
+        let file = File::open(seg_path(&self.cfg.dir, seg))?;
+        let mut at = self.reader.upto;
+        while at < offset {
+            match read_frame(&file, at, &mut self.read_buf)? {
+                Read::Frame { next_offset } => {
+                    let r = &mut self.reader;
+                    let _ = frame::decode(&self.read_buf, &mut r.dict, table, &mut r.scratch);
+                    at = next_offset;
+                }
+                Read::BadCrc { next_offset } => at = next_offset,
+                Read::End | Read::Damaged => break,
+            }
+        }
+        self.reader.upto = at;
+        Ok(())
+    }
+
+    /// Marks a batch from [`Spill::next_batch`] as delivered.
+    pub fn ack(&mut self, token: Token) {
+        self.skip_to(token.seg, token.next_offset, token.samples);
+        self.publish();
+    }
+
+    fn skip_to(&mut self, seg: u64, offset: u64, samples: u64) {
+        if let Some(st) = self.state.as_mut() {
+            if st.cursor.seg == seg && offset > st.cursor.offset {
+                st.cursor.offset = offset;
+                st.cursor.read += samples;
+                st.pos_dirty = true;
+            }
+        }
+    }
+
+    fn count_lost(&mut self, lost: u64) {
+        if lost > 0 {
+            add(&self.stats.dropped, lost);
+            add(&self.stats.disk_dropped, lost);
+            if let Some(st) = self.state.as_mut() {
+                st.dropped += lost;
+            }
+        }
+    }
+
+    fn note_corrupt(&mut self, seg: u64) {
+        add(&self.stats.disk_corrupt_frames, 1);
+        log::warn!(
+            "output {}: skipping a damaged frame in {}",
+            self.stats.name,
+            seg_path(&self.cfg.dir, seg).display()
+        );
+    }
+
+    /// The head segment is read to its end (or its rest is unreadable). Removes it unless
+    /// it is still being written; when nothing is left, removes every file. Returns whether
+    /// another segment follows.
+    fn finish_head(&mut self, id: u64) -> bool {
+        let Some(st) = self.state.as_mut() else {
+            return false;
+        };
+        // Only the last segment is ever written to, so a head that is alone is the last.
+        if st.segs.len() <= 1 {
+            self.clear_all();
+            return false;
+        }
+        st.segs.pop_front();
+        let _ = fs::remove_file(seg_path(&self.cfg.dir, id));
+        st.cursor = Cursor {
+            seg: st.segs.front().map_or(st.next_id, |s| s.id),
+            offset: 0,
+            read: 0,
+        };
+        st.pos_dirty = true;
+        true
+    }
+
+    /// Everything was delivered: the directory is emptied (a healthy agent holds no files).
+    fn clear_all(&mut self) {
+        let Some(st) = self.state.as_mut() else {
+            return;
+        };
+        st.writer = None;
+        st.closed.clear();
+        // The position first: a position left behind would name a segment number that a
+        // later process, numbering from 0 again, could reuse and then skip.
+        let _ = fs::remove_file(self.cfg.dir.join(POSITION));
+        for s in st.segs.drain(..) {
+            let _ = fs::remove_file(seg_path(&self.cfg.dir, s.id));
+        }
+        st.cursor = Cursor {
+            seg: st.next_id,
+            offset: 0,
+            read: 0,
+        };
+        st.data_dirty = false;
+        st.pos_dirty = false;
+        self.publish();
+    }
+
+    fn read_at(&mut self, seg: u64, offset: u64) -> io::Result<Read> {
+        let file = File::open(seg_path(&self.cfg.dir, seg))?;
+        read_frame(&file, offset, &mut self.read_buf)
+    }
+
+    /// fsyncs the open segment and writes the position when `force`, or when the last sync
+    /// is `buffer_sync_interval` old and something changed.
+    pub fn maybe_sync(&mut self, force: bool) {
+        let Some(st) = self.state.as_mut() else {
+            return;
+        };
+        if !(st.data_dirty || st.pos_dirty)
+            || !(force || st.last_sync.elapsed() >= self.cfg.sync_interval)
+        {
+            return;
+        }
+        let result = st.sync(&self.cfg.dir);
+        if let Err(e) = result {
+            self.fail("cannot sync the buffer directory", &e);
+        }
+    }
+
+    fn publish(&self) {
+        let s = &self.stats;
+        match &self.state {
+            Some(st) => {
+                s.disk_segments.set(st.segs.len() as u64);
+                s.disk_bytes.set(st.segs.iter().map(|x| x.bytes).sum());
+            }
+            None => {
+                s.disk_segments.set(0);
+                s.disk_bytes.set(0);
+            }
+        }
+        s.disk_samples.set(self.pending());
+    }
+}
+
+impl State {
+    fn rotate(&mut self, dir: &Path) -> io::Result<()> {
+        // Nothing is fsynced here: new segments' data and names become durable at the
+        // next sync (the position write fsyncs the directory).
+        if let Some((_, f)) = self.writer.take() {
+            self.closed.push(f);
+        }
+        let id = self.next_id;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(seg_path(dir, id))?;
+        self.next_id += 1;
+        self.writer = Some((id, file));
+        self.segs.push_back(Segment {
+            id,
+            ..Segment::default()
+        });
+        if self.segs.len() == 1 {
+            self.cursor = Cursor {
+                seg: id,
+                offset: 0,
+                read: 0,
+            };
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self, dir: &Path) -> io::Result<()> {
+        for f in self.closed.drain(..) {
+            f.sync_data()?;
+        }
+        if let Some((_, f)) = &self.writer {
+            f.sync_data()?;
+        }
+        if !self.segs.is_empty() {
+            write_position(dir, &self.cursor, self.dropped)?;
+        }
+        self.data_dirty = false;
+        self.pos_dirty = false;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+}
+
+fn seg_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016x}.seg"))
+}
+
+fn seg_id(name: &str) -> Option<u64> {
+    let hex = name.strip_suffix(".seg")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PositionFile {
+    seg: u64,
+    offset: u64,
+    dropped: u64,
+}
+
+/// Temp file, fsync, rename, fsync of the directory: the position is old or new, never torn.
+fn write_position(dir: &Path, c: &Cursor, dropped: u64) -> io::Result<()> {
+    let body = postcard::to_stdvec(&PositionFile {
+        seg: c.seg,
+        offset: c.offset,
+        dropped,
+    })
+    .map_err(io::Error::other)?;
+    let mut bytes = Vec::with_capacity(body.len() + frame::HEADER_LEN);
+    bytes.extend_from_slice(&frame::MAGIC);
+    bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&frame::checksum(&body).to_le_bytes());
+    bytes.extend_from_slice(&body);
+    let tmp = dir.join(POSITION_TMP);
+    let mut f = File::create(&tmp)?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, dir.join(POSITION))?;
+    sync_dir(dir)
+}
+
+fn read_position(dir: &Path) -> Option<PositionFile> {
+    let bytes = fs::read(dir.join(POSITION)).ok()?;
+    let header: &[u8; frame::HEADER_LEN] = bytes.get(..frame::HEADER_LEN)?.try_into().ok()?;
+    let frame::Header::Frame { len, crc } = frame::parse_header(header) else {
+        return None;
+    };
+    let body = bytes.get(frame::HEADER_LEN..frame::HEADER_LEN + len)?;
+    if !frame::crc_ok(body, crc) {
+        return None;
+    }
+    postcard::from_bytes(body).ok()
+}
+
+enum Read {
+    Frame {
+        next_offset: u64,
+    },
+    BadCrc {
+        next_offset: u64,
+    },
+    /// No more bytes (or a torn last frame).
+    End,
+    /// Not a frame header: the rest of the segment is skipped.
+    Damaged,
+}
+
+/// Reads the frame at `offset` of `file`; its payload lands in `buf`.
+fn read_frame(file: &File, offset: u64, buf: &mut Vec<u8>) -> io::Result<Read> {
+    let file_len = file.metadata()?.len();
+    if offset >= file_len {
+        return Ok(Read::End);
+    }
+    if file_len - offset < frame::HEADER_LEN as u64 {
+        return Ok(Read::Damaged);
+    }
+    let mut header = [0u8; frame::HEADER_LEN];
+    file.read_exact_at(&mut header, offset)?;
+    let frame::Header::Frame { len, crc } = frame::parse_header(&header) else {
+        return Ok(Read::Damaged);
+    };
+    let start = offset + frame::HEADER_LEN as u64;
+    if file_len - start < len as u64 {
+        return Ok(Read::Damaged);
+    }
+    buf.resize(len, 0);
+    file.read_exact_at(buf, start)?;
+    let next_offset = start + len as u64;
+    if frame::crc_ok(buf, crc) {
+        Ok(Read::Frame { next_offset })
+    } else {
+        Ok(Read::BadCrc { next_offset })
+    }
+}
+
+struct Scan {
+    segs: VecDeque<Segment>,
+    position_seg: Option<u64>,
+    cursor: Cursor,
+    dropped: u64,
+    corrupt_frames: u64,
+}
+
+/// Reads a buffer directory. With `tidy`, removes what the position says was consumed,
+/// empty segments, and a left-over temp file; without, changes nothing (for `status`).
+fn scan_dir(dir: &Path, tidy: bool) -> io::Result<Scan> {
+    let mut ids: Vec<u64> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| seg_id(e.file_name().to_str()?))
+        .collect();
+    ids.sort_unstable();
+    let position = read_position(dir);
+    if position.is_none() && dir.join(POSITION).exists() {
+        log::warn!(
+            "{}: the position file is damaged; replaying from the oldest segment",
+            dir.display()
+        );
+    }
+    if tidy {
+        let _ = fs::remove_file(dir.join(POSITION_TMP));
+    }
+    let start = position.as_ref().map_or(0, |p| p.seg);
+    let mut scan = Scan {
+        segs: VecDeque::new(),
+        position_seg: position.as_ref().map(|p| p.seg),
+        cursor: Cursor::default(),
+        dropped: position.as_ref().map_or(0, |p| p.dropped),
+        corrupt_frames: 0,
+    };
+    let mut buf = Vec::new();
+    for id in ids {
+        let path = seg_path(dir, id);
+        if id < start {
+            if tidy {
+                let _ = fs::remove_file(&path);
+            }
+            continue;
+        }
+        let from = match &position {
+            Some(p) if p.seg == id => p.offset,
+            _ => 0,
+        };
+        let (seg, read, corrupt) = scan_segment(&path, id, from, &mut buf)?;
+        scan.corrupt_frames += corrupt;
+        if seg.bytes == 0 {
+            if tidy {
+                let _ = fs::remove_file(&path);
+            }
+            continue;
+        }
+        if scan.segs.is_empty() {
+            scan.cursor = Cursor {
+                seg: id,
+                offset: from,
+                read,
+            };
+        }
+        scan.segs.push_back(seg);
+    }
+    Ok(scan)
+}
+
+/// Counts a segment's samples (and those before `from`, already delivered) and damaged
+/// frames. `bytes` counts only whole, readable frames.
+fn scan_segment(
+    path: &Path,
+    id: u64,
+    from: u64,
+    buf: &mut Vec<u8>,
+) -> io::Result<(Segment, u64, u64)> {
+    let file = File::open(path)?;
+    let mut seg = Segment {
+        id,
+        ..Segment::default()
+    };
+    let (mut offset, mut read, mut corrupt) = (0u64, 0u64, 0u64);
+    loop {
+        match read_frame(&file, offset, buf)? {
+            Read::Frame { next_offset } => {
+                match frame::summarize(buf) {
+                    Ok(s) if next_offset <= from => {
+                        // Delivered already: counted, but not in the time span.
+                        read += s.samples;
+                        seg.samples += s.samples;
+                        seg.bytes += next_offset - offset;
+                    }
+                    Ok(s) => seg.note(&s, next_offset - offset),
+                    Err(_) => {
+                        corrupt += 1;
+                        seg.bytes += next_offset - offset;
+                    }
+                }
+                offset = next_offset;
+            }
+            Read::BadCrc { next_offset } => {
+                corrupt += 1;
+                seg.bytes += next_offset - offset;
+                offset = next_offset;
+            }
+            Read::End => break,
+            Read::Damaged => {
+                corrupt += 1;
+                break;
+            }
+        }
+    }
+    Ok((seg, read, corrupt))
+}
+
+/// What is in a buffer directory, read without changing it.
+pub fn status(dir: &Path) -> io::Result<DiskStatus> {
+    if !dir.is_dir() {
+        return Ok(DiskStatus::default());
+    }
+    let scan = scan_dir(dir, false)?;
+    let mut st = DiskStatus {
+        segments: scan.segs.len() as u64,
+        bytes: scan.segs.iter().map(|s| s.bytes).sum(),
+        dropped: scan.dropped,
+        corrupt_frames: scan.corrupt_frames,
+        ..DiskStatus::default()
+    };
+    let total: u64 = scan.segs.iter().map(|s| s.samples).sum();
+    st.samples = total.saturating_sub(scan.cursor.read);
+    st.oldest_ts = scan.segs.iter().filter_map(|s| s.first_ts).min();
+    st.newest_ts = scan.segs.iter().filter_map(|s| s.last_ts).max();
+    Ok(st)
+}

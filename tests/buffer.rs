@@ -1,0 +1,284 @@
+//! The outage buffer end to end: the built agent collecting every second into a private
+//! Redis Stack that is stopped and started, the agent SIGKILLed or SIGTERMed mid-outage,
+//! and read back from Redis. Outages here last ~10 s (not 60 s) to keep CI fast; what is
+//! tested does not depend on the length, only on segments being written and replayed.
+//!
+//! Needs `RTC_REDIS_STACK_DIR` (see tests/support/mod.rs); fails, never skips, without it.
+
+mod support;
+mod util;
+
+use nix::sys::signal::Signal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::{query, ts_range, Server};
+use util::{Agent, Scratch};
+
+/// Redis with an append-only file synced on every write: a restart keeps what was written
+/// before the outage, so the whole run can be checked for gaps.
+fn durable_redis() -> Server {
+    Server::stack(&["--appendonly", "yes", "--appendfsync", "always"])
+}
+
+fn config(s: &Scratch, host: &str, port: u16) -> (PathBuf, PathBuf) {
+    let buffer = s.dir.path().join("buffer");
+    let procfs = util::fixture("basic").join("proc");
+    let path = s.config(&format!(
+        "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\nbuffer_sync_interval: 1s\ninputs: [linux_mem]\noutputs:\n  - redistimeseries:\n      url: redis://127.0.0.1:{port}/\n",
+        procfs.display(),
+        buffer.display()
+    ));
+    (path, buffer.join("redistimeseries"))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Timestamps of `mem_total_bytes` for `host` in Redis (empty while it is down).
+fn stamps(server: &Server, host: &str) -> Vec<i64> {
+    let Ok(client) = redis::Client::open(server.url()) else {
+        return Vec::new();
+    };
+    let Ok(mut c) = client.get_connection() else {
+        return Vec::new();
+    };
+    let key = format!("mem_total_bytes:{host}");
+    let exists: i64 = query(&mut c, &["EXISTS", &key]);
+    if exists == 0 {
+        return Vec::new();
+    }
+    ts_range(&mut c, &key).into_iter().map(|(t, _)| t).collect()
+}
+
+/// Polls until Redis holds a sample stamped at or after `ts`.
+fn wait_for_stamp(server: &Server, host: &str, ts: i64, timeout: Duration) -> Vec<i64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = stamps(server, host);
+        if got.last().is_some_and(|&t| t >= ts) || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The gaps (missing 1 s ticks) between `from` and `to`, inclusive.
+fn missing(got: &[i64], from: i64, to: i64) -> Vec<i64> {
+    let first = from.div_euclid(1000) * 1000 + 1000;
+    (first..=to)
+        .step_by(1000)
+        .filter(|t| got.binary_search(t).is_err())
+        .collect()
+}
+
+fn segment_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn a_10s_outage_is_replayed_from_disk_with_original_timestamps_and_no_gap() {
+    let s = Scratch::new();
+    let mut server = durable_redis();
+    let host = "outage";
+    let (path, buffer) = config(&s, host, server.port);
+    let agent = Agent::start(&path);
+    let first = wait_for_stamp(&server, host, 0, Duration::from_secs(10));
+    assert!(!first.is_empty(), "the agent writes while Redis is up");
+
+    server.stop();
+    let stopped = now_ms();
+    assert!(
+        wait_until(Duration::from_secs(5), || segment_files(&buffer) > 0),
+        "during the outage samples go to {}",
+        buffer.display()
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    server.restart();
+    let restarted = now_ms();
+    let got = wait_for_stamp(&server, host, restarted + 2000, Duration::from_secs(60));
+    let lost = missing(&got, first[0], restarted + 2000);
+    assert!(
+        lost.is_empty(),
+        "every second from the first sample through the outage (stopped at {stopped}, back at {restarted}) is in Redis; missing {lost:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || segment_files(&buffer) == 0),
+        "a drained buffer leaves no segment"
+    );
+    let lines = agent.drain();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("writing buffered samples to")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn samples_buffered_before_a_sigkill_arrive_after_the_restart() {
+    let s = Scratch::new();
+    let mut server = durable_redis();
+    let host = "killed";
+    let (path, buffer) = config(&s, host, server.port);
+    let mut agent = Agent::start(&path);
+    let first = wait_for_stamp(&server, host, 0, Duration::from_secs(10));
+    assert!(!first.is_empty());
+    server.stop();
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(segment_files(&buffer) > 0);
+    agent.signal(Signal::SIGKILL);
+    let killed = now_ms();
+    agent.wait_exit(Duration::from_secs(5)).expect("killed");
+    drop(agent);
+
+    let _agent = Agent::start(&path);
+    std::thread::sleep(Duration::from_secs(2));
+    server.restart();
+    // What was collected more than the sync interval (1 s) plus one flush (1 s) before the
+    // kill was on disk.
+    let must_have = killed - 2000;
+    let got = wait_for_stamp(&server, host, killed + 3000, Duration::from_secs(60));
+    let lost = missing(&got, first[0], must_have);
+    assert!(
+        lost.is_empty(),
+        "missing {lost:?} of those before {must_have}"
+    );
+}
+
+#[test]
+fn sigterm_during_an_outage_persists_memory_and_a_restart_delivers_everything() {
+    let s = Scratch::new();
+    let mut server = durable_redis();
+    let host = "termed";
+    let (path, buffer) = config(&s, host, server.port);
+    let mut agent = Agent::start(&path);
+    let first = wait_for_stamp(&server, host, 0, Duration::from_secs(10));
+    assert!(!first.is_empty());
+    server.stop();
+    std::thread::sleep(Duration::from_secs(5));
+    agent.signal(Signal::SIGTERM);
+    let termed = now_ms();
+    let (status, _) = agent.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert!(status.success());
+    drop(agent);
+    assert!(segment_files(&buffer) > 0);
+
+    let out = util::run(&["buffer", "status", "--config", path.to_str().unwrap()]);
+    let text = util::stdout(&out);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    assert!(text.contains("output redistimeseries"), "{text}");
+    let on_disk: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("samples on disk: "))
+        .and_then(|n| n.parse().ok())
+        .expect("a sample count");
+    assert!(on_disk >= 4 * 3, "{text}");
+
+    let _agent = Agent::start(&path);
+    std::thread::sleep(Duration::from_secs(1));
+    server.restart();
+    let got = wait_for_stamp(&server, host, termed + 3000, Duration::from_secs(60));
+    // Every tick up to the last one collected before SIGTERM.
+    let lost = missing(&got, first[0], termed - 1000);
+    assert!(lost.is_empty(), "missing {lost:?}");
+}
+
+#[test]
+fn a_healthy_run_writes_nothing_under_buffer_dir() {
+    let s = Scratch::new();
+    let server = durable_redis();
+    let host = "healthy";
+    let (path, buffer) = config(&s, host, server.port);
+    let agent = Agent::start(&path);
+    let got = wait_for_stamp(&server, host, now_ms() + 4000, Duration::from_secs(15));
+    assert!(got.len() >= 4);
+    let io = std::fs::read_to_string(format!("/proc/{}/io", agent.pid())).unwrap_or_default();
+    let written = io
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(!buffer.exists(), "{} was created", buffer.display());
+    assert!(!buffer.parent().unwrap().exists());
+    if let Some(n) = written {
+        assert_eq!(n, 0, "/proc/<pid>/io write_bytes of a healthy agent");
+    }
+}
+
+#[test]
+fn an_unwritable_buffer_dir_means_memory_only_with_an_error_not_a_crash() {
+    let s = Scratch::new();
+    let mut server = durable_redis();
+    let host = "nodisk";
+    let file = s.write("not-a-dir", "x");
+    let procfs = util::fixture("basic").join("proc");
+    let path = s.config(&format!(
+        "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\ninputs: [linux_mem]\noutputs:\n  - redistimeseries:\n      url: redis://127.0.0.1:{}/\n",
+        procfs.display(),
+        file.join("buffer").display(),
+        server.port
+    ));
+    let mut agent = Agent::start(&path);
+    let first = wait_for_stamp(&server, host, 0, Duration::from_secs(10));
+    assert!(!first.is_empty());
+    server.stop();
+    let (lines, found) = agent.wait_for(Duration::from_secs(10), |l| {
+        l.contains("buffering in memory only")
+    });
+    assert!(found, "{lines:#?}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(agent.child.try_wait().unwrap().is_none(), "still running");
+    server.restart();
+    let restarted = now_ms();
+    let got = wait_for_stamp(&server, host, restarted + 2000, Duration::from_secs(60));
+    let lost = missing(&got, first[0], restarted + 2000);
+    assert!(
+        lost.is_empty(),
+        "the memory ring covered the outage; missing {lost:?}"
+    );
+}
+
+#[test]
+fn garbage_in_the_buffer_dir_does_not_stop_the_agent() {
+    let s = Scratch::new();
+    let server = durable_redis();
+    let host = "garbage";
+    let (path, buffer) = config(&s, host, server.port);
+    std::fs::create_dir_all(&buffer).unwrap();
+    std::fs::write(
+        buffer.join("0000000000000000.seg"),
+        b"RF\x10\x00\x00\x00garbage-torn",
+    )
+    .unwrap();
+    std::fs::write(buffer.join("0000000000000001.seg"), vec![0xa5; 5000]).unwrap();
+    std::fs::write(buffer.join("position"), b"nonsense").unwrap();
+    std::fs::write(buffer.join("README"), b"not ours").unwrap();
+    let agent = Agent::start(&path);
+    let got = wait_for_stamp(&server, host, now_ms() + 2000, Duration::from_secs(20));
+    assert!(got.len() >= 2, "the agent runs and delivers");
+    let lines = agent.drain();
+    assert!(
+        lines.iter().any(|l| l.contains("damaged")),
+        "a warning about the damaged files: {lines:#?}"
+    );
+}
