@@ -22,7 +22,7 @@ pub struct Config {}
 pub struct Internal {
     stats: Rc<AgentStats>,
     statm: ProcFile,
-    stat: ProcFile,
+    status: ProcFile,
     page_size: f64,
 }
 
@@ -31,7 +31,8 @@ pub fn build(_cfg: &Config, ctx: &BuildCtx) -> Result<Internal, String> {
     Ok(Internal {
         stats: ctx.stats.clone(),
         statm: ProcFile::new("/proc/self/statm"),
-        stat: ProcFile::new("/proc/self/stat"),
+        // Not /proc/self/stat: qemu-user reports 0 threads there, status is right.
+        status: ProcFile::new("/proc/self/status"),
         page_size: page_size(),
     })
 }
@@ -48,30 +49,53 @@ pub fn parse_statm_resident(text: &str) -> Option<u64> {
     fields(text).nth(1)?.parse().ok()
 }
 
-/// Thread count: field 20 of /proc/self/stat, counted after the `)` that ends the name.
-pub fn parse_stat_threads(text: &str) -> Option<u64> {
-    let after_name = &text[text.rfind(')')? + 1..];
-    fields(after_name).nth(17)?.parse().ok()
+/// Thread count: the `Threads:` line of /proc/self/status.
+pub fn parse_status_threads(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("Threads:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl Internal {
     /// The output's flash buffer (see `core::spill`).
     fn disk_buffer(em: &mut Emitter, o: &OutputStats, l: &[(&str, &str)]) {
-        em.gauge("internal_write_disk_buffer_samples", l, o.disk_samples.get() as f64);
-        em.gauge("internal_write_disk_buffer_segments", l, o.disk_segments.get() as f64);
-        em.gauge("internal_write_disk_buffer_bytes", l, o.disk_bytes.get() as f64);
+        em.gauge(
+            "internal_write_disk_buffer_samples",
+            l,
+            o.disk_samples.get() as f64,
+        );
+        em.gauge(
+            "internal_write_disk_buffer_segments",
+            l,
+            o.disk_segments.get() as f64,
+        );
+        em.gauge(
+            "internal_write_disk_buffer_bytes",
+            l,
+            o.disk_bytes.get() as f64,
+        );
         em.counter(
             "internal_write_disk_written_bytes",
             l,
             o.disk_written_bytes.get() as f64,
         );
-        em.gauge("internal_write_disk_dropped", l, o.disk_dropped.get() as f64);
+        em.gauge(
+            "internal_write_disk_dropped",
+            l,
+            o.disk_dropped.get() as f64,
+        );
         em.gauge(
             "internal_write_disk_damaged_frames",
             l,
             o.disk_corrupt_frames.get() as f64,
         );
-        em.gauge("internal_write_disk_io_errors", l, o.disk_io_errors.get() as f64);
+        em.gauge(
+            "internal_write_disk_io_errors",
+            l,
+            o.disk_io_errors.get() as f64,
+        );
     }
 
     fn collect_sync(&mut self, em: &mut Emitter) -> Result<(), InputError> {
@@ -138,9 +162,9 @@ impl Internal {
             &[],
             resident as f64 * self.page_size,
         );
-        let stat_path = self.stat.path().to_path_buf();
-        let threads = parse_stat_threads(self.stat.read()?)
-            .ok_or_else(|| InputError::parse(&stat_path, "no thread count"))?;
+        let status_path = self.status.path().to_path_buf();
+        let threads = parse_status_threads(self.status.read()?)
+            .ok_or_else(|| InputError::parse(&status_path, "no thread count"))?;
         em.gauge("internal_agent_threads", &[], threads as f64);
         Ok(())
     }
@@ -161,10 +185,9 @@ mod tests {
     #[test]
     fn parses_own_process_files() {
         assert_eq!(parse_statm_resident("2000 512 300 10 0 400 0\n"), Some(512));
-        let stat =
-            "4242 (rt (c) x) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 2 0 100 5000 512";
-        assert_eq!(parse_stat_threads(stat), Some(2));
-        assert_eq!(parse_stat_threads("garbage"), None);
+        let status = "Name:\trtcollector\nState:\tS (sleeping)\nThreads:\t2\nSigQ:\t0/1\n";
+        assert_eq!(parse_status_threads(status), Some(2));
+        assert_eq!(parse_status_threads("garbage"), None);
     }
 
     #[test]
@@ -194,8 +217,14 @@ mod tests {
         assert_eq!(c["internal_gather_metrics_gathered{input=linux_mem}"], 8.0);
         assert_eq!(c["internal_write_buffer_size{output=stdout}"], 7.0);
         assert_eq!(c["internal_write_buffer_limit{output=stdout}"], 5000.0);
-        assert_eq!(c["internal_write_disk_buffer_samples{output=stdout}"], 1234.0);
-        assert_eq!(c["internal_write_disk_written_bytes{output=stdout}"], 20_000.0);
+        assert_eq!(
+            c["internal_write_disk_buffer_samples{output=stdout}"],
+            1234.0
+        );
+        assert_eq!(
+            c["internal_write_disk_written_bytes{output=stdout}"],
+            20_000.0
+        );
         assert_eq!(c["internal_write_disk_io_errors{output=stdout}"], 0.0);
         assert!(c["internal_memstats_sys_bytes"] > 0.0);
         assert!(c["internal_agent_threads"] >= 1.0);
