@@ -197,3 +197,193 @@ fn the_sample_is_a_valid_config() {
     let text: String = SAMPLE.lines().map(|l| format!("  {l}\n")).collect();
     crate::config::parse(Path::new("sample.yaml"), &format!("inputs:\n{text}")).unwrap();
 }
+
+/// One netlink message: header (length, type, flags 0, seq, pid 0) and payload, padded to 4.
+fn nlmsg(kind: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let mut m = Vec::new();
+    m.extend_from_slice(&((16 + payload.len()) as u32).to_ne_bytes());
+    m.extend_from_slice(&kind.to_ne_bytes());
+    m.extend_from_slice(&0u16.to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    m.extend_from_slice(payload);
+    while m.len() % 4 != 0 {
+        m.push(0);
+    }
+    m
+}
+
+/// An `inet_diag_msg` of a socket in `state`.
+fn diag_msg(state: u8) -> Vec<u8> {
+    let mut p = vec![0; 72];
+    p[0] = AF_INET;
+    p[1] = state;
+    p
+}
+
+#[test]
+fn the_netlink_request_is_a_tcp_dump_of_all_states() {
+    let req = diag_request(AF_INET6, 7);
+    assert_eq!(req.len(), 72);
+    assert_eq!(u32::from_ne_bytes(req[0..4].try_into().unwrap()), 72);
+    assert_eq!(u16::from_ne_bytes(req[4..6].try_into().unwrap()), 20);
+    assert_eq!(u16::from_ne_bytes(req[6..8].try_into().unwrap()), 0x301);
+    assert_eq!(u32::from_ne_bytes(req[8..12].try_into().unwrap()), 7);
+    assert_eq!(&req[16..20], &[AF_INET6, 6, 0, 0]);
+    assert_eq!(u32::from_ne_bytes(req[20..24].try_into().unwrap()) & 0xfff, 0xfff);
+    assert!(req[24..].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn the_compat_request_dumps_every_family() {
+    let req = diag_request_compat(9);
+    assert_eq!(req.len(), 76);
+    assert_eq!(u32::from_ne_bytes(req[0..4].try_into().unwrap()), 76);
+    assert_eq!(u16::from_ne_bytes(req[4..6].try_into().unwrap()), 18);
+    assert_eq!(u16::from_ne_bytes(req[6..8].try_into().unwrap()), 0x301);
+    assert_eq!(u32::from_ne_bytes(req[8..12].try_into().unwrap()), 9);
+    assert!(req[20..68].iter().all(|&b| b == 0), "no socket filter");
+    assert_eq!(u32::from_ne_bytes(req[68..72].try_into().unwrap()) & 0xfff, 0xfff);
+    assert_eq!(&req[72..], &[0; 4]);
+    // Its replies are of type 18.
+    let mut counts = StateCounts::default();
+    let mut data = nlmsg(18, 9, &diag_msg(0x0A));
+    data.extend(nlmsg(3, 9, &0i32.to_ne_bytes()));
+    assert_eq!(parse_diag(&data, 9, &mut counts), Ok(Dump::Done));
+    assert_eq!(counts[0x0A], 1);
+}
+
+#[test]
+fn netlink_replies_two_sockets_then_done() {
+    let mut data = nlmsg(20, 5, &diag_msg(0x0A));
+    data.extend(nlmsg(20, 5, &diag_msg(0x01)));
+    // An inet_diag_msg with attributes after it, of a length that is not a multiple of 4.
+    let mut long = diag_msg(0x01);
+    long.extend_from_slice(&[1, 2, 3, 4, 5]);
+    data.extend(nlmsg(20, 5, &long));
+    let mut counts = StateCounts::default();
+    assert_eq!(parse_diag(&data, 5, &mut counts), Ok(Dump::More));
+    assert_eq!(counts[0x0A], 1);
+    assert_eq!(counts[0x01], 2);
+    // The next datagram: a leftover of an earlier dump (skipped), a state out of range
+    // (not counted), and the end.
+    let mut data = nlmsg(20, 4, &diag_msg(0x06));
+    data.extend(nlmsg(3, 4, &0i32.to_ne_bytes()));
+    data.extend(nlmsg(20, 5, &diag_msg(0x0C)));
+    data.extend(nlmsg(3, 5, &0i32.to_ne_bytes()));
+    assert_eq!(parse_diag(&data, 5, &mut counts), Ok(Dump::Done));
+    assert_eq!(counts.iter().sum::<u64>(), 3);
+    assert_eq!(counts[0x06], 0);
+}
+
+#[test]
+fn truncated_netlink_replies_are_errors() {
+    let mut data = nlmsg(20, 1, &diag_msg(0x01));
+    data.extend(nlmsg(3, 1, &0i32.to_ne_bytes()));
+    let whole = data.len();
+    for cut in 1..whole {
+        let mut counts = StateCounts::default();
+        let got = parse_diag(&data[..cut], 1, &mut counts);
+        if cut == 88 {
+            // Exactly the first message: a datagram boundary.
+            assert_eq!(got, Ok(Dump::More));
+        } else {
+            assert!(matches!(got, Err(DiagError::Parse(_))), "cut {cut}: {got:?}");
+        }
+    }
+    // A header whose length is shorter than a header, or beyond the data.
+    let mut counts = StateCounts::default();
+    let mut bad = nlmsg(20, 1, &diag_msg(0x01));
+    bad[0..4].copy_from_slice(&8u32.to_ne_bytes());
+    assert!(parse_diag(&bad, 1, &mut counts).is_err());
+    bad[0..4].copy_from_slice(&1000u32.to_ne_bytes());
+    assert!(parse_diag(&bad, 1, &mut counts).is_err());
+    // A socket message too short for an inet_diag_msg.
+    let short = nlmsg(20, 1, &[0, 1, 0, 0]);
+    assert_eq!(
+        parse_diag(&short, 1, &mut counts),
+        Err(DiagError::Parse("truncated inet_diag_msg"))
+    );
+    assert_eq!(parse_diag(&[], 1, &mut counts), Ok(Dump::More));
+}
+
+#[test]
+fn netlink_errors_are_reported() {
+    // NLMSG_ERROR: -errno then the request's header.
+    let mut payload = (-2i32).to_ne_bytes().to_vec();
+    payload.extend_from_slice(&diag_request(AF_INET, 3)[..16]);
+    let mut counts = StateCounts::default();
+    assert_eq!(
+        parse_diag(&nlmsg(2, 3, &payload), 3, &mut counts),
+        Err(DiagError::Kernel(2))
+    );
+    assert_eq!(
+        parse_diag(&nlmsg(2, 3, &[0, 0]), 3, &mut counts),
+        Err(DiagError::Parse("truncated NLMSG_ERROR"))
+    );
+    // A dump that failed part way ends with a negative NLMSG_DONE.
+    assert_eq!(
+        parse_diag(&nlmsg(3, 3, &(-4i32).to_ne_bytes()), 3, &mut counts),
+        Err(DiagError::Kernel(4))
+    );
+}
+
+#[test]
+fn netlink_is_used_only_under_the_real_proc() {
+    let (_dir, _net, ctx) = scratch();
+    assert!(!build(&Config::default(), &ctx).unwrap().uses_netlink());
+    let real = BuildCtx::with_roots("/proc", "/sys");
+    let off = Config { use_netlink: false };
+    assert!(!build(&off, &real).unwrap().uses_netlink());
+}
+
+#[test]
+fn netlink_and_proc_count_the_same_listening_sockets() {
+    let ctx = BuildCtx::with_roots("/proc", "/sys");
+    let mut ns = build(&Config::default(), &ctx).unwrap();
+    if !ns.uses_netlink() {
+        eprintln!("netlink sock_diag is not available here; skipped");
+        return;
+    }
+    let _v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // Absent when IPv6 is off.
+    let v6 = std::net::TcpListener::bind("[::1]:0").ok();
+    let ours = 1 + u64::from(v6.is_some());
+    let mut per_family = Diag::open().unwrap();
+    per_family.compat = false;
+    // Other processes may open or close listeners between the reads: retry a few times.
+    let mut last = None;
+    for _ in 0..20 {
+        let compat = ns.diag.as_mut().unwrap().count().unwrap();
+        let proc = ns.proc_states().unwrap();
+        let v2 = per_family.count().unwrap();
+        assert!(compat[0x0A] >= ours, "our listeners are counted");
+        if compat[0x0A] == proc[0x0A] && v2[0x0A] == proc[0x0A] {
+            return;
+        }
+        last = Some((compat[0x0A], proc[0x0A], v2[0x0A]));
+    }
+    panic!("netlink and /proc disagree on LISTEN: {last:?}");
+}
+
+#[test]
+fn a_dump_abandoned_part_way_does_not_spoil_the_next() {
+    let Ok(mut diag) = Diag::open() else {
+        eprintln!("netlink sock_diag is not available here; skipped");
+        return;
+    };
+    // Enough sockets for a dump of several datagrams.
+    let _listeners: Vec<_> = (0..100)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    // A receive buffer too small for the first reply: the dump is abandoned part way.
+    diag.buf.truncate(16);
+    assert_eq!(
+        diag.count(),
+        Err(DiagError::Parse("a reply larger than the receive buffer"))
+    );
+    diag.buf.resize(NETLINK_BUF, 0);
+    assert!(diag.count().unwrap()[0x0A] >= 100);
+    assert!(diag.compat, "no EBUSY taken for a kernel without TCPDIAG_GETSOCK");
+    assert!(diag.count().unwrap()[0x0A] >= 100);
+}

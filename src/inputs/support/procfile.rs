@@ -1,20 +1,29 @@
 //! Reading small /proc and /sys files into a buffer that is reused every collection.
 
 use crate::core::InputError;
-use std::io::Read;
+use std::fs::File;
+use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// A file read again on every collection, into the same buffer.
+/// A file read again on every collection, into the same buffer. The file is opened once and
+/// read again from offset 0 each time (procfs and sysfs regenerate their content on a read
+/// at offset 0); it is opened again when reading the kept descriptor fails.
 pub struct ProcFile {
     path: PathBuf,
+    /// Always initialized to its full length; the content is `buf[..len]`.
     buf: Vec<u8>,
+    len: usize,
+    file: Option<File>,
 }
 
 impl ProcFile {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         ProcFile {
             path: path.into(),
-            buf: Vec::with_capacity(4096),
+            buf: vec![0; 4096],
+            len: 0,
+            file: None,
         }
     }
 
@@ -24,11 +33,25 @@ impl ProcFile {
 
     /// The file's whole content. Errors name the file; content that is not UTF-8 is garbage.
     pub fn read(&mut self) -> Result<&str, InputError> {
-        self.buf.clear();
-        std::fs::File::open(&self.path)
-            .and_then(|mut f| f.read_to_end(&mut self.buf))
-            .map_err(|e| InputError::io(&self.path, &e))?;
-        std::str::from_utf8(&self.buf)
+        self.len = 0;
+        let kept = match &self.file {
+            Some(f) => read_all_at(f, &mut self.buf),
+            None => Err(ErrorKind::NotFound.into()),
+        };
+        self.len = match kept {
+            Ok(n) => n,
+            // Not open yet, or the kept descriptor went stale (a remount, a device or
+            // process gone): open the file again, once.
+            Err(_) => {
+                self.file = None;
+                let f = File::open(&self.path).map_err(|e| InputError::io(&self.path, &e))?;
+                let n =
+                    read_all_at(&f, &mut self.buf).map_err(|e| InputError::io(&self.path, &e))?;
+                self.file = Some(f);
+                n
+            }
+        };
+        std::str::from_utf8(&self.buf[..self.len])
             .map_err(|_| InputError::parse(&self.path, "content is not text"))
     }
 
@@ -37,6 +60,22 @@ impl ProcFile {
         match std::fs::metadata(&self.path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             _ => self.read().map(Some),
+        }
+    }
+}
+
+/// Reads `f` from offset 0 to its end into `buf`, growing it when full; the length read.
+fn read_all_at(f: &File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize((buf.len() * 2).max(4096), 0);
+        }
+        match f.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => return Ok(len),
+            Ok(n) => len += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }
@@ -59,6 +98,54 @@ mod tests {
         assert_eq!(f.read().unwrap(), "a 1\n");
         std::fs::write(&p, "b 2\n").unwrap();
         assert_eq!(f.read().unwrap(), "b 2\n");
+    }
+
+    #[test]
+    fn grows_past_the_initial_buffer_and_shrinks_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        let big = "x 1\n".repeat(5000);
+        std::fs::write(&p, &big).unwrap();
+        let mut f = ProcFile::new(&p);
+        assert_eq!(f.read().unwrap(), big);
+        std::fs::write(&p, "y 2\n").unwrap();
+        assert_eq!(f.read().unwrap(), "y 2\n");
+        std::fs::write(&p, "").unwrap();
+        assert_eq!(f.read().unwrap(), "");
+    }
+
+    #[test]
+    fn a_kept_procfs_file_is_generated_again() {
+        let mut f = ProcFile::new("/proc/uptime");
+        let first: f64 = fields(f.read().unwrap()).next().unwrap().parse().unwrap();
+        assert!(f.file.is_some(), "kept open");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let second: f64 = fields(f.read().unwrap()).next().unwrap().parse().unwrap();
+        assert!(second > first, "{first} then {second}");
+    }
+
+    #[test]
+    fn a_file_that_appears_later_is_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("late");
+        let mut f = ProcFile::new(&p);
+        assert!(f.read().is_err());
+        std::fs::write(&p, "c 3\n").unwrap();
+        assert_eq!(f.read().unwrap(), "c 3\n");
+    }
+
+    #[test]
+    fn a_failing_kept_descriptor_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, "d 4\n").unwrap();
+        let mut f = ProcFile::new(&p);
+        assert_eq!(f.read().unwrap(), "d 4\n");
+        // A descriptor whose reads fail (EISDIR), as a stale one after a remount would.
+        f.file = Some(std::fs::File::open(dir.path()).unwrap());
+        std::fs::write(&p, "e 5\n").unwrap();
+        assert_eq!(f.read().unwrap(), "e 5\n");
+        assert!(f.read().is_ok(), "the new descriptor is kept");
     }
 
     #[test]
