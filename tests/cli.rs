@@ -263,3 +263,12 @@ fn disk_buffer_keys_have_defaults_and_bad_values_point_at_the_line() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains(":2:"), "{}", stderr(&o));
 }
+
+#[test]
+fn missing_secret_names_the_variable_and_never_a_value() {
+    let e = check_fails("outputs:\n  - redistimeseries:\n      password: secret:redis/nope\n");
+    assert!(
+        e.starts_with("3:7: outputs[0].redistimeseries: secret `redis/nope` not found: environment variable `SECRET_REDIS_NOPE` is not set"),
+        "{e}"
+    );
+}
