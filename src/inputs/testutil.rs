@@ -112,3 +112,30 @@ pub fn collect_fixture(name: &str, build: impl FnOnce(&BuildCtx) -> Box<dyn Inpu
     assert!(c.error.is_none(), "collection failed: {:?}", c.error);
     c
 }
+
+/// An input's `SAMPLE` checked by the real config loader as a list item under `inputs:`,
+/// then its options read on their own (to compare with `Config::default()`).
+pub fn sample_options<C: serde::de::DeserializeOwned>(sample: &str) -> C {
+    let text: String = sample.lines().map(|l| format!("  {l}\n")).collect();
+    crate::config::parse(std::path::Path::new("sample"), &format!("inputs:\n{text}"))
+        .expect("SAMPLE is a valid config");
+    let mut items: Vec<BTreeMap<String, C>> = yaml_serde::from_str(sample).unwrap();
+    items.pop().unwrap().into_values().next().unwrap()
+}
+
+/// Writes each of `bad` into `file` and asserts the collection fails naming the file and
+/// writes nothing; then removes the file and asserts that fails too.
+pub fn assert_bad_contents_rejected(h: &mut Harness, file: &std::path::Path, bad: &[&str]) {
+    for (i, text) in bad.iter().enumerate() {
+        std::fs::write(file, text).unwrap();
+        let got = h.collect(1_000 + i as i64);
+        let e = got.error.unwrap_or_else(|| panic!("accepted: {text:?}"));
+        assert!(e.0.contains(&*file.to_string_lossy()), "{e}");
+        assert!(
+            got.samples.is_empty(),
+            "nothing half-read is written: {text:?}"
+        );
+    }
+    std::fs::remove_file(file).unwrap();
+    assert!(h.collect(1_000_000).error.is_some());
+}

@@ -192,21 +192,17 @@ fn garbage_or_truncated_files_are_errors_naming_the_file() {
     let dir = proc_copy("basic");
     let stat = dir.path().join("stat");
     let mut h = harness(dir.path(), &Config::default());
-    for bad in [
-        "cpu  1394910 2260 438950 25370790 41560 20 18140 3420 1250 10\ncpu0 349310 540 11",
-        "cpu  1 2 3 4 5\ncpu0 1 2 three 4 5\n",
-        "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 1 2 3 4 5 6 7 8 9 10\ncpu1 1 2 3 4 5 6 7 8 9",
-        "cpu  1 2 3 4 5\ncpu  1 2 3 4 5\n",
-        "",
-    ] {
-        std::fs::write(&stat, bad).unwrap();
-        let got = h.collect(1_000);
-        let e = got.error.expect(bad);
-        assert!(e.0.contains(&*stat.to_string_lossy()), "{e}");
-        assert!(got.samples.is_empty(), "nothing half-read is written");
-    }
-    std::fs::remove_file(&stat).unwrap();
-    assert!(h.collect(2_000).error.is_some());
+    crate::inputs::testutil::assert_bad_contents_rejected(
+        &mut h,
+        &stat,
+        &[
+            "cpu  1394910 2260 438950 25370790 41560 20 18140 3420 1250 10\ncpu0 349310 540 11",
+            "cpu  1 2 3 4 5\ncpu0 1 2 three 4 5\n",
+            "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 1 2 3 4 5 6 7 8 9 10\ncpu1 1 2 3 4 5 6 7 8 9",
+            "cpu  1 2 3 4 5\ncpu  1 2 3 4 5\n",
+            "",
+        ],
+    );
 }
 
 #[test]
@@ -220,15 +216,8 @@ fn a_missing_file_at_build_is_reported_by_the_first_collection() {
     assert_eq!(h.collect(3_000)["cpu_idle_percent{cpu=total}"], 50.0);
 }
 
-/// `SAMPLE` as a list item under `inputs:`, parsed by the real config loader, and its
-/// options read on their own.
 fn sample_options() -> Config {
-    let text: String = SAMPLE.lines().map(|l| format!("  {l}\n")).collect();
-    crate::config::parse(std::path::Path::new("sample"), &format!("inputs:\n{text}"))
-        .expect("SAMPLE is a valid config");
-    let mut items: Vec<std::collections::BTreeMap<String, Config>> =
-        yaml_serde::from_str(SAMPLE).unwrap();
-    items.pop().unwrap().into_values().next().unwrap()
+    crate::inputs::testutil::sample_options(SAMPLE)
 }
 
 #[test]

@@ -281,30 +281,19 @@ fn garbage_or_truncated_files_are_errors_naming_the_file() {
     let t = Tree::new("self/mounts", "/dev/root / ext4 rw 0 0\n", &[]);
     let file = t.root().join("proc/self/mounts");
     let mut h = t.harness(Config::default());
-    for bad in [
-        "/dev/root / ext4 rw 0 0\n/dev/sda1 /data ext4 rw,rela",
-        "/dev/root / ext4 rw zero 0\n",
-        "garbage\n",
-    ] {
-        std::fs::write(&file, bad).unwrap();
-        let got = h.collect(1_000);
-        let e = got.error.expect(bad);
-        assert!(e.0.contains(&*file.to_string_lossy()), "{e}");
-        assert!(got.samples.is_empty(), "nothing half-read is written");
-    }
-    std::fs::remove_file(&file).unwrap();
-    assert!(h.collect(2_000).error.is_some());
+    crate::inputs::testutil::assert_bad_contents_rejected(
+        &mut h,
+        &file,
+        &[
+            "/dev/root / ext4 rw 0 0\n/dev/sda1 /data ext4 rw,rela",
+            "/dev/root / ext4 rw zero 0\n",
+            "garbage\n",
+        ],
+    );
 }
 
-/// `SAMPLE` as a list item under `inputs:`, parsed by the real config loader, and its
-/// options read on their own.
 fn sample_options() -> Config {
-    let text: String = SAMPLE.lines().map(|l| format!("  {l}\n")).collect();
-    crate::config::parse(std::path::Path::new("sample"), &format!("inputs:\n{text}"))
-        .expect("SAMPLE is a valid config");
-    let mut items: Vec<std::collections::BTreeMap<String, Config>> =
-        yaml_serde::from_str(SAMPLE).unwrap();
-    items.pop().unwrap().into_values().next().unwrap()
+    crate::inputs::testutil::sample_options(SAMPLE)
 }
 
 #[test]

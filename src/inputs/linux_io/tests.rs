@@ -318,31 +318,20 @@ fn rates_from_the_second_reading_and_none_across_a_reset() {
 #[test]
 fn garbage_or_truncated_files_are_errors_naming_the_file() {
     let (_dir, file, mut h) = harness_on_copy(&Config::default());
-    for bad in [
+    crate::inputs::testutil::assert_bad_contents_rejected(
+        &mut h,
+        &file,
+        &[
         "   8       0 sda 183204 2210 23865722 201034 95012 66710 14326712 893221 0 412330 1094255\n 179 0 mmcblk0 20518 8362 15",
         "   8       0 sda 183204 2210 23865722 201034 95012 66710 14326712 893221 0 412330 -1\n",
         "   8       0 sda 1 2 3 4 5 6 7 8 9 10 11\n   8       0 sda 1 2 3 4 5 6 7 8 9 10 11\n",
         "garbage\n",
-    ] {
-        std::fs::write(&file, bad).unwrap();
-        let got = h.collect(1_000);
-        let e = got.error.expect(bad);
-        assert!(e.0.contains(&*file.to_string_lossy()), "{e}");
-        assert!(got.samples.is_empty(), "nothing half-read is written");
-    }
-    std::fs::remove_file(&file).unwrap();
-    assert!(h.collect(2_000).error.is_some());
+        ],
+    );
 }
 
-/// `SAMPLE` as a list item under `inputs:`, parsed by the real config loader, and its
-/// options read on their own.
 fn sample_options() -> Config {
-    let text: String = SAMPLE.lines().map(|l| format!("  {l}\n")).collect();
-    crate::config::parse(std::path::Path::new("sample"), &format!("inputs:\n{text}"))
-        .expect("SAMPLE is a valid config");
-    let mut items: Vec<std::collections::BTreeMap<String, Config>> =
-        yaml_serde::from_str(SAMPLE).unwrap();
-    items.pop().unwrap().into_values().next().unwrap()
+    crate::inputs::testutil::sample_options(SAMPLE)
 }
 
 #[test]

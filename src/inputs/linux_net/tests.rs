@@ -180,30 +180,19 @@ fn filters_follow_the_include_and_exclude_options() {
 fn garbage_or_truncated_files_are_errors_naming_the_file() {
     let (dir, dev) = proc_copy();
     let mut h = harness(dir.path(), &Config::default());
-    for bad in [
+    let bad: Vec<String> = vec![
         format!("{HEADER}  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n wlan0: 1 2 3 4 5"),
         format!("{HEADER}  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 -1\n"),
         format!("{HEADER}  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n"),
         "  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n".to_string(),
         String::new(),
-    ] {
-        std::fs::write(&dev, &bad).unwrap();
-        let got = h.collect(1_000);
-        let e = got.error.expect(&bad);
-        assert!(e.0.contains(&*dev.to_string_lossy()), "{e}");
-        assert!(got.samples.is_empty(), "nothing half-read is written");
-    }
+    ];
+    let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+    crate::inputs::testutil::assert_bad_contents_rejected(&mut h, &dev, &bad);
 }
 
-/// `SAMPLE` as a list item under `inputs:`, parsed by the real config loader, and its
-/// options read on their own.
 fn sample_options() -> Config {
-    let text: String = SAMPLE.lines().map(|l| format!("  {l}\n")).collect();
-    crate::config::parse(std::path::Path::new("sample"), &format!("inputs:\n{text}"))
-        .expect("SAMPLE is a valid config");
-    let mut items: Vec<std::collections::BTreeMap<String, Config>> =
-        yaml_serde::from_str(SAMPLE).unwrap();
-    items.pop().unwrap().into_values().next().unwrap()
+    crate::inputs::testutil::sample_options(SAMPLE)
 }
 
 #[test]
