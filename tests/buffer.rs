@@ -283,3 +283,108 @@ fn garbage_in_the_buffer_dir_does_not_stop_the_agent() {
         "a warning about the damaged files: {lines:#?}"
     );
 }
+
+/// `name: N` from `rtcollector buffer status`.
+fn status_number(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `{name}` in {text}"))
+}
+
+const MEM_SERIES: [&str; 8] = [
+    "mem_total_bytes",
+    "mem_available_bytes",
+    "mem_used_bytes",
+    "mem_free_bytes",
+    "mem_buffers_bytes",
+    "mem_cached_bytes",
+    "mem_used_percent",
+    "mem_available_percent",
+];
+
+#[test]
+fn a_full_disk_buffer_drops_the_oldest_and_counts_exactly_what_redis_lacks() {
+    let s = Scratch::new();
+    let mut server = durable_redis();
+    let host = "capped";
+    let buffer = s.dir.path().join("buffer");
+    let procfs = util::fixture("basic").join("proc");
+    // 8 samples every 100 ms into a 16 KiB disk buffer: a 30 s outage needs about twice that.
+    let path = s.config(&format!(
+        "hostname: {host}\ninterval: 100ms\nflush_interval: 100ms\nprocfs_root: {}\nbuffer_dir: {}\nbuffer_sync_interval: 1s\nmax_disk_buffer: 16KiB\ninputs: [linux_mem]\noutputs:\n  - redistimeseries:\n      url: redis://127.0.0.1:{}/\n",
+        procfs.display(),
+        buffer.display(),
+        server.port
+    ));
+    let mut agent = Agent::start(&path);
+    let first = wait_for_stamp(&server, host, 0, Duration::from_secs(10));
+    assert!(!first.is_empty(), "the agent writes while Redis is up");
+    server.stop();
+    std::thread::sleep(Duration::from_secs(30));
+    agent.signal(Signal::SIGTERM);
+    let termed = now_ms();
+    let (status, _) = agent.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert!(status.success());
+    drop(agent);
+    // The second agent's first tick comes well after this.
+    std::thread::sleep(Duration::from_secs(2));
+
+    let out = util::run(&["buffer", "status", "--config", path.to_str().unwrap()]);
+    let text = util::stdout(&out);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let dropped = status_number(&text, "dropped");
+    let on_disk = status_number(&text, "samples on disk");
+    assert!(dropped > 0, "the cap was reached: {text}");
+    assert!(
+        status_number(&text, "bytes on disk") <= 16 * 1024,
+        "the cap holds: {text}"
+    );
+
+    server.restart();
+    let mut agent = Agent::start(&path);
+    let buffer_dir = buffer.join("redistimeseries");
+    assert!(
+        wait_until(Duration::from_secs(30), || segment_files(&buffer_dir) == 0),
+        "the disk buffer drains"
+    );
+    agent.signal(Signal::SIGTERM);
+    agent.wait_exit(Duration::from_secs(10)).expect("exits");
+
+    // Everything the first agent collected lies between its first sample and the last one
+    // it persisted; the second agent starts later, after a gap that nobody collected.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let ticks: Vec<i64> = ts_range(&mut c, &format!("mem_total_bytes:{host}"))
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    let last_of_first_run = *ticks
+        .iter()
+        .rev()
+        .find(|&&t| t <= termed)
+        .expect("samples of the first run");
+    let expected_ticks: Vec<i64> = (first[0]..=last_of_first_run).step_by(100).collect();
+    let mut missing_samples = 0u64;
+    for name in MEM_SERIES {
+        let got: std::collections::BTreeSet<i64> = ts_range(&mut c, &format!("{name}:{host}"))
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        missing_samples += expected_ticks.iter().filter(|t| !got.contains(t)).count() as u64;
+        // The newest data is intact: the last 5 s before the stop all arrived.
+        let newest: Vec<&i64> = expected_ticks
+            .iter()
+            .filter(|&&t| t > last_of_first_run - 5_000)
+            .filter(|t| !got.contains(t))
+            .collect();
+        assert!(
+            newest.is_empty(),
+            "{name}: newest samples missing: {newest:?}"
+        );
+    }
+    assert_eq!(
+        missing_samples, dropped,
+        "what Redis lacks is exactly what the buffer counted as dropped ({on_disk} were on disk)"
+    );
+}
