@@ -388,3 +388,70 @@ fn a_full_disk_buffer_drops_the_oldest_and_counts_exactly_what_redis_lacks() {
         "what Redis lacks is exactly what the buffer counted as dropped ({on_disk} were on disk)"
     );
 }
+
+/// Start offsets and payload lengths of the frames of a segment (`RF`, u32 len, u32 crc).
+fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 10 <= bytes.len() && &bytes[at..at + 2] == b"RF" {
+        let len = u32::from_le_bytes(bytes[at + 2..at + 6].try_into().unwrap()) as usize;
+        out.push((at, len));
+        at += 10 + len;
+    }
+    out
+}
+
+#[test]
+fn flipped_bytes_a_torn_tail_and_a_lost_position_file_lose_only_the_damaged_frames() {
+    let s = Scratch::new();
+    let mut server = durable_redis();
+    let host = "damaged";
+    let (path, buffer) = config(&s, host, server.port);
+    let mut agent = Agent::start(&path);
+    let first = wait_for_stamp(&server, host, 0, Duration::from_secs(10));
+    assert!(!first.is_empty());
+    server.stop();
+    std::thread::sleep(Duration::from_secs(10));
+    agent.signal(Signal::SIGTERM);
+    let termed = now_ms();
+    assert!(agent
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits")
+        .0
+        .success());
+    drop(agent);
+
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(&buffer)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segments.sort();
+    let last = segments.last().expect("a segment").clone();
+    let mut bytes = std::fs::read(&last).unwrap();
+    let list = frames(&bytes);
+    assert!(list.len() >= 5, "one frame per failed flush: {list:?}");
+    // A byte in the payload of a frame in the middle (not the first: it names the series).
+    let (mid, len) = list[list.len() / 2];
+    bytes[mid + 10 + len / 2] ^= 0x5a;
+    // The last frame torn, as by a power cut during its write.
+    bytes.truncate(bytes.len() - 3);
+    std::fs::write(&last, &bytes).unwrap();
+    let _ = std::fs::remove_file(buffer.join("position"));
+
+    server.restart();
+    let agent = Agent::start(&path);
+    assert!(
+        wait_until(Duration::from_secs(30), || segment_files(&buffer) == 0),
+        "the agent starts and drains what is readable"
+    );
+    let (lines, reported) = agent.wait_for(Duration::from_secs(5), |l| l.contains("damaged frame"));
+    assert!(reported, "the damage is reported: {lines:#?}");
+
+    let got = wait_for_stamp(&server, host, termed + 2000, Duration::from_secs(30));
+    let lost: Vec<i64> = missing(&got, first[0], termed - 1000);
+    assert!(
+        (1..=4).contains(&lost.len()),
+        "only the ticks of the two damaged frames are lost, not their neighbours: {lost:?}"
+    );
+}
