@@ -24,7 +24,6 @@ use rtcollector::core::{Sample, SeriesTable};
 use rtcollector::outputs::redistimeseries::{build, Config};
 use rtcollector::outputs::OutputCtx;
 use std::cell::RefCell;
-use std::os::raw::c_long;
 use std::process::Command;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -40,28 +39,14 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn cpu_time() -> Duration {
-    let mut ru = std::mem::MaybeUninit::<libc_rusage>::zeroed();
-    // SAFETY: getrusage fills the struct; RUSAGE_SELF = 0.
-    let ru = unsafe {
-        getrusage(0, ru.as_mut_ptr());
-        ru.assume_init()
+    use nix::sys::resource::{getrusage, UsageWho};
+    let Ok(ru) = getrusage(UsageWho::RUSAGE_SELF) else {
+        return Duration::ZERO;
     };
-    let tv = |t: [c_long; 2]| Duration::from_secs(t[0] as u64) + Duration::from_micros(t[1] as u64);
-    tv(ru.utime) + tv(ru.stime)
-}
-
-/// The head of `struct rusage` (two `struct timeval`s, as on 64-bit Linux where this bench
-/// runs) and room for the rest.
-#[repr(C)]
-#[allow(non_camel_case_types)]
-struct libc_rusage {
-    utime: [c_long; 2],
-    stime: [c_long; 2],
-    rest: [c_long; 14],
-}
-
-extern "C" {
-    fn getrusage(who: i32, usage: *mut libc_rusage) -> i32;
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    tv(ru.user_time()) + tv(ru.system_time())
 }
 
 fn threads() -> usize {

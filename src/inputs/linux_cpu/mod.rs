@@ -1,7 +1,7 @@
 //! `linux_cpu`: CPU time split per core and in total, from /proc/stat.
 
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
-use crate::inputs::support::{fields, Known, ProcFile};
+use crate::inputs::support::{fields, numbers_into, Known, ProcFile};
 use crate::inputs::BuildCtx;
 use serde::Deserialize;
 
@@ -101,16 +101,7 @@ pub fn parse_cpu_line(line: &str) -> Result<(&str, Jiffies, usize), String> {
         return Err(format!("unexpected line `{}`", short(line)));
     }
     let mut v = [0u64; 10];
-    let mut n = 0;
-    for tok in f {
-        let x: u64 = tok
-            .parse()
-            .map_err(|_| format!("{name}: bad number `{tok}`"))?;
-        if let Some(slot) = v.get_mut(n) {
-            *slot = x;
-        }
-        n += 1;
-    }
+    let n = numbers_into(f, &mut v, name)?;
     if n < 4 {
         return Err(format!("{name}: only {n} columns, at least 4 expected"));
     }

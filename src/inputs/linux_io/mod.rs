@@ -1,7 +1,7 @@
 //! `linux_io`: block device traffic from /proc/diskstats.
 
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
-use crate::inputs::support::{fields, Known, NameFilter, ProcFile};
+use crate::inputs::support::{fields, numbers_into, Known, NameFilter, ProcFile};
 use crate::inputs::BuildCtx;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -99,16 +99,7 @@ pub fn parse_diskstats_line(line: &str) -> Result<(&str, DiskCounters), String> 
         return Err(format!("bad device numbers in `{}`", line.trim()));
     }
     let mut v = [0u64; 11];
-    let mut n = 0;
-    for tok in f {
-        let x: u64 = tok
-            .parse()
-            .map_err(|_| format!("{name}: bad number `{tok}`"))?;
-        if let Some(slot) = v.get_mut(n) {
-            *slot = x;
-        }
-        n += 1;
-    }
+    let n = numbers_into(f, &mut v, name)?;
     let c = match n {
         4 => DiskCounters {
             reads: v[0],

@@ -11,4 +11,4 @@ pub use filter::NameFilter;
 pub use keyed::keyed_values;
 pub use known::Known;
 pub use parsed::{read_parsed, read_parsed_optional};
-pub use procfile::{fields, ProcFile};
+pub use procfile::{fields, numbers_into, ProcFile};

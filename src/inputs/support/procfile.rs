@@ -85,6 +85,27 @@ pub fn fields(line: &str) -> std::str::SplitAsciiWhitespace<'_> {
     line.split_ascii_whitespace()
 }
 
+/// Parses unsigned numbers from `tokens` into `out`, in order, and returns how many there
+/// were: columns beyond `out.len()` (added by a newer kernel) are counted, not stored. Any
+/// token that is not a number fails the whole line; `what` names it in the message.
+pub fn numbers_into<'a>(
+    tokens: impl Iterator<Item = &'a str>,
+    out: &mut [u64],
+    what: &str,
+) -> Result<usize, String> {
+    let mut n = 0;
+    for tok in tokens {
+        let x: u64 = tok
+            .parse()
+            .map_err(|_| format!("{what}: bad number `{tok}`"))?;
+        if let Some(slot) = out.get_mut(n) {
+            *slot = x;
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +175,17 @@ mod tests {
         let e = f.read().unwrap_err();
         assert!(e.0.contains("/nonexistent/rtcollector/x"), "{e}");
         assert_eq!(f.read_optional().unwrap(), None);
+    }
+
+    #[test]
+    fn numbers_fill_the_slots_and_count_the_rest() {
+        let mut v = [0u64; 2];
+        assert_eq!(numbers_into(fields("1 2 3"), &mut v, "x"), Ok(3));
+        assert_eq!(v, [1, 2]);
+        assert_eq!(
+            numbers_into(fields("1 two"), &mut v, "cpu0"),
+            Err("cpu0: bad number `two`".to_string())
+        );
     }
 
     #[test]
