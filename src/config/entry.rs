@@ -17,8 +17,10 @@ pub trait Registry {
     const KIND: &'static str;
     /// Keys every entry of this kind accepts besides its own options.
     const COMMON_KEYS: &'static [&'static str];
-    /// Every name with a one-line description.
+    /// Every name in this build with a one-line description.
     fn known() -> &'static [(&'static str, &'static str)];
+    /// Names this build left out, each with the cargo feature that brings it in.
+    fn not_built() -> &'static [(&'static str, &'static str)];
     /// Options for `name` with every default, or `None` for an unknown name.
     fn defaults(name: &str) -> Option<Box<Self::Options>>;
     /// Options for `name` read from `d`, or `Ok(None)` for an unknown name.
@@ -48,6 +50,12 @@ impl<R: Registry> fmt::Debug for Entry<R> {
 }
 
 fn unknown_name<R: Registry>(name: &str) -> String {
+    if let Some((_, feature)) = R::not_built().iter().find(|(n, _)| *n == name) {
+        return format!(
+            "{} `{name}` is not in this build of rtcollector; build with `--features {feature}`",
+            R::KIND
+        );
+    }
     let known: Vec<&str> = R::known().iter().map(|(n, _)| *n).collect();
     format!(
         "unknown {} `{name}`; known {}s: {}",
@@ -183,3 +191,67 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for CommonKeys<'_, A> {
         self.inner.next_value_seed(seed)
     }
 }
+
+/// Declares the plugin modules of one kind and their registry. An entry is
+/// `"name" => module: "about",`, or `"name" => module if "feature": "about",` for a plugin
+/// that only exists when the cargo feature is on (its name still gets a clear error).
+macro_rules! plugin_registry {
+    (
+        $registry:ident, $options:ident, $ctx:ident, $output:ident, $kind:literal, $common:expr;
+        $($name:literal => $module:ident $(if $feature:literal)? : $about:literal,)*
+    ) => {
+        $($(#[cfg(feature = $feature)])? pub mod $module;)*
+
+        $($(#[cfg(feature = $feature)])?
+        impl $options for $module::Config {
+            fn build(&self, ctx: &$ctx) -> Result<Box<dyn $output>, String> {
+                Ok(Box::new($module::build(self, ctx)?))
+            }
+        })*
+
+        #[doc = concat!("The ", $kind, " registry.")]
+        pub struct $registry;
+
+        impl $crate::config::Registry for $registry {
+            type Options = dyn $options;
+            const KIND: &'static str = $kind;
+            const COMMON_KEYS: &'static [&'static str] = $common;
+
+            fn known() -> &'static [(&'static str, &'static str)] {
+                &[$($(#[cfg(feature = $feature)])? ($name, $about),)*]
+            }
+
+            fn not_built() -> &'static [(&'static str, &'static str)] {
+                &[$($(#[cfg(not(feature = $feature))] ($name, $feature),)?)*]
+            }
+
+            fn defaults(name: &str) -> Option<Box<dyn $options>> {
+                match name {
+                    $($(#[cfg(feature = $feature)])?
+                    $name => Some(Box::new($module::Config::default())),)*
+                    _ => None,
+                }
+            }
+
+            fn deserialize<'de, D: serde::Deserializer<'de>>(
+                name: &str,
+                d: D,
+            ) -> Result<Option<Box<dyn $options>>, D::Error> {
+                match name {
+                    $($(#[cfg(feature = $feature)])?
+                    $name => Ok(Some(Box::new(<$module::Config as serde::Deserialize>::deserialize(d)?))),)*
+                    _ => Ok(None),
+                }
+            }
+        }
+
+        /// The commented YAML sample of plugin `name`, as a list item.
+        pub fn sample(name: &str) -> Option<&'static str> {
+            match name {
+                $($(#[cfg(feature = $feature)])? $name => Some($module::SAMPLE),)*
+                _ => None,
+            }
+        }
+    };
+}
+pub(crate) use plugin_registry;

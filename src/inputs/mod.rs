@@ -8,10 +8,8 @@ pub mod support;
 #[cfg(test)]
 pub mod testutil;
 
-use crate::config::Registry;
 use crate::core::stats::AgentStats;
 use crate::core::Input;
-use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -41,57 +39,9 @@ pub trait InputOptions: fmt::Debug {
     fn build(&self, ctx: &BuildCtx) -> Result<Box<dyn Input>, String>;
 }
 
-macro_rules! inputs {
-    ($($name:literal => $module:ident : $about:literal,)*) => {
-        $(pub mod $module;)*
+crate::config::entry::plugin_registry! {
+    Inputs, InputOptions, BuildCtx, Input, "input", &["interval"];
 
-        $(impl InputOptions for $module::Config {
-            fn build(&self, ctx: &BuildCtx) -> Result<Box<dyn Input>, String> {
-                Ok(Box::new($module::build(self, ctx)?))
-            }
-        })*
-
-        /// The input registry.
-        pub struct Inputs;
-
-        impl Registry for Inputs {
-            type Options = dyn InputOptions;
-            const KIND: &'static str = "input";
-            const COMMON_KEYS: &'static [&'static str] = &["interval"];
-
-            fn known() -> &'static [(&'static str, &'static str)] {
-                &[$(($name, $about)),*]
-            }
-
-            fn defaults(name: &str) -> Option<Box<dyn InputOptions>> {
-                match name {
-                    $($name => Some(Box::new($module::Config::default())),)*
-                    _ => None,
-                }
-            }
-
-            fn deserialize<'de, D: Deserializer<'de>>(
-                name: &str,
-                d: D,
-            ) -> Result<Option<Box<dyn InputOptions>>, D::Error> {
-                match name {
-                    $($name => Ok(Some(Box::new($module::Config::deserialize(d)?))),)*
-                    _ => Ok(None),
-                }
-            }
-        }
-
-        /// The commented YAML sample of plugin `name`, as a list item.
-        pub fn sample(name: &str) -> Option<&'static str> {
-            match name {
-                $($name => Some($module::SAMPLE),)*
-                _ => None,
-            }
-        }
-    };
-}
-
-inputs! {
     "linux_cpu" => linux_cpu: "CPU time split (user, system, iowait, steal, idle) per core and in total, in percent",
     "linux_mem" => linux_mem: "memory: total, available, used, free, buffers, cached",
     "linux_disk" => linux_disk: "filesystem space and inodes per mount point",
