@@ -311,11 +311,18 @@ async fn run_once(gen: Generation, shared: &Rc<Shared>) -> i32 {
     shared
         .hub
         .set_queues(gen.outputs.iter().map(|o| o.queue.clone()).collect());
-    // Inputs that measure over time (CPU percent) took their baseline when built: give
-    // them a span worth measuring.
-    smol::Timer::after(ONCE_BASELINE_SPAN).await;
+    // Inputs that measure over time (CPU percent) took their baseline when built, and
+    // listening inputs need time to receive: give them a span worth measuring.
+    let mut inputs = gen.inputs;
+    let listening = smol::LocalExecutor::new();
+    for (runner, _) in inputs.iter_mut() {
+        if let Some(listener) = runner.take_listener() {
+            listening.spawn(listener).detach();
+        }
+    }
+    listening.run(smol::Timer::after(ONCE_BASELINE_SPAN)).await;
     let now = clock::now_ms();
-    for (mut runner, schedule) in gen.inputs {
+    for (mut runner, schedule) in inputs {
         let ts = clock::floor_boundary(now, (schedule.interval.as_millis() as i64).max(1));
         runner.collect_once(ts, shared).await;
     }

@@ -18,9 +18,17 @@ use std::time::{Duration, Instant};
 /// must await, so the other inputs keep their schedule.
 pub trait Input: 'static {
     fn collect<'a>(&'a mut self, em: &'a mut Emitter<'_>) -> CollectFuture<'a>;
+
+    /// For inputs that receive between collections (a multicast listener, GPIO edges):
+    /// a future that runs beside the schedule for the input's whole life and hands what it
+    /// receives to `collect` through state they share. Taken once, when the input starts.
+    fn listen(&mut self) -> Option<ListenFuture> {
+        None
+    }
 }
 
 pub type CollectFuture<'a> = Pin<Box<dyn Future<Output = Result<(), InputError>> + 'a>>;
+pub type ListenFuture = Pin<Box<dyn Future<Output = ()>>>;
 
 /// Wraps a synchronous collection as a [`CollectFuture`].
 pub fn ready(result: Result<(), InputError>) -> CollectFuture<'static> {
@@ -112,8 +120,27 @@ impl InputRunner {
         }
     }
 
-    /// Collects on every interval boundary until the task is dropped.
+    /// The input's listener, if it has one; see [`Input::listen`].
+    pub fn take_listener(&mut self) -> Option<ListenFuture> {
+        self.input.listen()
+    }
+
+    /// Collects on every interval boundary until the task is dropped, with the input's
+    /// listener (if any) running beside it in the same task.
     pub async fn run(mut self, schedule: Schedule, shared: Rc<Shared>) {
+        match self.take_listener() {
+            Some(listener) => {
+                let listener = async {
+                    listener.await;
+                    std::future::pending::<()>().await
+                };
+                futures_lite::future::or(self.run_schedule(schedule, shared), listener).await
+            }
+            None => self.run_schedule(schedule, shared).await,
+        }
+    }
+
+    async fn run_schedule(&mut self, schedule: Schedule, shared: Rc<Shared>) {
         let interval_ms = (schedule.interval.as_millis() as i64).max(1);
         let jitter_max = schedule.jitter.as_millis() as i64;
         let seed = name_seed(&self.name);
@@ -162,5 +189,58 @@ pub async fn sleep_until_wall(at_ms: i64) {
             return;
         }
         smol::Timer::after(Duration::from_millis(left.min(10_000) as u64)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Counts what its listener received; `collect` reports the count.
+    struct Listening {
+        received: Rc<Cell<u32>>,
+    }
+
+    impl Input for Listening {
+        fn collect<'a>(&'a mut self, em: &'a mut Emitter<'_>) -> CollectFuture<'a> {
+            em.gauge("received", &[], self.received.get() as f64);
+            ready(Ok(()))
+        }
+
+        fn listen(&mut self) -> Option<ListenFuture> {
+            let received = self.received.clone();
+            Some(Box::pin(async move {
+                loop {
+                    received.set(received.get() + 1);
+                    smol::future::yield_now().await;
+                }
+            }))
+        }
+    }
+
+    #[test]
+    fn a_listener_runs_beside_the_schedule_in_the_same_task() {
+        let received = Rc::new(Cell::new(0));
+        let input = Listening {
+            received: received.clone(),
+        };
+        let runner = InputRunner::new("listening", Box::new(input), Rc::default());
+        let shared = Rc::new(Shared {
+            table: Rc::new(RefCell::new(SeriesTable::new("h", 100))),
+            hub: Rc::new(Hub::default()),
+            stats: Rc::default(),
+        });
+        let schedule = Schedule {
+            interval: Duration::from_secs(3600),
+            jitter: Duration::ZERO,
+        };
+        smol::block_on(futures_lite::future::or(
+            runner.run(schedule, shared),
+            async {
+                smol::Timer::after(Duration::from_millis(20)).await;
+            },
+        ));
+        assert!(received.get() > 0, "the listener never ran");
     }
 }
