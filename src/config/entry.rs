@@ -240,7 +240,10 @@ macro_rules! plugin_registry {
                 match name {
                     $($(#[cfg(feature = $feature)])?
                     $name => Ok(Some(Box::new(<$module::Config as serde::Deserialize>::deserialize(d)?))),)*
-                    _ => Ok(None),
+                    _ => {
+                        drop(d);
+                        Ok(None)
+                    }
                 }
             }
         }
@@ -255,3 +258,30 @@ macro_rules! plugin_registry {
     };
 }
 pub(crate) use plugin_registry;
+
+#[cfg(test)]
+#[allow(unexpected_cfgs, dead_code)]
+mod tests {
+    use super::*;
+
+    pub trait Plugin {}
+    pub struct Ctx;
+    pub trait Options: fmt::Debug {
+        fn build(&self, ctx: &Ctx) -> Result<Box<dyn Plugin>, String>;
+    }
+
+    plugin_registry! {
+        Ghosts, Options, Ctx, Plugin, "input", &[];
+        "ghost" => ghost if "never-built": "only in builds with a feature no build has",
+    }
+
+    #[test]
+    fn a_plugin_left_out_of_the_build_names_its_feature() {
+        assert!(Ghosts::known().is_empty());
+        assert_eq!(
+            unknown_name::<Ghosts>("ghost"),
+            "input `ghost` is not in this build of rtcollector; build with `--features never-built`"
+        );
+        assert!(unknown_name::<Ghosts>("other").starts_with("unknown input `other`"));
+    }
+}
