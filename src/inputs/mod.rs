@@ -57,6 +57,6 @@ crate::config::entry::plugin_registry! {
     "netstat" => netstat: "TCP connections by state and TCP counters",
     "nstat" => nstat: "IP, IPv6, TCP, UDP and ICMP counters from /proc/net/snmp and snmp6",
     "rpi_i2c" => rpi_i2c if "rpi": "environmental sensors on the I2C bus (BME280, BMP280, SHT3x): temperature, humidity, pressure",
-    // "pulse_counter" => pulse_counter if "rpi": "S0 pulse outputs of energy meters on GPIO: energy and power",
+    "pulse_counter" => pulse_counter if "rpi": "S0 pulse outputs of energy meters on GPIO: energy and power",
     "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
 }
