@@ -511,3 +511,97 @@ fn bad_pin_lists_are_config_errors() {
     let many: Vec<(u32, &str, f64)> = (0..65).map(|i| (i, "m", 1000.0)).collect();
     assert!(err(config(&many)).contains("at most 64"));
 }
+
+// --- real edges through the kernel -----------------------------------------------------
+
+/// A gpio-sim chip (kernel 5.17+, `CONFIG_GPIO_SIM`), removed again on drop.
+struct SimChip {
+    dir: PathBuf,
+    chip: String,
+    dev: String,
+}
+
+impl SimChip {
+    fn new(lines: u32) -> SimChip {
+        let cfs = Path::new("/sys/kernel/config/gpio-sim");
+        assert!(
+            cfs.is_dir(),
+            "{} is missing: run as root after `modprobe gpio-sim` (configfs mounted on /sys/kernel/config)",
+            cfs.display()
+        );
+        let dir = cfs.join(format!("rtcollector-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::create_dir(dir.join("bank0")).unwrap();
+        std::fs::write(dir.join("bank0/num_lines"), lines.to_string()).unwrap();
+        std::fs::write(dir.join("live"), "1").unwrap();
+        let read = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap().trim().to_string();
+        let (chip, dev) = (read("bank0/chip_name"), read("dev_name"));
+        SimChip { dir, chip, dev }
+    }
+
+    /// Sets the simulated external pull of line `offset`: what the input reads when it
+    /// does not drive the line (a pull-down after a pull-up is a falling edge).
+    fn pull(&self, offset: u32, pull: &str) {
+        let attr = format!(
+            "/sys/devices/platform/{}/{}/sim_gpio{offset}/pull",
+            self.dev, self.chip
+        );
+        std::fs::write(&attr, pull).unwrap_or_else(|e| panic!("{attr}: {e}"));
+    }
+}
+
+impl Drop for SimChip {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.join("live"), "0");
+        let _ = std::fs::remove_dir(self.dir.join("bank0"));
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// The whole GPIO path (line request, kernel debounce, events through smol) against a
+/// simulated chip. Needs root and the gpio-sim module, so it is not run by default:
+/// `sudo modprobe gpio-sim && sudo -E cargo test --lib inputs::pulse_counter::tests::gpio_sim -- --ignored`
+#[test]
+#[ignore = "needs root and the gpio-sim kernel module"]
+fn gpio_sim_pulses_are_counted_from_real_edges() {
+    let sim = SimChip::new(8);
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = BuildCtx {
+        state_dir: dir.path().to_path_buf(),
+        ..BuildCtx::with_roots("/nonexistent", "/nonexistent")
+    };
+    let cfg = Config {
+        chip: sim.chip.clone(),
+        debounce: Millis(1),
+        ..config(&[(3, "sim", 1000.0)])
+    };
+    let mut input = build(&cfg, &ctx).unwrap();
+    let lines = input.lines.clone();
+    let ex = smol::LocalExecutor::new();
+    ex.spawn(input.listen().unwrap()).detach();
+    smol::block_on(ex.run(async {
+        for _ in 0..200 {
+            match &lines.borrow().status {
+                Status::Open => break,
+                Status::Failed(e) => panic!("line request failed: {e}"),
+                Status::Starting => {}
+            }
+            smol::Timer::after(Duration::from_millis(10)).await;
+        }
+        for _ in 0..3 {
+            sim.pull(3, "pull-down");
+            smol::Timer::after(Duration::from_millis(30)).await;
+            sim.pull(3, "pull-up");
+            smol::Timer::after(Duration::from_millis(30)).await;
+        }
+        smol::Timer::after(Duration::from_millis(100)).await;
+    }));
+    drop(ex);
+    let got = Harness::new(Box::new(input)).collect(1_000);
+    assert_eq!(got.error, None);
+    let labels = format!("{{chip={},name=sim,pin=3}}", sim.chip);
+    assert_eq!(got[&*format!("pulse_energy_wh{labels}")], 3.0);
+    assert_eq!(got[&*format!("pulse_lost{labels}")], 0.0);
+    assert_eq!(got[&*format!("pulse_bounced{labels}")], 0.0);
+    assert!(got.has(&format!("pulse_power_w{labels}")));
+}
