@@ -116,8 +116,11 @@ struct Pin {
     /// Events the kernel dropped because its queue was full (gaps in `line_seqno`).
     lost: u64,
     last_line_seqno: Option<u32>,
-    /// The energy last written to the state file.
+    /// The energy last written to (or read from) the state file.
     saved_wh: Option<f64>,
+    /// False when the state file exists but could not be read: it is then never
+    /// overwritten, so a passing I/O or permission problem cannot erase the count.
+    persist: bool,
 }
 
 enum Status {
@@ -174,6 +177,7 @@ pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<PulseCounter, String> {
             lost: 0,
             last_line_seqno: None,
             saved_wh: None,
+            persist: true,
         })
         .collect();
     Ok(PulseCounter {
@@ -254,22 +258,28 @@ fn monotonic_ns() -> u64 {
 }
 
 impl Lines {
-    /// Loads each pin's saved energy; a file that cannot be read is reported once and
-    /// that pin counts from 0 (its counter resets, which rates handle).
+    /// Loads each pin's saved energy. A damaged file is reported once and that pin counts
+    /// from 0 (its counter resets, which rates handle) and overwrites it; a file that
+    /// cannot be read is reported once and that pin counts from 0 without saving.
     fn restore(&mut self, files: &[PathBuf]) {
         for (pin, file) in self.pins.iter_mut().zip(files) {
-            match state::load(file) {
-                Ok(Some(wh)) => {
+            let msg = match state::load(file) {
+                Ok(wh) => {
+                    let wh = wh.unwrap_or(0.0);
                     pin.meter.restore(wh);
                     pin.saved_wh = Some(wh);
+                    continue;
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    let msg = format!("{}: {e}; counting from 0", file.display());
-                    log::warn!("pulse_counter: {msg}");
-                    self.notice.get_or_insert(msg);
+                Err(e @ state::LoadError::Corrupt(_)) => {
+                    format!("{}: {e}; counting from 0", file.display())
                 }
-            }
+                Err(e @ state::LoadError::Io(_)) => {
+                    pin.persist = false;
+                    format!("{e}; counting from 0 and not saving this meter until restart")
+                }
+            };
+            log::warn!("pulse_counter: {msg}");
+            self.notice.get_or_insert(msg);
         }
         self.restored = true;
     }
@@ -444,11 +454,11 @@ impl PulseCounter {
     }
 }
 
-/// Writes the pin's energy when it changed since the last write: at most once per
-/// collection, never per pulse (flash wear).
+/// Writes the pin's energy when it changed since it was loaded or last written: at most
+/// once per collection, never per pulse (flash wear), and nothing for a meter without pulses.
 fn save_if_changed(pin: &mut Pin, file: &std::path::Path) -> Result<(), String> {
     let energy = pin.meter.energy_wh();
-    if pin.saved_wh == Some(energy) {
+    if !pin.persist || pin.saved_wh == Some(energy) {
         return Ok(());
     }
     state::save(file, energy).map_err(|e| format!("saving {}: {e}", file.display()))?;

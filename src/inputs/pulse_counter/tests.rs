@@ -368,6 +368,36 @@ fn a_corrupt_state_file_is_reported_once_and_counting_starts_from_zero() {
 }
 
 #[test]
+fn a_meter_without_pulses_writes_no_file() {
+    let r = rig(&[(17, "heatpump", 1000.0)]);
+    r.open();
+    let file = r.state_file(17);
+    let (dir, mut h) = r.into_harness();
+    assert_eq!(h.collect(1_000)[&*format!("pulse_energy_wh{HEATPUMP}")], 0.0);
+    drop(h);
+    assert!(!file.exists());
+    assert!(!dir.path().join("pulse_counter").exists());
+}
+
+#[test]
+fn an_unreadable_state_file_is_never_overwritten() {
+    let r = rig(&[(17, "heatpump", 1000.0)]);
+    let file = r.state_file(17);
+    // A directory where the file should be: reading it fails with an I/O error.
+    std::fs::create_dir_all(&file).unwrap();
+    r.open();
+    r.feed(&[falling(1_000, 17, 1)]);
+    let (_dir, mut h) = r.into_harness();
+    let got = h.collect(1_000);
+    let e = got.error.clone().unwrap();
+    assert!(e.0.contains("not saving this meter until restart"), "{e}");
+    assert_eq!(got[&*format!("pulse_energy_wh{HEATPUMP}")], 1.0);
+    assert_eq!(h.collect(2_000).error, None, "reported once, no save attempted");
+    drop(h);
+    assert!(file.is_dir());
+}
+
+#[test]
 fn gaps_in_the_line_sequence_count_lost_events() {
     let r = rig(&[(17, "heatpump", 1000.0)]);
     r.open();
