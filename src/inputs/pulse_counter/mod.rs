@@ -145,7 +145,7 @@ pub struct PulseCounter {
     lines: Rc<RefCell<Lines>>,
     setup: Option<Setup>,
     chip: String,
-    /// Per pin: the `pin` and `name` label values.
+    /// Per pin: the `pin` and `meter` label values.
     labels: Vec<(String, String)>,
     state_files: Vec<PathBuf>,
 }
@@ -423,7 +423,8 @@ impl PulseCounter {
         for ((pin, (offset, name)), file) in
             lines.pins.iter_mut().zip(&self.labels).zip(&self.state_files)
         {
-            let labels = [("chip", &*self.chip), ("pin", &**offset), ("name", &**name)];
+            // `name` is the metric name in the outputs, so the meter's name is the `meter` label.
+            let labels = [("chip", &*self.chip), ("pin", &**offset), ("meter", &**name)];
             let energy = pin.meter.energy_wh();
             em.gauge("pulse_energy_wh", &labels, energy);
             if let Some(p) = pin.meter.power_w(now_ns) {

@@ -274,8 +274,8 @@ fn falling(ms: u64, offset: u32, line_seqno: u32) -> [u8; 48] {
     event_bytes(ms * MS, EVENT_FALLING_EDGE, offset, line_seqno, line_seqno)
 }
 
-const HEATPUMP: &str = "{chip=gpiochip0,name=heatpump,pin=17}";
-const SOLAR: &str = "{chip=gpiochip0,name=solar,pin=27}";
+const HEATPUMP: &str = "{chip=gpiochip0,meter=heatpump,pin=17}";
+const SOLAR: &str = "{chip=gpiochip0,meter=solar,pin=27}";
 
 #[test]
 fn pulses_become_energy_and_power_per_pin() {
@@ -629,7 +629,7 @@ fn gpio_sim_pulses_are_counted_from_real_edges() {
     drop(ex);
     let got = Harness::new(Box::new(input)).collect(1_000);
     assert_eq!(got.error, None);
-    let labels = format!("{{chip={},name=sim,pin=3}}", sim.chip);
+    let labels = format!("{{chip={},meter=sim,pin=3}}", sim.chip);
     assert_eq!(got[&*format!("pulse_energy_wh{labels}")], 3.0);
     assert_eq!(got[&*format!("pulse_lost{labels}")], 0.0);
     assert_eq!(got[&*format!("pulse_bounced{labels}")], 0.0);
