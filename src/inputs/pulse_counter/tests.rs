@@ -367,6 +367,33 @@ fn a_corrupt_state_file_is_reported_once_and_counting_starts_from_zero() {
     assert_eq!(state::load(&file), Ok(Some(1.0)));
 }
 
+/// The listener's read path on a real fd through `smol::Async` (a socket pair stands in
+/// for the line fd): it waits without polling and takes events as they come, in batches.
+#[test]
+fn events_arriving_over_time_on_an_async_fd_are_all_counted() {
+    let r = rig(&[(17, "heatpump", 1000.0)]);
+    r.open();
+    let (reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let reader = smol::Async::new(reader).unwrap();
+    let mut writer = smol::Async::new(writer).unwrap();
+    let why = smol::block_on(async {
+        let write = async {
+            use futures_lite::AsyncWriteExt;
+            writer.write_all(&falling(1_000, 17, 1)).await.unwrap();
+            smol::Timer::after(Duration::from_millis(20)).await;
+            let two: Vec<u8> = [falling(2_000, 17, 2), falling(3_000, 17, 3)].concat();
+            writer.write_all(&two).await.unwrap();
+            smol::Timer::after(Duration::from_millis(20)).await;
+            drop(writer);
+            std::future::pending::<String>().await
+        };
+        futures_lite::future::or(read_events(reader, &r.input.lines), write).await
+    });
+    assert_eq!(why, "the GPIO line request was closed");
+    let (_dir, mut h) = r.into_harness();
+    assert_eq!(h.collect(1_000)[&*format!("pulse_energy_wh{HEATPUMP}")], 3.0);
+}
+
 #[test]
 fn a_meter_without_pulses_writes_no_file() {
     let r = rig(&[(17, "heatpump", 1000.0)]);
