@@ -344,7 +344,7 @@ fn open_lines(setup: &Setup, lines: &RefCell<Lines>) -> Result<smol::Async<File>
         })?;
     let mut req = LineRequest::new(&setup.offsets, setup.flags, setup.debounce_us, "rtcollector");
     let line = match uapi::request_lines(&chip, &mut req) {
-        Err(e) if setup.debounce_us > 0 && e.raw_os_error() == Some(libc_einval()) => {
+        Err(e) if setup.debounce_us > 0 && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
             // Older or unusual kernels may refuse the debounce attribute: debounce by
             // timestamp only (the meter does that anyway).
             let mut plain = LineRequest::new(&setup.offsets, setup.flags, 0, "rtcollector");
@@ -360,10 +360,6 @@ fn open_lines(setup: &Setup, lines: &RefCell<Lines>) -> Result<smol::Async<File>
     }
     .map_err(|e| request_error(&path.to_string(), &setup.offsets, &e))?;
     smol::Async::new(line).map_err(|e| format!("{path}: cannot wait on GPIO events: {e}"))
-}
-
-fn libc_einval() -> i32 {
-    rustix::io::Errno::INVAL.raw_os_error()
 }
 
 fn request_error(path: &str, offsets: &[u32], e: &io::Error) -> String {
