@@ -73,6 +73,7 @@ pub fn build_generation(
         sysfs_root: config.sysfs_root(),
         hostname: hostname.clone(),
         stats: stats.clone(),
+        state_dir: config.buffer_dir.clone(),
     };
     let input_keys = instance_keys(config.inputs.iter().map(|e| e.name.as_str()));
     let mut inputs = Vec::new();

@@ -20,6 +20,8 @@ pub struct BuildCtx {
     pub sysfs_root: PathBuf,
     pub hostname: String,
     pub stats: Rc<AgentStats>,
+    /// Where inputs keep state that must survive a restart (the config's `buffer_dir`).
+    pub state_dir: PathBuf,
 }
 
 impl BuildCtx {
@@ -30,6 +32,7 @@ impl BuildCtx {
             sysfs_root: sysfs_root.into(),
             hostname: "testhost".into(),
             stats: Rc::default(),
+            state_dir: std::env::temp_dir().join("rtcollector-state"),
         }
     }
 }
@@ -53,5 +56,7 @@ crate::config::entry::plugin_registry! {
     "kernel" => kernel: "context switches, interrupts, forks, paging, entropy, pressure stall (PSI), file descriptors",
     "netstat" => netstat: "TCP connections by state and TCP counters",
     "nstat" => nstat: "IP, IPv6, TCP, UDP and ICMP counters from /proc/net/snmp and snmp6",
+    "rpi_i2c" => rpi_i2c if "rpi": "environmental sensors on the I2C bus (BME280, BMP280, SHT3x): temperature, humidity, pressure",
+    "pulse_counter" => pulse_counter if "rpi": "S0 pulse outputs of energy meters on GPIO: energy and power",
     "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
 }
