@@ -1,6 +1,7 @@
 //! The agent's core: metric model, scheduling, fan-out and buffering. It knows no input or
 //! output by name.
 
+pub mod atomic_file;
 pub mod clock;
 pub mod emit;
 pub mod hub;

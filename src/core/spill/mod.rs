@@ -19,6 +19,7 @@ pub mod frame;
 #[cfg(test)]
 mod tests;
 
+use super::atomic_file;
 use super::metric::{Sample, SeriesTable};
 use super::stats::{add, OutputStats};
 use std::collections::VecDeque;
@@ -604,10 +605,6 @@ fn seg_id(name: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 #[derive(serde::Serialize, serde::Deserialize)]
 struct PositionFile {
     seg: u64,
@@ -628,12 +625,7 @@ fn write_position(dir: &Path, c: &Cursor, dropped: u64) -> io::Result<()> {
     bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&frame::checksum(&body).to_le_bytes());
     bytes.extend_from_slice(&body);
-    let tmp = dir.join(POSITION_TMP);
-    let mut f = File::create(&tmp)?;
-    f.write_all(&bytes)?;
-    f.sync_all()?;
-    fs::rename(&tmp, dir.join(POSITION))?;
-    sync_dir(dir)
+    atomic_file::replace(&dir.join(POSITION), &bytes)
 }
 
 fn read_position(dir: &Path) -> Option<PositionFile> {

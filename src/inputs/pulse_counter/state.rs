@@ -1,10 +1,11 @@
 //! The energy counter of each line, kept across restarts: one small text file per line,
 //! `<buffer_dir>/pulse_counter/<chip>-<offset>.wh`, holding the energy in Wh. Replaced
-//! atomically (write a temp file, fsync, rename), so a power cut leaves the old or the
+//! atomically (`core::atomic_file`), so a power cut leaves the old or the
 //! new value, never a torn one.
 
 use std::fs;
-use std::io::{self, Write};
+use crate::core::atomic_file;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// The file of line `offset` of `chip` (a name such as `gpiochip0`).
@@ -50,11 +51,6 @@ pub fn save(path: &Path, energy_wh: f64) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("wh.tmp");
-    let mut f = fs::File::create(&tmp)?;
     // `{}` prints the shortest text that reads back as the same f64.
-    writeln!(f, "{energy_wh}")?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)
+    atomic_file::replace(path, format!("{energy_wh}\n").as_bytes())
 }
