@@ -53,5 +53,8 @@ crate::config::entry::plugin_registry! {
     "kernel" => kernel: "context switches, interrupts, forks, paging, entropy, pressure stall (PSI), file descriptors",
     "netstat" => netstat: "TCP connections by state and TCP counters",
     "nstat" => nstat: "IP, IPv6, TCP, UDP and ICMP counters from /proc/net/snmp and snmp6",
+    "sensors" => sensors if "sensors": "hardware sensors from /sys/class/hwmon (temperatures, fans, voltages, currents, power) and thermal zones",
+    "onewire" => onewire if "sensors": "1-wire temperature sensors (DS18B20 and friends) from /sys/bus/w1",
+    "smartctl" => smartctl if "smartctl": "disk health from smartctl's JSON (ATA attributes, NVMe health log, SCSI counters); needs root",
     "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
 }
