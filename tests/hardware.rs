@@ -190,6 +190,18 @@ fn smartctl_broken_devices_are_errors_not_crashes() {
         err.contains("setcap cap_sys_rawio,cap_sys_admin+ep"),
         "{err}"
     );
+    // The hung stand-in's own child went with it (SIGKILL lands asynchronously: bounded wait).
+    let alive = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .any(|c| c == b"sleep\x00119.875\x00")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(), "the hung stand-in's child outlived the agent");
 }
 
 /// async-process starts a reaper thread on its first child unless someone drives its

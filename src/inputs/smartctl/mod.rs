@@ -120,9 +120,17 @@ pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Smartctl, String> {
     })
 }
 
-/// `smartctl --scan-open --json`'s devices.
+/// `smartctl --scan-open --json`'s devices. smartctl 7.3 leaves `devices` out when it
+/// finds none; anything else that is not a list is an error.
 pub fn parse_scan(doc: &Value) -> Result<Vec<(String, Option<String>)>, &'static str> {
-    let list = doc["devices"].as_array().ok_or("no `devices` list")?;
+    if doc["smartctl"].is_null() {
+        return Err("not smartctl's JSON (no `smartctl` object)");
+    }
+    let list = match &doc["devices"] {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(list) => list,
+        _ => return Err("`devices` is not a list"),
+    };
     Ok(list
         .iter()
         .filter_map(|d| {
@@ -240,7 +248,7 @@ impl Smartctl {
                 self.tell_permission_once(&msg);
             }
             return Err(InputError::new(format!(
-                "smartctl: {}: {} {msg}",
+                "smartctl: {}: {}: {msg}",
                 dev.path,
                 describe_exit_bits(code & FATAL_BITS)
             )));
@@ -259,12 +267,14 @@ impl Smartctl {
     /// Logs a device's exit bits when they change: bits 6 and 7 stay set for as long as
     /// the logs hold old errors, so logging them every run would drown the rest.
     fn note_exit_status(&mut self, device: &str, code: i32) {
-        if self.last_status.get(device) == Some(&code) {
+        let before = self.last_status.insert(device.to_string(), code);
+        if before == Some(code) {
             return;
         }
-        self.last_status.insert(device.to_string(), code);
         if code == 0 {
-            log::info!("smartctl: {device}: exit status 0");
+            if before.is_some() {
+                log::info!("smartctl: {device}: exit status back to 0");
+            }
         } else {
             log::warn!(
                 "smartctl: {device}: exit status {code:#04x}: {}",

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 /// smartctl's exit status bits (smartctl(8), RETURN VALUES).
 pub const EXIT_BITS: [&str; 8] = [
-    "command line did not parse",
+    "command line did not parse, or the device type is unknown",
     "device open failed, or the device is in a low-power mode (nocheck)",
     "a SMART or other command to the disk failed, or a SMART data structure has a bad checksum",
     "SMART status check returned DISK FAILING",

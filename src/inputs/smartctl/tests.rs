@@ -139,13 +139,13 @@ fn a_hang_is_killed_at_the_timeout_with_its_children() {
     assert!(e.0.contains("no answer within 500ms: killed"), "{e}");
     // The other disk is still reported.
     assert!(got.has(&format!("smart_passed{{{SDA}}}")));
-    // The script's own child (`sleep 120`) went with it: the whole group was killed.
+    // The script's own child (`sleep 119.875`) went with it: the whole group was killed.
     // SIGKILL lands asynchronously: wait for it, bounded.
     let sleeping = || {
         std::fs::read_dir("/proc")
             .unwrap()
             .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-            .any(|c| c == b"sleep\x00120\x00")
+            .any(|c| c == b"sleep\x00119.875\x00")
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while sleeping() && std::time::Instant::now() < deadline {
@@ -185,9 +185,16 @@ fn exit_bits_are_named() {
 
 #[test]
 fn scan_output_is_checked() {
-    let doc: Value = serde_json::from_str(r#"{"devices":[{"name":"/dev/sda","type":"sat"},{"type":"x"}]}"#).unwrap();
+    let doc: Value = serde_json::from_str(
+        r#"{"smartctl":{},"devices":[{"name":"/dev/sda","type":"sat"},{"type":"x"}]}"#,
+    )
+    .unwrap();
     assert_eq!(parse_scan(&doc).unwrap(), [("/dev/sda".to_string(), Some("sat".to_string()))]);
     assert!(parse_scan(&serde_json::json!({})).is_err());
+    assert!(parse_scan(&serde_json::json!({"smartctl": {}, "devices": 3})).is_err());
+    // What smartctl 7.3 prints on a machine without disks.
+    let none = serde_json::json!({"json_format_version": [1, 0], "smartctl": {"exit_status": 0}});
+    assert_eq!(parse_scan(&none).unwrap(), []);
 }
 
 #[test]
