@@ -215,3 +215,16 @@ fn sample_is_the_default() {
         (d.smartctl_path, d.use_sudo, d.devices, d.attributes, d.nocheck, d.timeout)
     );
 }
+
+#[test]
+fn use_sudo_runs_smartctl_through_sudo_without_a_prompt() {
+    let ctx = BuildCtx::with_roots("/x", "/x");
+    let cfg = Config {
+        use_sudo: true,
+        smartctl_path: "/usr/sbin/smartctl".into(),
+        ..Config::default()
+    };
+    let s = build(&cfg, &ctx).unwrap();
+    assert_eq!(s.program, "sudo");
+    assert_eq!(s.prefix, ["-n", "/usr/sbin/smartctl"]);
+}
