@@ -58,5 +58,8 @@ crate::config::entry::plugin_registry! {
     "nstat" => nstat: "IP, IPv6, TCP, UDP and ICMP counters from /proc/net/snmp and snmp6",
     "rpi_i2c" => rpi_i2c if "rpi": "environmental sensors on the I2C bus (BME280, BMP280, SHT3x): temperature, humidity, pressure",
     "pulse_counter" => pulse_counter if "rpi": "S0 pulse outputs of energy meters on GPIO: energy and power",
+    "sensors" => sensors if "sensors": "hardware sensors from /sys/class/hwmon (temperatures, fans, voltages, currents, power) and thermal zones",
+    "onewire" => onewire if "sensors": "1-wire temperature sensors (DS18B20 and friends) from /sys/bus/w1",
+    "smartctl" => smartctl if "smartctl": "disk health from smartctl's JSON (ATA attributes, NVMe health log, SCSI counters); needs root",
     "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
 }
