@@ -53,5 +53,6 @@ crate::config::entry::plugin_registry! {
     "kernel" => kernel: "context switches, interrupts, forks, paging, entropy, pressure stall (PSI), file descriptors",
     "netstat" => netstat: "TCP connections by state and TCP counters",
     "nstat" => nstat: "IP, IPv6, TCP, UDP and ICMP counters from /proc/net/snmp and snmp6",
+    "sma_inverter" => sma_inverter if "modbus": "SMA PV and battery inverters read over Modbus TCP (SMA register map, NaN-safe)",
     "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
 }
