@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 use tokio_modbus::client::Context;
 use tokio_modbus::slave::{Slave, SlaveContext};
 
+/// The `serial` label while the inverter does not tell its serial number.
+const UNKNOWN_SERIAL: &str = "unknown";
+
 /// The commented config sample for `sample-config`.
 pub const SAMPLE: &str = "\
 # SMA PV and battery inverters over Modbus TCP (SMA profile; enable the Modbus server on
@@ -244,7 +247,10 @@ impl Inverter {
 
     async fn read_all(&mut self, function: Function, timeout: Duration) -> Result<(), LinkError> {
         if self.ctx.is_none() {
-            self.open(function, timeout).await?;
+            self.open(timeout).await?;
+        }
+        if self.serial.is_empty() || self.serial == UNKNOWN_SERIAL {
+            self.read_serial(function, timeout).await?;
         }
         let mut at = 0;
         while at < self.plan.blocks.len() {
@@ -330,8 +336,8 @@ impl Inverter {
         Ok(ok)
     }
 
-    /// Connects, learns the unit id if asked to, and reads the serial number.
-    async fn open(&mut self, function: Function, timeout: Duration) -> Result<(), LinkError> {
+    /// Connects and learns the unit id if asked to.
+    async fn open(&mut self, timeout: Duration) -> Result<(), LinkError> {
         let mut ctx = conn::connect(&self.host, self.port, timeout).await?;
         let unit = match self.unit_id {
             UnitId::Fixed(u) => u,
@@ -341,13 +347,21 @@ impl Inverter {
             }
         };
         ctx.set_slave(Slave(unit));
+        self.ctx = Some(ctx);
+        self.serial.clear();
+        Ok(())
+    }
+
+    /// Reads the serial number (30057) once per connection; while the inverter reports it
+    /// as NaN (still booting) it is asked again each cycle and the label says `unknown`.
+    async fn read_serial(&mut self, function: Function, timeout: Duration) -> Result<(), LinkError> {
         self.requests += 1;
-        let serial = conn::read(&mut ctx, function, SERIAL_REGISTER, 2, timeout).await?;
+        let ctx = self.ctx.as_mut().expect("connected");
+        let serial = conn::read(ctx, function, SERIAL_REGISTER, 2, timeout).await?;
         self.serial = match serial.ok().map(|w| registers::decode(Kind::U32, &w)) {
             Some(Ok(Some(n))) => format!("{n}"),
-            _ => "unknown".into(),
+            _ => UNKNOWN_SERIAL.into(),
         };
-        self.ctx = Some(ctx);
         Ok(())
     }
 
