@@ -570,3 +570,89 @@ fn a_hanging_inverter_does_not_hold_back_the_other_in_the_same_collection() {
     // Concurrent reads: the good inverter's five requests all reached its simulator.
     assert_eq!(good.requests().len(), 5);
 }
+
+#[test]
+fn battery_and_custom_registers_are_read_in_the_same_plan() {
+    let mut values = full_values();
+    let v = values.as_object_mut().unwrap();
+    for (addr, kind, raw) in [
+        ("30843", "s32", -12_345i64),
+        ("30845", "u32", 87),
+        ("30849", "s32", 215),
+        ("30851", "u32", 52_310),
+        ("31393", "u32", 0),
+        ("31395", "u32", 2_750),
+        ("30805", "s32", -420),
+    ] {
+        v.insert(addr.into(), json!([kind, raw]));
+    }
+    let sim = Sim::start(json!({"unit": 3, "values": values}));
+    let s = Scratch::new();
+    let path = config(
+        &s,
+        "",
+        &inverter_yaml("roof", &sim, ", battery: true"),
+        "      registers:\n        - default\n        - {address: 30805, type: s32, name: sma_inverter_reactive_power_var, unit: var, labels: {kind: grid}}\n",
+        "",
+    );
+    let (got, _) = once(&path);
+    for (name, labels, want) in [
+        ("sma_inverter_battery_current_a", "", -12.345),
+        ("sma_inverter_battery_soc_percent", "", 87.0),
+        ("sma_inverter_battery_temperature_c", "", 21.5),
+        ("sma_inverter_battery_voltage_v", "", 523.1),
+        ("sma_inverter_battery_charge_power_w", "", 0.0),
+        ("sma_inverter_battery_discharge_power_w", "", 2_750.0),
+        ("sma_inverter_reactive_power_var", "kind=grid", -420.0),
+        ("sma_inverter_frequency_hz", "", 50.02),
+    ] {
+        assert_eq!(value(&got, &key(name, labels)), want, "{name}");
+    }
+    assert_eq!(got.len(), 21 + 7);
+    // The battery block joins the DC block; 30805 fits in it too; 31393 is one more read.
+    let reads: Vec<String> = sim.requests()[1..].to_vec();
+    assert_eq!(
+        reads,
+        [
+            "fc=3 unit=3 addr=30201 count=18 -> ok",
+            "fc=3 unit=3 addr=30513 count=8 -> ok",
+            "fc=3 unit=3 addr=30769 count=84 -> ok",
+            "fc=3 unit=3 addr=30953 count=10 -> ok",
+            "fc=3 unit=3 addr=31393 count=4 -> ok",
+        ]
+    );
+}
+
+#[test]
+fn a_block_refused_register_by_register_too_is_reported_as_an_error() {
+    let sim = Sim::start(json!({
+        "unit": 3,
+        "reject": [30953, 30957, 30959, 30961],
+        "values": full_values()
+    }));
+    let s = Scratch::new();
+    let path = config(&s, "", &inverter_yaml("roof", &sim, ""), "", "");
+    let (got, err) = once(&path);
+    assert!(!got.contains_key(&key("sma_inverter_temperature_c", "")));
+    assert_eq!(value(&got, &key("sma_inverter_frequency_hz", "")), 50.02);
+    assert_eq!(got.len(), 21 - 4);
+    assert!(
+        err.contains("input sma_inverter: inverter roof: registers 30953..30962 refused"),
+        "{err}"
+    );
+    let requests = sim.requests();
+    let tail: Vec<&str> = requests[requests.len() - 5..]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "fc=3 unit=3 addr=30953 count=10 -> exception",
+            "fc=3 unit=3 addr=30953 count=2 -> exception",
+            "fc=3 unit=3 addr=30957 count=2 -> exception",
+            "fc=3 unit=3 addr=30959 count=2 -> exception",
+            "fc=3 unit=3 addr=30961 count=2 -> exception",
+        ]
+    );
+}
