@@ -61,5 +61,6 @@ crate::config::entry::plugin_registry! {
     "sensors" => sensors if "sensors": "hardware sensors from /sys/class/hwmon (temperatures, fans, voltages, currents, power) and thermal zones",
     "onewire" => onewire if "sensors": "1-wire temperature sensors (DS18B20 and friends) from /sys/bus/w1",
     "smartctl" => smartctl if "smartctl": "disk health from smartctl's JSON (ATA attributes, NVMe health log, SCSI counters); needs root",
+    "sma_inverter" => sma_inverter if "modbus": "SMA PV and battery inverters read over Modbus TCP (SMA register map, NaN-safe)",
     "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
 }
