@@ -53,5 +53,8 @@ crate::config::entry::plugin_registry! {
     "kernel" => kernel: "context switches, interrupts, forks, paging, entropy, pressure stall (PSI), file descriptors",
     "netstat" => netstat: "TCP connections by state and TCP counters",
     "nstat" => nstat: "IP, IPv6, TCP, UDP and ICMP counters from /proc/net/snmp and snmp6",
+    "http_response" => http_response if "http": "HTTP(S) checks: response time, status, content length, string match, certificate expiry",
+    "nginx" => nginx if "http": "nginx stub_status: connections and requests",
+    "apache" => apache if "http": "Apache mod_status (server-status?auto): workers, requests, traffic, scoreboard",
     "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
 }
