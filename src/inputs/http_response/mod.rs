@@ -1,9 +1,9 @@
 //! `http_response`: checks HTTP(S) endpoints: response time, status code, body length,
 //! a regex over the body, the certificate's remaining lifetime, and rtcollector's result code.
 //!
-//! All URLs of a collection are requested at once, each on a thread of smol's blocking pool
+//! All URLs of a collection are requested at once, each on a short-lived thread of its own
 //! and each bounded by `timeout`, so one hanging endpoint delays neither the others nor any
-//! other input.
+//! other input (see `support::http`).
 
 use crate::config::{Dur, Secret, Size};
 use crate::core::{clock, CollectFuture, Emitter, Input, InputError};

@@ -112,6 +112,25 @@ fn failures_get_rtcollectors_result_codes_and_the_other_urls_still_report() {
 }
 
 #[test]
+fn a_url_still_hanging_from_the_last_collection_gets_no_second_thread() {
+    let hanging = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", hanging.local_addr().unwrap());
+    let mut cfg = config(std::slice::from_ref(&url));
+    cfg.timeout = Dur(Duration::from_secs(3));
+    let input = build(&cfg, &ctx()).unwrap();
+    let first = input.client.fetch(&input.targets[0], &input.spec, false);
+    let second = async {
+        smol::Timer::after(Duration::from_millis(100)).await;
+        input.client.fetch(&input.targets[0], &input.spec, false).await
+    };
+    let (first, second) = smol::block_on(futures_lite::future::zip(first, second));
+    assert_eq!(first.unwrap_err().result_code(), 1);
+    let second = second.unwrap_err();
+    assert!(second.to_string().contains("still running"), "{second}");
+    drop(hanging);
+}
+
+#[test]
 fn redirects_are_followed_or_not_as_configured() {
     let target = serve(response("200 OK", b"landed"), 1);
     let redirect = format!("HTTP/1.1 301 Moved\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");

@@ -1,10 +1,16 @@
 //! HTTP(S) requests for the web inputs (`http_response`, `nginx`, `apache`).
 //!
-//! ureq is a blocking client; each request runs on smol's blocking pool (`smol::unblock`),
-//! whose threads start on demand and exit after 500 ms idle, so between collections the agent
-//! is back to its own threads. Every request is bounded twice: by ureq's own global timeout
-//! (connect, TLS, headers and body together) and by a timer on the executor a little later,
-//! so a resolver that ignores timeouts cannot stall a collection either.
+//! ureq is a blocking client, so each request runs on a short-lived thread of its own and
+//! hands its result back through a channel; the executor thread only waits. Not smol's
+//! blocking pool (`smol::unblock`): its threads (blocking 1.7) never exit once started, and
+//! it starts fewer threads than queued jobs, so one hanging URL would hold up the others.
+//! Own threads end with their request: between collections the agent is back to its own
+//! threads. A URL whose previous request is still running gets no second thread, so the
+//! threads are bounded by the number of URLs.
+//!
+//! Every request is bounded twice: by ureq's own global timeout (connect, TLS, headers and
+//! body together) and by a timer on the executor a little later, so a resolver that ignores
+//! timeouts cannot stall a collection either.
 //!
 //! TLS is rustls with the ring provider the `tls` feature brings (no process-wide default is
 //! installed). Verification is on unless the input says otherwise.
@@ -20,6 +26,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ureq::http::{HeaderName, HeaderValue, Method, Request, Uri};
@@ -29,6 +36,9 @@ use ureq::Agent;
 /// How long the executor's timer waits beyond the request timeout before it gives up on the
 /// blocking thread.
 const GRACE: Duration = Duration::from_secs(1);
+
+/// Stack of a request thread: ureq, rustls and ring need far less (debug builds included).
+const THREAD_STACK: usize = 512 * 1024;
 
 /// Redirects followed when `follow_redirects` is on (as ureq's and requests' defaults).
 const MAX_REDIRECTS: u32 = 10;
@@ -70,6 +80,8 @@ pub struct Target {
     pub shown: String,
     /// Host and port for the certificate probe (HTTPS only).
     tls_endpoint: Option<(String, u16)>,
+    /// Set while a request thread for this URL runs.
+    in_flight: Arc<AtomicBool>,
 }
 
 impl Target {
@@ -100,6 +112,7 @@ impl Target {
             shown: redact(url),
             uri,
             tls_endpoint,
+            in_flight: Arc::default(),
         })
     }
 
@@ -235,7 +248,7 @@ impl Client {
         })
     }
 
-    /// Requests `target` on the blocking pool; with `want_cert`, an HTTPS target's
+    /// Requests `target` on a thread of its own; with `want_cert`, an HTTPS target's
     /// certificate expiry is read too, within what is left of the timeout.
     pub async fn fetch(
         &self,
@@ -243,6 +256,12 @@ impl Client {
         spec: &Arc<RequestSpec>,
         want_cert: bool,
     ) -> Result<Fetched, FetchError> {
+        if target.in_flight.swap(true, Ordering::AcqRel) {
+            return Err(FetchError::Timeout(
+                "the previous request to this URL is still running".into(),
+            ));
+        }
+        let flag = InFlight(target.in_flight.clone());
         let job = Job {
             agent: self.agent.clone(),
             uri: target.uri.clone(),
@@ -254,7 +273,23 @@ impl Client {
                 .flatten()
                 .map(|ep| (self.probe.clone(), ep)),
         };
-        let work = smol::unblock(move || job.run());
+        let (tx, rx) = smol::channel::bounded(1);
+        std::thread::Builder::new()
+            .name("rtc-http".into())
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                let result = job.run();
+                drop(flag);
+                let _ = tx.try_send(result);
+            })
+            .map_err(|e| FetchError::Unexpected(format!("cannot start a request thread: {e}")))?;
+        let work = async {
+            rx.recv().await.unwrap_or_else(|_| {
+                Err(FetchError::Unexpected(
+                    "the request thread ended without an answer".into(),
+                ))
+            })
+        };
         let bound = self.timeout + GRACE;
         let timer = async {
             Timer::after(bound).await;
@@ -267,7 +302,16 @@ impl Client {
     }
 }
 
-/// One request, moved to a blocking-pool thread.
+/// Clears a URL's in-flight flag when its request thread is done (or never started).
+struct InFlight(Arc<AtomicBool>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// One request, moved to its thread.
 struct Job {
     agent: Agent,
     uri: Uri,
