@@ -387,14 +387,17 @@ fn classify(e: ureq::Error) -> FetchError {
 }
 
 fn classify_io(e: io::Error) -> FetchError {
-    match e.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => FetchError::Timeout(e.to_string()),
-        // ureq reports its own errors met while reading the body wrapped in io::Error.
-        _ => match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
-            Some(Ok(ureq_err)) => classify(*ureq_err),
-            Some(Err(other)) => FetchError::Connection(other.to_string()),
-            None => FetchError::Connection("connection error".into()),
-        },
+    if matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    ) {
+        return FetchError::Timeout(e.to_string());
+    }
+    let text = e.to_string();
+    // ureq reports its own errors met while reading the body wrapped in io::Error.
+    match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
+        Some(Ok(ureq_err)) => classify(*ureq_err),
+        _ => FetchError::Connection(text),
     }
 }
 
