@@ -553,6 +553,41 @@ fn nginx_refuses_a_page_that_is_not_stub_status() {
 }
 
 #[test]
+fn a_garbage_status_page_is_counted_every_time_and_logged_once() {
+    let ng = nginx(None);
+    let s = Scratch::new();
+    let path = s.config(&format!(
+        "hostname: webtest\ninterval: 200ms\ninputs:\n  - nginx:\n      status_url: \"{}\"\n  - internal\n\
+         outputs:\n  - stdout:\n      format: json\n",
+        ng.url("/not-a-status-page")
+    ));
+    let agent = Agent::start(&path);
+    let (lines, ok) = agent.wait_for(Duration::from_secs(20), |l| {
+        l.contains("\"internal_agent_gather_errors\"")
+            && l.split("\"value\":")
+                .nth(1)
+                .and_then(|v| v.split([',', '}']).next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(|v| v >= 3.0)
+    });
+    assert!(ok, "three failed collections are counted: {lines:#?}");
+    let warnings: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("WARN") && l.contains("input nginx"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("not a stub_status page"),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("\"nginx_")),
+        "nothing half-read is written"
+    );
+}
+
+#[test]
 fn apache_reports_workers_consistent_with_its_scoreboard() {
     let ap = apache();
     let (got, err) = once(&format!(

@@ -122,3 +122,34 @@ fn bad_urls_are_refused_at_build() {
         assert!(build(&cfg, &ctx).is_err(), "{url:?}");
     }
 }
+
+/// Serves `response` once on a loopback port; returns the status URL.
+fn serve_once(response: &'static [u8]) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/nginx_status", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 2048];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(response);
+    });
+    url
+}
+
+#[test]
+fn a_page_cut_short_in_transfer_writes_nothing() {
+    // Content-Length promises more than arrives before the connection closes.
+    let url = serve_once(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 97\r\nConnection: close\r\n\r\nActive connections: 3 \nserver accepts handled requests\n 17 15 42 \n",
+    );
+    let cfg = Config {
+        status_url: url.clone(),
+        timeout: Dur(Duration::from_secs(5)),
+    };
+    let mut h = Harness::new(Box::new(build(&cfg, &BuildCtx::with_roots("/proc", "/sys")).unwrap()));
+    let c = h.collect(1_000);
+    let e = c.error.expect("a cut page is an error");
+    assert!(e.0.contains(&url), "{e}");
+    assert!(c.samples.is_empty(), "{:?}", c.samples);
+}
