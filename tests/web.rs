@@ -6,6 +6,7 @@
 //! The binaries come from `RTC_NGINX_BIN` / `RTC_APACHE_BIN` (and `RTC_APACHE_MODULES`) or
 //! Debian's paths, which `scripts/setup-web-peers` installs. Nothing is skipped: a missing
 //! binary or a server that does not start fails the test and says why.
+#![cfg(feature = "http")]
 
 mod util;
 use serde_json::Value;
