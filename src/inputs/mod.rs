@@ -62,5 +62,8 @@ crate::config::entry::plugin_registry! {
     "onewire" => onewire if "sensors": "1-wire temperature sensors (DS18B20 and friends) from /sys/bus/w1",
     "smartctl" => smartctl if "smartctl": "disk health from smartctl's JSON (ATA attributes, NVMe health log, SCSI counters); needs root",
     "sma_inverter" => sma_inverter if "modbus": "SMA PV and battery inverters read over Modbus TCP (SMA register map, NaN-safe)",
+    "http_response" => http_response if "http": "HTTP(S) checks: response time, status, content length, string match, certificate expiry",
+    "nginx" => nginx if "http": "nginx stub_status: connections and requests",
+    "apache" => apache if "http": "Apache mod_status (server-status?auto): workers, requests, traffic, scoreboard",
     "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
 }

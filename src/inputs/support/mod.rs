@@ -1,11 +1,15 @@
-//! Helpers shared by the Linux inputs.
+//! Helpers shared by the inputs.
 
 mod filter;
+#[cfg(feature = "http")]
+pub mod http;
 mod keyed;
 mod known;
 mod parsed;
 mod procfile;
 pub mod snmp;
+#[cfg(feature = "http")]
+pub mod x509;
 
 pub use filter::NameFilter;
 pub use keyed::keyed_values;
