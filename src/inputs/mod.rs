@@ -55,4 +55,5 @@ crate::config::entry::plugin_registry! {
     "nstat" => nstat: "IP, IPv6, TCP, UDP and ICMP counters from /proc/net/snmp and snmp6",
     "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
     "exec" => exec if "apps": "runs commands and reads metrics from their output (rtcollector's line format or JSON)",
+    "redis" => redis_info if "apps": "a Redis server's INFO: memory, clients, commands, keyspace, with rates",
 }
