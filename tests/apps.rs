@@ -366,3 +366,205 @@ fn redis_over_tls_with_a_ca_made_at_test_time() {
     assert!(got.keys().all(|k| !k.starts_with("redis_")));
     assert!(log.contains("not signed by a trusted CA"), "{log}");
 }
+
+// -------------------------------------------------------------------------------- docker
+
+/// A stand-in for the Docker engine: an HTTP/1.1 server on a unix socket answering from
+/// tests/fixtures/docker/ (the list with Content-Length, stats chunked, 404 for `oneshot`).
+/// Records each request path and the most requests it had in flight at once.
+struct FakeEngine {
+    dir: tempfile::TempDir,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    max_in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+const WEB: &str = "3f1c9a7b2e4d5f60718293a4b5c6d7e8f90123456789abcdef0123456789abcd";
+const CACHE: &str = "a9e8d7c6b5a4938271605f4e3d2c1b0a99887766554433221100ffeeddccbbaa";
+
+impl FakeEngine {
+    fn start() -> FakeEngine {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(dir.path().join("docker.sock"))
+            .expect("bind the fake engine's socket");
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let max_in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stats_seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (reqs, max) = (requests.clone(), max_in_flight.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let (reqs, max, in_flight, stats_seen) = (
+                    reqs.clone(),
+                    max.clone(),
+                    in_flight.clone(),
+                    stats_seen.clone(),
+                );
+                std::thread::spawn(move || {
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    max.fetch_max(now, Ordering::SeqCst);
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&req).into_owned();
+                    let path = text.split(' ').nth(1).unwrap_or("").to_string();
+                    reqs.lock().unwrap().push(path.clone());
+                    let fixture = |f: &str| std::fs::read(fixture("docker").join(f)).unwrap();
+                    let stats = |f: &str| {
+                        // Hold the answer until both stats requests have arrived (or 2 s
+                        // passed, when the client sends one at a time), so a client that
+                        // sends them together is seen with both in flight.
+                        stats_seen.fetch_add(1, Ordering::SeqCst);
+                        let until = std::time::Instant::now() + Duration::from_secs(2);
+                        while stats_seen.load(Ordering::SeqCst) < 2
+                            && std::time::Instant::now() < until
+                        {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                        let body = fixture(f);
+                        let mut out = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                        for part in body.chunks(700) {
+                            out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                            out.extend_from_slice(part);
+                            out.extend_from_slice(b"\r\n");
+                        }
+                        out.extend_from_slice(b"0\r\n\r\n");
+                        out
+                    };
+                    let answer = if path == "/containers/json" {
+                        let body = fixture("containers.json");
+                        let mut out = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+                        out.extend_from_slice(&body);
+                        out
+                    } else if path == format!("/containers/{WEB}/stats?stream=false") {
+                        stats("stats-web.json")
+                    } else if path == format!("/containers/{CACHE}/stats?stream=false") {
+                        stats("stats-cache.json")
+                    } else {
+                        let body = format!("{{\"message\":\"No such container: {path}\"}}");
+                        format!("HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+                    };
+                    let _ = conn.write_all(&answer);
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        FakeEngine {
+            dir,
+            requests,
+            max_in_flight,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("unix://{}", self.dir.path().join("docker.sock").display())
+    }
+}
+
+#[test]
+fn docker_once_reports_containers_like_docker_stats() {
+    let engine = FakeEngine::start();
+    let (got, log) = once(&format!(
+        "  - docker:\n      endpoint: {}\n",
+        engine.endpoint()
+    ));
+    let web = "container_id=3f1c9a7b2e4d,container_image=nginx:1.25-alpine,container_name=web,container_status=running";
+    let cache = "container_id=a9e8d7c6b5a4,container_image=redis:7,container_name=cache,container_status=running";
+    let v = |name: &str, labels: &str| value(&got, &format!("{name}{{{labels}}}"));
+    assert_eq!(v("docker_cpu_percent", web), 5.0);
+    assert_eq!(v("docker_cpu_usage_total", web), 41_870_123_000.0);
+    assert_eq!(v("docker_cpu_usage_in_usermode", web), 32_760_123_000.0);
+    assert_eq!(v("docker_cpu_usage_in_kernelmode", web), 9_110_000_000.0);
+    assert_eq!(v("docker_cpu_system", web), 8_650_420_000_000_000.0);
+    assert_eq!(v("docker_mem_usage", web), 41_943_040.0);
+    assert_eq!(v("docker_mem_limit", web), 536_870_912.0);
+    assert_eq!(v("docker_mem_percent", web), 7.8125);
+    let eth0 = format!("{web},interface=eth0");
+    assert_eq!(v("docker_net_rx_bytes", &eth0), 1_234_567.0);
+    assert_eq!(v("docker_net_tx_bytes", &eth0), 7_654_321.0);
+    assert_eq!(v("docker_net_rx_packets", &eth0), 8901.0);
+    assert_eq!(v("docker_net_tx_packets", &eth0), 6543.0);
+
+    assert_eq!(v("docker_cpu_percent", cache), 20.0);
+    assert_eq!(v("docker_mem_usage", cache), 83_886_080.0);
+    assert_eq!(v("docker_mem_percent", cache), 3.90625);
+    assert_eq!(v("docker_mem_max_usage", cache), 125_829_120.0);
+    assert_eq!(v("docker_mem_failcnt", cache), 0.0);
+    assert_eq!(v("docker_mem_total_rss", cache), 73_400_320.0);
+    assert_eq!(v("docker_mem_total_cache", cache), 31_457_280.0);
+    assert_eq!(v("docker_mem_total_pgmajfault", cache), 12.0);
+    assert_eq!(
+        v("docker_net_rx_dropped", &format!("{cache},interface=eth0")),
+        2.0
+    );
+    assert_eq!(
+        v("docker_net_rx_errors", &format!("{cache},interface=eth1")),
+        1.0
+    );
+    assert_eq!(
+        v("docker_net_tx_bytes", &format!("{cache},interface=eth1")),
+        2048.0
+    );
+
+    assert!(
+        !got.keys().any(|k| k.contains("oneshot")),
+        "the container that went away (404) is skipped"
+    );
+    assert!(
+        !log.contains("WARN"),
+        "a container gone since the list is not an error: {log}"
+    );
+    let reqs = engine.requests.lock().unwrap();
+    assert_eq!(reqs.iter().filter(|p| *p == "/containers/json").count(), 1);
+    assert!(
+        engine
+            .max_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 2,
+        "stats requests run concurrently"
+    );
+    assert_eq!(
+        reqs.len(),
+        4,
+        "the list, then one stats request per container: {reqs:?}"
+    );
+}
+
+#[test]
+fn docker_stats_requests_stay_within_max_concurrent() {
+    let engine = FakeEngine::start();
+    let (got, _) = once(&format!(
+        "  - docker:\n      endpoint: {}\n      max_concurrent: 1\n",
+        engine.endpoint()
+    ));
+    assert!(got.keys().any(|k| k.starts_with("docker_cpu_percent")));
+    assert_eq!(
+        engine
+            .max_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+}
+
+#[test]
+fn docker_without_an_engine_is_one_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let (got, log) = once(&format!(
+        "  - docker:\n      endpoint: unix://{}\n",
+        socket.display()
+    ));
+    assert!(got.keys().all(|k| !k.starts_with("docker_")));
+    let msg = format!(
+        "no Docker socket at {}: is the Docker engine installed and running here?",
+        socket.display()
+    );
+    assert_eq!(log.matches(&msg).count(), 1, "{log}");
+}

@@ -56,4 +56,5 @@ crate::config::entry::plugin_registry! {
     "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
     "exec" => exec if "apps": "runs commands and reads metrics from their output (rtcollector's line format or JSON)",
     "redis" => redis_info if "apps": "a Redis server's INFO: memory, clients, commands, keyspace, with rates",
+    "docker" => docker if "apps": "per-container CPU, memory and network from the Docker Engine API",
 }
