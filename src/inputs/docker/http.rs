@@ -15,6 +15,8 @@ pub enum HttpError {
     /// Connecting to the socket failed (missing socket, permission, daemon down).
     Connect(io::Error),
     Io(io::Error),
+    /// No whole answer within the timeout.
+    Timeout(std::time::Duration),
     /// The answer is longer than the cap; nothing of it is used.
     TooLarge(usize),
     Malformed(&'static str),
@@ -27,6 +29,7 @@ impl fmt::Display for HttpError {
         match self {
             HttpError::Connect(e) => write!(f, "{e}"),
             HttpError::Io(e) => write!(f, "reading the answer: {e}"),
+            HttpError::Timeout(t) => write!(f, "no answer within timeout ({}ms)", t.as_millis()),
             HttpError::TooLarge(cap) => write!(f, "the answer is larger than {cap} bytes"),
             HttpError::Malformed(e) => write!(f, "malformed HTTP answer: {e}"),
             HttpError::Status(code, msg) if msg.is_empty() => write!(f, "HTTP status {code}"),

@@ -178,6 +178,7 @@ impl Docker {
                 log::debug!("input docker: container {} went away", c.name());
                 Ok(None)
             }
+            Err(HttpError::Connect(e)) => Err(connect_hint(&self.socket, &e)),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -189,12 +190,9 @@ impl Docker {
             Timer::after(self.timeout).await;
             None
         };
-        future::or(request, timer).await.unwrap_or_else(|| {
-            Err(HttpError::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer within timeout ({}ms)", self.timeout.as_millis()),
-            )))
-        })
+        future::or(request, timer)
+            .await
+            .unwrap_or(Err(HttpError::Timeout(self.timeout)))
     }
 
     /// The error in words an operator can act on; the socket's usual failures get one

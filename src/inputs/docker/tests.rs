@@ -146,3 +146,32 @@ fn permission_and_refusal_are_explained() {
     );
     assert!(connect_hint(p, &Error::from(ErrorKind::ConnectionRefused)).contains("stopped"));
 }
+
+#[test]
+fn an_engine_that_does_not_answer_is_bounded_by_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    // Accepts and keeps connections open without ever answering.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let cfg: Config = yaml_serde::from_str(&format!(
+        "{{endpoint: 'unix://{}', timeout: 200ms}}",
+        socket.display()
+    ))
+    .unwrap();
+    let mut h = Harness::new(Box::new(
+        build(&cfg, &BuildCtx::with_roots("/proc", "/sys")).unwrap(),
+    ));
+    assert_eq!(
+        h.collect(1_000).error.unwrap().0,
+        format!(
+            "listing containers at {}: no answer within timeout (200ms)",
+            socket.display()
+        )
+    );
+}

@@ -482,6 +482,10 @@ async fn run_one(cmd: &Prepared, settings: &Settings, run: &mut Run) {
             return;
         }
     };
+    let mut guard = GroupGuard {
+        pid: child.id(),
+        armed: true,
+    };
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let Run {
@@ -504,6 +508,8 @@ async fn run_one(cmd: &Prepared, settings: &Settings, run: &mut Run) {
         None
     };
     let finished = future::or(work, timer).await;
+    // Reaped below, or killed here: either way the group needs nothing more on drop.
+    guard.armed = false;
     run.outcome = Some(match finished {
         Some(Ok(status)) => Outcome::Exited(status),
         Some(Err(e)) => Outcome::WaitFailed(e),
@@ -519,6 +525,21 @@ async fn run_one(cmd: &Prepared, settings: &Settings, run: &mut Run) {
             Outcome::TimedOut
         }
     });
+}
+
+/// Kills the command's process group when a run is abandoned half way (the agent stops or
+/// reloads), so nothing the command started outlives it.
+struct GroupGuard {
+    pid: u32,
+    armed: bool,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            kill_group(self.pid);
+        }
+    }
 }
 
 /// SIGKILL to the command's process group. The child has not been reaped yet, so its id
