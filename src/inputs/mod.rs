@@ -66,4 +66,7 @@ crate::config::entry::plugin_registry! {
     "nginx" => nginx if "http": "nginx stub_status: connections and requests",
     "apache" => apache if "http": "Apache mod_status (server-status?auto): workers, requests, traffic, scoreboard",
     "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
+    "exec" => exec if "apps": "runs commands and reads metrics from their output (rtcollector's line format or JSON)",
+    "redis" => redis_info if "apps": "a Redis server's INFO: memory, clients, commands, keyspace, with rates",
+    "docker" => docker if "apps": "per-container CPU, memory and network from the Docker Engine API",
 }

@@ -1,6 +1,7 @@
 //! The options of the `redistimeseries` output, as written in the config, and the checks that
 //! turn them into a connection target (no network access here: `check` must not need Redis).
 
+use super::conn::ConnOptions;
 use crate::config::{Dur, Millis, Secret, Size};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -334,6 +335,67 @@ pub struct Target {
 }
 
 impl Target {
+    /// The target of `url` where it says, of the separate keys elsewhere. An empty username
+    /// or password is none.
+    pub fn from_options(
+        url: Option<&RedisUrl>,
+        host: &str,
+        port: u16,
+        db: i64,
+        username: Option<&String>,
+        password: Option<&Secret>,
+        ssl: bool,
+    ) -> Target {
+        Target {
+            host: url.map_or_else(|| host.to_string(), |u| u.host.clone()),
+            port: url.and_then(|u| u.port).unwrap_or(port),
+            db: url.and_then(|u| u.db).unwrap_or(db),
+            username: url
+                .and_then(|u| u.username.clone())
+                .or_else(|| username.cloned())
+                .filter(|u| !u.is_empty()),
+            password: url
+                .and_then(|u| u.password.clone())
+                .or_else(|| password.cloned())
+                .filter(|p| !p.is_empty()),
+            tls: ssl || url.is_some_and(|u| u.tls),
+        }
+    }
+
+    /// Validates everything that can be checked without the network.
+    pub fn checked(self, o: &ConnOptions) -> Result<Target, String> {
+        if self.host.is_empty() {
+            return Err("host: must not be empty".into());
+        }
+        if self.port == 0 {
+            return Err("port: must be 1 to 65535".into());
+        }
+        if self.db < 0 {
+            return Err("db: must be 0 or more".into());
+        }
+        if self.username.is_some() && self.password.is_none() {
+            return Err("username: an ACL user needs `password` too".into());
+        }
+        if !self.tls
+            && (o.ssl_ca_certs.is_some() || o.ssl_certfile.is_some() || o.ssl_keyfile.is_some())
+        {
+            return Err(
+                "ssl_ca_certs / ssl_certfile / ssl_keyfile are set but TLS is off: add `ssl: true` (or use a rediss:// url)"
+                    .into(),
+            );
+        }
+        if o.ssl_certfile.is_some() != o.ssl_keyfile.is_some() {
+            return Err("ssl_certfile and ssl_keyfile go together: set both or neither".into());
+        }
+        if self.tls && !cfg!(feature = "tls") {
+            return Err(
+                "TLS was asked for (ssl: true or a rediss:// url) but this binary was built without TLS (cargo feature `tls`); use a build with default features, or a plain redis:// connection"
+                    .into(),
+            );
+        }
+        Ok(self)
+    }
+
     /// `host:port` for messages.
     pub fn addr(&self) -> String {
         if self.host.contains(':') {
@@ -347,53 +409,30 @@ impl Target {
 impl Config {
     /// Validates everything that can be checked without the network.
     pub fn target(&self) -> Result<Target, String> {
-        let u = self.url.as_ref();
-        let target = Target {
-            host: u.map_or_else(|| self.host.clone(), |u| u.host.clone()),
-            port: u.and_then(|u| u.port).unwrap_or(self.port),
-            db: u.and_then(|u| u.db).unwrap_or(self.db),
-            username: u
-                .and_then(|u| u.username.clone())
-                .or_else(|| self.username.clone())
-                .filter(|u| !u.is_empty()),
-            password: u
-                .and_then(|u| u.password.clone())
-                .or_else(|| self.password.clone())
-                .filter(|p| !p.is_empty()),
-            tls: self.ssl || u.is_some_and(|u| u.tls),
-        };
-        if target.host.is_empty() {
-            return Err("host: must not be empty".into());
+        let target = Target::from_options(
+            self.url.as_ref(),
+            &self.host,
+            self.port,
+            self.db,
+            self.username.as_ref(),
+            self.password.as_ref(),
+            self.ssl,
+        );
+        target.checked(&self.conn_options("redistimeseries"))
+    }
+
+    /// The TLS files and timeouts of this config.
+    pub fn conn_options(&self, plugin: &'static str) -> ConnOptions<'_> {
+        ConnOptions {
+            plugin,
+            ssl_ca_certs: self.ssl_ca_certs.as_deref(),
+            ssl_certfile: self.ssl_certfile.as_deref(),
+            ssl_keyfile: self.ssl_keyfile.as_deref(),
+            ssl_insecure_skip_verify: self.ssl_insecure_skip_verify,
+            connect_timeout: self.connect_timeout.0,
+            write_timeout: self.write_timeout.0,
+            write_timeout_key: "write_timeout",
         }
-        if target.port == 0 {
-            return Err("port: must be 1 to 65535".into());
-        }
-        if target.db < 0 {
-            return Err("db: must be 0 or more".into());
-        }
-        if target.username.is_some() && target.password.is_none() {
-            return Err("username: an ACL user needs `password` too".into());
-        }
-        if !target.tls
-            && (self.ssl_ca_certs.is_some()
-                || self.ssl_certfile.is_some()
-                || self.ssl_keyfile.is_some())
-        {
-            return Err(
-                "ssl_ca_certs / ssl_certfile / ssl_keyfile are set but TLS is off: add `ssl: true` (or use a rediss:// url)"
-                    .into(),
-            );
-        }
-        if self.ssl_certfile.is_some() != self.ssl_keyfile.is_some() {
-            return Err("ssl_certfile and ssl_keyfile go together: set both or neither".into());
-        }
-        if target.tls && !cfg!(feature = "tls") {
-            return Err(
-                "TLS was asked for (ssl: true or a rediss:// url) but this binary was built without TLS (cargo feature `tls`); use a build with default features, or a plain redis:// connection"
-                    .into(),
-            );
-        }
-        Ok(target)
     }
 
     /// Checks the series options that the server would otherwise refuse at run time.

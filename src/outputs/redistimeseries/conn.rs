@@ -2,7 +2,7 @@
 //! `MultiplexedConnection`, whose driver future is polled together with each request, so the
 //! connection needs no task of its own, no extra thread and no tokio runtime.
 
-use super::config::{Config, Target};
+use super::config::Target;
 use futures_lite::future;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Pipeline, RedisConnectionInfo, Value};
@@ -10,6 +10,7 @@ use smol::net::TcpStream;
 use smol::Timer;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
@@ -17,12 +18,28 @@ use tokio_util::compat::FuturesAsyncReadCompatExt;
 #[cfg(feature = "tls")]
 use std::sync::Arc;
 
+/// TLS files and timeouts of a connection, from the options of whichever plugin connects
+/// (the `redistimeseries` output, the `redis` input).
+pub struct ConnOptions<'a> {
+    /// The plugin, for messages.
+    pub plugin: &'static str,
+    pub ssl_ca_certs: Option<&'a Path>,
+    pub ssl_certfile: Option<&'a Path>,
+    pub ssl_keyfile: Option<&'a Path>,
+    pub ssl_insecure_skip_verify: bool,
+    pub connect_timeout: Duration,
+    /// How long a request may wait for its replies, and the option that sets it.
+    pub write_timeout: Duration,
+    pub write_timeout_key: &'static str,
+}
+
 /// Everything needed to (re)connect, prepared at build time without touching the network.
 pub struct Endpoint {
     pub target: Target,
     info: RedisConnectionInfo,
     connect_timeout: Duration,
     pub write_timeout: Duration,
+    write_timeout_key: &'static str,
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -33,10 +50,12 @@ pub struct Conn {
     /// Reads replies and writes requests for `con`; finishes when the connection closes and
     /// must then never be polled again.
     driver: Pin<Box<dyn Future<Output = ()>>>,
+    /// The option that sets the reply timeout, for messages.
+    write_timeout_key: &'static str,
 }
 
 impl Endpoint {
-    pub fn new(cfg: &Config, target: Target) -> Result<Endpoint, String> {
+    pub fn new(opts: &ConnOptions, target: Target) -> Result<Endpoint, String> {
         let mut info = RedisConnectionInfo::default()
             .set_db(target.db)
             .set_lib_name("rtcollector", env!("CARGO_PKG_VERSION"));
@@ -48,15 +67,16 @@ impl Endpoint {
         }
         #[cfg(feature = "tls")]
         let tls = if target.tls {
-            Some(tls::client_config(cfg)?)
+            Some(tls::client_config(opts)?)
         } else {
             None
         };
         Ok(Endpoint {
             target,
             info,
-            connect_timeout: cfg.connect_timeout.0,
-            write_timeout: cfg.write_timeout.0,
+            connect_timeout: opts.connect_timeout,
+            write_timeout: opts.write_timeout,
+            write_timeout_key: opts.write_timeout_key,
             #[cfg(feature = "tls")]
             tls,
         })
@@ -134,6 +154,7 @@ impl Endpoint {
         Ok(Conn {
             con,
             driver: Box::pin(driver),
+            write_timeout_key: self.write_timeout_key,
         })
     }
 
@@ -191,7 +212,11 @@ impl Conn {
             Closed,
             TimedOut,
         }
-        let Conn { con, driver } = self;
+        let Conn {
+            con,
+            driver,
+            write_timeout_key,
+        } = self;
         let request = async { Done::Reply(con.send_packed_commands(pipe, 0, pipe.len()).await) };
         let drive = async {
             driver.as_mut().await;
@@ -206,7 +231,7 @@ impl Conn {
             Done::Reply(Err(e)) => Err(format!("connection to {addr} failed: {e}")),
             Done::Closed => Err(format!("{addr} closed the connection")),
             Done::TimedOut => Err(format!(
-                "no reply from {addr} within write_timeout ({}ms)",
+                "no reply from {addr} within {write_timeout_key} ({}ms)",
                 timeout.as_millis()
             )),
         }
@@ -215,7 +240,8 @@ impl Conn {
 
 #[cfg(feature = "tls")]
 mod tls {
-    use super::super::config::{Config, Target};
+    use super::super::config::Target;
+    use super::ConnOptions;
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::crypto::CryptoProvider;
     use rustls::pki_types::pem::PemObject;
@@ -226,21 +252,22 @@ mod tls {
     use std::sync::Arc;
 
     /// rustls with the ring provider (no process-wide default is installed).
-    pub fn client_config(cfg: &Config) -> Result<Arc<ClientConfig>, String> {
+    pub fn client_config(cfg: &ConnOptions) -> Result<Arc<ClientConfig>, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup: {e}"))?;
         let builder = if cfg.ssl_insecure_skip_verify {
             log::warn!(
-                "redistimeseries: ssl_insecure_skip_verify is on: the server's certificate is NOT checked, so anyone on the path can read and change the data"
+                "{}: ssl_insecure_skip_verify is on: the server's certificate is NOT checked, so anyone on the path can read and change the data",
+                cfg.plugin
             );
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
         } else {
             let mut roots = RootCertStore::empty();
-            match &cfg.ssl_ca_certs {
+            match cfg.ssl_ca_certs {
                 Some(path) => {
                     for cert in read_certs(path, "ssl_ca_certs")? {
                         roots.add(cert).map_err(|e| {
@@ -252,7 +279,7 @@ mod tls {
             }
             builder.with_root_certificates(roots)
         };
-        let config = match (&cfg.ssl_certfile, &cfg.ssl_keyfile) {
+        let config = match (cfg.ssl_certfile, cfg.ssl_keyfile) {
             (Some(cert), Some(key)) => {
                 let chain = read_certs(cert, "ssl_certfile")?;
                 let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {

@@ -26,8 +26,8 @@
 //! key pattern) is resent split by series, so only that series' samples are dropped; that
 //! series is then skipped for [`DENIED_FOR`], with one warning.
 
-mod config;
-mod conn;
+pub(crate) mod config;
+pub(crate) mod conn;
 mod keys;
 
 pub use config::{Aggregation, Config, Downsample, DuplicatePolicy, Encoding, RedisUrl};
@@ -160,7 +160,7 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, String> {
     let target = cfg.target()?;
     cfg.validate_series()?;
     let key_format = KeyFormat::parse(&cfg.key_format)?;
-    let endpoint = Endpoint::new(cfg, target)?;
+    let endpoint = Endpoint::new(&cfg.conn_options("redistimeseries"), target)?;
     let rules = cfg
         .downsample
         .iter()

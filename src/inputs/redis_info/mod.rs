@@ -1,0 +1,359 @@
+//! `redis`: a Redis server's `INFO`: the fields chosen by `metrics:` (rtcollector's list by
+//! default) as gauges, or counters with a `_rate`; keys per database; replication figures.
+//!
+//! The connection is the `redistimeseries` output's (TCP or TLS on smol, ACL user and
+//! password, no thread): made at the first collection, kept, and made again after an error.
+
+pub mod info;
+
+use crate::config::{Dur, Secret};
+use crate::core::{CollectFuture, Emitter, Input, InputError};
+use crate::inputs::BuildCtx;
+use crate::outputs::redistimeseries::config::{RedisUrl, Target};
+use crate::outputs::redistimeseries::conn::{Conn, ConnOptions, Endpoint};
+use redis::Value;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The commented config sample for `sample-config`.
+pub const SAMPLE: &str = "\
+# A Redis server's INFO: memory, clients, commands, keys per database, replication.
+- redis:
+    host: localhost
+    port: 6379
+    # Or everything in one: url: redis://user:password@host:6379/0 (rediss:// for TLS)
+    # An ACL user (Redis 6+) needs only +info: ACL SETUSER metrics on >pw +info
+    # username: metrics
+    # password: secret:redis/password
+    # ssl: false
+    # ssl_ca_certs: /etc/ssl/redis-ca.pem
+    # INFO fields to write as redis_<field>; rtcollector's list when left out.
+    # metrics: [used_memory, connected_clients, total_commands_processed, keyspace_hits]
+    connect_timeout: 5s
+    timeout: 5s
+";
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub url: Option<RedisUrl>,
+    pub host: String,
+    pub port: u16,
+    pub db: i64,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub ssl: bool,
+    pub ssl_ca_certs: Option<PathBuf>,
+    pub ssl_certfile: Option<PathBuf>,
+    pub ssl_keyfile: Option<PathBuf>,
+    /// Accepts any server certificate. For tests only: logs a warning.
+    pub ssl_insecure_skip_verify: bool,
+    pub connect_timeout: Dur,
+    /// How long `INFO` may take to answer.
+    pub timeout: Dur,
+    /// INFO fields to write; empty: [`DEFAULT_FIELDS`].
+    pub metrics: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            url: None,
+            host: "localhost".into(),
+            port: 6379,
+            db: 0,
+            username: None,
+            password: None,
+            ssl: false,
+            ssl_ca_certs: None,
+            ssl_certfile: None,
+            ssl_keyfile: None,
+            ssl_insecure_skip_verify: false,
+            connect_timeout: Dur(Duration::from_secs(5)),
+            timeout: Dur(Duration::from_secs(5)),
+            metrics: Vec::new(),
+        }
+    }
+}
+
+/// rtcollector's fields, written when `metrics:` is not set.
+pub const DEFAULT_FIELDS: [&str; 48] = [
+    "uptime_in_seconds",
+    "connected_clients",
+    "used_memory",
+    "used_memory_rss",
+    "used_memory_peak",
+    "used_memory_lua",
+    "mem_fragmentation_ratio",
+    "total_commands_processed",
+    "instantaneous_ops_per_sec",
+    "total_connections_received",
+    "rejected_connections",
+    "expired_keys",
+    "evicted_keys",
+    "keyspace_hits",
+    "keyspace_misses",
+    "pubsub_channels",
+    "pubsub_patterns",
+    "latest_fork_usec",
+    "connected_slaves",
+    "blocked_clients",
+    "instantaneous_input_kbps",
+    "instantaneous_output_kbps",
+    "sync_full",
+    "sync_partial_ok",
+    "sync_partial_err",
+    "used_cpu_sys",
+    "used_cpu_user",
+    "used_cpu_sys_children",
+    "used_cpu_user_children",
+    "repl_backlog_size",
+    "rdb_changes_since_last_save",
+    "aof_enabled",
+    "aof_last_rewrite_time_sec",
+    "connected_replication_backlog",
+    "repl_backlog_histlen",
+    "rdb_last_bgsave_status",
+    "rdb_last_save_time",
+    "aof_rewrite_scheduled",
+    "aof_last_rewrite_status",
+    "aof_last_bgrewrite_status",
+    "aof_current_rewrite_time_sec",
+    "aof_last_write_status",
+    "total_net_input_bytes",
+    "total_net_output_bytes",
+    "total_reads_processed",
+    "total_writes_processed",
+    "active_defrag_running",
+    "lazyfree_pending_objects",
+];
+
+/// Fields that only grow while the server runs: written with a per-second `_rate`.
+pub const COUNTERS: [&str; 30] = [
+    "total_commands_processed",
+    "total_connections_received",
+    "rejected_connections",
+    "expired_keys",
+    "expired_time_cap_reached_count",
+    "evicted_keys",
+    "evicted_clients",
+    "keyspace_hits",
+    "keyspace_misses",
+    "sync_full",
+    "sync_partial_ok",
+    "sync_partial_err",
+    "used_cpu_sys",
+    "used_cpu_user",
+    "used_cpu_sys_children",
+    "used_cpu_user_children",
+    "used_cpu_sys_main_thread",
+    "used_cpu_user_main_thread",
+    "total_net_input_bytes",
+    "total_net_output_bytes",
+    "total_net_repl_input_bytes",
+    "total_net_repl_output_bytes",
+    "total_reads_processed",
+    "total_writes_processed",
+    "total_error_replies",
+    "total_forks",
+    "unexpected_error_replies",
+    "io_threaded_reads_processed",
+    "io_threaded_writes_processed",
+    "dump_payload_sanitizations",
+];
+
+pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<RedisInfo, String> {
+    if cfg.connect_timeout.0.is_zero() || cfg.timeout.0.is_zero() {
+        return Err("connect_timeout and timeout must be more than 0".into());
+    }
+    let opts = ConnOptions {
+        plugin: "redis",
+        ssl_ca_certs: cfg.ssl_ca_certs.as_deref(),
+        ssl_certfile: cfg.ssl_certfile.as_deref(),
+        ssl_keyfile: cfg.ssl_keyfile.as_deref(),
+        ssl_insecure_skip_verify: cfg.ssl_insecure_skip_verify,
+        connect_timeout: cfg.connect_timeout.0,
+        write_timeout: cfg.timeout.0,
+        write_timeout_key: "timeout",
+    };
+    let target = Target::from_options(
+        cfg.url.as_ref(),
+        &cfg.host,
+        cfg.port,
+        cfg.db,
+        cfg.username.as_ref(),
+        cfg.password.as_ref(),
+        cfg.ssl,
+    )
+    .checked(&opts)?;
+    let mut selected: Vec<String> = if cfg.metrics.is_empty() {
+        DEFAULT_FIELDS.iter().map(|f| f.to_string()).collect()
+    } else {
+        cfg.metrics.clone()
+    };
+    if let Some(bad) = selected.iter().find(|f| f.is_empty() || f.contains(':')) {
+        return Err(format!("metrics: `{bad}` is not an INFO field name"));
+    }
+    selected.sort();
+    selected.dedup();
+    let mut pipe = redis::pipe();
+    pipe.cmd("INFO");
+    Ok(RedisInfo {
+        server: target.host.clone(),
+        port: target.port.to_string(),
+        endpoint: Endpoint::new(&opts, target)?,
+        conn: None,
+        pipe,
+        found: vec![false; selected.len()],
+        selected,
+        noted: HashSet::new(),
+        name: String::new(),
+    })
+}
+
+pub struct RedisInfo {
+    endpoint: Endpoint,
+    conn: Option<Conn>,
+    pipe: redis::Pipeline,
+    /// `server` and `port` labels.
+    server: String,
+    port: String,
+    /// Sorted, without duplicates.
+    selected: Vec<String>,
+    /// Per selected field: seen in this collection's INFO.
+    found: Vec<bool>,
+    /// Fields already logged as missing or not numeric (once each).
+    noted: HashSet<String>,
+    /// `redis_<field>`, built in place for each field.
+    name: String,
+}
+
+impl Input for RedisInfo {
+    fn collect<'a>(&'a mut self, em: &'a mut Emitter<'_>) -> CollectFuture<'a> {
+        Box::pin(async move {
+            let text = self.info().await.map_err(InputError::new)?;
+            self.emit(&text, em);
+            Ok(())
+        })
+    }
+}
+
+impl RedisInfo {
+    /// The `INFO` text, on the kept connection or a new one. Any failure drops the
+    /// connection, so the next collection starts afresh.
+    async fn info(&mut self) -> Result<String, String> {
+        if let Some(c) = &mut self.conn {
+            if c.is_closed().await {
+                self.conn = None;
+            }
+        }
+        let conn = match &mut self.conn {
+            Some(c) => c,
+            None => self.conn.insert(self.endpoint.connect().await?),
+        };
+        let addr = self.endpoint.target.addr();
+        let reply = conn
+            .send(&self.pipe, self.endpoint.write_timeout, &addr)
+            .await
+            .and_then(|mut values| match values.pop() {
+                Some(v) if values.is_empty() => info_text(v, &addr),
+                _ => Err(format!("{addr} sent an unexpected reply to INFO")),
+            });
+        if reply.is_err() {
+            self.conn = None;
+        }
+        reply
+    }
+
+    fn emit(&mut self, text: &str, em: &mut Emitter<'_>) {
+        self.found.iter_mut().for_each(|f| *f = false);
+        for f in info::fields(text) {
+            match f.section {
+                "Keyspace" => self.emit_keyspace(f.field, f.value, em),
+                "Replication" => {
+                    if let Some(v) = info::number(f.field, f.value) {
+                        self.set_name("redis_replication_", f.field);
+                        let labels = [("server", self.server.as_str()), ("port", &self.port)];
+                        em.gauge(&self.name, &labels, v);
+                    }
+                }
+                _ => {}
+            }
+            if let Ok(i) = self.selected.binary_search_by(|s| s.as_str().cmp(f.field)) {
+                self.found[i] = true;
+                self.emit_selected(f.field, f.value, em);
+            }
+        }
+        for (i, field) in self.selected.iter().enumerate() {
+            if !self.found[i] && self.noted.insert(field.clone()) {
+                log::info!(
+                    "input redis: {} has no INFO field `{field}` (another Redis version?); not written",
+                    self.endpoint.target.addr()
+                );
+            }
+        }
+    }
+
+    fn emit_selected(&mut self, field: &str, value: &str, em: &mut Emitter<'_>) {
+        let Some(v) = info::number(field, value) else {
+            if self.noted.insert(field.to_string()) {
+                log::info!(
+                    "input redis: INFO field `{field}` is `{value}`, not a number; not written"
+                );
+            }
+            return;
+        };
+        self.set_name("redis_", field);
+        let labels = [("server", self.server.as_str()), ("port", &self.port)];
+        if COUNTERS.contains(&field) {
+            em.counter(&self.name, &labels, v);
+        } else {
+            em.gauge(&self.name, &labels, v);
+        }
+    }
+
+    /// `db0:keys=12,expires=3,avg_ttl=0` → `redis_keyspace_keys{db=db0}` and so on.
+    fn emit_keyspace(&mut self, db: &str, value: &str, em: &mut Emitter<'_>) {
+        let Some(pairs) = info::keyspace(value) else {
+            em.partial_failure(InputError::new(format!(
+                "{}: keyspace line `{db}:{value}` is not key=number pairs",
+                self.endpoint.target.addr()
+            )));
+            return;
+        };
+        for (k, v) in pairs {
+            self.set_name("redis_keyspace_", k);
+            let labels = [
+                ("server", self.server.as_str()),
+                ("port", &self.port),
+                ("db", db),
+            ];
+            em.gauge(&self.name, &labels, v);
+        }
+    }
+
+    fn set_name(&mut self, prefix: &str, field: &str) {
+        self.name.clear();
+        self.name.push_str(prefix);
+        self.name.push_str(field);
+    }
+}
+
+/// The text of an INFO reply (a bulk string over RESP2, verbatim over RESP3).
+fn info_text(v: Value, addr: &str) -> Result<String, String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b)
+            .map_err(|_| format!("{addr}: the INFO reply is not UTF-8")),
+        Value::VerbatimString { text, .. } => Ok(text),
+        Value::ServerError(e) if e.code() == "NOPERM" => Err(format!(
+            "{addr} refused INFO (NOPERM): give the user the command, e.g. `ACL SETUSER <user> +info`"
+        )),
+        Value::ServerError(e) => Err(format!("{addr} refused INFO: {e}")),
+        other => Err(format!("{addr}: unexpected INFO reply {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;
