@@ -53,5 +53,6 @@ crate::config::entry::plugin_registry! {
     "kernel" => kernel: "context switches, interrupts, forks, paging, entropy, pressure stall (PSI), file descriptors",
     "netstat" => netstat: "TCP connections by state and TCP counters",
     "nstat" => nstat: "IP, IPv6, TCP, UDP and ICMP counters from /proc/net/snmp and snmp6",
+    "sma_energy_meter" => sma_energy_meter if "sma-em": "SMA Energy Meter / Sunny Home Manager readings received over Speedwire multicast",
     "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
 }
