@@ -31,9 +31,13 @@ fn free_port() -> u16 {
 }
 
 fn start(port: u16, extra: &str) -> (Scratch, Agent) {
+    start_every("1s", port, extra)
+}
+
+fn start_every(interval: &str, port: u16, extra: &str) -> (Scratch, Agent) {
     let s = Scratch::new();
     let path = s.config(&format!(
-        "interval: 1s\ninputs:\n  - sma_energy_meter:\n      port: {port}\n      interface: lo\n{extra}\
+        "interval: {interval}\ninputs:\n  - sma_energy_meter:\n      port: {port}\n      interface: lo\n{extra}\
          outputs:\n  - stdout:\n      format: json\n"
     ));
     let agent = Agent::start(&path);
@@ -325,4 +329,63 @@ fn only_the_configured_serials_are_kept_and_a_silence_is_reported_once() {
         let (lines, ok) = agent.wait_for(WAIT, |l| l.contains("input sma_energy_meter: recovered"));
         assert!(ok, "no recovery logged: {:#?} {lines:#?}", seen.log);
     }
+}
+
+/// utime + stime of a process in ms (/proc/PID/stat, in USER_HZ = 100 ticks per second).
+fn cpu_ms(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command and state.
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    ticks * 10
+}
+
+/// The figure for the README: CPU time of the agent receiving 10 datagrams per second
+/// (608-byte Home Manager datagrams, multicast on lo) for a minute at the default 10 s
+/// interval, beside an identical agent that receives nothing. Takes 65 s; run with the
+/// release build:
+///
+/// `cargo test --release --test sma_energy_meter -- --ignored --nocapture cpu`
+#[test]
+#[ignore = "a 65 s measurement, not a test: run it for the README figure"]
+fn cpu_used_receiving_10_datagrams_per_second_for_a_minute() {
+    let (busy_port, idle_port) = (free_port(), free_port());
+    let (_s1, busy) = start_every("10s", busy_port, "");
+    let (_s2, idle) = start_every("10s", idle_port, "");
+    let mut seen = Seen::default();
+    let sender = multicast_sender();
+    let value = |index: u8, kind: u8| index as u64 * 1000 + kind as u64;
+    let (busy0, idle0) = (cpu_ms(busy.child.id()), cpu_ms(idle.child.id()));
+    let started = Instant::now();
+    let mut sent = 0u32;
+    while started.elapsed() < Duration::from_secs(60) {
+        let d = Builder::full(3_014_930_442, sent * 100, true, value).bytes();
+        sender.send_to(&d, (GROUP, busy_port)).unwrap();
+        sent += 1;
+        let next = Duration::from_millis(100) * sent;
+        if let Some(wait) = next.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        // Keep the pipes drained so output never blocks the agents.
+        seen.add(busy.drain());
+        let _ = idle.drain();
+    }
+    let (busy_ms, idle_ms) = (
+        cpu_ms(busy.child.id()) - busy0,
+        cpu_ms(idle.child.id()) - idle0,
+    );
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "sma_energy_meter, {sent} datagrams in {secs:.1} s ({:.1}/s), interval 10 s, stdout json:\n  \
+         receiving agent: {busy_ms} ms CPU (utime+stime) = {:.3} % of one core\n  \
+         idle agent (same config, nothing sent): {idle_ms} ms CPU = {:.3} % of one core",
+        sent as f64 / secs,
+        busy_ms as f64 / secs / 10.0,
+        idle_ms as f64 / secs / 10.0,
+    );
+    seen.wait_until(&busy, "the datagrams sent, used", |s| {
+        s.get(&total_key(3_014_930_442)) == Some(&(sent as f64))
+    });
 }
