@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(d) = decode(data) {
         let end = 16 + u16::from_be_bytes([data[12], data[13]]) as usize;
         assert_eq!(&data[end..end + 4], &[0; 4], "decoded without an end tag");
-        let shift = if d.protocol == PROTOCOL_EMETER_EXT { 2 } else { 0 };
+        let shift = if d.protocol == PROTOCOL_EMETER_EXT {
+            2
+        } else {
+            0
+        };
         let serial = u32::from_be_bytes(data[20 + shift..24 + shift].try_into().unwrap());
         assert_eq!(serial, d.serial);
         assert_eq!(decode(data).as_ref(), Ok(&d), "decoding is pure");
