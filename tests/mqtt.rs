@@ -865,6 +865,54 @@ fn the_last_will_says_offline_when_the_agent_is_killed() {
 }
 
 #[test]
+fn a_clean_stop_says_offline_and_the_first_flush_does_not_report_the_output_down() {
+    let broker = Broker::anonymous();
+    let sub = Sub::start(&broker, &["-t", "rtcollector/clean/#"]);
+    let s = Scratch::new();
+    let mut agent = Agent::start(&agent_config(&s, "clean", broker.port, ""));
+    let got = sub.until(Duration::from_secs(15), |m| {
+        m.topic == "rtcollector/clean/mem_total_bytes"
+    });
+    assert!(
+        got.iter()
+            .any(|m| m.topic == "rtcollector/clean/mem_total_bytes"),
+        "{got:#?}"
+    );
+    agent.signal(Signal::SIGTERM);
+    agent
+        .wait_exit(Duration::from_secs(15))
+        .expect("the agent stops on SIGTERM");
+    let got = sub.until(Duration::from_secs(5), |m| {
+        m.topic == "rtcollector/clean/status" && m.payload == "offline"
+    });
+    assert!(
+        got.iter()
+            .any(|m| m.topic == "rtcollector/clean/status" && m.payload == "offline"),
+        "{got:#?}"
+    );
+    // A DISCONNECT (no last will): mosquitto logs "disconnected", not "closed its connection".
+    assert!(
+        broker
+            .log()
+            .contains("Client rtcollector-clean disconnected"),
+        "{}",
+        broker.log()
+    );
+    let lines = agent.drain();
+    assert!(
+        lines.iter().all(|l| !l.contains("is down")),
+        "connecting is not an outage: {lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(&format!(
+            "output mqtt: connected to 127.0.0.1:{}",
+            broker.port
+        ))),
+        "{lines:#?}"
+    );
+}
+
+#[test]
 fn qos1_samples_of_a_30s_broker_outage_arrive_after_the_restart() {
     // A broker that keeps sessions across restarts, and a subscriber with a persistent
     // session, so whatever the broker accepts arrives at the subscriber.

@@ -81,7 +81,11 @@ struct Running {
     client: AsyncClient,
     link: Arc<Link>,
     wake: async_channel::Receiver<()>,
+    thread: std::thread::JoinHandle<()>,
 }
+
+/// How long dropping the output waits for the thread to send `offline` and DISCONNECT.
+const GOODBYE: Duration = Duration::from_secs(1);
 
 /// One message to hand to the client.
 struct Message {
@@ -102,6 +106,7 @@ pub struct Mqtt {
     ha: Option<HomeAssistant>,
     node: String,
     write_timeout: Duration,
+    connect_timeout: Duration,
     filter: NameFilter,
     run: Option<Running>,
     series: Vec<Option<SeriesState>>,
@@ -169,6 +174,7 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, String> {
         ha: cfg.homeassistant.enabled.then(|| cfg.homeassistant.clone()),
         node,
         write_timeout: cfg.write_timeout.0,
+        connect_timeout: cfg.connect_timeout.0,
         filter,
         run: None,
         series: Vec::new(),
@@ -189,15 +195,30 @@ impl Output for Mqtt {
 
 impl Drop for Mqtt {
     /// Says `offline` and leaves cleanly (a reload builds a new output with the same client
-    /// id); the thread ends on the DISCONNECT, or at its next look at the stop flag.
+    /// id); the thread ends on the DISCONNECT. Waits up to [`GOODBYE`] for that, so `offline`
+    /// is out before the process exits; a thread still connecting or backing off ends at
+    /// its next look at the stop flag.
     fn drop(&mut self) {
-        if let Some(run) = &self.run {
-            let _ = run
-                .client
-                .try_publish(self.status_topic.as_str(), QoS::AtMostOnce, true, "offline");
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        let connected = run.link.lock().connected;
+        if connected {
+            let _ = run.client.try_publish(
+                self.status_topic.as_str(),
+                QoS::AtMostOnce,
+                true,
+                "offline",
+            );
             let _ = run.client.try_disconnect();
-            run.link.stop();
         }
+        let deadline = std::time::Instant::now() + GOODBYE;
+        while connected && !run.thread.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Only now: the thread looks at the flag before each request, so setting it
+        // earlier would drop the goodbye unsent.
+        run.link.stop();
     }
 }
 
@@ -207,7 +228,10 @@ impl Mqtt {
         batch: &[Sample],
         series: SeriesView<'_>,
     ) -> Result<WriteReport, OutputError> {
-        self.start()?;
+        if self.run.is_none() {
+            self.start()?;
+            self.first_attempt().await;
+        }
         let epoch = self.adopt_connection()?;
         let written = series.with(|table| self.plan(batch, table));
         let limit = self.write_timeout;
@@ -233,7 +257,11 @@ impl Mqtt {
         if self.run.is_some() {
             return Ok(());
         }
-        let (client, eventloop) = AsyncClient::new(self.options.clone(), REQUEST_CHANNEL);
+        let (client, mut eventloop) = AsyncClient::new(self.options.clone(), REQUEST_CHANNEL);
+        let mut network = rumqttc::NetworkOptions::new();
+        // rumqttc counts whole seconds.
+        network.set_connection_timeout(self.connect_timeout.as_secs_f64().ceil().max(1.0) as u64);
+        eventloop.set_network_options(network);
         let (link, wake) = Link::new();
         let topics = Topics {
             status: self.status_topic.clone(),
@@ -242,7 +270,7 @@ impl Mqtt {
                 .as_ref()
                 .map(|h| format!("{}/status", h.discovery_prefix.trim_end_matches('/'))),
         };
-        eventloop::spawn(
+        let thread = eventloop::spawn(
             &self.name,
             self.addr.clone(),
             eventloop,
@@ -251,8 +279,38 @@ impl Mqtt {
             topics,
         )
         .map_err(OutputError::Retry)?;
-        self.run = Some(Running { client, link, wake });
+        self.run = Some(Running {
+            client,
+            link,
+            wake,
+            thread,
+        });
         Ok(())
+    }
+
+    /// Waits for the outcome of the first connection attempt, so the first flush neither
+    /// fails merely because the connection is not up yet nor reports the output as down.
+    async fn first_attempt(&self) {
+        let Some(run) = &self.run else {
+            return;
+        };
+        let give_up = async {
+            smol::Timer::after(self.connect_timeout + Duration::from_secs(1)).await;
+        };
+        let settled = async {
+            loop {
+                {
+                    let s = run.link.lock();
+                    if s.connected || s.last_error.is_some() {
+                        return;
+                    }
+                }
+                if run.wake.recv().await.is_err() {
+                    return;
+                }
+            }
+        };
+        future::or(settled, give_up).await;
     }
 
     /// The current connection, or Retry while there is none. A new connection or a Home
