@@ -70,10 +70,11 @@ pub struct Topics {
     pub ha_status: Option<String>,
 }
 
-/// Starts the thread. Fails only when the OS cannot start a thread.
+/// Starts the thread. Fails only when the OS cannot start a thread. `plain`: no TLS.
 pub fn spawn(
     name: &str,
     addr: String,
+    plain: bool,
     eventloop: EventLoop,
     client: AsyncClient,
     link: Arc<Link>,
@@ -97,6 +98,7 @@ pub fn spawn(
             let mut driver = Driver {
                 output,
                 addr,
+                plain,
                 eventloop,
                 client,
                 link,
@@ -112,6 +114,8 @@ pub fn spawn(
 struct Driver {
     output: String,
     addr: String,
+    /// Plain MQTT: a broker that hangs up during the handshake may want TLS.
+    plain: bool,
     eventloop: EventLoop,
     client: AsyncClient,
     link: Arc<Link>,
@@ -179,15 +183,14 @@ impl Driver {
     }
 
     async fn on_error(&mut self, e: &ConnectionError) {
-        let was_connected = {
+        let text = {
             let mut s = self.link.lock();
-            let was = s.connected;
+            let text = describe(e, &self.addr, s.connected, self.plain);
             s.connected = false;
-            s.last_error = Some(describe(e, &self.addr, was));
-            was
+            s.last_error = Some(text.clone());
+            text
         };
         self.link.notify();
-        let text = describe(e, &self.addr, was_connected);
         self.show(text, true);
         let mut left = self.backoff;
         while !left.is_zero() {
@@ -219,7 +222,12 @@ impl Driver {
 }
 
 /// The failure in words an operator can act on. Never includes the password.
-pub fn describe(e: &ConnectionError, addr: &str, was_connected: bool) -> String {
+pub fn describe(e: &ConnectionError, addr: &str, was_connected: bool, plain: bool) -> String {
+    let tls_hint = if plain {
+        "; if the broker expects TLS on this port, set `ssl: true`"
+    } else {
+        ""
+    };
     match e {
         ConnectionError::ConnectionRefused(code) => match code {
             ConnectReturnCode::BadUserNamePassword => format!(
@@ -230,28 +238,18 @@ pub fn describe(e: &ConnectionError, addr: &str, was_connected: bool) -> String 
             ),
             other => format!("the broker at {addr} refused the connection: {other:?}"),
         },
-        ConnectionError::Io(io) => unreachable_text(io, addr),
-        #[cfg(feature = "tls")]
-        ConnectionError::Tls(t) => format!(
-            "TLS failure with {addr}: {}",
-            super::tls_reason(t)
+        ConnectionError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => format!(
+            "broker at {addr} unreachable: connection refused (is it running, is the port right?)"
         ),
+        ConnectionError::Io(io) if !was_connected => {
+            format!("broker at {addr} unreachable: {io}")
+        }
+        #[cfg(feature = "tls")]
+        ConnectionError::Tls(t) => format!("TLS failure with {addr}: {}", super::tls_reason(t)),
         ConnectionError::NetworkTimeout => format!(
             "no connection to {addr} within connect_timeout: broker unreachable or not answering"
         ),
         other if was_connected => format!("lost the connection to {addr}: {other}"),
-        other => format!("connection to {addr} failed: {other}"),
-    }
-}
-
-fn unreachable_text(io: &std::io::Error, addr: &str) -> String {
-    match io.kind() {
-        std::io::ErrorKind::ConnectionRefused => {
-            format!("broker at {addr} unreachable: connection refused (is it running, is the port right?)")
-        }
-        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof => format!(
-            "the broker at {addr} closed the connection while connecting ({io}); if it expects TLS, set `ssl: true`"
-        ),
-        _ => format!("broker at {addr} unreachable: {io}"),
+        other => format!("the broker at {addr} hung up while connecting ({other}){tls_hint}"),
     }
 }

@@ -107,6 +107,8 @@ pub struct Mqtt {
     node: String,
     write_timeout: Duration,
     connect_timeout: Duration,
+    /// No TLS (for the hint when a broker hangs up during the handshake).
+    plain: bool,
     filter: NameFilter,
     run: Option<Running>,
     series: Vec<Option<SeriesState>>,
@@ -175,6 +177,7 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, String> {
         node,
         write_timeout: cfg.write_timeout.0,
         connect_timeout: cfg.connect_timeout.0,
+        plain: !cfg.ssl,
         filter,
         run: None,
         series: Vec::new(),
@@ -273,6 +276,7 @@ impl Mqtt {
         let thread = eventloop::spawn(
             &self.name,
             self.addr.clone(),
+            self.plain,
             eventloop,
             client.clone(),
             link.clone(),
