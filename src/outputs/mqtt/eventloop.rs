@@ -25,6 +25,9 @@ pub struct LinkState {
     pub epoch: u64,
     pub handed: u64,
     pub acked: u64,
+    /// The `acked` count the agent waits for: acks below it wake nobody, so a batch of a
+    /// thousand messages costs one wake-up, not a thousand.
+    pub want: u64,
     /// `online` messages seen on Home Assistant's status topic.
     pub ha_births: u64,
     /// Why the last connection attempt failed; never holds the password.
@@ -134,8 +137,14 @@ impl Driver {
             match self.eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => self.on_connect(),
                 Ok(Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_))) => {
-                    self.link.lock().acked += 1;
-                    self.link.notify();
+                    let reached = {
+                        let mut s = self.link.lock();
+                        s.acked += 1;
+                        s.acked >= s.want
+                    };
+                    if reached {
+                        self.link.notify();
+                    }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let birth = self.topics.ha_status.as_deref() == Some(p.topic.as_str())
@@ -165,6 +174,7 @@ impl Driver {
             s.epoch += 1;
             s.handed = 0;
             s.acked = 0;
+            s.want = 0;
             s.last_error = None;
             // The request channel is drained by this thread, so `try_` never waits on itself;
             // a full channel only delays `online` until the next connection.

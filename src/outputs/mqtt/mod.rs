@@ -507,6 +507,7 @@ impl Mqtt {
         if !counted {
             return Ok(());
         }
+        run.link.lock().want = target;
         loop {
             {
                 let s = run.link.lock();
