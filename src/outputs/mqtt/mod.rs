@@ -264,6 +264,8 @@ impl Mqtt {
         let mut network = rumqttc::NetworkOptions::new();
         // rumqttc counts whole seconds.
         network.set_connection_timeout(self.connect_timeout.as_secs_f64().ceil().max(1.0) as u64);
+        // A flush waits for the acks of its last messages: do not let Nagle hold them back.
+        network.set_tcp_nodelay(true);
         eventloop.set_network_options(network);
         let (link, wake) = Link::new();
         let topics = Topics {
