@@ -207,13 +207,20 @@ impl Drop for Mqtt {
         };
         let connected = run.link.lock().connected;
         if connected {
-            let _ = run.client.try_publish(
-                self.status_topic.as_str(),
-                QoS::AtMostOnce,
-                true,
-                "offline",
-            );
-            let _ = run.client.try_disconnect();
+            // The request channel may be full of the last flush: wait for room (bounded),
+            // or the DISCONNECT would be lost and the thread linger until its next ping.
+            let goodbye = async {
+                let status = self.status_topic.as_str();
+                let _ = run
+                    .client
+                    .publish(status, QoS::AtMostOnce, true, "offline")
+                    .await;
+                let _ = run.client.disconnect().await;
+            };
+            let give_up = async {
+                smol::Timer::after(GOODBYE).await;
+            };
+            future::block_on(future::or(goodbye, give_up));
         }
         let deadline = std::time::Instant::now() + GOODBYE;
         while connected && !run.thread.is_finished() && std::time::Instant::now() < deadline {
