@@ -41,7 +41,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            host: "localhost".into(),
+            // An address, not `localhost`: resolving a name costs tokio a blocking-pool
+            // thread at each connect.
+            host: "127.0.0.1".into(),
             port: 1883,
             client_id: None,
             username: None,

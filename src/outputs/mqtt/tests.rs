@@ -155,7 +155,7 @@ fn an_inverter_is_its_own_device_reached_through_the_agent() {
 #[test]
 fn defaults_and_derived_names() {
     let c = cfg("{}").unwrap();
-    assert_eq!((c.host.as_str(), c.port, c.qos, c.retain), ("localhost", 1883, 1, false));
+    assert_eq!((c.host.as_str(), c.port, c.qos, c.retain), ("127.0.0.1", 1883, 1, false));
     assert_eq!(c.layout, Layout::Value);
     assert_eq!(c.topic_prefix("pi4"), "rtcollector/pi4");
     assert_eq!(c.client_id("pi4"), "rtcollector-pi4");
