@@ -239,7 +239,7 @@ impl Conn {
 }
 
 #[cfg(feature = "tls")]
-mod tls {
+pub(crate) mod tls {
     use super::super::config::Target;
     use super::ConnOptions;
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -251,23 +251,41 @@ mod tls {
     use std::path::Path;
     use std::sync::Arc;
 
-    /// rustls with the ring provider (no process-wide default is installed).
+    /// The TLS options an output's config has (the MQTT output shares this code).
+    pub struct TlsFiles<'a> {
+        pub ca_certs: Option<&'a Path>,
+        pub certfile: Option<&'a Path>,
+        pub keyfile: Option<&'a Path>,
+        pub insecure_skip_verify: bool,
+    }
+
     pub fn client_config(cfg: &ConnOptions) -> Result<Arc<ClientConfig>, String> {
+        let files = TlsFiles {
+            ca_certs: cfg.ssl_ca_certs,
+            certfile: cfg.ssl_certfile,
+            keyfile: cfg.ssl_keyfile,
+            insecure_skip_verify: cfg.ssl_insecure_skip_verify,
+        };
+        rustls_config(&files, cfg.plugin)
+    }
+
+    /// rustls with the ring provider (no process-wide default is installed). `who` names
+    /// the output in the warning about `ssl_insecure_skip_verify`.
+    pub fn rustls_config(cfg: &TlsFiles, who: &str) -> Result<Arc<ClientConfig>, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup: {e}"))?;
-        let builder = if cfg.ssl_insecure_skip_verify {
+        let builder = if cfg.insecure_skip_verify {
             log::warn!(
-                "{}: ssl_insecure_skip_verify is on: the server's certificate is NOT checked, so anyone on the path can read and change the data",
-                cfg.plugin
+                "{who}: ssl_insecure_skip_verify is on: the server's certificate is NOT checked, so anyone on the path can read and change the data"
             );
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
         } else {
             let mut roots = RootCertStore::empty();
-            match cfg.ssl_ca_certs {
+            match cfg.ca_certs {
                 Some(path) => {
                     for cert in read_certs(path, "ssl_ca_certs")? {
                         roots.add(cert).map_err(|e| {
@@ -279,7 +297,7 @@ mod tls {
             }
             builder.with_root_certificates(roots)
         };
-        let config = match (cfg.ssl_certfile, cfg.ssl_keyfile) {
+        let config = match (cfg.certfile, cfg.keyfile) {
             (Some(cert), Some(key)) => {
                 let chain = read_certs(cert, "ssl_certfile")?;
                 let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {

@@ -32,6 +32,9 @@ mod keys;
 
 pub use config::{Aggregation, Config, Downsample, DuplicatePolicy, Encoding, RedisUrl};
 pub use keys::KeyFormat;
+/// Shared with the MQTT output: one rustls setup for every TLS client.
+#[cfg(feature = "tls")]
+pub(crate) use conn::tls::{rustls_config, TlsFiles};
 
 use crate::config::Millis;
 use crate::core::metric::{Series, SeriesId};

@@ -1,0 +1,175 @@
+//! The options of the `mqtt` output, as written in the config, and their checks (no network
+//! access here: `rtcollector check` must work without a broker).
+
+use crate::config::{Dur, Secret};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    /// Default `rtcollector-<host>`. Two agents with the same id push each other off the broker.
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub ssl: bool,
+    /// PEM CA certificates that may sign the broker's certificate; default: the Mozilla roots.
+    pub ssl_ca_certs: Option<PathBuf>,
+    pub ssl_certfile: Option<PathBuf>,
+    pub ssl_keyfile: Option<PathBuf>,
+    /// Accepts any broker certificate. For tests only: logs a warning.
+    pub ssl_insecure_skip_verify: bool,
+    pub keep_alive: Dur,
+    pub connect_timeout: Dur,
+    /// How long one flush waits for the broker's acknowledgements (QoS 1 and 2).
+    pub write_timeout: Dur,
+    pub qos: u8,
+    pub retain: bool,
+    /// Default `rtcollector/<host>`.
+    pub topic_prefix: Option<String>,
+    pub layout: Layout,
+    /// Regexes on the metric name: when given, only matching metrics are published; an
+    /// include match wins over an exclude match.
+    pub include_patterns: Vec<String>,
+    pub exclude_patterns: Vec<String>,
+    pub homeassistant: HomeAssistant,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            // An address, not `localhost`: resolving a name costs tokio a blocking-pool
+            // thread at each connect.
+            host: "127.0.0.1".into(),
+            port: 1883,
+            client_id: None,
+            username: None,
+            password: None,
+            ssl: false,
+            ssl_ca_certs: None,
+            ssl_certfile: None,
+            ssl_keyfile: None,
+            ssl_insecure_skip_verify: false,
+            keep_alive: Dur(Duration::from_secs(30)),
+            connect_timeout: Dur(Duration::from_secs(5)),
+            write_timeout: Dur(Duration::from_secs(10)),
+            qos: 1,
+            retain: false,
+            topic_prefix: None,
+            layout: Layout::Value,
+            include_patterns: Vec::new(),
+            exclude_patterns: Vec::new(),
+            homeassistant: HomeAssistant::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// `<prefix>/<metric>[/<label value>…]`, payload the bare number.
+    #[default]
+    Value,
+    /// Same topics, payload `{"value":…,"timestamp_ms":…,"labels":{…}}`.
+    Json,
+    /// `<prefix>/<metric family>`, payload a JSON array of samples, one message per flush.
+    Batch,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HomeAssistant {
+    pub enabled: bool,
+    pub discovery_prefix: String,
+}
+
+impl Default for HomeAssistant {
+    fn default() -> Self {
+        HomeAssistant {
+            enabled: false,
+            discovery_prefix: "homeassistant".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks what the broker would refuse later, so `check` reports it now.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.host.is_empty() {
+            return Err("host: must not be empty".into());
+        }
+        if self.port == 0 {
+            return Err("port: must be 1 to 65535".into());
+        }
+        if self.qos > 2 {
+            return Err(format!("qos: {} is not an MQTT QoS; use 0, 1 or 2", self.qos));
+        }
+        if self.username.is_none() && self.password.is_some() {
+            return Err("password: MQTT sends a password only with a `username`".into());
+        }
+        if self.connect_timeout.0.is_zero() || self.write_timeout.0.is_zero() {
+            return Err("connect_timeout and write_timeout must be more than 0".into());
+        }
+        if self.keep_alive.0 < Duration::from_secs(1) && !self.keep_alive.0.is_zero() {
+            return Err("keep_alive: at least 1s (or 0 to turn pings off)".into());
+        }
+        if let Some(p) = &self.topic_prefix {
+            check_topic("topic_prefix", p)?;
+        }
+        if self.homeassistant.enabled {
+            check_topic(
+                "homeassistant.discovery_prefix",
+                &self.homeassistant.discovery_prefix,
+            )?;
+            if self.layout == Layout::Batch {
+                return Err(
+                    "homeassistant: discovery needs one topic per series; use `layout: value` or `layout: json`"
+                        .into(),
+                );
+            }
+        }
+        let tls_files =
+            self.ssl_ca_certs.is_some() || self.ssl_certfile.is_some() || self.ssl_keyfile.is_some();
+        if !self.ssl && tls_files {
+            return Err("ssl_ca_certs/ssl_certfile/ssl_keyfile are set but `ssl` is not: set `ssl: true`".into());
+        }
+        if self.ssl_certfile.is_some() != self.ssl_keyfile.is_some() {
+            return Err("ssl_certfile and ssl_keyfile go together".into());
+        }
+        #[cfg(not(feature = "tls"))]
+        if self.ssl {
+            return Err("ssl: this build has no TLS (cargo feature `tls`)".into());
+        }
+        Ok(())
+    }
+
+    pub fn topic_prefix(&self, host: &str) -> String {
+        match &self.topic_prefix {
+            Some(p) => p.trim_end_matches('/').to_string(),
+            None => format!("rtcollector/{}", super::topics::level(host)),
+        }
+    }
+
+    pub fn client_id(&self, host: &str) -> String {
+        match &self.client_id {
+            Some(id) => id.clone(),
+            None => format!("rtcollector-{host}"),
+        }
+    }
+}
+
+/// A topic we publish under: not empty and no wildcards.
+fn check_topic(key: &str, topic: &str) -> Result<(), String> {
+    if topic.trim_end_matches('/').is_empty() {
+        return Err(format!("{key}: must not be empty"));
+    }
+    if topic.contains(['+', '#', '\0']) {
+        return Err(format!(
+            "{key}: `{topic}` contains `+`, `#` or NUL, which MQTT does not allow in a topic to publish to"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,560 @@
+//! `mqtt`: publishes samples to an MQTT broker, in one of three layouts, with an availability
+//! topic and optional Home Assistant discovery.
+//!
+//! Threads: rumqttc's event loop needs tokio, so it runs on one thread named `mqtt` with a
+//! tokio `current_thread` runtime (see [`eventloop`]), started at the first write. This side
+//! stays on the agent's smol executor: it hands messages to rumqttc's client (a bounded
+//! channel, capacity [`REQUEST_CHANNEL`]) and learns of acknowledgements through
+//! [`eventloop::Link`].
+//!
+//! Delivery: a write returns when every message of the batch is acknowledged (QoS 1 and 2) or
+//! handed to the client (QoS 0). While the broker is away, or when the connection drops
+//! before all acknowledgements arrived, the write fails with [`OutputError::Retry`] and the
+//! batch stays in the agent's outage buffer (memory ring, then disk) to be sent again, so
+//! QoS 1 and 2 are at-least-once across outages: a batch cut by a disconnect is sent again
+//! whole, and the broker may see part of it twice.
+
+mod config;
+mod discovery;
+mod eventloop;
+mod topics;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{Config, HomeAssistant, Layout};
+pub use discovery::{sensor_kind, SensorKind};
+
+use crate::core::{Output, OutputError, Sample, SeriesId, SeriesTable, SeriesView, WriteFuture, WriteReport};
+use crate::inputs::support::NameFilter;
+use crate::outputs::OutputCtx;
+use eventloop::{Link, Topics};
+use futures_lite::future;
+use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The commented config sample for `sample-config`.
+pub const SAMPLE: &str = "\
+# Publishes samples to an MQTT broker: `value` = one topic per series with the bare number,
+# `json` = the same topics with value, timestamp and labels, `batch` = one JSON array per
+# flush and metric family. `<topic_prefix>/status` says online/offline (retained).
+- mqtt:
+    host: 127.0.0.1                # an IP address avoids a resolver thread
+    port: 1883
+    # client_id: rtcollector-myhost
+    # username: rtcollector
+    # password: secret:mqtt/password
+    # ssl: true                    # usually with port: 8883
+    # ssl_ca_certs: /etc/rtcollector/mqtt-ca.pem
+    # ssl_certfile: /etc/rtcollector/client.pem
+    # ssl_keyfile: /etc/rtcollector/client.key
+    # keep_alive: 30s
+    # qos: 1                       # 0, 1 or 2; 1 and 2 survive broker outages (buffered)
+    # retain: false
+    # topic_prefix: rtcollector/myhost
+    # layout: value                # value | json | batch
+    # include_patterns: [\"^sma_\", \"^cpu_usage\"]   # regexes on the metric name
+    # exclude_patterns: [\"_rate$\"]
+    # homeassistant: {enabled: true, discovery_prefix: homeassistant}
+";
+
+/// Capacity of rumqttc's request channel: a full channel makes the write wait.
+pub const REQUEST_CHANNEL: usize = 64;
+/// Largest packet we send: a `batch` message is cut into arrays of at most [`BATCH_PAYLOAD`].
+const MAX_PACKET: usize = 1 << 20;
+/// A `batch` array is closed and sent when it reaches this size.
+pub const BATCH_PAYLOAD: usize = 64 * 1024;
+/// Home Assistant's status topic carries a few bytes; anything bigger is refused.
+const MAX_INCOMING: usize = 4 * 1024;
+
+/// Per series, computed once: whether it is published, its topic, and the discovery round
+/// its config message was last sent in.
+struct SeriesState {
+    allowed: bool,
+    topic: Box<str>,
+    discovered: u64,
+}
+
+/// The thread and the handles to it, from the first write on.
+struct Running {
+    client: AsyncClient,
+    link: Arc<Link>,
+    wake: async_channel::Receiver<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// How long dropping the output waits for the thread to send `offline` and DISCONNECT.
+const GOODBYE: Duration = Duration::from_secs(1);
+
+/// One message to hand to the client.
+struct Message {
+    topic: String,
+    payload: Vec<u8>,
+    retain: bool,
+}
+
+pub struct Mqtt {
+    name: String,
+    addr: String,
+    options: MqttOptions,
+    qos: QoS,
+    retain: bool,
+    layout: Layout,
+    prefix: String,
+    status_topic: String,
+    ha: Option<HomeAssistant>,
+    node: String,
+    write_timeout: Duration,
+    connect_timeout: Duration,
+    /// No TLS (for the hint when a broker hangs up during the handshake).
+    plain: bool,
+    filter: NameFilter,
+    run: Option<Running>,
+    series: Vec<Option<SeriesState>>,
+    /// Bumped on every new connection and every Home Assistant birth: series whose
+    /// `discovered` differs get their config message again.
+    round: u64,
+    seen_epoch: u64,
+    seen_births: u64,
+    messages: Vec<Message>,
+    topic: String,
+    payload: String,
+}
+
+/// Builds the output without touching the network (`rtcollector check` must work without a
+/// broker); the TLS files are read here so a bad path is a config error.
+pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, String> {
+    cfg.validate()?;
+    let filter = NameFilter::new(&[], &[], &cfg.include_patterns, &cfg.exclude_patterns)?;
+    let prefix = cfg.topic_prefix(&ctx.hostname);
+    let status_topic = format!("{prefix}/status");
+    let mut options = MqttOptions::new(cfg.client_id(&ctx.hostname), cfg.host.clone(), cfg.port);
+    options
+        .set_keep_alive(cfg.keep_alive.0)
+        .set_clean_session(true)
+        .set_max_packet_size(MAX_INCOMING, MAX_PACKET)
+        .set_request_channel_capacity(REQUEST_CHANNEL)
+        .set_last_will(LastWill::new(
+            status_topic.as_str(),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+    if let Some(user) = &cfg.username {
+        let password = cfg.password.as_ref().map_or("", |p| p.expose());
+        options.set_credentials(user.as_str(), password);
+    }
+    #[cfg(feature = "tls")]
+    if cfg.ssl {
+        let files = crate::outputs::redistimeseries::TlsFiles {
+            ca_certs: cfg.ssl_ca_certs.as_deref(),
+            certfile: cfg.ssl_certfile.as_deref(),
+            keyfile: cfg.ssl_keyfile.as_deref(),
+            insecure_skip_verify: cfg.ssl_insecure_skip_verify,
+        };
+        let tls = crate::outputs::redistimeseries::rustls_config(&files, &ctx.key)?;
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls),
+        ));
+    }
+    let mut node = String::new();
+    discovery::push_id(&ctx.hostname, &mut node);
+    Ok(Mqtt {
+        name: ctx.key.clone(),
+        addr: format!("{}:{}", cfg.host, cfg.port),
+        options,
+        qos: match cfg.qos {
+            0 => QoS::AtMostOnce,
+            1 => QoS::AtLeastOnce,
+            _ => QoS::ExactlyOnce,
+        },
+        retain: cfg.retain,
+        layout: cfg.layout,
+        prefix,
+        status_topic,
+        ha: cfg.homeassistant.enabled.then(|| cfg.homeassistant.clone()),
+        node,
+        write_timeout: cfg.write_timeout.0,
+        connect_timeout: cfg.connect_timeout.0,
+        plain: !cfg.ssl,
+        filter,
+        run: None,
+        series: Vec::new(),
+        round: 0,
+        seen_epoch: 0,
+        seen_births: 0,
+        messages: Vec::new(),
+        topic: String::new(),
+        payload: String::new(),
+    })
+}
+
+impl Output for Mqtt {
+    fn write<'a>(&'a mut self, batch: &'a [Sample], series: SeriesView<'a>) -> WriteFuture<'a> {
+        Box::pin(self.write_batch(batch, series))
+    }
+}
+
+impl Drop for Mqtt {
+    /// Says `offline` and leaves cleanly (a reload builds a new output with the same client
+    /// id); the thread ends on the DISCONNECT. Waits up to [`GOODBYE`] for that, so `offline`
+    /// is out before the process exits; a thread still connecting or backing off ends at
+    /// its next look at the stop flag.
+    fn drop(&mut self) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        let connected = run.link.lock().connected;
+        if connected {
+            // The request channel may be full of the last flush: wait for room (bounded),
+            // or the DISCONNECT would be lost and the thread linger until its next ping.
+            let goodbye = async {
+                let status = self.status_topic.as_str();
+                let _ = run
+                    .client
+                    .publish(status, QoS::AtMostOnce, true, "offline")
+                    .await;
+                let _ = run.client.disconnect().await;
+            };
+            let give_up = async {
+                smol::Timer::after(GOODBYE).await;
+            };
+            future::block_on(future::or(goodbye, give_up));
+        }
+        let deadline = std::time::Instant::now() + GOODBYE;
+        while connected && !run.thread.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Only now: the thread looks at the flag before each request, so setting it
+        // earlier would drop the goodbye unsent.
+        run.link.stop();
+    }
+}
+
+impl Mqtt {
+    async fn write_batch(
+        &mut self,
+        batch: &[Sample],
+        series: SeriesView<'_>,
+    ) -> Result<WriteReport, OutputError> {
+        if self.run.is_none() {
+            self.start()?;
+            self.first_attempt().await;
+        }
+        let epoch = self.adopt_connection()?;
+        let written = series.with(|table| self.plan(batch, table));
+        let limit = self.write_timeout;
+        let late = format!(
+            "the broker at {} did not acknowledge the batch within write_timeout ({}ms)",
+            self.addr,
+            limit.as_millis()
+        );
+        let work = self.send(epoch);
+        let timeout = async {
+            smol::Timer::after(limit).await;
+            Err(OutputError::Retry(late))
+        };
+        future::or(work, timeout).await?;
+        Ok(WriteReport {
+            written,
+            rejected: 0,
+        })
+    }
+
+    /// Starts the `mqtt` thread at the first write.
+    fn start(&mut self) -> Result<(), OutputError> {
+        if self.run.is_some() {
+            return Ok(());
+        }
+        let (client, mut eventloop) = AsyncClient::new(self.options.clone(), REQUEST_CHANNEL);
+        let mut network = rumqttc::NetworkOptions::new();
+        // rumqttc counts whole seconds.
+        network.set_connection_timeout(self.connect_timeout.as_secs_f64().ceil().max(1.0) as u64);
+        // A flush waits for the acks of its last messages: do not let Nagle hold them back.
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
+        let (link, wake) = Link::new();
+        let topics = Topics {
+            status: self.status_topic.clone(),
+            ha_status: self
+                .ha
+                .as_ref()
+                .map(|h| format!("{}/status", h.discovery_prefix.trim_end_matches('/'))),
+        };
+        let thread = eventloop::spawn(
+            &self.name,
+            self.addr.clone(),
+            self.plain,
+            eventloop,
+            client.clone(),
+            link.clone(),
+            topics,
+        )
+        .map_err(OutputError::Retry)?;
+        self.run = Some(Running {
+            client,
+            link,
+            wake,
+            thread,
+        });
+        Ok(())
+    }
+
+    /// Waits for the outcome of the first connection attempt, so the first flush neither
+    /// fails merely because the connection is not up yet nor reports the output as down.
+    async fn first_attempt(&self) {
+        let Some(run) = &self.run else {
+            return;
+        };
+        let give_up = async {
+            smol::Timer::after(self.connect_timeout + Duration::from_secs(1)).await;
+        };
+        let settled = async {
+            loop {
+                {
+                    let s = run.link.lock();
+                    if s.connected || s.last_error.is_some() {
+                        return;
+                    }
+                }
+                if run.wake.recv().await.is_err() {
+                    return;
+                }
+            }
+        };
+        future::or(settled, give_up).await;
+    }
+
+    /// The current connection, or Retry while there is none. A new connection or a Home
+    /// Assistant birth starts a new discovery round.
+    fn adopt_connection(&mut self) -> Result<u64, OutputError> {
+        let Some(run) = &self.run else {
+            return Err(OutputError::Retry("not started".into()));
+        };
+        let s = run.link.lock();
+        if !s.connected {
+            let why = s
+                .last_error
+                .clone()
+                .unwrap_or_else(|| format!("connecting to {}", self.addr));
+            return Err(OutputError::Retry(why));
+        }
+        if s.epoch != self.seen_epoch || s.ha_births != self.seen_births {
+            self.seen_epoch = s.epoch;
+            self.seen_births = s.ha_births;
+            self.round += 1;
+        }
+        Ok(s.epoch)
+    }
+
+    /// Turns the batch (and the discovery messages it needs) into `self.messages`. Returns
+    /// how many samples are published (the rest are filtered out).
+    fn plan(&mut self, batch: &[Sample], table: &SeriesTable) -> u64 {
+        self.messages.clear();
+        let mut written = 0;
+        match self.layout {
+            Layout::Value | Layout::Json => {
+                for s in batch {
+                    if !self.state(s.series, table).allowed {
+                        continue;
+                    }
+                    written += 1;
+                    self.discover(s.series, table);
+                    let series = table.get(s.series);
+                    if self.layout == Layout::Value {
+                        topics::value_payload(s.value, &mut self.payload);
+                    } else {
+                        topics::json_payload(s, series, &mut self.payload);
+                    }
+                    let topic = String::from(&*self.state(s.series, table).topic);
+                    self.push_message(topic, false);
+                }
+            }
+            Layout::Batch => written = self.plan_batch(batch, table),
+        }
+        written
+    }
+
+    /// One JSON array per metric family, in the order families first appear; an array is
+    /// closed and sent at [`BATCH_PAYLOAD`] bytes.
+    fn plan_batch(&mut self, batch: &[Sample], table: &SeriesTable) -> u64 {
+        let mut written = 0;
+        let mut open: Vec<(&str, String)> = Vec::new();
+        for s in batch {
+            if !self.state(s.series, table).allowed {
+                continue;
+            }
+            written += 1;
+            let series = table.get(s.series);
+            let family = topics::family(&series.name);
+            let i = match open.iter().position(|(f, _)| *f == family) {
+                Some(i) => i,
+                None => {
+                    open.push((family, String::with_capacity(1024)));
+                    open.len() - 1
+                }
+            };
+            let buf = &mut open[i].1;
+            buf.push(if buf.is_empty() { '[' } else { ',' });
+            topics::batch_item(s, series, buf);
+            if buf.len() >= BATCH_PAYLOAD {
+                buf.push(']');
+                let payload = std::mem::take(buf).into_bytes();
+                self.push_batch(family, payload);
+            }
+        }
+        for (family, mut buf) in open {
+            if !buf.is_empty() {
+                buf.push(']');
+                self.push_batch(family, buf.into_bytes());
+            }
+        }
+        written
+    }
+
+    fn push_batch(&mut self, family: &str, payload: Vec<u8>) {
+        let mut topic = String::with_capacity(self.prefix.len() + family.len() + 1);
+        topic.push_str(&self.prefix);
+        topic.push('/');
+        topics::push_level(family, &mut topic);
+        self.messages.push(Message {
+            topic,
+            payload,
+            retain: self.retain,
+        });
+    }
+
+    fn push_message(&mut self, topic: String, discovery: bool) {
+        self.messages.push(Message {
+            topic,
+            payload: self.payload.as_bytes().to_vec(),
+            retain: discovery || self.retain,
+        });
+    }
+
+    /// Queues the series' Home Assistant config message when this round has not sent it.
+    fn discover(&mut self, id: SeriesId, table: &SeriesTable) {
+        if self.ha.is_none() {
+            return;
+        }
+        let round = self.round;
+        let series = table.get(id);
+        let state_topic = {
+            let st = self.state(id, table);
+            if st.discovered == round {
+                return;
+            }
+            st.discovered = round;
+            String::from(&*st.topic)
+        };
+        let Some(ha) = &self.ha else {
+            return;
+        };
+        let ctx = discovery::Context {
+            discovery_prefix: ha.discovery_prefix.trim_end_matches('/'),
+            node: &self.node,
+            host: table.host(),
+            availability_topic: &self.status_topic,
+            json_payload: self.layout == Layout::Json,
+        };
+        discovery::config_topic(&ctx, series, &mut self.topic);
+        discovery::config_payload(&ctx, series, &state_topic, &mut self.payload);
+        let topic = self.topic.clone();
+        self.push_message(topic, true);
+    }
+
+    /// The cached state of a series, made at its first sight.
+    fn state(&mut self, id: SeriesId, table: &SeriesTable) -> &mut SeriesState {
+        let i = id as usize;
+        if self.series.len() <= i {
+            self.series.resize_with(i + 1, || None);
+        }
+        let (filter, prefix) = (&self.filter, &self.prefix);
+        self.series[i].get_or_insert_with(|| {
+            let series = table.get(id);
+            let mut topic = String::new();
+            topics::series_topic(prefix, series, &mut topic);
+            SeriesState {
+                allowed: filter.allows(&series.name),
+                topic: topic.into(),
+                discovered: 0,
+            }
+        })
+    }
+
+    /// Hands `self.messages` to the client and, for QoS 1 and 2, waits until the broker has
+    /// acknowledged all of them on connection `epoch`.
+    async fn send(&mut self, epoch: u64) -> Result<(), OutputError> {
+        let Some(run) = &self.run else {
+            return Err(OutputError::Retry("not started".into()));
+        };
+        let counted = self.qos != QoS::AtMostOnce;
+        let lost = || {
+            OutputError::Retry(format!(
+                "lost the connection to {} before the broker acknowledged the batch",
+                self.addr
+            ))
+        };
+        let mut target = 0;
+        for m in self.messages.drain(..) {
+            {
+                let mut s = run.link.lock();
+                if !s.connected || s.epoch != epoch {
+                    return Err(lost());
+                }
+                if counted {
+                    s.handed += 1;
+                }
+                target = s.handed;
+            }
+            run.client
+                .publish(m.topic, self.qos, m.retain, m.payload)
+                .await
+                .map_err(|e| OutputError::Retry(format!("the mqtt thread is gone: {e}")))?;
+        }
+        if !counted {
+            return Ok(());
+        }
+        run.link.lock().want = target;
+        loop {
+            {
+                let s = run.link.lock();
+                if !s.connected || s.epoch != epoch {
+                    return Err(lost());
+                }
+                if s.acked >= target {
+                    return Ok(());
+                }
+            }
+            let _ = run.wake.recv().await;
+        }
+    }
+}
+
+/// A TLS failure in words, with a hint at the setting to check.
+#[cfg(feature = "tls")]
+fn tls_reason(e: &rumqttc::TlsError) -> String {
+    use rustls::CertificateError;
+    let rustls_error = match e {
+        rumqttc::TlsError::TLS(r) => Some(r),
+        rumqttc::TlsError::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    match rustls_error {
+        Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+            "the broker's certificate is not signed by a trusted CA (UnknownIssuer); set ssl_ca_certs to the CA that signed it".into()
+        }
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        )) => "the broker's certificate is not valid for this host name (NotValidForName); connect by a name or address the certificate lists".into(),
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        )) => "the broker's certificate has expired".into(),
+        Some(rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. }) => {
+            "the broker did not answer with TLS; is this a TLS port?".into()
+        }
+        Some(other) => other.to_string(),
+        None => e.to_string(),
+    }
+}

@@ -1,0 +1,980 @@
+//! The `mqtt` output against a real Mosquitto broker, started per test on a free loopback port
+//! with its own config file and stopped by PID. What arrives is read back with a real
+//! subscriber (`mosquitto_sub`), retained flag included.
+//!
+//! Needs `RTC_MOSQUITTO_BIN_DIR`, printed by `scripts/setup-mosquitto`:
+//!
+//! ```sh
+//! export RTC_MOSQUITTO_BIN_DIR="$(scripts/setup-mosquitto)"
+//! cargo test --test mqtt
+//! ```
+//!
+//! Fails, never skips, without it.
+#![cfg(feature = "mqtt")]
+
+mod support;
+mod util;
+
+use nix::sys::signal::Signal;
+use rtcollector::core::{Output, OutputError, Sample, SeriesTable, SeriesView, WriteReport};
+use rtcollector::outputs::mqtt::{build, Config, Mqtt};
+use rtcollector::outputs::OutputCtx;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::{capture_logs, free_port, logs_containing};
+use util::{Agent, Scratch};
+
+const BIN_ENV: &str = "RTC_MOSQUITTO_BIN_DIR";
+/// 2023-11-14T22:13:20Z.
+const T0: i64 = 1_700_000_000_000;
+const SERIAL: &str = "3012345678";
+
+fn bin_dir() -> PathBuf {
+    let Some(dir) = std::env::var_os(BIN_ENV).filter(|d| !d.is_empty()) else {
+        panic!(
+            "{BIN_ENV} is not set. These tests run a real Mosquitto broker: run\n    \
+             export {BIN_ENV}=\"$(scripts/setup-mosquitto)\"\nfirst (it installs mosquitto and \
+             mosquitto-clients with apt-get when missing)"
+        );
+    };
+    let dir = PathBuf::from(dir);
+    for b in [
+        "mosquitto",
+        "mosquitto_sub",
+        "mosquitto_pub",
+        "mosquitto_passwd",
+    ] {
+        assert!(
+            dir.join(b).exists(),
+            "{BIN_ENV}={} has no {b}: run scripts/setup-mosquitto again",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// A private broker.
+struct Broker {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    /// Arguments mosquitto_sub/mosquitto_pub need (credentials, TLS).
+    client_args: Vec<String>,
+}
+
+impl Broker {
+    fn anonymous() -> Broker {
+        Broker::start("allow_anonymous true\n", Vec::new())
+    }
+
+    /// `listener PORT 127.0.0.1` followed by `extra`.
+    fn start(extra: &str, client_args: Vec<String>) -> Broker {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let extra = extra.replace("$DIR", &dir.path().display().to_string());
+        // Started as root, mosquitto drops to user `mosquitto`, which cannot read our temp
+        // files (certificates, persistence): stay who we are.
+        let root =
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+        let user = if root { "user root\n" } else { "" };
+        std::fs::write(
+            dir.path().join("mosquitto.conf"),
+            format!("{user}listener {port} 127.0.0.1\n{extra}"),
+        )
+        .unwrap();
+        let mut b = Broker {
+            child: None,
+            port,
+            dir,
+            client_args,
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let conf = self.dir.path().join("mosquitto.conf");
+        let log = std::fs::File::create(self.dir.path().join("mosquitto.log")).unwrap();
+        let child = Command::new(bin_dir().join("mosquitto"))
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            let exited = self.child.as_mut().unwrap().try_wait().unwrap();
+            if exited.is_some() || Instant::now() > deadline {
+                panic!(
+                    "mosquitto on port {} did not start ({exited:?}); log:\n{}",
+                    self.port,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM by PID: mosquitto saves its persistence file on the way out.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+            let _ = c.wait();
+        }
+    }
+
+    fn publish(&self, topic: &str, payload: &str) {
+        let out = Command::new(bin_dir().join("mosquitto_pub"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q", "1"])
+            .args(&self.client_args)
+            .args(["-t", topic, "-m", payload])
+            .output()
+            .expect("mosquitto_pub");
+        assert!(
+            out.status.success(),
+            "mosquitto_pub: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Msg {
+    retained: bool,
+    topic: String,
+    payload: String,
+}
+
+/// `mosquitto_sub -F '%r %t %p'` on `#`, killed on drop.
+struct Sub {
+    child: Child,
+    lines: mpsc::Receiver<Msg>,
+    /// What arrived while waiting for the ready marker (retained messages come first).
+    early: RefCell<std::collections::VecDeque<Msg>>,
+}
+
+impl Sub {
+    fn start(broker: &Broker, extra: &[&str]) -> Sub {
+        let mut child = Command::new(bin_dir().join("mosquitto_sub"))
+            .args(["-h", "127.0.0.1", "-p", &broker.port.to_string()])
+            .args(&broker.client_args)
+            .args(["-F", "%r %t %p", "-t", "rtc-test/#"])
+            .args(if extra.contains(&"-t") {
+                &[][..]
+            } else {
+                &["-t", "#"][..]
+            })
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto_sub");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let mut parts = l.splitn(3, ' ');
+                let msg = Msg {
+                    retained: parts.next() == Some("1"),
+                    topic: parts.next().unwrap_or("").to_string(),
+                    payload: parts.next().unwrap_or("").to_string(),
+                };
+                if tx.send(msg).is_err() {
+                    return;
+                }
+            }
+        });
+        let sub = Sub {
+            child,
+            lines,
+            early: RefCell::default(),
+        };
+        // Ready when our own marker comes back.
+        let marker = format!("rtc-test/ready/{}", std::process::id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            broker.publish(&marker, "x");
+            let got = sub.until(Duration::from_millis(300), |m| m.topic == marker);
+            let ready = got.iter().any(|m| m.topic == marker);
+            sub.early.borrow_mut().extend(
+                got.into_iter()
+                    .filter(|m| !m.topic.starts_with("rtc-test/")),
+            );
+            if ready {
+                return sub;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto_sub did not subscribe within 10s"
+            );
+        }
+    }
+
+    fn next(&self, timeout: Duration) -> Option<Msg> {
+        if let Some(m) = self.early.borrow_mut().pop_front() {
+            return Some(m);
+        }
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// Messages until one matches `done` or `timeout` passes.
+    fn until(&self, timeout: Duration, mut done: impl FnMut(&Msg) -> bool) -> Vec<Msg> {
+        let deadline = Instant::now() + timeout;
+        let mut got = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.next(left).ok_or(()) {
+                Ok(m) => {
+                    let hit = done(&m);
+                    got.push(m);
+                    if hit {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        got
+    }
+
+    /// Everything that arrives until nothing has come for `quiet` (test markers left out).
+    fn settle(&self, quiet: Duration) -> Vec<Msg> {
+        let mut got = Vec::new();
+        while let Some(m) = self.next(quiet) {
+            if !m.topic.starts_with("rtc-test/") {
+                got.push(m);
+            }
+        }
+        got
+    }
+}
+
+impl Drop for Sub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- the output driven from the library, with exact samples ----------------------------
+
+fn output(yaml: &str) -> Mqtt {
+    capture_logs();
+    let cfg: Config = yaml_serde::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+    build(
+        &cfg,
+        &OutputCtx {
+            hostname: "test".into(),
+            key: "mqtt".into(),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{yaml}: {e}"))
+}
+
+/// Name, labels, value.
+type Row<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
+/// The series of the exact tests: a power, an energy counter, a temperature, a size and a
+/// percentage with a `/` in a label value.
+fn table() -> (RefCell<SeriesTable>, Vec<Sample>) {
+    let mut t = SeriesTable::new("test", 100);
+    let rows: [Row; 5] = [
+        ("sma_meter_power_import_w", &[("serial", SERIAL)], 1234.5),
+        (
+            "sma_meter_energy_import_wh",
+            &[("serial", SERIAL)],
+            987654.0,
+        ),
+        ("sensor_temperature_c", &[("chip", "cpu")], 48.25),
+        ("mem_used_bytes", &[], 1024.0),
+        ("disk_used_percent", &[("path", "/")], 12.5),
+    ];
+    let batch = rows
+        .iter()
+        .map(|(name, labels, value)| Sample {
+            series: t.intern(name, "", labels).unwrap(),
+            ts_ms: T0,
+            value: *value,
+        })
+        .collect();
+    (RefCell::new(t), batch)
+}
+
+fn write(
+    o: &mut Mqtt,
+    table: &RefCell<SeriesTable>,
+    batch: &[Sample],
+) -> Result<WriteReport, OutputError> {
+    smol::block_on(o.write(batch, SeriesView(table)))
+}
+
+/// Writes until the output has connected (the first writes say Retry while it connects).
+fn write_ok(o: &mut Mqtt, table: &RefCell<SeriesTable>, batch: &[Sample]) -> WriteReport {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match write(o, table, batch) {
+            Ok(r) => return r,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("no successful write within 15s: {e}"),
+        }
+    }
+}
+
+/// The last message per topic, markers and the status topic left out.
+fn by_topic(msgs: &[Msg]) -> BTreeMap<String, Msg> {
+    msgs.iter()
+        .filter(|m| !m.topic.starts_with("rtc-test/"))
+        .map(|m| (m.topic.clone(), m.clone()))
+        .collect()
+}
+
+fn payloads(msgs: &[Msg], prefix: &str) -> BTreeMap<String, String> {
+    by_topic(msgs)
+        .into_iter()
+        .filter(|(t, _)| t.starts_with(prefix) && !t.ends_with("/status"))
+        .map(|(t, m)| (t, m.payload))
+        .collect()
+}
+
+#[test]
+fn value_layout_publishes_the_bare_number_on_one_topic_per_series() {
+    let broker = Broker::anonymous();
+    let sub = Sub::start(&broker, &[]);
+    let (table, batch) = table();
+    let mut o = output(&format!("port: {}\nhost: 127.0.0.1\n", broker.port));
+    let report = write_ok(&mut o, &table, &batch);
+    assert_eq!(
+        report,
+        WriteReport {
+            written: 5,
+            rejected: 0
+        }
+    );
+    let got = sub.until(Duration::from_secs(10), |m| {
+        m.topic == "rtcollector/test/disk_used_percent/_"
+    });
+    let want: BTreeMap<String, String> = [
+        ("rtcollector/test/disk_used_percent/_", "12.5"),
+        ("rtcollector/test/mem_used_bytes", "1024"),
+        ("rtcollector/test/sensor_temperature_c/cpu", "48.25"),
+        (
+            "rtcollector/test/sma_meter_energy_import_wh/3012345678",
+            "987654",
+        ),
+        (
+            "rtcollector/test/sma_meter_power_import_w/3012345678",
+            "1234.5",
+        ),
+    ]
+    .iter()
+    .map(|(t, p)| (t.to_string(), p.to_string()))
+    .collect();
+    assert_eq!(payloads(&got, "rtcollector/test/"), want, "{got:#?}");
+    let status = by_topic(&got);
+    assert_eq!(status["rtcollector/test/status"].payload, "online");
+    assert!(
+        got.iter()
+            .all(|m| !m.retained || m.topic.starts_with("rtc-test/")),
+        "samples are not retained by default: {got:#?}"
+    );
+    // A late subscriber sees the retained `online` only.
+    let late = Sub::start(&broker, &[]);
+    let retained = late.settle(Duration::from_millis(500));
+    assert_eq!(
+        retained,
+        vec![Msg {
+            retained: true,
+            topic: "rtcollector/test/status".into(),
+            payload: "online".into()
+        }]
+    );
+}
+
+#[test]
+fn json_layout_carries_value_timestamp_and_labels() {
+    let broker = Broker::anonymous();
+    let sub = Sub::start(&broker, &[]);
+    let (table, batch) = table();
+    let mut o = output(&format!(
+        "port: {}\nhost: 127.0.0.1\nlayout: json\ntopic_prefix: home/agent\nretain: true\nqos: 2\n",
+        broker.port
+    ));
+    write_ok(&mut o, &table, &batch);
+    let got = sub.until(Duration::from_secs(10), |m| {
+        m.topic == "home/agent/disk_used_percent/_"
+    });
+    let p = payloads(&got, "home/agent/");
+    assert_eq!(p.len(), 5, "{got:#?}");
+    let v: serde_json::Value =
+        serde_json::from_str(&p["home/agent/sma_meter_power_import_w/3012345678"]).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"value": 1234.5, "timestamp_ms": T0,
+            "labels": {"host": "test", "serial": SERIAL}})
+    );
+    let v: serde_json::Value = serde_json::from_str(&p["home/agent/disk_used_percent/_"]).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"value": 12.5, "timestamp_ms": T0,
+            "labels": {"host": "test", "path": "/"}})
+    );
+    // `retain: true`: a late subscriber gets the last value of every series.
+    let late = Sub::start(&broker, &[]);
+    let retained = late.settle(Duration::from_millis(500));
+    assert_eq!(payloads(&retained, "home/agent/"), p);
+    assert!(retained.iter().all(|m| m.retained));
+}
+
+#[test]
+fn batch_layout_sends_one_json_array_per_metric_family() {
+    let broker = Broker::anonymous();
+    let sub = Sub::start(&broker, &[]);
+    let (table, mut batch) = table();
+    // A second tick of the power series: both land in the same `sma` array, in order.
+    batch.push(Sample {
+        ts_ms: T0 + 1000,
+        value: 1300.0,
+        ..batch[0]
+    });
+    let mut o = output(&format!(
+        "port: {}\nhost: 127.0.0.1\nlayout: batch\n",
+        broker.port
+    ));
+    assert_eq!(write_ok(&mut o, &table, &batch).written, 6);
+    let got = sub.until(Duration::from_secs(10), |m| {
+        m.topic == "rtcollector/test/disk"
+    });
+    let p = payloads(&got, "rtcollector/test/");
+    let topics: Vec<&str> = p.keys().map(|k| k.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "rtcollector/test/disk",
+            "rtcollector/test/mem",
+            "rtcollector/test/sensor",
+            "rtcollector/test/sma"
+        ]
+    );
+    let sma: serde_json::Value = serde_json::from_str(&p["rtcollector/test/sma"]).unwrap();
+    assert_eq!(
+        sma,
+        serde_json::json!([
+            {"name": "sma_meter_power_import_w", "value": 1234.5, "timestamp_ms": T0,
+             "labels": {"host": "test", "serial": SERIAL}},
+            {"name": "sma_meter_energy_import_wh", "value": 987654, "timestamp_ms": T0,
+             "labels": {"host": "test", "serial": SERIAL}},
+            {"name": "sma_meter_power_import_w", "value": 1300, "timestamp_ms": T0 + 1000,
+             "labels": {"host": "test", "serial": SERIAL}},
+        ])
+    );
+    let mem: serde_json::Value = serde_json::from_str(&p["rtcollector/test/mem"]).unwrap();
+    assert_eq!(
+        mem,
+        serde_json::json!([{"name": "mem_used_bytes", "value": 1024, "timestamp_ms": T0,
+            "labels": {"host": "test"}}])
+    );
+}
+
+fn config_of(msgs: &[Msg], object: &str) -> serde_json::Value {
+    let topic = format!("homeassistant/sensor/test/{object}/config");
+    let m = msgs
+        .iter()
+        .find(|m| m.topic == topic)
+        .unwrap_or_else(|| panic!("no {topic} in {msgs:#?}"));
+    serde_json::from_str(&m.payload)
+        .unwrap_or_else(|e| panic!("{topic}: not JSON ({e}): {}", m.payload))
+}
+
+#[test]
+fn home_assistant_discovery_is_retained_typed_by_unit_and_sent_again_after_a_birth() {
+    let broker = Broker::anonymous();
+    let (table, batch) = table();
+    let mut o = output(&format!(
+        "port: {}\nhost: 127.0.0.1\nhomeassistant: {{enabled: true}}\n",
+        broker.port
+    ));
+    write_ok(&mut o, &table, &batch);
+    // A subscriber that comes later (as Home Assistant after a restart) gets the configs,
+    // retained.
+    let sub = Sub::start(&broker, &["-t", "homeassistant/#"]);
+    let retained = sub.settle(Duration::from_millis(700));
+    let configs: Vec<&Msg> = retained
+        .iter()
+        .filter(|m| m.topic.starts_with("homeassistant/"))
+        .collect();
+    assert_eq!(configs.len(), 5, "one config per series: {retained:#?}");
+    assert!(configs.iter().all(|m| m.retained), "{configs:#?}");
+
+    let power = config_of(&retained, "sma_meter_power_import_w_3012345678");
+    assert_eq!(
+        power,
+        serde_json::json!({
+            "name": "sma_meter_power_import_w",
+            "unique_id": "rtcollector_test_sma_meter_power_import_w_3012345678",
+            "object_id": "rtcollector_test_sma_meter_power_import_w_3012345678",
+            "state_topic": "rtcollector/test/sma_meter_power_import_w/3012345678",
+            "availability_topic": "rtcollector/test/status",
+            "payload_available": "online",
+            "payload_not_available": "offline",
+            "unit_of_measurement": "W",
+            "device_class": "power",
+            "state_class": "measurement",
+            "device": {
+                "identifiers": ["sma_3012345678"],
+                "name": "SMA Energy Meter 3012345678",
+                "manufacturer": "SMA",
+                "model": "SMA Energy Meter",
+                "serial_number": SERIAL,
+                "via_device": "rtcollector_test"
+            }
+        })
+    );
+    let energy = config_of(&retained, "sma_meter_energy_import_wh_3012345678");
+    assert_eq!(energy["device_class"], "energy");
+    assert_eq!(energy["state_class"], "total_increasing");
+    assert_eq!(energy["unit_of_measurement"], "Wh");
+    assert_eq!(
+        energy["device"]["identifiers"],
+        serde_json::json!(["sma_3012345678"])
+    );
+    let temp = config_of(&retained, "sensor_temperature_c_cpu");
+    assert_eq!(
+        (
+            &temp["device_class"],
+            &temp["state_class"],
+            &temp["unit_of_measurement"]
+        ),
+        (
+            &serde_json::json!("temperature"),
+            &serde_json::json!("measurement"),
+            &serde_json::json!("°C")
+        )
+    );
+    assert_eq!(temp["name"], "sensor_temperature_c cpu");
+    assert_eq!(
+        temp["device"],
+        serde_json::json!({"identifiers": ["rtcollector_test"], "name": "test",
+            "manufacturer": "rtcollector", "model": "rtcollector agent",
+            "sw_version": env!("CARGO_PKG_VERSION")})
+    );
+    let bytes = config_of(&retained, "mem_used_bytes");
+    assert_eq!(bytes["device_class"], "data_size");
+    assert_eq!(bytes["unit_of_measurement"], "B");
+    let pct = config_of(&retained, "disk_used_percent__");
+    assert_eq!(pct["unit_of_measurement"], "%");
+    assert!(pct.get("device_class").is_none());
+
+    // Sent once per connection: the next flush has samples only.
+    let live = Sub::start(&broker, &["-t", "homeassistant/#"]);
+    let _ = live.settle(Duration::from_millis(300));
+    write_ok(&mut o, &table, &batch);
+    let again = live.settle(Duration::from_millis(500));
+    assert!(
+        again.iter().all(|m| !m.topic.starts_with("homeassistant/")),
+        "{again:#?}"
+    );
+    // Home Assistant's birth message: the configs come again at the next flush.
+    broker.publish("homeassistant/status", "online");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut resent = Vec::new();
+    while resent.len() < 5 && Instant::now() < deadline {
+        write_ok(&mut o, &table, &batch);
+        resent.extend(
+            live.settle(Duration::from_millis(200))
+                .into_iter()
+                .filter(|m| m.topic.ends_with("/config")),
+        );
+    }
+    assert_eq!(resent.len(), 5, "{resent:#?}");
+    assert_eq!(
+        config_of(&resent, "sma_meter_power_import_w_3012345678"),
+        power
+    );
+}
+
+#[test]
+fn include_and_exclude_patterns_filter_by_metric_name() {
+    let broker = Broker::anonymous();
+    let sub = Sub::start(&broker, &[]);
+    let (table, batch) = table();
+    // Everything `sma_` except energy; but an include match wins: `_percent$` is included
+    // although `^disk` is excluded.
+    let mut o = output(&format!(
+        "port: {}\nhost: 127.0.0.1\ninclude_patterns: ['^sma_meter_power', '_percent$']\nexclude_patterns: ['^disk']\n",
+        broker.port
+    ));
+    assert_eq!(write_ok(&mut o, &table, &batch).written, 2);
+    let got = sub.until(Duration::from_secs(10), |m| {
+        m.topic.contains("disk_used_percent")
+    });
+    let _ = got;
+    let all: Vec<Msg> = got
+        .into_iter()
+        .chain(sub.settle(Duration::from_millis(500)))
+        .collect();
+    let topics: Vec<String> = payloads(&all, "rtcollector/test/").into_keys().collect();
+    assert_eq!(
+        topics,
+        [
+            "rtcollector/test/disk_used_percent/_",
+            "rtcollector/test/sma_meter_power_import_w/3012345678"
+        ]
+    );
+    let mut o = output(&format!(
+        "port: {}\nhost: 127.0.0.1\nclient_id: second\ntopic_prefix: ex\nexclude_patterns: ['_wh$', '^mem']\n",
+        broker.port
+    ));
+    assert_eq!(write_ok(&mut o, &table, &batch).written, 3);
+    let got = sub.until(Duration::from_secs(10), |m| {
+        m.topic == "ex/disk_used_percent/_"
+    });
+    let topics: Vec<String> = payloads(&got, "ex/").into_keys().collect();
+    assert_eq!(
+        topics,
+        [
+            "ex/disk_used_percent/_",
+            "ex/sensor_temperature_c/cpu",
+            "ex/sma_meter_power_import_w/3012345678"
+        ]
+    );
+}
+
+fn password_broker() -> Broker {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("passwd");
+    let out = Command::new(bin_dir().join("mosquitto_passwd"))
+        .args(["-c", "-b"])
+        .arg(&file)
+        .args(["agent", "s3cret-pw"])
+        .output()
+        .expect("mosquitto_passwd");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let broker = Broker::start(
+        &format!("allow_anonymous false\npassword_file {}\n", file.display()),
+        ["-u", "agent", "-P", "s3cret-pw"]
+            .map(String::from)
+            .to_vec(),
+    );
+    std::mem::forget(dir); // the broker reads the file at start and on reload
+    broker
+}
+
+/// Writes until the output reports a Retry whose text contains `needle`.
+fn retry_containing(
+    o: &mut Mqtt,
+    table: &RefCell<SeriesTable>,
+    batch: &[Sample],
+    needle: &str,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match write(o, table, batch) {
+            Err(OutputError::Retry(m)) if m.contains(needle) => return m,
+            Ok(r) => panic!("expected a failure with `{needle}`, got {r:?}"),
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no `{needle}` within 15s; last: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+#[test]
+fn username_and_password_from_a_password_file() {
+    let broker = password_broker();
+    let sub = Sub::start(&broker, &[]);
+    let (table, batch) = table();
+    let mut o = output(&format!(
+        "port: {}\nhost: 127.0.0.1\nusername: agent\npassword: s3cret-pw\n",
+        broker.port
+    ));
+    assert_eq!(write_ok(&mut o, &table, &batch).written, 5);
+    let got = sub.until(Duration::from_secs(10), |m| {
+        m.topic == "rtcollector/test/mem_used_bytes"
+    });
+    assert_eq!(
+        payloads(&got, "rtcollector/test/mem_used_bytes")["rtcollector/test/mem_used_bytes"],
+        "1024"
+    );
+
+    let mut wrong = output(&format!(
+        "port: {}\nhost: 127.0.0.1\nclient_id: wrong\nusername: agent\npassword: not-it\n",
+        broker.port
+    ));
+    let msg = retry_containing(&mut wrong, &table, &batch, "refused");
+    assert!(
+        msg.contains("not authorized") || msg.contains("bad user name or password"),
+        "{msg}"
+    );
+    let mut anonymous = output(&format!(
+        "port: {}\nhost: 127.0.0.1\nclient_id: anon\n",
+        broker.port
+    ));
+    retry_containing(&mut anonymous, &table, &batch, "not authorized");
+    // Both keep retrying (0.5 s, 1 s, 2 s …) meanwhile, and log nothing new.
+    std::thread::sleep(Duration::from_secs(4));
+    let refused: Vec<String> = logs_containing("refused the connection: not authorized")
+        .into_iter()
+        .filter(|l| l.contains(&format!("127.0.0.1:{}", broker.port)))
+        .collect();
+    assert_eq!(
+        refused.len(),
+        2,
+        "one line per output and state change, not one per attempt: {refused:#?}"
+    );
+    assert!(
+        logs_containing("not-it").is_empty() && logs_containing("s3cret").is_empty(),
+        "a password is never logged"
+    );
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_with_a_ca_made_at_test_time() {
+    let certs = tempfile::tempdir().unwrap();
+    let ca = support::make_certs(certs.path(), "mqttca");
+    let d = certs.path().display();
+    let broker = Broker::start(
+        &format!(
+            "allow_anonymous true\ncafile {ca}\ncertfile {d}/mqttca-server.pem\nkeyfile {d}/mqttca-server.key\n",
+            ca = ca.display()
+        ),
+        vec!["--cafile".into(), ca.display().to_string()],
+    );
+    let sub = Sub::start(&broker, &[]);
+    let (table, batch) = table();
+    let mut o = output(&format!(
+        "port: {}\nhost: 127.0.0.1\nssl: true\nssl_ca_certs: {}\n",
+        broker.port,
+        ca.display()
+    ));
+    assert_eq!(write_ok(&mut o, &table, &batch).written, 5);
+    let got = sub.until(Duration::from_secs(10), |m| {
+        m.topic == "rtcollector/test/mem_used_bytes"
+    });
+    assert_eq!(
+        payloads(&got, "rtcollector/test/mem_used_bytes")["rtcollector/test/mem_used_bytes"],
+        "1024"
+    );
+
+    // Verification is on: another CA's broker is refused, with the reason.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = support::make_certs(other.path(), "otherca");
+    let mut o = output(&format!(
+        "port: {}\nhost: 127.0.0.1\nclient_id: other\nssl: true\nssl_ca_certs: {}\n",
+        broker.port,
+        other_ca.display()
+    ));
+    let msg = retry_containing(&mut o, &table, &batch, "TLS failure");
+    assert!(msg.contains("UnknownIssuer"), "{msg}");
+    // Plain MQTT to the TLS port: the hint says so.
+    let mut plain = output(&format!(
+        "port: {}\nhost: 127.0.0.1\nclient_id: plain\n",
+        broker.port
+    ));
+    let msg = retry_containing(&mut plain, &table, &batch, "hung up while connecting");
+    assert!(msg.contains("set `ssl: true`"), "{msg}");
+}
+
+// ---- the built agent ---------------------------------------------------------------------
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn agent_config(s: &Scratch, host: &str, port: u16, extra: &str) -> PathBuf {
+    let procfs = util::fixture("basic").join("proc");
+    s.config(&format!(
+        "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\ninputs: [linux_mem]\noutputs:\n  - mqtt:\n      host: 127.0.0.1\n      port: {port}\n{extra}",
+        procfs.display(),
+        s.dir.path().join("buffer").display()
+    ))
+}
+
+#[test]
+fn the_last_will_says_offline_when_the_agent_is_killed() {
+    let broker = Broker::anonymous();
+    let sub = Sub::start(&broker, &["-t", "rtcollector/will/status"]);
+    let s = Scratch::new();
+    let agent = Agent::start(&agent_config(&s, "will", broker.port, ""));
+    let got = sub.until(Duration::from_secs(15), |m| {
+        m.topic == "rtcollector/will/status" && m.payload == "online"
+    });
+    assert!(got.iter().any(|m| m.payload == "online"), "{got:#?}");
+    // Threads: main, smol's async-io and mqtt.
+    let threads = std::fs::read_dir(format!("/proc/{}/task", agent.pid()))
+        .unwrap()
+        .count();
+    assert!(threads <= 3, "{threads} threads with an MQTT output");
+    agent.signal(Signal::SIGKILL);
+    let got = sub.until(Duration::from_secs(15), |m| {
+        m.topic == "rtcollector/will/status" && m.payload == "offline"
+    });
+    assert!(
+        got.iter()
+            .any(|m| m.topic == "rtcollector/will/status" && m.payload == "offline"),
+        "{got:#?}"
+    );
+    // Retained: whoever looks later sees it too.
+    let late = Sub::start(&broker, &["-t", "rtcollector/will/status"]);
+    let retained = late.settle(Duration::from_millis(500));
+    assert!(
+        retained.contains(&Msg {
+            retained: true,
+            topic: "rtcollector/will/status".into(),
+            payload: "offline".into()
+        }),
+        "{retained:#?}"
+    );
+}
+
+#[test]
+fn a_clean_stop_says_offline_and_the_first_flush_does_not_report_the_output_down() {
+    let broker = Broker::anonymous();
+    let sub = Sub::start(&broker, &["-t", "rtcollector/clean/#"]);
+    let s = Scratch::new();
+    let mut agent = Agent::start(&agent_config(&s, "clean", broker.port, ""));
+    let got = sub.until(Duration::from_secs(15), |m| {
+        m.topic == "rtcollector/clean/mem_total_bytes"
+    });
+    assert!(
+        got.iter()
+            .any(|m| m.topic == "rtcollector/clean/mem_total_bytes"),
+        "{got:#?}"
+    );
+    agent.signal(Signal::SIGTERM);
+    agent
+        .wait_exit(Duration::from_secs(15))
+        .expect("the agent stops on SIGTERM");
+    let got = sub.until(Duration::from_secs(5), |m| {
+        m.topic == "rtcollector/clean/status" && m.payload == "offline"
+    });
+    assert!(
+        got.iter()
+            .any(|m| m.topic == "rtcollector/clean/status" && m.payload == "offline"),
+        "{got:#?}"
+    );
+    // A DISCONNECT (no last will): mosquitto logs "disconnected", not "closed its connection".
+    assert!(
+        broker
+            .log()
+            .contains("Client rtcollector-clean disconnected"),
+        "{}",
+        broker.log()
+    );
+    let lines = agent.drain();
+    assert!(
+        lines.iter().all(|l| !l.contains("is down")),
+        "connecting is not an outage: {lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(&format!(
+            "output mqtt: connected to 127.0.0.1:{}",
+            broker.port
+        ))),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn qos1_samples_of_a_30s_broker_outage_arrive_after_the_restart() {
+    // A broker that keeps sessions across restarts, and a subscriber with a persistent
+    // session, so whatever the broker accepts arrives at the subscriber.
+    let mut broker = Broker::start(
+        "allow_anonymous true\npersistence true\npersistence_location $DIR/\nautosave_interval 1\n",
+        Vec::new(),
+    );
+    let sub = Sub::start(
+        &broker,
+        &["-t", "rtcollector/gap/#", "-q", "1", "-c", "-i", "gap-sub"],
+    );
+    let s = Scratch::new();
+    let agent = Agent::start(&agent_config(
+        &s,
+        "gap",
+        broker.port,
+        "      layout: json\n      qos: 1\n",
+    ));
+    let topic = "rtcollector/gap/mem_total_bytes";
+    let stamp = |m: &Msg| -> Option<i64> {
+        (m.topic == topic).then(|| {
+            let v: serde_json::Value = serde_json::from_str(&m.payload).unwrap();
+            v["timestamp_ms"].as_i64().unwrap()
+        })
+    };
+    let mut stamps: Vec<i64> = Vec::new();
+    let first = sub.until(Duration::from_secs(15), |m| stamp(m).is_some());
+    stamps.extend(first.iter().filter_map(stamp));
+    assert!(!stamps.is_empty(), "no sample before the outage");
+    stamps.extend(
+        sub.until(Duration::from_secs(2), |_| false)
+            .iter()
+            .filter_map(stamp),
+    );
+    broker.stop();
+    let stopped = now_ms();
+    std::thread::sleep(Duration::from_secs(30));
+    broker.spawn();
+    let restarted = now_ms();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stamps.last().is_none_or(|&t| t < restarted + 3000) && Instant::now() < deadline {
+        stamps.extend(
+            sub.until(Duration::from_secs(1), |_| false)
+                .iter()
+                .filter_map(stamp),
+        );
+    }
+    stamps.sort_unstable();
+    stamps.dedup();
+    let from = stamps[0];
+    let missing: Vec<i64> = (from..=restarted + 3000)
+        .step_by(1000)
+        .filter(|t| stamps.binary_search(t).is_err())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "every second from {from} through the outage ({stopped}..{restarted}) arrived; missing {missing:?}; agent: {:#?}",
+        agent.drain()
+    );
+    let lines = agent.drain();
+    let down: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("output mqtt: broker at") && l.contains("unreachable"))
+        .collect();
+    assert_eq!(down.len(), 1, "one line for the outage: {lines:#?}");
+}
