@@ -124,7 +124,10 @@ fn exec_hung_command_does_not_hold_up_other_inputs_and_is_killed() {
             "  - exec:\n      commands: ['{hang}']\n      data_format: metrics\n      timeout: 4s\n      interval: 10s\n\
              \x20 - exec:\n      commands: ['{tick}']\n      data_format: metrics\n      interval: 500ms\n"
         ),
-        "",
+        // Flushed as often as the quick input collects: with the default (the 10 s
+        // interval), an agent started just before a 10 s boundary writes the quick input's
+        // samples only after the hung command is killed, and the test saw one.
+        "flush_interval: 500ms\n",
     ));
     let agent = Agent::start(&path);
     // While the first command hangs, the other input keeps its 500 ms schedule: three

@@ -1,26 +1,24 @@
 //! `exec`: runs commands each interval and reads metrics from what they print, in
 //! rtcollector's line format or its JSON document.
 //!
-//! Commands run concurrently, each in its own process group, without a shell unless asked.
-//! A command still running at `timeout` is killed with everything it started; its output is
-//! dropped, never half-read. Output beyond [`STDOUT_CAP`] is read and discarded (counted), so
-//! a chatty command can neither block on a full pipe nor grow the agent's memory.
+//! Commands run concurrently, without a shell unless asked, through the inputs' shared
+//! runner ([`command`]): each in its own process group, killed with everything it started
+//! at `timeout` (its output is then dropped, never half-read), output beyond [`STDOUT_CAP`]
+//! read and discarded (counted), and no reaper thread.
 
 pub mod parse;
 
 use crate::config::Dur;
-use crate::core::input::ListenFuture;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
+use crate::inputs::support::command::{self, Captured, Limits, Outcome};
 use crate::inputs::BuildCtx;
-use futures_lite::{future, AsyncRead, AsyncReadExt};
+use futures_lite::future;
 use parse::{JsonDoc, LineError};
 use serde::Deserialize;
-use smol::Timer;
 use std::future::Future;
-use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -176,7 +174,12 @@ pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Exec, String> {
     Ok(Exec {
         commands,
         settings: Settings {
-            timeout: cfg.timeout.0,
+            limits: Limits {
+                timeout: cfg.timeout.0,
+                stdout_cap: STDOUT_CAP,
+                stderr_cap: STDERR_CAP,
+                reap_grace: REAP_GRACE,
+            },
             working_dir: cfg.working_dir.clone(),
             env: environment(&cfg.environment)?,
         },
@@ -189,7 +192,7 @@ pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Exec, String> {
 
 /// How every command is started.
 struct Settings {
-    timeout: Duration,
+    limits: Limits,
     working_dir: Option<PathBuf>,
     env: Vec<(String, String)>,
 }
@@ -197,17 +200,8 @@ struct Settings {
 /// What one run of a command left; its buffers are kept for the next run.
 #[derive(Default)]
 struct Run {
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    stdout_discarded: u64,
+    out: Captured,
     outcome: Option<Outcome>,
-}
-
-enum Outcome {
-    Exited(ExitStatus),
-    TimedOut,
-    NotStarted(io::Error),
-    WaitFailed(io::Error),
 }
 
 /// Per command, since the agent started.
@@ -237,14 +231,6 @@ impl Input for Exec {
             Ok(())
         })
     }
-
-    /// smol's process reaper, driven inside this input's task: without a task driving it,
-    /// async-process starts a thread of its own (`async-process`) at the first command.
-    fn listen(&mut self) -> Option<ListenFuture> {
-        Some(Box::pin(async {
-            smol::process::driver().await;
-        }))
-    }
 }
 
 impl Exec {
@@ -253,7 +239,7 @@ impl Exec {
         let cmd = &self.commands[i];
         let run = &self.runs[i];
         let totals = &mut self.totals[i];
-        totals.discarded_bytes += run.stdout_discarded;
+        totals.discarded_bytes += run.out.stdout_discarded;
         let readable = match &run.outcome {
             Some(Outcome::Exited(status)) if status.success() || self.ignore_error => true,
             Some(Outcome::Exited(status)) => {
@@ -261,16 +247,16 @@ impl Exec {
                     "`{}` {}{} (output skipped; set ignore_error: true to read it anyway)",
                     cmd.label,
                     describe(status),
-                    stderr_hint(&run.stderr)
+                    stderr_hint(&run.out.stderr)
                 )));
                 false
             }
-            Some(Outcome::TimedOut) => {
+            Some(Outcome::TimedOut { .. }) => {
                 totals.timeouts += 1;
                 em.partial_failure(InputError::new(format!(
                     "`{}` still running after timeout ({}ms): killed, output dropped",
                     cmd.label,
-                    self.settings.timeout.as_millis()
+                    self.settings.limits.timeout.as_millis()
                 )));
                 false
             }
@@ -333,8 +319,8 @@ fn shorten(s: &str, max: usize) -> &str {
 /// Emits each good line of `metrics` format output; returns how many were skipped. When
 /// the output was cut at the cap, its last (incomplete) line is dropped too.
 fn emit_lines(cmd: &Prepared, run: &Run, em: &mut Emitter<'_>) -> u64 {
-    let mut text = &run.stdout[..];
-    if run.stdout_discarded > 0 {
+    let mut text = &run.out.stdout[..];
+    if run.out.stdout_discarded > 0 {
         let end = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         text = &text[..end];
     }
@@ -383,10 +369,10 @@ fn emit_line(cmd: &Prepared, line: &parse::MetricLine<'_>, em: &mut Emitter<'_>)
 /// Emits the metrics of a JSON document and logs its log entries; returns how many values
 /// (or whole documents) were skipped.
 fn emit_json(cmd: &Prepared, run: &Run, em: &mut Emitter<'_>) -> u64 {
-    let doc = match parse::json_doc(&run.stdout, MAX_LOGS) {
+    let doc = match parse::json_doc(&run.out.stdout, MAX_LOGS) {
         Ok(doc) => doc,
         Err(e) => {
-            let cut = if run.stdout_discarded > 0 {
+            let cut = if run.out.stdout_discarded > 0 {
                 format!(" (output cut at {STDOUT_CAP} bytes)")
             } else {
                 String::new()
@@ -453,124 +439,17 @@ async fn run_all(commands: &[Prepared], settings: &Settings, runs: &mut [Run]) {
     .await;
 }
 
-/// Starts `cmd` in a new process group, reads its output (capped) and waits for it; kills
-/// the whole group at the timeout.
+/// Runs `cmd` once through the shared runner: a new process group, output capped, the
+/// whole group killed at the timeout.
 async fn run_one(cmd: &Prepared, settings: &Settings, run: &mut Run) {
-    run.stdout.clear();
-    run.stderr.clear();
-    run.stdout_discarded = 0;
     let mut command = std::process::Command::new(&cmd.program);
     command
         .args(&cmd.args)
         .envs(settings.env.iter().map(|(k, v)| (k, v)));
-    // Its own group, so a timeout also kills what a script started (`sleep`, pipelines).
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     if let Some(dir) = &settings.working_dir {
         command.current_dir(dir);
     }
-    // Stdio is set on smol's Command: converting resets what std's had.
-    let mut command = smol::process::Command::from(command);
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = match command.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            run.outcome = Some(Outcome::NotStarted(e));
-            return;
-        }
-    };
-    let mut guard = GroupGuard {
-        pid: child.id(),
-        armed: true,
-    };
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let Run {
-        stdout: out_buf,
-        stderr: err_buf,
-        stdout_discarded,
-        ..
-    } = run;
-    let work = async {
-        let (discarded, _) = future::zip(
-            read_capped(stdout, out_buf, STDOUT_CAP),
-            read_capped(stderr, err_buf, STDERR_CAP),
-        )
-        .await;
-        *stdout_discarded = discarded;
-        Some(child.status().await)
-    };
-    let timer = async {
-        Timer::after(settings.timeout).await;
-        None
-    };
-    let finished = future::or(work, timer).await;
-    // Reaped below, or killed here: either way the group needs nothing more on drop.
-    guard.armed = false;
-    run.outcome = Some(match finished {
-        Some(Ok(status)) => Outcome::Exited(status),
-        Some(Err(e)) => Outcome::WaitFailed(e),
-        None => {
-            kill_group(child.id());
-            let reaped = async {
-                let _ = child.status().await;
-            };
-            future::or(reaped, async {
-                Timer::after(REAP_GRACE).await;
-            })
-            .await;
-            Outcome::TimedOut
-        }
-    });
-}
-
-/// Kills the command's process group when a run is abandoned half way (the agent stops or
-/// reloads), so nothing the command started outlives it.
-struct GroupGuard {
-    pid: u32,
-    armed: bool,
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            kill_group(self.pid);
-        }
-    }
-}
-
-/// SIGKILL to the command's process group. The child has not been reaped yet, so its id
-/// (which is the group's) cannot have been reused.
-fn kill_group(pid: u32) {
-    use nix::sys::signal::{killpg, Signal};
-    if let Err(e) = killpg(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL) {
-        log::debug!("exec: killing process group {pid}: {e}");
-    }
-}
-
-/// Reads `src` to its end, keeping the first `cap` bytes in `buf`; returns how many more
-/// were read and discarded. A read error ends the read (the exit status tells the rest).
-async fn read_capped(src: Option<impl AsyncRead + Unpin>, buf: &mut Vec<u8>, cap: usize) -> u64 {
-    let Some(mut src) = src else {
-        return 0;
-    };
-    let mut chunk = [0u8; 4096];
-    let mut discarded = 0u64;
-    loop {
-        match src.read(&mut chunk).await {
-            Ok(0) => return discarded,
-            Ok(n) => {
-                let keep = n.min(cap - buf.len());
-                buf.extend_from_slice(&chunk[..keep]);
-                discarded += (n - keep) as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return discarded,
-        }
-    }
+    run.outcome = Some(command::run(command, &settings.limits, &mut run.out).await);
 }
 
 #[cfg(test)]

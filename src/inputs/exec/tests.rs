@@ -349,36 +349,3 @@ fn shell_true_runs_pipelines() {
         42.0
     );
 }
-
-#[test]
-fn an_abandoned_run_kills_the_whole_group() {
-    let dir = tempfile::tempdir().unwrap();
-    let marker = dir.path().join("child-alive");
-    let s = script(
-        dir.path(),
-        "long.sh",
-        &format!(
-            "(sleep 2; touch '{}') &\nexec sleep 60\n",
-            marker.display()
-        ),
-    );
-    let cmd = prepare(&CommandLine::Line(s), false).unwrap();
-    let settings = Settings {
-        timeout: Duration::from_secs(60),
-        working_dir: None,
-        env: Vec::new(),
-    };
-    let mut run = Run::default();
-    // The agent stops (or reloads) 300 ms into the run: the run's future is dropped.
-    futures_lite::future::block_on(future::or(
-        async {
-            run_one(&cmd, &settings, &mut run).await;
-            panic!("the command finished");
-        },
-        async {
-            Timer::after(Duration::from_millis(300)).await;
-        },
-    ));
-    std::thread::sleep(Duration::from_millis(2500));
-    assert!(!marker.exists(), "a child of the abandoned command survived");
-}

@@ -5,6 +5,7 @@ mod run;
 
 use crate::config::Dur;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
+use crate::inputs::support::command::Captured;
 use crate::inputs::BuildCtx;
 use regex_lite::Regex;
 use report::{describe_exit_bits, identity, messages, Writer, FATAL_BITS};
@@ -77,7 +78,7 @@ pub struct Smartctl {
     attributes: Vec<String>,
     nocheck: String,
     timeout: Duration,
-    out: Vec<u8>,
+    out: Captured,
     /// Each device's last exit status, so a change is logged once.
     last_status: HashMap<String, i32>,
     told_permission: bool,
@@ -114,7 +115,7 @@ pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Smartctl, String> {
         attributes: cfg.attributes.clone(),
         nocheck: cfg.nocheck.clone(),
         timeout: cfg.timeout.0,
-        out: Vec::new(),
+        out: Captured::default(),
         last_status: HashMap::new(),
         told_permission: false,
     })
@@ -172,7 +173,7 @@ impl Smartctl {
             (None, None) => -1,
         };
         // A truncated or garbled document is one error; nothing of it is written.
-        let doc = serde_json::from_slice::<Value>(&self.out).ok();
+        let doc = serde_json::from_slice::<Value>(&self.out.stdout).ok();
         Ok((code, doc))
     }
 

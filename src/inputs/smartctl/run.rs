@@ -1,14 +1,13 @@
-//! Running smartctl on the agent's executor: output read up to a cap, a timeout that
-//! kills the whole process group, and no reaper thread.
+//! Running smartctl through the inputs' shared runner ([`command`]): its own process
+//! group killed at the timeout, output read up to a cap, no reaper thread.
 
-use futures_lite::{AsyncReadExt, FutureExt};
+use crate::inputs::support::command::{self, Captured, Limits, Outcome};
 use std::io;
-use std::os::unix::process::CommandExt;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 /// Most stdout kept from one run; smartctl's JSON for a disk with full logs is ~100 KiB.
-pub const MAX_OUTPUT: u64 = 4 << 20;
+pub const MAX_OUTPUT: usize = 4 << 20;
 
 /// How long a killed smartctl may take to be reaped before it is left to the reaper.
 const REAP_GRACE: Duration = Duration::from_secs(5);
@@ -17,7 +16,7 @@ const REAP_GRACE: Duration = Duration::from_secs(5);
 pub enum RunError {
     /// The program could not be started (not installed, not executable).
     Spawn(io::Error),
-    /// Reading its output or waiting for it failed.
+    /// Waiting for it failed.
     Io(io::Error),
     /// It ran longer than the timeout and was killed.
     Timeout(Duration),
@@ -36,81 +35,34 @@ impl std::fmt::Display for RunError {
     }
 }
 
-/// Runs `program args…`, fills `out` with its stdout and returns its exit status.
-///
-/// The child gets its own process group so a timeout kills everything it started (a
-/// wrapper script's children, too). While this runs it drives async-process's reaper
-/// itself, so async-process never starts its background thread; see the README.
+/// Runs `program args…`, fills `out` with its stdout and returns its exit status. Its
+/// stderr goes nowhere: smartctl reports in its JSON.
 pub async fn run(
     program: &str,
     args: &[&str],
     timeout: Duration,
-    out: &mut Vec<u8>,
+    out: &mut Captured,
 ) -> Result<ExitStatus, RunError> {
-    // Polled first (`or` prefers its first future): the reaper is driven before the
-    // child is registered, which is when async-process would start its thread.
-    let drive_reaper = async {
-        match smol::process::driver().await {}
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    let limits = Limits {
+        timeout,
+        stdout_cap: MAX_OUTPUT,
+        stderr_cap: 0,
+        reap_grace: REAP_GRACE,
     };
-    drive_reaper.or(run_child(program, args, timeout, out)).await
-}
-
-async fn run_child(
-    program: &str,
-    args: &[&str],
-    timeout: Duration,
-    out: &mut Vec<u8>,
-) -> Result<ExitStatus, RunError> {
-    out.clear();
-    let mut std_cmd = std::process::Command::new(program);
-    std_cmd.args(args).process_group(0);
-    let mut cmd = smol::process::Command::from(std_cmd);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(RunError::Spawn)?;
-    let Some(stdout) = child.stdout.take() else {
-        return Err(RunError::Io(io::Error::other("no stdout pipe")));
-    };
-    let work = async {
-        let n = stdout
-            .take(MAX_OUTPUT + 1)
-            .read_to_end(out)
-            .await
-            .map_err(RunError::Io)?;
-        if n as u64 > MAX_OUTPUT {
-            return Err(RunError::TooLarge);
+    match command::run(cmd, &limits, out).await {
+        Outcome::Exited(_) if out.stdout_discarded > 0 => Err(RunError::TooLarge),
+        Outcome::Exited(status) => Ok(status),
+        Outcome::TimedOut { unreaped } => {
+            if let Some(pid) = unreaped {
+                log::warn!(
+                    "smartctl: {program} (pid {pid}) did not exit after SIGKILL (stuck in the kernel on a failing disk?)"
+                );
+            }
+            Err(RunError::Timeout(timeout))
         }
-        child.status().await.map_err(RunError::Io)
-    };
-    let timer = async {
-        smol::Timer::after(timeout).await;
-        Err(RunError::Timeout(timeout))
-    };
-    let result = work.or(timer).await;
-    if let Err(RunError::Timeout(_) | RunError::TooLarge) = result {
-        kill_group(child.id());
-        let reaped = async { child.status().await.ok() };
-        let grace = async {
-            smol::Timer::after(REAP_GRACE).await;
-            None
-        };
-        if reaped.or(grace).await.is_none() {
-            log::warn!(
-                "smartctl: {program} (pid {}) did not exit after SIGKILL (stuck in the kernel on a failing disk?)",
-                child.id()
-            );
-        }
-    }
-    result
-}
-
-fn kill_group(pid: u32) {
-    use nix::sys::signal::{killpg, Signal};
-    use nix::unistd::Pid;
-    // The group's id is the child's pid (process_group(0)).
-    if let Err(e) = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL) {
-        log::debug!("smartctl: kill process group {pid}: {e}");
+        Outcome::NotStarted(e) => Err(RunError::Spawn(e)),
+        Outcome::WaitFailed(e) => Err(RunError::Io(e)),
     }
 }

@@ -1,5 +1,7 @@
 //! Helpers shared by the inputs.
 
+#[cfg(any(feature = "apps", feature = "smartctl"))]
+pub mod command;
 mod filter;
 #[cfg(feature = "http")]
 pub mod http;
