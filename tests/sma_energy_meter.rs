@@ -15,20 +15,11 @@ use rtcollector::inputs::sma_energy_meter::wire::GROUP;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::time::{Duration, Instant};
-use util::{Agent, Scratch};
+use util::{free_udp_port as free_port, Agent, Scratch};
 
 const METER: u32 = 1_901_000_001;
 const OTHER: u32 = 3_000_000_002;
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A UDP port nobody listens on right now.
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn start(port: u16, extra: &str) -> (Scratch, Agent) {
     start_every("1s", port, extra)

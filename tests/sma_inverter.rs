@@ -1,6 +1,7 @@
 //! The `sma_inverter` input against pymodbus, an independent Modbus TCP implementation:
-//! a simulated SMA inverter (tests/fixtures/sma_inverter/sim_inverter.py) per test on a free
-//! loopback port, with register values chosen here, killed by PID when dropped.
+//! a simulated SMA inverter (tests/fixtures/sma_inverter/sim_inverter.py, started by
+//! tests/support/pymodbus.rs) per test on a free loopback port, with register values chosen
+//! here, killed by PID when dropped.
 //!
 //! Needs `RTC_PYMODBUS_PYTHON`, the python of a virtualenv with pymodbus 3.x:
 //!
@@ -13,137 +14,16 @@
 
 #![cfg(feature = "modbus")]
 
+mod support;
 mod util;
 
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use support::pymodbus::Sim;
 use util::*;
-
-const PYTHON_ENV: &str = "RTC_PYMODBUS_PYTHON";
-
-fn python() -> PathBuf {
-    let Some(py) = std::env::var_os(PYTHON_ENV).filter(|p| !p.is_empty()) else {
-        panic!(
-            "{PYTHON_ENV} is not set. These tests run a simulated SMA inverter on pymodbus: run\n    \
-             export {PYTHON_ENV}=\"$(scripts/setup-pymodbus)\"\nfirst (it makes a virtualenv with \
-             pymodbus 3.x under ~/.cache/rtcollector-test/pymodbus)"
-        );
-    };
-    let py = PathBuf::from(py);
-    let check = Command::new(&py)
-        .args(["-c", "import pymodbus.server, pymodbus.simulator"])
-        .output()
-        .unwrap_or_else(|e| panic!("{PYTHON_ENV}={}: {e}", py.display()));
-    assert!(
-        check.status.success(),
-        "{PYTHON_ENV}={} cannot import pymodbus: {}; run scripts/setup-pymodbus again",
-        py.display(),
-        String::from_utf8_lossy(&check.stderr)
-    );
-    py
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-/// A simulated inverter process.
-struct Sim {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-    silent: bool,
-}
-
-impl Sim {
-    fn start(config: Value) -> Sim {
-        Sim::start_with(config, false)
-    }
-
-    fn start_with(config: Value, silent: bool) -> Sim {
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("sim.json"), config.to_string()).expect("write config");
-        let mut sim = Sim {
-            child: None,
-            port: free_port(),
-            dir,
-            silent,
-        };
-        sim.spawn();
-        sim
-    }
-
-    fn spawn(&mut self) {
-        let script = fixture("sma_inverter/sim_inverter.py");
-        let mut cmd = Command::new(python());
-        cmd.arg(script)
-            .args(["--port", &self.port.to_string()])
-            .arg("--config")
-            .arg(self.dir.path().join("sim.json"))
-            .arg("--log")
-            .arg(self.log_path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(
-                std::fs::File::create(self.dir.path().join("stderr")).expect("stderr file"),
-            ));
-        if self.silent {
-            cmd.arg("--silent");
-        }
-        let mut child = cmd.spawn().expect("start the simulator");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut first = String::new();
-            let _ = BufReader::new(out).read_line(&mut first);
-            let _ = tx.send(first);
-        });
-        let first = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
-        if !first.starts_with("READY") {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the simulated inverter did not start on port {}: {}",
-                self.port,
-                std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
-            );
-        }
-        self.child = Some(child);
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("requests.log")
-    }
-
-    /// One line per request: `fc=3 unit=3 addr=30201 count=18 -> ok`.
-    fn requests(&self) -> Vec<String> {
-        std::fs::read_to_string(self.log_path())
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 fn inverter_yaml(name: &str, sim: &Sim, extra: &str) -> String {
     format!(

@@ -1,6 +1,7 @@
-//! Real Redis servers for the integration tests: a private `redis-server` per test, with the
-//! Redis Stack modules (RedisTimeSeries, RediSearch, RedisJSON), on a free loopback port,
-//! killed by PID when dropped.
+//! Real peers for the integration tests: Mosquitto ([`mosquitto`]), the simulated SMA
+//! inverter on pymodbus ([`pymodbus`]), and here Redis servers: a private `redis-server` per
+//! test, with the Redis Stack modules (RedisTimeSeries, RediSearch, RedisJSON), on a free
+//! loopback port, killed by PID when dropped.
 //!
 //! The server comes from `RTC_REDIS_STACK_DIR`, which `scripts/setup-redis-stack` prints:
 //!
@@ -16,6 +17,9 @@
 //! ([`Redis::any`]); the TLS, ACL, restart and plain-Redis tests always start their own.
 
 #![allow(dead_code)]
+
+pub mod mosquitto;
+pub mod pymodbus;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

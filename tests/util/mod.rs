@@ -17,6 +17,14 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A UDP port nobody listens on right now.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free loopback UDP port")
+        .port()
+}
+
 /// A temp dir holding a config file.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
