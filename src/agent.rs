@@ -210,7 +210,11 @@ fn new_shared(hostname: &str, config: &Config, stats: Rc<AgentStats>) -> Rc<Shar
 /// `rtcollector run` on a parsed config. Returns the process exit code.
 pub fn run(path: PathBuf, config: Config) -> i32 {
     let ex = LocalExecutor::new();
-    smol::block_on(ex.run(run_on(&ex, path, config)))
+    // Not `smol::block_on`: it drives the reactor from this thread too, and after each wake
+    // async-io's own thread polls for the reactor with backoff (about ten sleeps). Leaving
+    // the reactor to that thread alone costs one wake per event instead: measured 0.2 ms
+    // less CPU per cycle with the default config at 1 s, same 2 threads (README, Figures).
+    futures_lite::future::block_on(ex.run(run_on(&ex, path, config)))
 }
 
 async fn run_on(ex: &LocalExecutor<'_>, path: PathBuf, config: Config) -> i32 {
