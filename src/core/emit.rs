@@ -70,6 +70,20 @@ impl<'a> Emitter<'a> {
         self.gauge_suffixed(name, "", labels, value);
     }
 
+    /// A gauge stamped with a time its source gave (exec's `ts=`), not the tick's.
+    pub fn gauge_at(&mut self, name: &str, labels: &[(&str, &str)], value: f64, ts_ms: i64) {
+        if !value.is_finite() {
+            return;
+        }
+        if let Some(series) = self.intern(name, "", labels) {
+            self.out.push(Sample {
+                series,
+                ts_ms,
+                value,
+            });
+        }
+    }
+
     /// A gauge named `name + suffix`, without building the joined name per sample.
     pub fn gauge_suffixed(
         &mut self,

@@ -25,6 +25,8 @@ pub fn fixture_ctx(name: &str) -> BuildCtx {
 #[derive(Debug, Default)]
 pub struct Collected {
     pub samples: BTreeMap<String, f64>,
+    /// Samples stamped with their source's own time instead of the tick's (exec's `ts=`).
+    pub own_timestamps: BTreeMap<String, i64>,
     pub error: Option<InputError>,
 }
 
@@ -60,6 +62,7 @@ pub struct Harness {
     rates: RateTracker,
     input: Box<dyn Input>,
     buf: Vec<Sample>,
+    own_timestamps: bool,
 }
 
 impl Harness {
@@ -69,7 +72,15 @@ impl Harness {
             rates: RateTracker::default(),
             input,
             buf: Vec::new(),
+            own_timestamps: false,
         }
+    }
+
+    /// For inputs whose source may give a sample's time: those land in
+    /// `Collected::own_timestamps` instead of failing the tick-timestamp check.
+    pub fn allowing_own_timestamps(mut self) -> Self {
+        self.own_timestamps = true;
+        self
     }
 
     pub fn collect(&mut self, ts_ms: i64) -> Collected {
@@ -83,7 +94,6 @@ impl Harness {
         };
         let table = self.table.borrow();
         for s in &self.buf {
-            assert_eq!(s.ts_ms, ts_ms, "every sample carries the tick timestamp");
             let series = table.get(s.series);
             let mut key = series.name.to_string();
             let labels: Vec<String> = series
@@ -94,6 +104,14 @@ impl Harness {
                 .collect();
             if !labels.is_empty() {
                 key = format!("{key}{{{}}}", labels.join(","));
+            }
+            if s.ts_ms != ts_ms {
+                assert!(
+                    self.own_timestamps,
+                    "every sample carries the tick timestamp: `{key}` has {}",
+                    s.ts_ms
+                );
+                c.own_timestamps.insert(key.clone(), s.ts_ms);
             }
             let previous = c.samples.insert(key.clone(), s.value);
             assert!(

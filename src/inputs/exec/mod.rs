@@ -347,10 +347,7 @@ fn emit_lines(cmd: &Prepared, run: &Run, em: &mut Emitter<'_>) -> u64 {
 }
 
 /// One sample with `source=exec`, `cmd` and the line's labels (which win on a clash, as in
-/// rtcollector).
-///
-/// `ts=` is checked but the sample carries the collection's tick timestamp, as every sample
-/// of a collection does.
+/// rtcollector), stamped with the line's `ts=` when it has one, else the tick.
 fn emit_line(cmd: &Prepared, line: &parse::MetricLine<'_>, em: &mut Emitter<'_>) {
     let mut labels: heapless::Vec<(&str, &str), { crate::core::metric::MAX_LABELS }> =
         heapless::Vec::new();
@@ -363,7 +360,10 @@ fn emit_line(cmd: &Prepared, line: &parse::MetricLine<'_>, em: &mut Emitter<'_>)
     for l in &line.labels {
         let _ = labels.push(*l);
     }
-    em.gauge(line.name, &labels, line.value);
+    match line.ts_ms {
+        Some(ts_ms) => em.gauge_at(line.name, &labels, line.value, ts_ms),
+        None => em.gauge(line.name, &labels, line.value),
+    }
 }
 
 /// Emits the metrics of a JSON document and logs its log entries; returns how many values

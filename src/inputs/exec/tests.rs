@@ -15,7 +15,7 @@ fn script(dir: &Path, name: &str, body: &str) -> String {
 fn harness(yaml: &str) -> Harness {
     let cfg: Config = yaml_serde::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
     let ctx = BuildCtx::with_roots("/proc", "/sys");
-    Harness::new(Box::new(build(&cfg, &ctx).unwrap_or_else(|e| panic!("{e}"))))
+    Harness::new(Box::new(build(&cfg, &ctx).unwrap_or_else(|e| panic!("{e}")))).allowing_own_timestamps()
 }
 
 fn error(c: &Collected) -> String {
@@ -196,6 +196,12 @@ fn metrics_format_output_becomes_labelled_samples() {
     assert_eq!(c[&format!("exec_discarded_bytes{{{cmd}}}")], 0.0);
     assert_eq!(c[&format!("exec_timeouts{{{cmd}}}")], 0.0);
     assert_eq!(c.samples.len(), 6);
+    let own: Vec<_> = c.own_timestamps.iter().collect();
+    assert_eq!(
+        own,
+        [(&format!("disk_usage_percent{{{cmd},mount=/data,source=exec}}"), &1716734400123)],
+        "only the line with ts= keeps its own time"
+    );
 }
 
 #[test]
