@@ -197,10 +197,17 @@ fn json_layout_carries_value_timestamp_and_labels() {
 }
 
 #[test]
-fn batch_layout_sends_one_json_array_per_metric_family() {
+fn batch_layout_sends_one_json_array_per_input_and_per_family_when_the_input_is_unknown() {
     let broker = Broker::anonymous();
     let sub = Sub::start(&broker, &[]);
     let (table, mut batch) = table();
+    {
+        // The SMA series come from an input; the others as if read back from an old buffer.
+        let mut t = table.borrow_mut();
+        let input = t.origin_id("sma_energy_meter");
+        t.set_origin(batch[0].series, input);
+        t.set_origin(batch[1].series, input);
+    }
     // A second tick of the power series: both land in the same `sma` array, in order.
     batch.push(Sample {
         ts_ms: T0 + 1000,
@@ -223,10 +230,11 @@ fn batch_layout_sends_one_json_array_per_metric_family() {
             "rtcollector/test/disk",
             "rtcollector/test/mem",
             "rtcollector/test/sensor",
-            "rtcollector/test/sma"
+            "rtcollector/test/sma_energy_meter"
         ]
     );
-    let sma: serde_json::Value = serde_json::from_str(&p["rtcollector/test/sma"]).unwrap();
+    let sma: serde_json::Value =
+        serde_json::from_str(&p["rtcollector/test/sma_energy_meter"]).unwrap();
     assert_eq!(
         sma,
         serde_json::json!([
@@ -570,6 +578,52 @@ fn agent_config(s: &Scratch, host: &str, port: u16, extra: &str) -> PathBuf {
         procfs.display(),
         s.dir.path().join("buffer").display()
     ))
+}
+
+#[test]
+fn the_agent_in_batch_layout_sends_each_inputs_samples_on_its_own_topic() {
+    let broker = Broker::anonymous();
+    let sub = Sub::start(&broker, &["-t", "rtcollector/batch/#"]);
+    let s = Scratch::new();
+    let procfs = util::fixture("basic").join("proc");
+    let config = s.config(&format!(
+        "hostname: batch\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\ninputs: [linux_mem, system]\noutputs:\n  - mqtt:\n      host: 127.0.0.1\n      port: {}\n      layout: batch\n",
+        procfs.display(),
+        s.dir.path().join("buffer").display(),
+        broker.port
+    ));
+    let _agent = Agent::start(&config);
+    let mut seen: std::collections::BTreeMap<String, serde_json::Value> = Default::default();
+    sub.until(Duration::from_secs(20), |m| {
+        if m.topic != "rtcollector/batch/status" {
+            let array = serde_json::from_str(&m.payload)
+                .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {}", m.topic, m.payload));
+            seen.insert(m.topic.clone(), array);
+        }
+        seen.len() == 2
+    });
+    let topics: Vec<&str> = seen.keys().map(|k| k.as_str()).collect();
+    assert_eq!(
+        topics,
+        ["rtcollector/batch/linux_mem", "rtcollector/batch/system"]
+    );
+    let names = |topic: &str| -> Vec<String> {
+        seen[topic]
+            .as_array()
+            .unwrap_or_else(|| panic!("{topic}: not an array"))
+            .iter()
+            .map(|item| item["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mem = names("rtcollector/batch/linux_mem");
+    assert!(mem.contains(&"mem_total_bytes".to_string()), "{mem:?}");
+    assert!(mem.iter().all(|n| n.starts_with("mem_")), "{mem:?}");
+    let system = names("rtcollector/batch/system");
+    assert!(system.contains(&"system_load1".to_string()), "{system:?}");
+    assert!(
+        system.iter().all(|n| n.starts_with("system_")),
+        "{system:?}"
+    );
 }
 
 #[test]

@@ -42,6 +42,7 @@ pub struct Emitter<'a> {
     ts_ms: i64,
     unstorable: u64,
     partial: Option<InputError>,
+    origin: u16,
 }
 
 impl<'a> Emitter<'a> {
@@ -58,6 +59,7 @@ impl<'a> Emitter<'a> {
             ts_ms,
             unstorable: 0,
             partial: None,
+            origin: crate::core::metric::NO_ORIGIN,
         }
     }
 
@@ -144,9 +146,19 @@ impl<'a> Emitter<'a> {
         self.out.len()
     }
 
+    /// Marks every series this emitter writes as the input `origin`'s
+    /// ([`SeriesTable::origin_id`]).
+    pub fn set_origin(&mut self, origin: u16) {
+        self.origin = origin;
+    }
+
     fn intern(&mut self, name: &str, suffix: &str, labels: &[(&str, &str)]) -> Option<u32> {
-        match self.table.borrow_mut().intern(name, suffix, labels) {
-            Ok(id) => Some(id),
+        let mut table = self.table.borrow_mut();
+        match table.intern(name, suffix, labels) {
+            Ok(id) => {
+                table.set_origin(id, self.origin);
+                Some(id)
+            }
             Err(InternError::TooManyLabels | InternError::TableFull) => {
                 self.unstorable += 1;
                 None

@@ -75,7 +75,9 @@ impl InputRunner {
     pub async fn collect_once(&mut self, ts_ms: i64, shared: &Shared) {
         let started = Instant::now();
         self.buf.clear();
+        let origin = shared.table.borrow_mut().origin_id(&self.name);
         let mut em = Emitter::new(&shared.table, &mut self.rates, &mut self.buf, ts_ms);
+        em.set_origin(origin);
         let result = self.input.collect(&mut em).await;
         let partial = em.take_partial_failure();
         let unstorable = em.unstorable();

@@ -48,9 +48,17 @@ pub enum InternError {
 ///
 /// Lookups hash the borrowed parts and walk a collision chain, so finding a known series
 /// allocates nothing; only the first sight of a series copies its strings.
+/// "No input known" in [`SeriesTable::origin`].
+pub const NO_ORIGIN: u16 = u16::MAX;
+
 pub struct SeriesTable {
     host: Box<str>,
     series: Vec<Series>,
+    /// Per series: the index in `origins` of the input that wrote it first, or
+    /// [`NO_ORIGIN`] (a series read back from an old disk buffer, a test).
+    origin_of: Vec<u16>,
+    /// The names of the inputs (config keys such as `linux_cpu`, `exec#2`) seen so far.
+    origins: Vec<Box<str>>,
     heads: HashMap<u64, SeriesId, BuildHasherDefault<IdentityHasher>>,
     chain: Vec<Option<SeriesId>>,
     max_series: usize,
@@ -61,6 +69,8 @@ impl SeriesTable {
         SeriesTable {
             host: host.into(),
             series: Vec::new(),
+            origin_of: Vec::new(),
+            origins: Vec::new(),
             heads: HashMap::default(),
             chain: Vec::new(),
             max_series,
@@ -86,6 +96,36 @@ impl SeriesTable {
 
     pub fn get(&self, id: SeriesId) -> &Series {
         &self.series[id as usize]
+    }
+
+    /// The number naming input `name` in [`SeriesTable::set_origin`]; stable for the table's
+    /// life. Inputs are few, so a scan beats a map.
+    pub fn origin_id(&mut self, name: &str) -> u16 {
+        if let Some(i) = self.origins.iter().position(|o| &**o == name) {
+            return i as u16;
+        }
+        // More distinct input names than this cannot be configured in practice; the last
+        // slot is shared rather than failing.
+        if self.origins.len() >= NO_ORIGIN as usize - 1 {
+            return NO_ORIGIN - 1;
+        }
+        self.origins.push(name.into());
+        (self.origins.len() - 1) as u16
+    }
+
+    /// Records which input writes series `id`, unless one already did.
+    pub fn set_origin(&mut self, id: SeriesId, origin: u16) {
+        if let Some(slot) = self.origin_of.get_mut(id as usize) {
+            if *slot == NO_ORIGIN {
+                *slot = origin;
+            }
+        }
+    }
+
+    /// The name of the input that wrote series `id` first, if known.
+    pub fn origin(&self, id: SeriesId) -> Option<&str> {
+        let i = *self.origin_of.get(id as usize)?;
+        self.origins.get(i as usize).map(|o| &**o)
     }
 
     /// Finds or creates the series `name + suffix` with `labels` (any order) and this host.
@@ -149,6 +189,7 @@ impl SeriesTable {
             name: full.into(),
             labels: labels.into(),
         });
+        self.origin_of.push(NO_ORIGIN);
         self.chain.push(self.heads.insert(hash, id));
         id
     }

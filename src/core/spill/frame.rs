@@ -34,6 +34,8 @@ pub struct Rec {
 struct EncSeries<'a> {
     name: &'a str,
     labels: &'a [(Box<str>, Box<str>)],
+    /// The input that wrote it (empty when unknown), for outputs that group by input.
+    origin: &'a str,
 }
 
 #[derive(Serialize)]
@@ -50,6 +52,8 @@ struct DecSeries<'a> {
     name: &'a str,
     #[serde(borrow)]
     labels: Vec<(&'a str, &'a str)>,
+    #[serde(borrow)]
+    origin: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +112,7 @@ impl Encoder {
                 EncSeries {
                     name: &s.name,
                     labels: &s.labels,
+                    origin: table.origin(id).unwrap_or(""),
                 }
             })
             .collect();
@@ -196,6 +201,10 @@ pub fn decode(
     }
     for (slot, s) in dict[base..end].iter_mut().zip(&body.series) {
         *slot = intern_as_written(table, s);
+        if let (Some(id), false) = (*slot, s.origin.is_empty()) {
+            let origin = table.origin_id(s.origin);
+            table.set_origin(id, origin);
+        }
     }
     let mut lost = 0;
     for r in &body.samples {

@@ -387,6 +387,23 @@ fn replayed_series_keep_the_host_they_were_written_with() {
 }
 
 #[test]
+fn replayed_series_keep_the_input_that_wrote_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 2, 1, 0);
+    let input = table.origin_id("linux_net#2");
+    table.set_origin(written[0].series, input);
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+    assert!(spill.append(&written, &table, 100));
+    let mut fresh = SeriesTable::new("pi", 1000);
+    fresh.origin_id("linux_cpu");
+    let mut batch = Vec::new();
+    spill.next_batch(&mut fresh, &mut batch).unwrap();
+    let origins: Vec<Option<&str>> = batch.iter().map(|s| fresh.origin(s.series)).collect();
+    assert_eq!(origins, [Some("linux_net#2"), None]);
+}
+
+#[test]
 fn a_position_left_without_segments_does_not_make_new_segments_look_consumed() {
     let dir = tempfile::tempdir().unwrap();
     let mut table = SeriesTable::new("pi", 1000);

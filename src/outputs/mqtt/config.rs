@@ -75,7 +75,7 @@ pub enum Layout {
     Value,
     /// Same topics, payload `{"value":…,"timestamp_ms":…,"labels":{…}}`.
     Json,
-    /// `<prefix>/<metric family>`, payload a JSON array of samples, one message per flush.
+    /// `<prefix>/<input>`, payload a JSON array of samples, one message per flush and input.
     Batch,
 }
 

@@ -38,7 +38,7 @@ use std::time::Duration;
 pub const SAMPLE: &str = "\
 # Publishes samples to an MQTT broker: `value` = one topic per series with the bare number,
 # `json` = the same topics with value, timestamp and labels, `batch` = one JSON array per
-# flush and metric family. `<topic_prefix>/status` says online/offline (retained).
+# flush and input. `<topic_prefix>/status` says online/offline (retained).
 - mqtt:
     host: 127.0.0.1                # an IP address avoids a resolver thread
     port: 1883
@@ -376,8 +376,9 @@ impl Mqtt {
         written
     }
 
-    /// One JSON array per metric family, in the order families first appear; an array is
-    /// closed and sent at [`BATCH_PAYLOAD`] bytes.
+    /// One JSON array per input (the config key that wrote the series; the metric family for
+    /// a series whose input is unknown), in the order they first appear; an array is closed
+    /// and sent at [`BATCH_PAYLOAD`] bytes.
     fn plan_batch(&mut self, batch: &[Sample], table: &SeriesTable) -> u64 {
         let mut written = 0;
         let mut open: Vec<(&str, String)> = Vec::new();
@@ -387,7 +388,9 @@ impl Mqtt {
             }
             written += 1;
             let series = table.get(s.series);
-            let family = topics::family(&series.name);
+            let family = table
+                .origin(s.series)
+                .unwrap_or_else(|| topics::family(&series.name));
             let i = match open.iter().position(|(f, _)| *f == family) {
                 Some(i) => i,
                 None => {

@@ -38,8 +38,8 @@ pub fn series_topic(prefix: &str, series: &Series, out: &mut String) {
     }
 }
 
-/// The `batch` layout's topic level for a series: its metric family, the name up to the first
-/// `_` (`cpu`, `mem`, `net`, `internal`), which is the input's metric prefix.
+/// The `batch` layout's topic level for a series whose input is unknown (read back from a
+/// disk buffer written by an older build): its metric family, the name up to the first `_`.
 pub fn family(name: &str) -> &str {
     name.split('_').next().unwrap_or(name)
 }
