@@ -4,35 +4,17 @@
 //!
 //! Run: `cargo bench --bench cycle` (optionally `-- CYCLES`, default 500).
 
+mod common;
+
+use common::ALLOCS;
 use rtcollector::core::metric::SeriesTable;
 use rtcollector::core::rate::RateTracker;
 use rtcollector::core::{Emitter, Input, Sample};
 use rtcollector::inputs::BuildCtx;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::RefCell;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
-
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 struct Bench {
     name: String,

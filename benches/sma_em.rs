@@ -3,33 +3,15 @@
 //!
 //! Run: `cargo bench --bench sma_em` (optionally `-- DATAGRAMS`, default 1000000).
 
+mod common;
+
+use common::ALLOCS;
 use rtcollector::inputs::sma_energy_meter::encode::Builder;
 use rtcollector::inputs::sma_energy_meter::wire::{decode, PROTOCOL_EMETER_EXT};
 use rtcollector::inputs::sma_energy_meter::State;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
-
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 fn value(index: u8, kind: u8) -> u64 {
     index as u64 * 7919 + kind as u64

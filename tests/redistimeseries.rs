@@ -859,3 +859,60 @@ fn binary_check_needs_no_redis_and_run_once_writes() {
     assert_eq!(points.len(), 1);
     assert_eq!(points[0].1, 8_046_600.0 * 1024.0);
 }
+
+/// A host name is looked up on a thread that ends with the lookup: once the agent wrote to
+/// `localhost`, it is back to its own two threads (executor and smol's async-io). smol's
+/// resolver left a blocking-pool thread for the agent's life here.
+#[test]
+fn a_host_name_lookup_leaves_no_thread_behind() {
+    let server = Server::stack(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/basic");
+    let host = unique("resolve");
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "hostname: {host}\nprocfs_root: {fixtures}/proc\ninterval: 1s\nflush_interval: 1s\ninputs: [linux_mem]\noutputs:\n  - redistimeseries:\n      host: localhost\n      port: {}\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_rtcollector"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let threads = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", agent.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            .unwrap()
+    };
+    let key = format!("mem_total_bytes:{host}");
+    let mut c = server.client();
+    // Bounds on a hang, not speed figures.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exists = |c: &mut redis::Connection| query::<i64>(c, &["EXISTS", &key]) == 1;
+    while !exists(&mut c) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let written = exists(&mut c);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = threads();
+    while seen > 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        seen = threads();
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(written, "nothing written to {key} through `localhost`");
+    assert!(
+        seen <= 2,
+        "{seen} threads after writing through `localhost`"
+    );
+}

@@ -641,7 +641,7 @@ fn between_collections_the_agent_is_back_to_two_threads() {
         l.contains("\"http_response_result_code\"")
     });
     assert!(ok, "{lines:#?}");
-    // smol's blocking pool lets a thread go after 500 ms idle.
+    // Each request's thread (core::offload) ends with the request.
     let threads = || {
         let status = std::fs::read_to_string(format!("/proc/{}/status", agent.child.id())).unwrap();
         status

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 /// A source of samples. `collect` is called once per tick and never overlaps itself.
 ///
 /// Blocking work must be short (reading /proc is); anything that waits on the network
-/// must await, so the other inputs keep their schedule.
+/// must await, so the other inputs keep their schedule. Blocking work that waits (a
+/// blocking client, a slow device file) goes through `core::offload::on_thread`.
 pub trait Input: 'static {
     fn collect<'a>(&'a mut self, em: &'a mut Emitter<'_>) -> CollectFuture<'a>;
 

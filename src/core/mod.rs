@@ -7,6 +7,7 @@ pub mod emit;
 pub mod hub;
 pub mod input;
 pub mod metric;
+pub mod offload;
 pub mod output;
 pub mod rate;
 pub mod ring;

@@ -1,21 +1,29 @@
 //! `onewire`: DS18B20 and friends through the kernel's w1 driver, /sys/bus/w1/devices.
+//!
+//! A read waits for the sensor's temperature conversion (up to 750 ms each), so one
+//! collection's reads run together on a short-lived thread of their own (`core::offload`)
+//! while the executor goes on with the other inputs and outputs.
 
 use crate::config::Dur;
-use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
+use crate::core::offload::{self, InFlight};
+use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::sensors::attr::{parse_int, IntAttr};
 use crate::inputs::BuildCtx;
+use futures_lite::future;
 use serde::Deserialize;
 use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The commented config sample for `sample-config`.
 pub const SAMPLE: &str = "\
 # 1-wire temperature sensors (DS18B20 and friends) from /sys/bus/w1/devices (load the
 # w1-gpio and w1-therm modules; on a Pi: dtoverlay=w1-gpio). Each reading makes the
-# sensor convert, up to 750 ms per sensor: give this input its own, longer interval.
+# sensor convert, up to 750 ms per sensor, on a thread of its own (the agent does not wait):
+# keep the interval longer than all sensors' conversions together.
 - onewire:
     rescan_interval: 1m      # look for added or removed sensors this often (0: every time)
 ";
@@ -108,6 +116,17 @@ struct Sensor {
 /// `w1_slave` is two lines of about 40 bytes each.
 const SLAVE_MAX: usize = 256;
 
+/// Name of the thread that reads one collection's sensors.
+const READ_THREAD: &str = "rtc-onewire";
+
+/// Its stack: a [`SLAVE_MAX`] buffer and a few system calls.
+const READ_STACK: usize = 64 * 1024;
+
+/// How long a collection waits per sensor before giving up on its read thread: a
+/// conversion takes 750 ms at most, and w1_therm tries a few times when the CRC fails.
+/// Only a hung bus or driver gets near it.
+const READ_BOUND_PER_SENSOR: Duration = Duration::from_secs(5);
+
 impl Sensor {
     fn open(dir: &Path, id: &str) -> Option<Sensor> {
         let temp = dir.join("temperature");
@@ -154,7 +173,10 @@ pub struct OneWire {
     devices: PathBuf,
     rescan_every: Duration,
     scanned_at: Instant,
-    sensors: Vec<Sensor>,
+    /// Shared with the read thread, which may outlive a collection that gave up on it.
+    sensors: Arc<[Sensor]>,
+    /// Claimed while a read thread runs: a collection starts no second one beside it.
+    reading: InFlight,
 }
 
 pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<OneWire, String> {
@@ -162,7 +184,8 @@ pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<OneWire, String> {
         devices: ctx.sysfs_root.join("bus/w1/devices"),
         rescan_every: cfg.rescan_interval.0,
         scanned_at: Instant::now(),
-        sensors: Vec::new(),
+        sensors: Arc::new([]),
+        reading: InFlight::default(),
     };
     w.scan();
     if w.sensors.is_empty() {
@@ -185,7 +208,7 @@ impl OneWire {
     fn scan(&mut self) {
         self.scanned_at = Instant::now();
         let Ok(rd) = fs::read_dir(&self.devices) else {
-            self.sensors.clear();
+            self.sensors = Arc::new([]);
             return;
         };
         let mut names: Vec<String> = rd
@@ -200,12 +223,38 @@ impl OneWire {
             .collect();
     }
 
-    fn collect_sync(&mut self, em: &mut Emitter) -> Result<(), InputError> {
+    async fn collect(&mut self, em: &mut Emitter<'_>) -> Result<(), InputError> {
+        let Some(claim) = self.reading.try_claim() else {
+            return Err(InputError::new(format!(
+                "{}: previous read still running (a sensor or the bus hangs); this collection is skipped",
+                self.devices.display()
+            )));
+        };
         if self.scanned_at.elapsed() >= self.rescan_every {
             self.scan();
         }
-        for s in &self.sensors {
-            match s.read() {
+        if self.sensors.is_empty() {
+            return Ok(());
+        }
+        let sensors = self.sensors.clone();
+        let read = offload::on_thread(READ_THREAD, READ_STACK, move || {
+            // Released when the thread ends, even if the collection gave up waiting.
+            let _claim = claim;
+            sensors.iter().map(Sensor::read).collect::<Vec<_>>()
+        });
+        let bound = READ_BOUND_PER_SENSOR * self.sensors.len() as u32;
+        let gave_up = async {
+            smol::Timer::after(bound).await;
+            Err(std::io::Error::new(
+                ErrorKind::TimedOut,
+                format!("the sensors gave no reading within {bound:?}"),
+            ))
+        };
+        let readings = future::or(read, gave_up)
+            .await
+            .map_err(|e| InputError::io(&self.devices, &e))?;
+        for (s, reading) in self.sensors.iter().zip(readings) {
+            match reading {
                 Ok(milli_c) => em.gauge("onewire_temp_c", &[("sensor_id", &s.id)], milli_c as f64 / 1e3),
                 Err(e) => em.partial_failure(e),
             }
@@ -216,7 +265,7 @@ impl OneWire {
 
 impl Input for OneWire {
     fn collect<'a>(&'a mut self, em: &'a mut Emitter<'_>) -> CollectFuture<'a> {
-        ready(self.collect_sync(em))
+        Box::pin(OneWire::collect(self, em))
     }
 }
 

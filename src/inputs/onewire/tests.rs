@@ -62,6 +62,26 @@ fn reads_both_formats_and_skips_bad_readings() {
     assert!(e.0.contains("28-0000085b0d1e/w1_slave") && e.0.contains("85 °C"), "{e}");
 }
 
+/// A read thread still running (a hung bus) gets no second one beside it: the collection
+/// is counted as an error, and the next one after the thread ended reads again.
+#[test]
+fn a_collection_is_skipped_while_the_previous_read_runs() {
+    let ctx = fixture_ctx("onewire");
+    let input = build(&Config::default(), &ctx).unwrap();
+    let reading = input.reading.clone();
+    let mut h = Harness::new(Box::new(input));
+    let held = reading.try_claim().expect("no read runs yet");
+    let got = h.collect(1_000);
+    assert!(got.samples.is_empty(), "{:#?}", got.samples);
+    let e = got.error.expect("the skip is counted");
+    assert!(e.0.contains("previous read still running"), "{e}");
+    drop(held);
+    let got = h.collect(2_000);
+    assert_eq!(got["onewire_temp_c{sensor_id=28-0316a2791aff}"], 21.5);
+    assert_eq!(got.samples.len(), 3, "{:#?}", got.samples);
+    assert!(!reading.is_running(), "the claim ended with the read thread");
+}
+
 #[test]
 fn the_power_on_value_in_temperature_is_reported() {
     let dir = tempfile::tempdir().unwrap();

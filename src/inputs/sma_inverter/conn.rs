@@ -3,10 +3,10 @@
 //! a smol timer, and a capped backoff between attempts after a failure.
 
 use super::registers::UNIT_QUERY_REGISTER;
+use crate::core::offload;
 use futures_lite::FutureExt;
 use std::fmt;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use tokio_modbus::client::{tcp, Context, Reader};
 use tokio_modbus::slave::{Slave, SlaveContext};
@@ -82,15 +82,10 @@ pub async fn bounded<T>(
 }
 
 /// Connects to `host:port`. An IP address connects directly; a name is resolved on each
-/// connect (smol resolves on its blocking pool, which starts a short-lived thread).
+/// connect, on a short-lived thread of its own (`core::offload`).
 pub async fn connect(host: &str, port: u16, limit: Duration) -> Result<Context, LinkError> {
     let stream = bounded(limit, "connect", async {
-        let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => smol::net::resolve((host, port))
-                .await
-                .map_err(LinkError::Io)?,
-        };
+        let addrs = offload::resolve(host, port).await.map_err(LinkError::Io)?;
         let mut last = None;
         for addr in addrs {
             match smol::net::TcpStream::connect(addr).await {

@@ -1,12 +1,10 @@
 //! HTTP(S) requests for the web inputs (`http_response`, `nginx`, `apache`).
 //!
-//! ureq is a blocking client, so each request runs on a short-lived thread of its own and
-//! hands its result back through a channel; the executor thread only waits. Not smol's
-//! blocking pool (`smol::unblock`): its threads (blocking 1.7) never exit once started, and
-//! it starts fewer threads than queued jobs, so one hanging URL would hold up the others.
-//! Own threads end with their request: between collections the agent is back to its own
-//! threads. A URL whose previous request is still running gets no second thread, so the
-//! threads are bounded by the number of URLs.
+//! ureq is a blocking client, so each request runs on a short-lived thread of its own
+//! ([`offload::on_thread`]); the executor thread only waits. Not smol's blocking pool: its
+//! threads never exit (see `core::offload`), and it starts fewer threads than queued jobs, so
+//! one hanging URL would hold up the others. A URL whose previous request is still running
+//! gets no second thread, so the threads are bounded by the number of URLs.
 //!
 //! Every request is bounded twice: by ureq's own global timeout (connect, TLS, headers and
 //! body together) and by a timer on the executor a little later, so a resolver that ignores
@@ -16,6 +14,7 @@
 //! installed). Verification is on unless the input says otherwise.
 
 use super::x509;
+use crate::core::offload::{self, InFlight};
 use futures_lite::future;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -26,7 +25,6 @@ use std::fmt;
 use std::io::{self, Read};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ureq::http::{HeaderName, HeaderValue, Method, Request, Uri};
@@ -80,8 +78,8 @@ pub struct Target {
     pub shown: String,
     /// Host and port for the certificate probe (HTTPS only).
     tls_endpoint: Option<(String, u16)>,
-    /// Set while a request thread for this URL runs.
-    in_flight: Arc<AtomicBool>,
+    /// Claimed while a request thread for this URL runs.
+    in_flight: InFlight,
 }
 
 impl Target {
@@ -112,7 +110,7 @@ impl Target {
             shown: redact(url),
             uri,
             tls_endpoint,
-            in_flight: Arc::default(),
+            in_flight: InFlight::default(),
         })
     }
 
@@ -256,12 +254,11 @@ impl Client {
         spec: &Arc<RequestSpec>,
         want_cert: bool,
     ) -> Result<Fetched, FetchError> {
-        if target.in_flight.swap(true, Ordering::AcqRel) {
+        let Some(claim) = target.in_flight.try_claim() else {
             return Err(FetchError::Timeout(
                 "the previous request to this URL is still running".into(),
             ));
-        }
-        let flag = InFlight(target.in_flight.clone());
+        };
         let job = Job {
             agent: self.agent.clone(),
             uri: target.uri.clone(),
@@ -273,22 +270,16 @@ impl Client {
                 .flatten()
                 .map(|ep| (self.probe.clone(), ep)),
         };
-        let (tx, rx) = smol::channel::bounded(1);
-        std::thread::Builder::new()
-            .name("rtc-http".into())
-            .stack_size(THREAD_STACK)
-            .spawn(move || {
-                let result = job.run();
-                drop(flag);
-                let _ = tx.try_send(result);
-            })
-            .map_err(|e| FetchError::Unexpected(format!("cannot start a request thread: {e}")))?;
+        // The claim goes with the job: it ends when the thread does, not when the timer
+        // below gives up on it.
+        let request = offload::on_thread("rtc-http", THREAD_STACK, move || {
+            let _claim = claim;
+            job.run()
+        });
         let work = async {
-            rx.recv().await.unwrap_or_else(|_| {
-                Err(FetchError::Unexpected(
-                    "the request thread ended without an answer".into(),
-                ))
-            })
+            request
+                .await
+                .unwrap_or_else(|e| Err(FetchError::Unexpected(e.to_string())))
         };
         let bound = self.timeout + GRACE;
         let timer = async {
@@ -299,15 +290,6 @@ impl Client {
             )))
         };
         future::or(work, timer).await
-    }
-}
-
-/// Clears a URL's in-flight flag when its request thread is done (or never started).
-struct InFlight(Arc<AtomicBool>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
     }
 }
 

@@ -3,13 +3,13 @@
 //! connection needs no task of its own, no extra thread and no tokio runtime.
 
 use super::config::Target;
+use crate::core::offload;
 use futures_lite::future;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Pipeline, RedisConnectionInfo, Value};
 use smol::net::TcpStream;
 use smol::Timer;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::pin::Pin;
 use std::time::Duration;
@@ -118,13 +118,10 @@ impl Endpoint {
 
     async fn tcp(&self) -> Result<TcpStream, String> {
         let t = &self.target;
-        let addrs: Vec<SocketAddr> = match t.host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, t.port)],
-            // A name goes through smol's resolver (a short-lived blocking-pool thread).
-            Err(_) => smol::net::resolve((t.host.as_str(), t.port))
-                .await
-                .map_err(|e| format!("cannot resolve `{}`: {e}", t.host))?,
-        };
+        // A name is looked up on a short-lived thread (not smol's pool, whose threads stay).
+        let addrs = offload::resolve(&t.host, t.port)
+            .await
+            .map_err(|e| format!("cannot resolve `{}`: {e}", t.host))?;
         let mut last = None;
         for addr in addrs {
             match TcpStream::connect(addr).await {
