@@ -34,8 +34,6 @@ pub struct Rec {
 struct EncSeries<'a> {
     name: &'a str,
     labels: &'a [(Box<str>, Box<str>)],
-    /// The input that wrote it (empty when unknown), for outputs that group by input.
-    origin: &'a str,
 }
 
 #[derive(Serialize)]
@@ -52,8 +50,6 @@ struct DecSeries<'a> {
     name: &'a str,
     #[serde(borrow)]
     labels: Vec<(&'a str, &'a str)>,
-    #[serde(borrow)]
-    origin: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -112,7 +108,6 @@ impl Encoder {
                 EncSeries {
                     name: &s.name,
                     labels: &s.labels,
-                    origin: table.origin(id).unwrap_or(""),
                 }
             })
             .collect();
@@ -125,6 +120,14 @@ impl Encoder {
         let mut buf = std::mem::take(&mut self.body);
         buf.clear();
         buf = postcard::to_extend(&body, buf)?;
+        // The inputs of the series defined here follow the body, so frames of builds that
+        // did not write them still decode (and those builds ignore the trailing bytes).
+        let origins: Vec<&str> = self
+            .new_ids
+            .iter()
+            .map(|&id| table.origin(id).unwrap_or(""))
+            .collect();
+        buf = postcard::to_extend(&origins, buf)?;
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&(buf.len() as u32).to_le_bytes());
         out.extend_from_slice(&CRC.checksum(&buf).to_le_bytes());
@@ -193,17 +196,23 @@ pub fn decode(
     out: &mut Vec<Sample>,
 ) -> Result<u64, postcard::Error> {
     out.clear();
-    let body: DecBody = postcard::from_bytes(payload)?;
+    let (body, rest): (DecBody, _) = postcard::take_from_bytes(payload)?;
+    // Absent in frames written before series carried their input; an annotation the body
+    // does not need, so a part that does not decode costs the inputs, never the samples.
+    let origins: Vec<&str> = postcard::from_bytes(rest).unwrap_or_default();
     let base = body.def_base as usize;
     let end = base.saturating_add(body.series.len());
     if dict.len() < end {
         dict.resize(end, None);
     }
-    for (slot, s) in dict[base..end].iter_mut().zip(&body.series) {
+    for (i, (slot, s)) in dict[base..end].iter_mut().zip(&body.series).enumerate() {
         *slot = intern_as_written(table, s);
-        if let (Some(id), false) = (*slot, s.origin.is_empty()) {
-            let origin = table.origin_id(s.origin);
-            table.set_origin(id, origin);
+        match (*slot, origins.get(i)) {
+            (Some(id), Some(origin)) if !origin.is_empty() => {
+                let origin = table.origin_id(origin);
+                table.set_origin(id, origin);
+            }
+            _ => {}
         }
     }
     let mut lost = 0;

@@ -404,6 +404,46 @@ fn replayed_series_keep_the_input_that_wrote_them() {
 }
 
 #[test]
+fn a_frame_without_the_trailing_inputs_of_an_older_build_still_decodes() {
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 2, 2, 0);
+    let input = table.origin_id("linux_cpu");
+    table.set_origin(written[0].series, input);
+    let mut encoder = frame::Encoder::default();
+    let mut bytes = Vec::new();
+    encoder.encode(&written, &table, &mut bytes).unwrap();
+    let payload = &bytes[frame::HEADER_LEN..];
+    // The older layout: the same body, nothing after it.
+    let tail = postcard::to_stdvec(&vec!["linux_cpu", ""]).unwrap();
+    assert!(payload.ends_with(&tail), "the inputs trail the body");
+    let old = &payload[..payload.len() - tail.len()];
+    let decode = |payload: &[u8]| {
+        let mut fresh = SeriesTable::new("pi", 1000);
+        let (mut dict, mut out) = (Vec::new(), Vec::new());
+        let lost = frame::decode(payload, &mut dict, &mut fresh, &mut out).unwrap();
+        let origins: Vec<Option<String>> = out
+            .iter()
+            .map(|s| fresh.origin(s.series).map(String::from))
+            .collect();
+        (
+            lost,
+            out.iter().map(|s| (s.ts_ms, s.value)).collect::<Vec<_>>(),
+            origins,
+        )
+    };
+    let (lost_new, values_new, origins_new) = decode(payload);
+    let (lost_old, values_old, origins_old) = decode(old);
+    assert_eq!((lost_new, lost_old), (0, 0));
+    assert_eq!(values_new, values_old, "the same samples either way");
+    assert_eq!(values_new.len(), 4);
+    assert!(origins_new.contains(&Some("linux_cpu".into())));
+    assert!(
+        origins_old.iter().all(Option::is_none),
+        "no input is invented"
+    );
+}
+
+#[test]
 fn a_position_left_without_segments_does_not_make_new_segments_look_consumed() {
     let dir = tempfile::tempdir().unwrap();
     let mut table = SeriesTable::new("pi", 1000);

@@ -370,9 +370,15 @@ fn request_error(path: &str, offsets: &[u32], e: &io::Error) -> String {
         Some(code) if code == rustix::io::Errno::INVAL.raw_os_error() => format!(
             "{path}: the kernel refused lines {offsets:?} (an offset beyond this chip's lines? `gpioinfo` lists them): {e}"
         ),
-        Some(code) if code == rustix::io::Errno::NOTTY.raw_os_error() => format!(
+        // ENOSYS: qemu-user, which does not pass GPIO ioctls through, says this instead.
+        Some(code)
+            if code == rustix::io::Errno::NOTTY.raw_os_error()
+                || code == rustix::io::Errno::NOSYS.raw_os_error() =>
+        {
+            format!(
             "{path}: not a GPIO chip, or a kernel without the GPIO character device v2 (5.10 or newer is needed): {e}"
-        ),
+        )
+        }
         _ => format!("{path}: requesting lines {offsets:?}: {e}"),
     }
 }
