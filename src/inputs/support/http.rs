@@ -15,11 +15,10 @@
 
 use super::x509;
 use crate::core::offload::{self, InFlight};
+use crate::outputs::redistimeseries::AcceptAny;
 use futures_lite::future;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
 use smol::Timer;
 use std::fmt;
 use std::io::{self, Read};
@@ -236,7 +235,9 @@ impl Client {
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup: {e}"))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(ReadOnly(provider)))
+            // Any certificate (its signature over the handshake is still checked): the probe sends
+            // nothing; the request itself verifies as configured.
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
             .with_no_client_auth();
         Ok(Client {
             agent,
@@ -456,56 +457,6 @@ fn probe_not_after(
     conn.send_close_notify();
     let _ = conn.complete_io(&mut sock);
     not_after
-}
-
-/// Accepts any certificate (its signature over the handshake is still checked). Used only
-/// by the expiry probe, which sends nothing; the request itself verifies as configured.
-#[derive(Debug)]
-struct ReadOnly(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for ReadOnly {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// A server status page (`nginx` stub_status, Apache `server-status?auto`): GET, verified

@@ -368,9 +368,10 @@ pub(crate) mod tls {
         }
     }
 
-    /// `ssl_insecure_skip_verify`: any certificate is accepted, signatures still checked.
+    /// `ssl_insecure_skip_verify` (and the web inputs' certificate-expiry probe): any
+    /// certificate is accepted, signatures still checked.
     #[derive(Debug)]
-    struct AcceptAny(Arc<CryptoProvider>);
+    pub(crate) struct AcceptAny(pub(crate) Arc<CryptoProvider>);
 
     impl ServerCertVerifier for AcceptAny {
         fn verify_server_cert(

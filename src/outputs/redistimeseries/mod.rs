@@ -32,8 +32,11 @@ mod keys;
 
 pub use config::{Aggregation, Config, Downsample, DuplicatePolicy, Encoding, RedisUrl};
 pub use keys::KeyFormat;
+/// Shared with the web inputs' certificate probe.
+#[cfg(feature = "http")]
+pub(crate) use conn::tls::AcceptAny;
 /// Shared with the MQTT output: one rustls setup for every TLS client.
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", feature = "mqtt"))]
 pub(crate) use conn::tls::{rustls_config, TlsFiles};
 
 use crate::config::Millis;
