@@ -80,7 +80,8 @@ pub fn encode_json(batch: &[Sample], table: &SeriesTable, out: &mut String) {
     }
 }
 
-fn json_string(s: &str, out: &mut String) {
+/// A JSON string literal of `s` (shared with the MQTT output's payloads).
+pub(crate) fn json_string(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {
