@@ -2,6 +2,11 @@
 //! config, config/rtcollector.yaml, except `internal`): µs per cycle and heap allocations per
 //! cycle, in total and per input.
 //!
+//! Cycles are 20 ms apart, so that /proc/stat's CPU counters (10 ms ticks) advance between
+//! them as they do between real collections, and `linux_cpu` reports what it reports live.
+//! The figures also show how much of `netstat` is one kernel call that no implementation can
+//! avoid: the TCP socket dump that walks the kernel's established-socket hash table.
+//!
 //! Run: `cargo bench --bench cycle` (optionally `-- CYCLES`, default 500).
 
 mod common;
@@ -15,6 +20,9 @@ use std::cell::RefCell;
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
+
+/// Longer than one /proc/stat tick (USER_HZ = 100).
+const CYCLE_SPACING: Duration = Duration::from_millis(20);
 
 struct Bench {
     name: String,
@@ -77,6 +85,7 @@ fn main() {
         run_cycle(&mut benches, false);
     }
     for _ in 0..cycles {
+        std::thread::sleep(CYCLE_SPACING);
         run_cycle(&mut benches, true);
     }
     println!(
@@ -107,4 +116,39 @@ fn main() {
         n
     );
     println!("series interned: {}", table.borrow().len());
+    let others: Duration = benches
+        .iter()
+        .filter(|b| b.name != "netstat")
+        .map(|b| b.time)
+        .sum();
+    println!(
+        "every input but netstat: {:.1} µs/cycle",
+        others.as_secs_f64() * 1e6 / cycles as f64
+    );
+    print_socket_dump_floor(cycles);
+}
+
+/// The one kernel call `netstat` needs for its per-state counts, timed alone: the same
+/// `NETLINK_SOCK_DIAG` dump, nothing parsed but the reply.
+fn print_socket_dump_floor(cycles: u64) {
+    use rtcollector::inputs::netstat::Diag;
+    let Ok(mut diag) = Diag::open() else {
+        println!("netstat's socket dump: no NETLINK_SOCK_DIAG here (it reads /proc/net/tcp)");
+        return;
+    };
+    let mut time = Duration::ZERO;
+    for _ in 0..cycles {
+        std::thread::sleep(CYCLE_SPACING);
+        let t0 = Instant::now();
+        let counts = diag.count();
+        time += t0.elapsed();
+        if let Err(e) = counts {
+            println!("netstat's socket dump failed: {e}");
+            return;
+        }
+    }
+    println!(
+        "of netstat: its one TCP socket dump (kernel hash-table walk) alone: {:.1} µs/cycle",
+        time.as_secs_f64() * 1e6 / cycles as f64
+    );
 }

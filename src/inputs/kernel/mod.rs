@@ -7,8 +7,6 @@ use crate::inputs::support::{fields, keyed_values, read_parsed, ProcFile};
 use crate::inputs::BuildCtx;
 use nix::errno::Errno;
 use serde::Deserialize;
-use std::io::Read;
-use std::path::PathBuf;
 
 /// The commented config sample for `sample-config`.
 pub const SAMPLE: &str = "\
@@ -41,8 +39,7 @@ pub fn build(_cfg: &Config, ctx: &BuildCtx) -> Result<Kernel, String> {
         file_nr: ProcFile::new(root.join("sys/fs/file-nr")),
         pressure: PSI_RESOURCES.map(|r| PsiFile {
             resource: r,
-            path: root.join("pressure").join(r),
-            buf: String::with_capacity(256),
+            file: ProcFile::new(root.join("pressure").join(r)),
         }),
     })
 }
@@ -182,31 +179,29 @@ pub fn parse_pressure(text: &str) -> Result<Pressure, String> {
     Ok(Pressure { some, full })
 }
 
-/// A /proc/pressure file. Read directly (not with [`ProcFile`]) because kernels 4.20–5.x
-/// booted with `psi=0` keep the files but fail reads with EOPNOTSUPP, which means "no PSI"
-/// just as a missing file does.
+/// A /proc/pressure file. Its errors have meanings of their own: kernels 4.20–5.x booted
+/// with `psi=0` keep the files but fail reads with EOPNOTSUPP, which means "no PSI" just as
+/// a missing file does.
 struct PsiFile {
     resource: &'static str,
-    path: PathBuf,
-    buf: String,
+    file: ProcFile,
 }
 
 impl PsiFile {
     fn read(&mut self) -> Result<Option<Pressure>, InputError> {
-        self.buf.clear();
-        let result =
-            std::fs::File::open(&self.path).and_then(|mut f| f.read_to_string(&mut self.buf));
-        match result {
-            Ok(_) => parse_pressure(&self.buf)
+        match self.file.read_io() {
+            Ok(bytes) => std::str::from_utf8(bytes)
+                .map_err(|_| "content is not text".to_string())
+                .and_then(parse_pressure)
                 .map(Some)
-                .map_err(|e| InputError::parse(&self.path, e)),
+                .map_err(|e| InputError::parse(self.file.path(), e)),
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound
                     || e.raw_os_error() == Some(Errno::EOPNOTSUPP as i32) =>
             {
                 Ok(None)
             }
-            Err(e) => Err(InputError::io(&self.path, &e)),
+            Err(e) => Err(InputError::io(self.file.path(), &e)),
         }
     }
 }

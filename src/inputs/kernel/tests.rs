@@ -1,4 +1,5 @@
 use super::*;
+use std::path::PathBuf;
 use crate::inputs::testutil::{collect_fixture, fixture_dir, Harness};
 use std::path::Path;
 

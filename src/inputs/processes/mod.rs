@@ -6,9 +6,6 @@ use nix::errno::Errno;
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags, RawDir, SeekFrom};
 use serde::Deserialize;
-use std::ffi::OsStr;
-use std::io::{ErrorKind, Read};
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 /// The commented config sample for `sample-config`.
@@ -21,6 +18,15 @@ pub const SAMPLE: &str = "\
 #[serde(default, deny_unknown_fields)]
 pub struct Config {}
 
+/// At most this many `/proc/<pid>/stat` files stay open between collections (one file
+/// descriptor each, well inside the usual 1 024 soft limit); further processes are opened
+/// and closed every collection.
+pub const MAX_HELD: usize = 512;
+
+/// The longest `/proc/<pid>/stat` read; real lines are under 1 KiB (52 numbers and a command
+/// name of at most 64 bytes).
+const STAT_MAX: usize = 4096;
+
 pub struct Processes {
     root: PathBuf,
     /// The open procfs directory, rewound every collection and listed with `RawDir` into
@@ -28,21 +34,29 @@ pub struct Processes {
     /// every name).
     dir: Option<OwnedFd>,
     dents: Vec<std::mem::MaybeUninit<u8>>,
-    /// `<root>/<pid>/stat`, rebuilt in place for every process.
-    path: PathBuf,
-    buf: Vec<u8>,
+    /// Stat files kept open from the last collection, by ascending pid (the order procfs
+    /// lists processes in). Re-reading an open file at offset 0 is one system call; opening,
+    /// reading and closing it again costs three more and a path lookup, and `processes` is
+    /// the costliest Linux input.
+    held: Vec<Held>,
+    /// This collection's list, swapped with `held` at its end (both keep their capacity).
+    next: Vec<Held>,
+    buf: Box<[u8; STAT_MAX]>,
+}
+
+struct Held {
+    pid: u32,
+    fd: OwnedFd,
 }
 
 pub fn build(_cfg: &Config, ctx: &BuildCtx) -> Result<Processes, String> {
-    let root = ctx.procfs_root.clone();
-    let mut path = PathBuf::with_capacity(root.as_os_str().len() + 32);
-    path.push(&root);
     Ok(Processes {
-        root,
+        root: ctx.procfs_root.clone(),
         dir: None,
         dents: vec![std::mem::MaybeUninit::uninit(); 16 * 1024],
-        path,
-        buf: Vec::with_capacity(1024),
+        held: Vec::new(),
+        next: Vec::new(),
+        buf: Box::new([0; STAT_MAX]),
     })
 }
 
@@ -109,30 +123,51 @@ pub fn parse_pid_stat(text: &[u8]) -> Result<(u8, u64), &'static str> {
     Ok((state, threads))
 }
 
-/// How reading one process's stat ended.
-enum StatRead {
-    Ok,
-    /// The process exited between the directory listing and the read.
-    Gone,
+/// `pid` as a decimal number, if `name` is a process directory's name.
+fn pid_of(name: &[u8]) -> Option<u32> {
+    if name.is_empty() || name.len() > 10 || !name.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(name).ok()?.parse().ok()
 }
 
-/// Reads `path` into `buf`; a process that has gone is not an error.
-fn read_stat(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<StatRead> {
-    buf.clear();
-    let gone = |e: &std::io::Error| {
-        e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(Errno::ESRCH as i32)
-    };
-    let mut f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if gone(&e) => return Ok(StatRead::Gone),
-        Err(e) => return Err(e),
-    };
-    match f.read_to_end(buf) {
-        Ok(0) => Ok(StatRead::Gone),
-        Ok(_) => Ok(StatRead::Ok),
-        Err(e) if gone(&e) => Ok(StatRead::Gone),
-        Err(e) => Err(e),
+/// Whether a read or open failed because the process has exited.
+fn gone(e: Errno) -> bool {
+    e == Errno::ESRCH || e == Errno::ENOENT
+}
+
+/// Opens `<pid>/stat` under the procfs directory `dir`; `None` when the process has gone.
+fn open_stat(dir: &OwnedFd, pid: u32) -> Result<Option<OwnedFd>, Errno> {
+    use std::io::Write;
+    let mut path = [0u8; 24];
+    let mut w = &mut path[..];
+    // Cannot fail: a u32, "/stat" and the NUL take at most 16 bytes.
+    let _ = write!(w, "{pid}/stat\0");
+    let len = 24 - w.len();
+    let path = std::ffi::CStr::from_bytes_with_nul(&path[..len]).map_err(|_| Errno::EINVAL)?;
+    match rustix::fs::openat(dir, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if gone(Errno::from_raw(e.raw_os_error())) => Ok(None),
+        Err(e) => Err(Errno::from_raw(e.raw_os_error())),
     }
+}
+
+/// Reads the whole stat file at offset 0 into `buf`; `Ok(0)`: the process has exited.
+fn read_stat(fd: &OwnedFd, buf: &mut [u8; STAT_MAX]) -> Result<usize, Errno> {
+    loop {
+        match rustix::io::pread(fd, &mut buf[..], 0) {
+            Ok(n) => return Ok(n),
+            Err(e) if e == rustix::io::Errno::INTR => continue,
+            Err(e) if gone(Errno::from_raw(e.raw_os_error())) => return Ok(0),
+            Err(e) => return Err(Errno::from_raw(e.raw_os_error())),
+        }
+    }
+}
+
+/// Why one process could not be counted.
+enum PidError {
+    Io(Errno),
+    Parse(&'static str),
 }
 
 impl Processes {
@@ -140,7 +175,7 @@ impl Processes {
         let io_err = |root: &std::path::Path, e: rustix::io::Errno| {
             InputError::io(root, &std::io::Error::from_raw_os_error(e.raw_os_error()))
         };
-        let fd = match &self.dir {
+        let dir = match &self.dir {
             Some(fd) => fd,
             None => {
                 let fd = rustix::fs::open(
@@ -152,33 +187,40 @@ impl Processes {
                 self.dir.insert(fd)
             }
         };
-        rustix::fs::seek(fd, SeekFrom::Start(0)).map_err(|e| io_err(&self.root, e))?;
-        let mut entries = RawDir::new(fd, &mut self.dents);
+        rustix::fs::seek(dir, SeekFrom::Start(0)).map_err(|e| io_err(&self.root, e))?;
+        let mut entries = RawDir::new(dir, &mut self.dents);
         let mut counts = Counts::default();
+        let mut old = self.held.drain(..).peekable();
+        let mut failure = None;
         while let Some(entry) = entries.next() {
             let entry = entry.map_err(|e| io_err(&self.root, e))?;
-            let name = entry.file_name().to_bytes();
-            if name.is_empty() || !name.iter().all(u8::is_ascii_digit) {
+            let Some(pid) = pid_of(entry.file_name().to_bytes()) else {
                 continue;
-            }
-            self.path.push(OsStr::from_bytes(name));
-            self.path.push("stat");
-            let result = match read_stat(&self.path, &mut self.buf) {
-                Ok(StatRead::Gone) => Ok(()),
-                Ok(StatRead::Ok) => match parse_pid_stat(&self.buf) {
-                    Ok((state, threads)) => {
-                        counts.add(state, threads);
-                        Ok(())
-                    }
-                    Err(e) => Err(InputError::parse(&self.path, e)),
-                },
-                Err(e) => Err(InputError::io(&self.path, &e)),
             };
-            self.path.pop();
-            self.path.pop();
-            result?;
+            // Files of processes listed before this one (or listed out of order) are closed.
+            while old.next_if(|h| h.pid < pid).is_some() {}
+            let kept = old.next_if(|h| h.pid == pid).map(|h| h.fd);
+            match count_one(dir, pid, kept, &mut self.buf, &mut counts) {
+                Ok(Some(fd)) if self.next.len() < MAX_HELD => self.next.push(Held { pid, fd }),
+                Ok(_) => {}
+                Err(e) => {
+                    failure.get_or_insert((pid, e));
+                }
+            }
         }
-        Ok(counts)
+        drop(old);
+        std::mem::swap(&mut self.held, &mut self.next);
+        self.next.clear();
+        match failure {
+            None => Ok(counts),
+            Some((pid, e)) => {
+                let path = self.root.join(pid.to_string()).join("stat");
+                Err(match e {
+                    PidError::Io(e) => InputError::io(&path, &std::io::Error::from(e)),
+                    PidError::Parse(e) => InputError::parse(&path, e),
+                })
+            }
+        }
     }
 
     fn collect_sync(&mut self, em: &mut Emitter) -> Result<(), InputError> {
@@ -203,6 +245,43 @@ impl Processes {
         em.gauge("processes_idle", &[], c.idle as f64);
         Ok(())
     }
+}
+
+/// Counts process `pid` through its kept stat file, or a newly opened one when there is none
+/// or the kept one belonged to an exited process whose pid was reused; returns the file to
+/// keep (`None`: the process has gone).
+fn count_one(
+    dir: &OwnedFd,
+    pid: u32,
+    kept: Option<OwnedFd>,
+    buf: &mut [u8; STAT_MAX],
+    counts: &mut Counts,
+) -> Result<Option<OwnedFd>, PidError> {
+    let reopened = kept.is_none();
+    let mut fd = match kept {
+        Some(fd) => fd,
+        None => match open_stat(dir, pid).map_err(PidError::Io)? {
+            Some(fd) => fd,
+            None => return Ok(None),
+        },
+    };
+    let mut n = read_stat(&fd, buf).map_err(PidError::Io)?;
+    if n == 0 && !reopened {
+        fd = match open_stat(dir, pid).map_err(PidError::Io)? {
+            Some(fd) => fd,
+            None => return Ok(None),
+        };
+        n = read_stat(&fd, buf).map_err(PidError::Io)?;
+    }
+    if n == 0 {
+        return Ok(None);
+    }
+    if n == STAT_MAX {
+        return Err(PidError::Parse("a stat line longer than 4 KiB"));
+    }
+    let (state, threads) = parse_pid_stat(&buf[..n]).map_err(PidError::Parse)?;
+    counts.add(state, threads);
+    Ok(Some(fd))
 }
 
 impl Input for Processes {

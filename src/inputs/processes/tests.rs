@@ -180,3 +180,78 @@ fn the_sample_is_a_valid_config() {
     let text: String = SAMPLE.lines().map(|l| format!("  {l}\n")).collect();
     crate::config::parse(Path::new("sample.yaml"), &format!("inputs:\n{text}")).unwrap();
 }
+
+fn held_pids(p: &Processes) -> Vec<u32> {
+    p.held.iter().map(|h| h.pid).collect()
+}
+
+#[test]
+fn a_kept_stat_file_shows_new_content_and_a_reused_pid_is_read_afresh() {
+    let (dir, ctx) = scratch();
+    let proc = dir.path().join("proc");
+    write_pid(&proc, 1, stat_line(1, "init", 'S', 1).as_bytes());
+    let mut p = build(&Config::default(), &ctx).unwrap();
+    assert_eq!(p.count().unwrap().sleeping, 1);
+    assert_eq!(held_pids(&p), [1]);
+    // Rewritten in place: the kept file is read again at offset 0.
+    write_pid(&proc, 1, stat_line(1, "init", 'Z', 1).as_bytes());
+    assert_eq!(p.count().unwrap().zombie, 1);
+    // The kept file now belongs to an exited process (it reads empty, as procfs answers
+    // ESRCH) while a new process has the same pid: the new one is opened and counted.
+    let old = proc.join("1/stat.old");
+    std::fs::rename(proc.join("1/stat"), &old).unwrap();
+    std::fs::write(&old, b"").unwrap();
+    write_pid(&proc, 1, stat_line(1, "reborn", 'R', 3).as_bytes());
+    let c = p.count().unwrap();
+    assert_eq!((c.total, c.running, c.zombie, c.threads), (1, 1, 0, 3));
+    assert_eq!(held_pids(&p), [1]);
+}
+
+#[test]
+fn beyond_max_held_processes_are_still_counted_with_their_files_closed() {
+    let (dir, ctx) = scratch();
+    let proc = dir.path().join("proc");
+    let n = MAX_HELD as u32 + 3;
+    for pid in 1..=n {
+        write_pid(&proc, pid, stat_line(pid, "p", 'S', 2).as_bytes());
+    }
+    let mut p = build(&Config::default(), &ctx).unwrap();
+    for _ in 0..2 {
+        let c = p.count().unwrap();
+        assert_eq!((c.total, c.sleeping, c.threads), (n as u64, n as u64, 2 * n as u64));
+        assert_eq!(p.held.len(), MAX_HELD);
+    }
+}
+
+#[test]
+fn real_proc_kept_files_follow_a_child_through_zombie_to_reaped() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("sleep starts");
+    let pid = child.id();
+    let mut p = build(&Config::default(), &BuildCtx::with_roots("/proc", "/sys")).unwrap();
+    let first = p.count().expect("counts /proc");
+    assert!(first.total >= 2 && first.sleeping >= 1, "{first:?}");
+    assert!(held_pids(&p).contains(&pid));
+    // Killed, not yet waited for: a zombie, seen through the file kept open.
+    child.kill().unwrap();
+    let mut zombie = false;
+    for _ in 0..200 {
+        p.count().unwrap();
+        let mut buf = [0u8; STAT_MAX];
+        let kept = &p.held.iter().find(|h| h.pid == pid).expect("still listed").fd;
+        let n = read_stat(kept, &mut buf).unwrap();
+        if parse_pid_stat(&buf[..n]).unwrap().0 == b'Z' {
+            zombie = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(zombie, "the killed child never showed as a zombie");
+    let c = p.count().unwrap();
+    assert!(c.zombie >= 1, "{c:?}");
+    child.wait().unwrap();
+    p.count().unwrap();
+    assert!(!held_pids(&p).contains(&pid), "a reaped process's file stays open");
+}

@@ -33,6 +33,19 @@ impl ProcFile {
 
     /// The file's whole content. Errors name the file; content that is not UTF-8 is garbage.
     pub fn read(&mut self) -> Result<&str, InputError> {
+        self.fill().map_err(|e| InputError::io(&self.path, &e))?;
+        std::str::from_utf8(&self.buf[..self.len])
+            .map_err(|_| InputError::parse(&self.path, "content is not text"))
+    }
+
+    /// The file's whole content, or the I/O error itself, for a caller that gives some
+    /// errors a meaning of their own.
+    pub fn read_io(&mut self) -> std::io::Result<&[u8]> {
+        self.fill()?;
+        Ok(&self.buf[..self.len])
+    }
+
+    fn fill(&mut self) -> std::io::Result<()> {
         self.len = 0;
         let kept = match &self.file {
             Some(f) => read_all_at(f, &mut self.buf),
@@ -44,15 +57,13 @@ impl ProcFile {
             // process gone): open the file again, once.
             Err(_) => {
                 self.file = None;
-                let f = File::open(&self.path).map_err(|e| InputError::io(&self.path, &e))?;
-                let n =
-                    read_all_at(&f, &mut self.buf).map_err(|e| InputError::io(&self.path, &e))?;
+                let f = File::open(&self.path)?;
+                let n = read_all_at(&f, &mut self.buf)?;
                 self.file = Some(f);
                 n
             }
         };
-        std::str::from_utf8(&self.buf[..self.len])
-            .map_err(|_| InputError::parse(&self.path, "content is not text"))
+        Ok(())
     }
 
     /// Like [`ProcFile::read`], but a missing file is `Ok(None)` (an optional kernel feature).
