@@ -82,6 +82,7 @@ fn main() {
     };
     // Warm-up: series get interned, buffers grow, rates get their first reading.
     for _ in 0..5 {
+        std::thread::sleep(CYCLE_SPACING);
         run_cycle(&mut benches, false);
     }
     for _ in 0..cycles {
