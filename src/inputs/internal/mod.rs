@@ -154,17 +154,15 @@ impl Internal {
             em.gauge("internal_write_buffer_limit", &l, o.buffer_cap.get() as f64);
             Self::disk_buffer(em, o, &l);
         }
-        let statm_path = self.statm.path().to_path_buf();
         let resident = parse_statm_resident(self.statm.read()?)
-            .ok_or_else(|| InputError::parse(&statm_path, "no resident page count"))?;
+            .ok_or_else(|| InputError::parse(self.statm.path(), "no resident page count"))?;
         em.gauge(
             "internal_memstats_sys_bytes",
             &[],
             resident as f64 * self.page_size,
         );
-        let status_path = self.status.path().to_path_buf();
         let threads = parse_status_threads(self.status.read()?)
-            .ok_or_else(|| InputError::parse(&status_path, "no thread count"))?;
+            .ok_or_else(|| InputError::parse(self.status.path(), "no thread count"))?;
         em.gauge("internal_agent_threads", &[], threads as f64);
         Ok(())
     }

@@ -79,8 +79,8 @@ pub fn kib_value(rest: &str) -> Option<u64> {
 
 impl LinuxMem {
     fn collect_sync(&mut self, em: &mut Emitter) -> Result<(), InputError> {
-        let path = self.meminfo.path().to_path_buf();
-        let m = parse_meminfo(self.meminfo.read()?).map_err(|e| InputError::parse(&path, e))?;
+        let parsed = parse_meminfo(self.meminfo.read()?);
+        let m = parsed.map_err(|e| InputError::parse(self.meminfo.path(), e))?;
         let cached = m.cached + m.sreclaimable;
         let available = m.available.unwrap_or(m.free + m.buffers + cached).min(m.total);
         let used = m.total - available;
