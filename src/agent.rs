@@ -3,6 +3,7 @@
 
 use crate::config::{self, Config, ConfigError};
 use crate::core::clock;
+use crate::core::dir_lock::{DirLock, LockError};
 use crate::core::hub::{Hub, OutputQueue};
 use crate::core::input::{InputRunner, Schedule, Shared};
 use crate::core::output::OutputRunner;
@@ -190,6 +191,29 @@ fn attach_spills(gen: &Generation) {
     }
 }
 
+/// Takes `buffer_dir` for this agent. `Err`: another agent runs on it (logged). A directory
+/// that cannot be made or locked is only warned about: the disk buffer then reports its
+/// own errors and runs memory-only.
+fn lock_buffer_dir(dir: &Path) -> Result<Option<DirLock>, ()> {
+    match DirLock::acquire(dir) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(e @ LockError::Busy { .. }) => {
+            log::error!(
+                "buffer_dir {} is {e}: two agents on one disk buffer would replay each other's samples twice or lose them; give each agent its own buffer_dir",
+                dir.display()
+            );
+            Err(())
+        }
+        Err(LockError::Io(e)) => {
+            log::warn!(
+                "cannot lock buffer_dir {}: {e}; a second agent on it would not be refused",
+                dir.display()
+            );
+            Ok(None)
+        }
+    }
+}
+
 /// At shutdown: what is still in memory goes to the disk buffer, and that is fsynced.
 fn persist_unsent(runners: &mut [OutputRunner], shared: &Shared) {
     for r in runners.iter_mut() {
@@ -231,6 +255,10 @@ async fn run_on(ex: &LocalExecutor<'_>, path: PathBuf, config: Config) -> i32 {
     if gen.config.once {
         return run_once(gen, &shared).await;
     }
+    let buffer_dir = gen.config.buffer_dir.clone();
+    let Ok(_buffer_lock) = lock_buffer_dir(&buffer_dir) else {
+        return 1;
+    };
     attach_spills(&gen);
     let mut signals = match Signals::new([Signal::Term, Signal::Int, Signal::Hup]) {
         Ok(s) => s,
@@ -248,7 +276,7 @@ async fn run_on(ex: &LocalExecutor<'_>, path: PathBuf, config: Config) -> i32 {
     let mut running = start(ex, gen, &shared);
     while let Some(signal) = signals.next().await {
         match signal {
-            Ok(Signal::Hup) => running = reload(ex, &path, running, &shared).await,
+            Ok(Signal::Hup) => running = reload(ex, &path, &buffer_dir, running, &shared).await,
             Ok(_) => break,
             Err(e) => log::warn!("signal handling: {e}"),
         }
@@ -275,20 +303,30 @@ async fn run_on(ex: &LocalExecutor<'_>, path: PathBuf, config: Config) -> i32 {
     0
 }
 
+/// `buffer_dir`: the directory this agent locked at start; a reload keeps it.
 async fn reload<'a>(
     ex: &LocalExecutor<'a>,
     path: &Path,
+    buffer_dir: &Path,
     running: Running,
     shared: &Rc<Shared>,
 ) -> Running {
     log::info!("SIGHUP: reloading {}", path.display());
-    let config = match config::load(path) {
+    let mut config = match config::load(path) {
         Ok(c) => c,
         Err(e) => {
             log::error!("reload failed, keeping the running config: {e}");
             return running;
         }
     };
+    if config.buffer_dir != buffer_dir {
+        log::warn!(
+            "buffer_dir changed to {}: that applies at the next start; {} stays in use",
+            config.buffer_dir.display(),
+            buffer_dir.display()
+        );
+        config.buffer_dir = buffer_dir.to_path_buf();
+    }
     let queues = shared.hub.queues();
     let gen = match build_generation(path, config, &shared.stats, &queues) {
         Ok(g) => g,

@@ -239,3 +239,37 @@ fn sigint_also_stops_cleanly() {
     let (status, _) = agent.wait_exit(Duration::from_secs(6)).expect("exited");
     assert!(status.success());
 }
+
+#[test]
+fn a_second_agent_on_the_same_buffer_dir_is_refused_naming_the_first() {
+    let s = Scratch::new();
+    let buffer = s.dir.path().join("shared-buffer");
+    let path = s.config(&fixture_config(
+        "basic",
+        "  - linux_mem\n",
+        &format!("buffer_dir: {}\n", buffer.display()),
+    ));
+    let mut first = Agent::start(&path);
+    let (_, started) = first.wait_for(Duration::from_secs(10), |l| l.contains("started"));
+    assert!(started);
+    let second = run(&["run", "--config", path.to_str().unwrap()]);
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    let message = stderr(&second);
+    assert!(
+        message.contains(&format!(
+            "buffer_dir {} is in use by another rtcollector (pid {})",
+            buffer.display(),
+            first.child.id()
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("started"), "{message}");
+    first.signal(Signal::SIGTERM);
+    first.wait_exit(Duration::from_secs(6)).expect("first exits");
+    // The lock went with the first agent: a new one starts on the same directory.
+    let mut third = Agent::start(&path);
+    let (lines, started) = third.wait_for(Duration::from_secs(10), |l| l.contains("started"));
+    assert!(started, "{lines:#?}");
+    third.signal(Signal::SIGTERM);
+    third.wait_exit(Duration::from_secs(6)).expect("third exits");
+}

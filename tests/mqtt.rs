@@ -291,6 +291,7 @@ fn home_assistant_discovery_is_retained_typed_by_unit_and_sent_again_after_a_bir
             "name": "sma_meter_power_import_w",
             "unique_id": "rtcollector_test_sma_meter_power_import_w_3012345678",
             "object_id": "rtcollector_test_sma_meter_power_import_w_3012345678",
+            "default_entity_id": "sensor.rtcollector_test_sma_meter_power_import_w_3012345678",
             "state_topic": "rtcollector/test/sma_meter_power_import_w/3012345678",
             "availability_topic": "rtcollector/test/status",
             "payload_available": "online",

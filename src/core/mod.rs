@@ -3,6 +3,7 @@
 
 pub mod atomic_file;
 pub mod clock;
+pub mod dir_lock;
 pub mod emit;
 pub mod hub;
 pub mod input;

@@ -94,7 +94,16 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// Starts `rtcollector run` on `config`. A config that names no `buffer_dir` gets one
+    /// beside it, so that agents of tests running in parallel do not share the default one
+    /// (the second would be refused: one agent per buffer_dir).
     pub fn start(config: &Path) -> Agent {
+        let text = std::fs::read_to_string(config).expect("read config");
+        if !text.contains("buffer_dir:") {
+            let dir = config.parent().expect("config in a dir").join("buffer");
+            let text = format!("{}\nbuffer_dir: {}\n", text.trim_end(), dir.display());
+            std::fs::write(config, text).expect("write config");
+        }
         let mut child = bin()
             .args(["run", "--config"])
             .arg(config)

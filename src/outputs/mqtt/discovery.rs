@@ -91,6 +91,28 @@ fn push_object_id(series: &Series, out: &mut String) {
     }
 }
 
+/// `id` as the object part of a Home Assistant entity id: lower case letters, digits and
+/// single underscores, none at either end (`Pi-4__x_` → `pi_4_x`).
+pub(super) fn push_entity_object_id(id: &str, out: &mut String) {
+    let mut pending_underscore = false;
+    let mut any = false;
+    for c in id.chars() {
+        if c.is_ascii_alphanumeric() {
+            if pending_underscore && any {
+                out.push('_');
+            }
+            pending_underscore = false;
+            any = true;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            pending_underscore = true;
+        }
+    }
+    if !any {
+        out.push_str("rtcollector");
+    }
+}
+
 /// `<discovery_prefix>/sensor/<node>/<object>/config`
 pub fn config_topic(ctx: &Context, series: &Series, out: &mut String) {
     out.clear();
@@ -121,8 +143,13 @@ pub fn config_payload(ctx: &Context, series: &Series, state_topic: &str, out: &m
     push_object_id(series, &mut uid);
     out.push_str(",\"unique_id\":");
     json_string(&uid, out);
+    // `object_id` for Home Assistant before 2025.10; later ones read `default_entity_id`
+    // (and ignore `object_id` since 2026.4).
     out.push_str(",\"object_id\":");
     json_string(&uid, out);
+    out.push_str(",\"default_entity_id\":\"sensor.");
+    push_entity_object_id(&uid, out);
+    out.push('"');
     out.push_str(",\"state_topic\":");
     json_string(state_topic, out);
     if ctx.json_payload {

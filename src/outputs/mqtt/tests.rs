@@ -141,6 +141,7 @@ fn an_inverter_is_its_own_device_reached_through_the_agent() {
             r#"{"name":"sma_inverter_energy_total_wh","#,
             r#""unique_id":"rtcollector_pi4_lan_sma_inverter_energy_total_wh_1900123456","#,
             r#""object_id":"rtcollector_pi4_lan_sma_inverter_energy_total_wh_1900123456","#,
+            r#""default_entity_id":"sensor.rtcollector_pi4_lan_sma_inverter_energy_total_wh_1900123456","#,
             r#""state_topic":"st","value_template":"{{ value_json.value }}","#,
             r#""availability_topic":"rtcollector/pi4.lan/status","#,
             r#""payload_available":"online","payload_not_available":"offline","#,
@@ -232,4 +233,17 @@ fn planning_caches_topics_and_filters_once_per_series() {
     o.round = 2;
     o.plan(&batch, &t);
     assert_eq!(o.messages.len(), 3);
+}
+
+#[test]
+fn default_entity_ids_are_valid_home_assistant_object_ids() {
+    let id = |s: &str| {
+        let mut out = String::new();
+        discovery::push_entity_object_id(s, &mut out);
+        out
+    };
+    assert_eq!(id("rtcollector_pi4_cpu_usage_percent_cpu0"), "rtcollector_pi4_cpu_usage_percent_cpu0");
+    assert_eq!(id("rtcollector_Pi-4__disk_used_bytes__"), "rtcollector_pi_4_disk_used_bytes");
+    assert_eq!(id("_-x-_"), "x");
+    assert_eq!(id("--"), "rtcollector");
 }
