@@ -265,11 +265,15 @@ fn a_second_agent_on_the_same_buffer_dir_is_refused_naming_the_first() {
     );
     assert!(!message.contains("started"), "{message}");
     first.signal(Signal::SIGTERM);
-    first.wait_exit(Duration::from_secs(6)).expect("first exits");
+    first
+        .wait_exit(Duration::from_secs(6))
+        .expect("first exits");
     // The lock went with the first agent: a new one starts on the same directory.
     let mut third = Agent::start(&path);
     let (lines, started) = third.wait_for(Duration::from_secs(10), |l| l.contains("started"));
     assert!(started, "{lines:#?}");
     third.signal(Signal::SIGTERM);
-    third.wait_exit(Duration::from_secs(6)).expect("third exits");
+    third
+        .wait_exit(Duration::from_secs(6))
+        .expect("third exits");
 }

@@ -13,7 +13,9 @@
 //!
 //! Damage never stops the agent: a torn or corrupted frame is skipped and counted, unknown
 //! files are ignored, a bad position file means replaying from the oldest segment
-//! (at-least-once), and an I/O error switches the output to memory-only buffering.
+//! (at-least-once), and an I/O error switches the output to memory-only buffering until a
+//! retry a minute later (a disk that was full or briefly gone is used again without a
+//! restart; the retry scans the directory as a start does).
 
 pub mod frame;
 #[cfg(test)]
@@ -34,6 +36,8 @@ const POSITION: &str = "position";
 const POSITION_TMP: &str = "position.tmp";
 const MAX_SEGMENT: u64 = 256 << 10;
 const MIN_SEGMENT: u64 = 4 << 10;
+/// How long an I/O error keeps the buffer memory-only before the disk is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Where and how much.
 #[derive(Debug, Clone)]
@@ -106,8 +110,10 @@ pub struct Spill {
     stats: Rc<OutputStats>,
     /// `None` until the directory is first needed: a healthy agent creates nothing.
     state: Option<State>,
-    /// Set after an I/O error: memory-only from then on.
-    disabled: bool,
+    /// When an I/O error made the buffer memory-only; the disk is tried again
+    /// `retry_after` later.
+    disabled_since: Option<Instant>,
+    retry_after: Duration,
     encoder: frame::Encoder,
     out: Vec<u8>,
     read_buf: Vec<u8>,
@@ -146,7 +152,8 @@ impl Spill {
             cfg,
             stats,
             state: None,
-            disabled: false,
+            disabled_since: None,
+            retry_after: RETRY_AFTER,
             encoder: frame::Encoder::default(),
             out: Vec::new(),
             read_buf: Vec::new(),
@@ -165,7 +172,27 @@ impl Spill {
     }
 
     pub fn is_disabled(&self) -> bool {
-        self.disabled
+        self.disabled_since.is_some()
+    }
+
+    /// Whether the buffer may be used: not disabled, or disabled long enough ago that the
+    /// disk is to be tried again (what replay had read is forgotten: the retry reads the
+    /// directory afresh, as a start does).
+    fn usable(&mut self) -> bool {
+        let Some(since) = self.disabled_since else {
+            return true;
+        };
+        if since.elapsed() < self.retry_after {
+            return false;
+        }
+        log::info!(
+            "output {}: trying the buffer directory {} again",
+            self.stats.name,
+            self.cfg.dir.display()
+        );
+        self.disabled_since = None;
+        self.reader = Reader::default();
+        true
     }
 
     /// Samples on disk not yet acknowledged.
@@ -178,11 +205,12 @@ impl Spill {
 
     fn fail(&mut self, what: &str, e: &io::Error) {
         log::error!(
-            "output {}: {what} {}: {e}; buffering in memory only from now on",
+            "output {}: {what} {}: {e}; buffering in memory only, trying the disk again in {:?}",
             self.stats.name,
-            self.cfg.dir.display()
+            self.cfg.dir.display(),
+            self.retry_after
         );
-        self.disabled = true;
+        self.disabled_since = Some(Instant::now());
         self.state = None;
         add(&self.stats.disk_io_errors, 1);
         self.publish();
@@ -231,7 +259,7 @@ impl Spill {
     /// Appends `samples` as frames of at most `per_frame` samples. Returns false when they
     /// could not be written (the buffer is off): the caller keeps them in memory.
     pub fn append(&mut self, samples: &[Sample], table: &SeriesTable, per_frame: usize) -> bool {
-        if self.disabled {
+        if !self.usable() {
             return false;
         }
         if samples.is_empty() {
@@ -340,6 +368,12 @@ impl Spill {
     /// The next batch to replay, oldest first, into `out`, its series interned into
     /// `table`. `None` when the disk holds nothing more (the files are removed then).
     pub fn next_batch(&mut self, table: &mut SeriesTable, out: &mut Vec<Sample>) -> Option<Token> {
+        if self.state.is_none() && self.is_disabled() && self.usable() && self.cfg.dir.is_dir() {
+            if let Err(e) = self.open() {
+                self.fail("cannot read the buffer directory", &e);
+                return None;
+            }
+        }
         loop {
             let st = self.state.as_mut()?;
             let head = *st.segs.front()?;

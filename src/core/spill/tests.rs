@@ -265,6 +265,70 @@ fn an_unwritable_directory_means_memory_only_not_a_crash() {
     assert_eq!(st.disk_io_errors.get(), 1);
     assert!(!spill.append(&written, &table, 20));
     assert!(spill.next_batch(&mut table, &mut Vec::new()).is_none());
+    assert_eq!(st.disk_io_errors.get(), 1, "not retried within a minute");
+}
+
+#[test]
+fn after_an_io_error_the_disk_is_tried_again_and_what_it_held_is_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let mut table = SeriesTable::new("pi", 1000);
+    // One frame bigger than a segment (4 KiB at this cap): the next append starts a new
+    // segment file, which is what fails below.
+    let first = samples(&mut table, 50, 20, 0);
+    let st = stats();
+    let mut spill = Spill::new(cfg(&buffer, 32 << 10), st.clone());
+    assert!(spill.append(&first, &table, first.len()));
+    spill.maybe_sync(true);
+    // The directory goes away and a file takes its place: writing fails.
+    fs::rename(&buffer, dir.path().join("saved")).unwrap();
+    fs::write(&buffer, b"x").unwrap();
+    let second = samples(&mut table, 50, 2, 20);
+    assert!(!spill.append(&second, &table, 1000));
+    assert!(spill.is_disabled());
+    // The disk is back with what it held; once the retry is due, both writing and
+    // replaying work again, the older samples first.
+    fs::remove_file(&buffer).unwrap();
+    fs::rename(dir.path().join("saved"), &buffer).unwrap();
+    spill.retry_after = Duration::ZERO;
+    assert!(spill.append(&second, &table, 1000));
+    assert!(!spill.is_disabled());
+    let mut got = Vec::new();
+    let mut out = Vec::new();
+    while let Some(token) = spill.next_batch(&mut table, &mut out) {
+        got.append(&mut out);
+        spill.ack(token);
+    }
+    let want: Vec<Sample> = first.iter().chain(&second).copied().collect();
+    assert_eq!(got, want);
+    assert_eq!(st.disk_io_errors.get(), 1);
+}
+
+#[test]
+fn a_disabled_buffer_is_read_again_on_replay_once_the_retry_is_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 50, 20, 0);
+    let mut spill = Spill::new(cfg(&buffer, 32 << 10), stats());
+    assert!(spill.append(&written, &table, written.len()));
+    spill.maybe_sync(true);
+    fs::rename(&buffer, dir.path().join("saved")).unwrap();
+    fs::write(&buffer, b"x").unwrap();
+    assert!(!spill.append(&written, &table, 1000));
+    fs::remove_file(&buffer).unwrap();
+    fs::rename(dir.path().join("saved"), &buffer).unwrap();
+    assert!(
+        spill.next_batch(&mut table, &mut Vec::new()).is_none(),
+        "not yet due"
+    );
+    spill.retry_after = Duration::ZERO;
+    let mut out = Vec::new();
+    let token = spill
+        .next_batch(&mut table, &mut out)
+        .expect("replays after the retry");
+    spill.ack(token);
+    assert_eq!(out, written[..out.len()]);
 }
 
 #[test]
