@@ -1,30 +1,28 @@
 //! One running agent per `buffer_dir`. Two agents sharing it would append to the same
 //! segments and overwrite each other's read position: samples replayed twice or skipped.
-//! Like vmagent's and Prometheus's data directories, the directory holds a lock file with an
+//!
+//! Like vmagent's and Prometheus's data directories, the directory is locked with an
 //! advisory `flock`, which the kernel releases when the process ends however it ends (no
-//! stale lock after `kill -9` or a power cut). The file holds the owner's pid, for the
-//! message the second agent gives.
+//! stale lock after `kill -9` or a power cut). The lock is taken on the directory itself, so
+//! nothing is written for it: a healthy agent leaves flash alone (the directory is created
+//! empty if missing). The second agent finds the holder's pid in /proc/locks.
 
 use rustix::fs::FlockOperation;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-
-/// The lock file's name inside `buffer_dir`.
-pub const LOCK_FILE: &str = "rtcollector.lock";
 
 /// Held for as long as the agent runs; dropping it releases the directory.
 #[derive(Debug)]
 pub struct DirLock {
-    _file: File,
+    _dir: File,
 }
 
 #[derive(Debug)]
 pub enum LockError {
-    /// Another process holds the lock; its pid, if the file names one.
+    /// Another process holds the lock; its pid, if /proc/locks shows it.
     Busy { holder: Option<u32> },
-    /// The directory or the file cannot be made or locked.
+    /// The directory cannot be made, opened or locked.
     Io(std::io::Error),
 }
 
@@ -50,33 +48,39 @@ impl DirLock {
     /// Creates `dir` if needed and takes its lock without waiting.
     pub fn acquire(dir: &Path) -> Result<DirLock, LockError> {
         std::fs::create_dir_all(dir)?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(dir.join(LOCK_FILE))?;
+        // A directory opens read-only; std adds O_CLOEXEC.
+        let file = File::open(dir)?;
         match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
+            Ok(()) => Ok(DirLock { _dir: file }),
             Err(rustix::io::Errno::WOULDBLOCK) => {
-                return Err(LockError::Busy {
-                    holder: holder_pid(&mut file),
-                })
+                let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+                let holder = file
+                    .metadata()
+                    .ok()
+                    .and_then(|m| flock_holder(&locks, m.dev(), m.ino()));
+                Err(LockError::Busy { holder })
             }
-            Err(e) => return Err(LockError::Io(e.into())),
+            Err(e) => Err(LockError::Io(e.into())),
         }
-        file.set_len(0)?;
-        file.seek(SeekFrom::Start(0))?;
-        writeln!(file, "{}", std::process::id())?;
-        Ok(DirLock { _file: file })
     }
 }
 
-fn holder_pid(file: &mut File) -> Option<u32> {
-    let mut text = String::new();
-    file.read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
+/// The pid holding an exclusive `flock` on the file `dev`/`ino`, from the text of
+/// /proc/locks, whose lines read `1: FLOCK  ADVISORY  WRITE 4242 fd:01:131090 0 EOF`
+/// (device as hex major:minor).
+pub fn flock_holder(locks: &str, dev: u64, ino: u64) -> Option<u32> {
+    let want = format!(
+        "{:02x}:{:02x}:{ino}",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev)
+    );
+    locks.lines().find_map(|line| {
+        let mut f = line.split_whitespace().skip(1);
+        let (kind, _, mode, pid, file) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+        (kind == "FLOCK" && mode == "WRITE" && file == want)
+            .then(|| pid.parse().ok())
+            .flatten()
+    })
 }
 
 #[cfg(test)]
@@ -99,12 +103,24 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_pid_from_a_dead_agent_does_not_block() {
+    fn locking_writes_nothing_into_the_directory() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(LOCK_FILE), "4242\n").unwrap();
-        let _lock = DirLock::acquire(dir.path()).expect("no process holds the lock");
-        let text = std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap();
-        assert_eq!(text, format!("{}\n", std::process::id()));
+        let _lock = DirLock::acquire(dir.path()).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_holder_is_read_from_proc_locks_lines() {
+        let locks = "\
+1: POSIX  ADVISORY  WRITE 10 fd:01:77 0 EOF
+2: FLOCK  ADVISORY  READ 11 fd:01:77 0 EOF
+3: FLOCK  ADVISORY  WRITE 12 fd:02:77 0 EOF
+4: FLOCK  ADVISORY  WRITE 4242 fd:01:77 0 EOF
+";
+        let dev = nix::sys::stat::makedev(0xfd, 1);
+        assert_eq!(flock_holder(locks, dev, 77), Some(4242));
+        assert_eq!(flock_holder(locks, dev, 78), None);
+        assert_eq!(flock_holder("garbage\n\n1: FLOCK", dev, 77), None);
     }
 
     #[test]
