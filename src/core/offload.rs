@@ -31,17 +31,28 @@ pub async fn on_thread<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> io::Result<T> {
     let (tx, rx) = smol::channel::bounded(1);
-    std::thread::Builder::new()
-        .name(name.into())
-        .stack_size(stack)
-        .spawn(move || {
-            // Fails only when the awaiting future is gone: nobody wants the result then.
-            let _ = tx.try_send(f());
-        })
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot start a {name} thread: {e}")))?;
+    start_thread(name, stack, move || {
+        // Fails only when the awaiting future is gone: nobody wants the result then.
+        let _ = tx.try_send(f());
+    })?;
     rx.recv()
         .await
         .map_err(|_| io::Error::other(format!("the {name} thread ended without an answer")))
+}
+
+/// Starts `f` on a new thread named `name`, for a caller that collects the results of
+/// several jobs itself (through a channel `f` sends on).
+pub fn start_thread(
+    name: &'static str,
+    stack: usize,
+    f: impl FnOnce() + Send + 'static,
+) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(stack)
+        .spawn(f)
+        .map(drop)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot start a {name} thread: {e}")))
 }
 
 /// The addresses of `host:port`. An IP address is taken as it is; a name is looked up with

@@ -1,11 +1,13 @@
 //! `linux_disk`: filesystem space and inodes per mount point (mounts list + statvfs).
 
-use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
+use crate::core::offload::{self, InFlight};
+use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::{fields, Known, ProcFile};
 use crate::inputs::BuildCtx;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// The commented config sample for `sample-config`.
 pub const SAMPLE: &str = "\
@@ -61,6 +63,29 @@ pub const DEFAULT_IGNORE_FS: &[&str] = &[
     "fuse.snapfuse",
 ];
 
+/// Filesystems whose statvfs waits for a server, which may never answer: on a hard mount
+/// the call then blocks in the kernel for good. Any FUSE filesystem (`fuse`, `fuse.*`: sshfs,
+/// rclone, s3fs…) counts too, since it waits for a user-space process.
+pub const MAY_BLOCK_FS: &[&str] = &[
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "lustre", "afs",
+    "ncpfs", "coda", "davfs",
+];
+
+/// Whether statvfs on a filesystem of this type may block for good.
+pub fn may_block(fstype: &str) -> bool {
+    fstype == "fuse" || fstype.starts_with("fuse.") || MAY_BLOCK_FS.contains(&fstype)
+}
+
+/// How long one collection waits for the statvfs calls of filesystems that may block.
+/// A healthy server answers in milliseconds.
+pub const REMOTE_BOUND: Duration = Duration::from_secs(2);
+
+/// Name of the threads those calls run on.
+pub const STATVFS_THREAD: &str = "rtc-statvfs";
+
+/// statvfs needs little stack; this is address space until touched.
+const STATVFS_STACK: usize = 64 * 1024;
+
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -100,6 +125,11 @@ struct MountPoint {
     /// file is the one on top, the one statvfs sees.
     mounted: Vec<Mounted>,
     current: usize,
+    /// A statvfs of this mount point running on its own thread (filesystems that may
+    /// block): while one hangs, no second is started.
+    statvfs: InFlight,
+    /// Since when the running statvfs has had no answer, once a collection gave up on it.
+    hung_since: Option<Instant>,
 }
 
 struct Mounted {
@@ -108,6 +138,8 @@ struct Mounted {
     device: Box<str>,
     fstype: Box<str>,
     report: bool,
+    /// See [`may_block`].
+    may_block: bool,
     used: bool,
 }
 
@@ -267,48 +299,172 @@ impl LinuxDisk {
         Ok(())
     }
 
-    fn collect_sync(&mut self, em: &mut Emitter) -> Result<(), InputError> {
+    /// Local filesystems are asked inline (statvfs answers from memory); those that may
+    /// block are asked on threads of their own, all at once, and waited for at most
+    /// [`REMOTE_BOUND`], so a dead NFS server costs this input one mount point, not the agent
+    /// its only executor thread.
+    async fn collect(&mut self, em: &mut Emitter<'_>) -> Result<(), InputError> {
         self.read()?;
         let mut failed = false;
-        for e in self.points.seen() {
+        let mut remote: Option<(smol::channel::Sender<Answer>, smol::channel::Receiver<Answer>)> =
+            None;
+        let mut waiting = 0usize;
+        for (i, e) in self.points.seen_indexed() {
             let p = &e.state;
             let m = &p.mounted[p.current];
             if !(p.listed && m.report) {
                 continue;
             }
-            let u = match usage(&p.stat_path) {
-                Ok(u) => u,
-                Err(err) => {
-                    // The first failing mount of a collection is reported; the others
-                    // still go to the debug log.
-                    if !failed {
-                        em.partial_failure(InputError::new(format!(
-                            "statvfs {}: {err}",
-                            p.stat_path.display()
-                        )));
-                        failed = true;
-                    }
-                    log::debug!("linux_disk: statvfs {}: {err}", p.stat_path.display());
-                    continue;
+            if m.may_block {
+                let (tx, _) = remote.get_or_insert_with(|| smol::channel::bounded(self.points.len()));
+                match start_statvfs(i, p, tx.clone()) {
+                    Ok(()) => waiting += 1,
+                    Err(err) => report_once(em, &mut failed, err),
                 }
-            };
-            let f = figures(&u);
-            let labels = [
-                ("mount", &*p.mount),
-                ("device", &*m.device),
-                ("fstype", &*m.fstype),
-            ];
-            em.gauge("disk_total_bytes", &labels, f.total);
-            em.gauge("disk_used_bytes", &labels, f.used);
-            em.gauge("disk_free_bytes", &labels, f.free);
-            if let Some(pct) = f.used_percent {
-                em.gauge("disk_used_percent", &labels, pct);
+                continue;
             }
-            if let Some(pct) = f.inodes_used_percent {
-                em.gauge("disk_inodes_used_percent", &labels, pct);
+            match usage(&p.stat_path) {
+                Ok(u) => emit_usage(em, p, &u),
+                Err(err) => report_once(
+                    em,
+                    &mut failed,
+                    InputError::new(format!("statvfs {}: {err}", p.stat_path.display())),
+                ),
             }
         }
+        if let Some((tx, rx)) = remote {
+            drop(tx);
+            self.await_remote(em, &rx, waiting, &mut failed).await;
+        }
         Ok(())
+    }
+
+    /// Takes the answers of the remote statvfs calls until all came or the bound passed;
+    /// mount points without an answer are reported and marked hung.
+    async fn await_remote(
+        &mut self,
+        em: &mut Emitter<'_>,
+        rx: &smol::channel::Receiver<Answer>,
+        mut waiting: usize,
+        failed: &mut bool,
+    ) {
+        let mut deadline = smol::Timer::after(REMOTE_BOUND);
+        while waiting > 0 {
+            let answer = futures_lite::future::or(async { rx.recv().await.ok() }, async {
+                (&mut deadline).await;
+                None
+            })
+            .await;
+            let Some(answer) = answer else {
+                break;
+            };
+            waiting -= 1;
+            self.take_answer(em, failed, answer);
+        }
+        // Answers that came in just as the bound passed.
+        while let Ok(answer) = rx.try_recv() {
+            waiting -= 1;
+            self.take_answer(em, failed, answer);
+        }
+        if waiting == 0 {
+            return;
+        }
+        for (_, e) in self.points.seen_indexed() {
+            let p = &e.state;
+            if p.statvfs.is_running() && p.hung_since.is_none() {
+                report_once(
+                    em,
+                    failed,
+                    InputError::new(format!(
+                        "statvfs {}: no answer within {REMOTE_BOUND:?} (is the server of this {} mount down?); not asked again until that call returns",
+                        p.stat_path.display(),
+                        p.mounted[p.current].fstype
+                    )),
+                );
+            }
+        }
+        let now = Instant::now();
+        for i in 0..self.points.len() {
+            let p = &mut self.points.get_mut(i).state;
+            if p.statvfs.is_running() && p.hung_since.is_none() {
+                p.hung_since = Some(now);
+            }
+        }
+    }
+}
+
+impl LinuxDisk {
+    fn take_answer(&mut self, em: &mut Emitter, failed: &mut bool, (i, result): Answer) {
+        let p = &mut self.points.get_mut(i).state;
+        if p.hung_since.take().is_some() {
+            log::info!("linux_disk: statvfs {} answers again", p.stat_path.display());
+        }
+        match result {
+            Ok(u) => emit_usage(em, p, &u),
+            Err(err) => report_once(
+                em,
+                failed,
+                InputError::new(format!("statvfs {}: {err}", p.stat_path.display())),
+            ),
+        }
+    }
+}
+
+/// A remote statvfs answer: the mount point's index and what statvfs said.
+type Answer = (usize, nix::Result<Usage>);
+
+/// Starts the statvfs of mount point `i` on a thread of its own, answering on `tx`; refuses
+/// while the previous call for it still hangs.
+fn start_statvfs(
+    i: usize,
+    p: &MountPoint,
+    tx: smol::channel::Sender<Answer>,
+) -> Result<(), InputError> {
+    let Some(claim) = p.statvfs.try_claim() else {
+        let since = p.hung_since.map_or(Duration::ZERO, |t| t.elapsed());
+        return Err(InputError::new(format!(
+            "statvfs {}: the call started {}s ago still has no answer; skipped",
+            p.stat_path.display(),
+            since.as_secs()
+        )));
+    };
+    let path = p.stat_path.clone();
+    offload::start_thread(STATVFS_THREAD, STATVFS_STACK, move || {
+        let answer = usage(&path);
+        // Released when the call returns, however long after the collection gave up, and
+        // before the answer is sent, so the next collection may ask again at once.
+        drop(claim);
+        let _ = tx.try_send((i, answer));
+    })
+    .map_err(|e| InputError::new(format!("statvfs {}: {e}", p.stat_path.display())))
+}
+
+/// The first failure of a collection is the input's partial failure; the others go to the
+/// debug log.
+fn report_once(em: &mut Emitter, failed: &mut bool, err: InputError) {
+    log::debug!("linux_disk: {err}");
+    if !*failed {
+        em.partial_failure(err);
+        *failed = true;
+    }
+}
+
+fn emit_usage(em: &mut Emitter, p: &MountPoint, u: &Usage) {
+    let m = &p.mounted[p.current];
+    let f = figures(u);
+    let labels = [
+        ("mount", &*p.mount),
+        ("device", &*m.device),
+        ("fstype", &*m.fstype),
+    ];
+    em.gauge("disk_total_bytes", &labels, f.total);
+    em.gauge("disk_used_bytes", &labels, f.used);
+    em.gauge("disk_free_bytes", &labels, f.free);
+    if let Some(pct) = f.used_percent {
+        em.gauge("disk_used_percent", &labels, pct);
+    }
+    if let Some(pct) = f.inodes_used_percent {
+        em.gauge("disk_inodes_used_percent", &labels, pct);
     }
 }
 
@@ -331,6 +487,8 @@ fn note_mounts(
                 mount: mount.into(),
                 mounted: Vec::with_capacity(1),
                 current: 0,
+                statvfs: InFlight::default(),
+                hung_since: None,
             }
         });
         let p = &mut points.get_mut(i).state;
@@ -351,6 +509,7 @@ fn note_mounts(
                     device: unescape(m.device).into(),
                     fstype: m.fstype.into(),
                     report: !mount_points.is_empty() || !ignore_fs.iter().any(|t| t == m.fstype),
+                    may_block: may_block(m.fstype),
                     used: false,
                 });
                 p.mounted.len() - 1
@@ -363,7 +522,7 @@ fn note_mounts(
 
 impl Input for LinuxDisk {
     fn collect<'a>(&'a mut self, em: &'a mut Emitter<'_>) -> CollectFuture<'a> {
-        ready(self.collect_sync(em))
+        Box::pin(LinuxDisk::collect(self, em))
     }
 }
 

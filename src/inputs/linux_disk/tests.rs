@@ -303,3 +303,41 @@ fn sample_is_valid_and_shows_the_defaults() {
     assert_eq!(c.mount_points, d.mount_points);
     assert_eq!(c.host_mount_prefix, d.host_mount_prefix);
 }
+
+#[test]
+fn network_and_fuse_filesystems_may_block_local_ones_do_not() {
+    for t in ["nfs", "nfs4", "cifs", "smb3", "9p", "ceph", "fuse", "fuse.sshfs", "fuse.rclone"] {
+        assert!(may_block(t), "{t}");
+    }
+    for t in ["ext4", "xfs", "btrfs", "vfat", "f2fs", "zfs", "fuseblk", "fusectl"] {
+        assert!(!may_block(t), "{t}");
+    }
+}
+
+#[test]
+fn mounts_that_may_block_are_asked_on_their_own_threads_with_the_same_figures() {
+    let t = Tree::new(
+        "self/mounts",
+        "/dev/root / ext4 rw 0 0\nnas:/export /mnt/nas nfs4 rw 0 0\nme@host:/ /mnt/ssh fuse.sshfs rw 0 0\nnas:/gone /mnt/gone nfs rw 0 0\n",
+        &["mnt/nas", "mnt/ssh"],
+    );
+    let mut h = t.harness(Config::default());
+    let got = collect_and_check(
+        &mut h,
+        &t.root().join("mnt/nas"),
+        "device=nas:/export,fstype=nfs4,mount=/mnt/nas",
+    );
+    assert_eq!(mounts_reported(&got), ["/", "/mnt/nas", "/mnt/ssh"]);
+    // A remote mount that fails answers with its error, as a local one does.
+    let e = got.error.clone().expect("partial failure");
+    assert!(e.0.starts_with("statvfs ") && e.0.contains("/mnt/gone"), "{e}");
+    collect_and_check(
+        &mut h,
+        &t.root().join("mnt/ssh"),
+        "device=me@host:/,fstype=fuse.sshfs,mount=/mnt/ssh",
+    );
+    // Every claim was released when its call returned.
+    let mut disk = build(&Config::default(), &BuildCtx::with_roots(t.root().join("proc"), t.root().join("sys"))).unwrap();
+    let _ = disk.read();
+    assert!(disk.points.seen().all(|e| !e.state.statvfs.is_running()));
+}

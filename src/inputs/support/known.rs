@@ -83,6 +83,14 @@ impl<T> Known<T> {
         self.entries.iter().filter(move |e| e.round == self.round)
     }
 
+    /// Like [`Known::seen`], with each entry's index for [`Known::get`].
+    pub fn seen_indexed(&self) -> impl Iterator<Item = (usize, &Entry<T>)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.round == self.round)
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
