@@ -192,8 +192,9 @@ fn attach_spills(gen: &Generation) {
 }
 
 /// Takes `buffer_dir` for this agent. `Err`: another agent runs on it (logged). A directory
-/// that cannot be made or locked is only warned about: the disk buffer then reports its
-/// own errors and runs memory-only.
+/// that cannot be made or locked is only noted (at info: trying the default config as a
+/// user does that): the disk buffer, if an output ever needs it, reports its own errors and
+/// runs memory-only.
 fn lock_buffer_dir(dir: &Path) -> Result<Option<DirLock>, ()> {
     match DirLock::acquire(dir) {
         Ok(lock) => Ok(Some(lock)),
@@ -205,8 +206,8 @@ fn lock_buffer_dir(dir: &Path) -> Result<Option<DirLock>, ()> {
             Err(())
         }
         Err(LockError::Io(e)) => {
-            log::warn!(
-                "cannot lock buffer_dir {}: {e}; a second agent on it would not be refused",
+            log::info!(
+                "buffer_dir {}: {e}; outputs buffer in memory only unless it becomes usable, and a second agent on it would not be refused",
                 dir.display()
             );
             Ok(None)

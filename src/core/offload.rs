@@ -7,6 +7,8 @@
 //! so between jobs the agent is back to its own two threads. A thread costs a spawn per job,
 //! which is nothing beside what the jobs wait for (DNS, HTTP, a 1-wire conversion).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,11 +63,35 @@ pub async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
+    resolve_with(host, port, system_lookup).await
+}
+
+type Lookup = fn(&str, u16) -> io::Result<Vec<SocketAddr>>;
+
+fn system_lookup(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    (host, port).to_socket_addrs().map(Iterator::collect)
+}
+
+thread_local! {
+    /// Names being looked up. A resolver that never answers (a dead DNS server with a long
+    /// timeout) then holds one thread per name, not one more per connection attempt.
+    static LOOKUPS: RefCell<HashMap<String, InFlight>> = RefCell::default();
+}
+
+async fn resolve_with(host: &str, port: u16, lookup: Lookup) -> io::Result<Vec<SocketAddr>> {
+    let flight = LOOKUPS.with(|l| l.borrow_mut().entry(host.to_owned()).or_default().clone());
+    let Some(claim) = flight.try_claim() else {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the lookup of {host} started earlier has not returned yet (the resolver does not answer)"),
+        ));
+    };
     let host = host.to_owned();
     on_thread(RESOLVE_THREAD, RESOLVE_STACK, move || {
-        (host.as_str(), port)
-            .to_socket_addrs()
-            .map(Iterator::collect)
+        let addrs = lookup(&host, port);
+        // Before the answer goes out, so that the next attempt may look up again at once.
+        drop(claim);
+        addrs
     })
     .await?
 }
@@ -173,6 +199,40 @@ mod tests {
     fn an_unknown_name_is_an_error() {
         // `.invalid` never resolves (RFC 2606).
         assert!(smol::block_on(resolve("no-such-host.invalid", 80)).is_err());
+    }
+
+    static RELEASE_LOOKUP: AtomicBool = AtomicBool::new(false);
+
+    /// A resolver that answers only once the test lets it.
+    fn held_lookup(_host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while !RELEASE_LOOKUP.load(Ordering::Acquire) && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(vec![SocketAddr::from(([192, 0, 2, 1], port))])
+    }
+
+    #[test]
+    fn a_name_whose_lookup_hangs_is_not_looked_up_again_meanwhile() {
+        let first = resolve_with("slow.test", 80, held_lookup);
+        let mut first = Box::pin(first);
+        // Started, then given up on as a connect timeout would.
+        assert!(smol::block_on(futures_lite::future::poll_once(&mut first)).is_none());
+        let again = smol::block_on(resolve_with("slow.test", 80, held_lookup)).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::TimedOut);
+        assert!(again.to_string().contains("slow.test"), "{again}");
+        // Another name is not held up by it.
+        let other = smol::block_on(resolve_with("other.test", 81, |_, p| {
+            Ok(vec![SocketAddr::from(([192, 0, 2, 2], p))])
+        }));
+        assert_eq!(other.unwrap(), vec!["192.0.2.2:81".parse().unwrap()]);
+        RELEASE_LOOKUP.store(true, Ordering::Release);
+        assert_eq!(
+            smol::block_on(first).unwrap(),
+            vec!["192.0.2.1:80".parse().unwrap()]
+        );
+        let after = smol::block_on(resolve_with("slow.test", 82, held_lookup));
+        assert_eq!(after.unwrap(), vec!["192.0.2.1:82".parse().unwrap()]);
     }
 
     #[test]
