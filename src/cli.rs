@@ -170,6 +170,7 @@ fn buffer_status(args: &Args) -> i32 {
         Ok(x) => x,
         Err(code) => return code,
     };
+    println!("{}", lock_text(&config.buffer_dir));
     let keys = agent::instance_keys(config.outputs.iter().map(|e| e.name.as_str()));
     let mut code = 0;
     for key in keys {
@@ -186,6 +187,17 @@ fn buffer_status(args: &Args) -> i32 {
         }
     }
     code
+}
+
+/// Whether an agent runs on `dir`, as `buffer status` prints it.
+fn lock_text(dir: &Path) -> String {
+    let state = match crate::core::dir_lock::holder(dir) {
+        Ok(Some(pid)) => format!("in use by rtcollector pid {pid}"),
+        Ok(None) => "no agent running on it".to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_string(),
+        Err(e) => format!("cannot tell whether an agent runs on it: {e}"),
+    };
+    format!("buffer_dir {}: {state}", dir.display())
 }
 
 /// One output's buffer, as `buffer status` prints it.

@@ -264,6 +264,16 @@ fn a_second_agent_on_the_same_buffer_dir_is_refused_naming_the_first() {
         "{message}"
     );
     assert!(!message.contains("started"), "{message}");
+    let status = run(&["buffer", "status", "--config", path.to_str().unwrap()]);
+    assert!(
+        stdout(&status).starts_with(&format!(
+            "buffer_dir {}: in use by rtcollector pid {}\n",
+            buffer.display(),
+            first.child.id()
+        )),
+        "{}",
+        stdout(&status)
+    );
     first.signal(Signal::SIGTERM);
     first
         .wait_exit(Duration::from_secs(6))

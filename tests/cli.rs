@@ -231,6 +231,13 @@ fn buffer_status_reads_the_files_of_every_output_without_an_agent() {
     let o = run(&["buffer", "status", "--config", path.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
+    assert!(
+        text.starts_with(&format!(
+            "buffer_dir {}: does not exist\n",
+            buffer.display()
+        )),
+        "{text}"
+    );
     assert!(text.contains("output stdout\n"), "{text}");
     assert!(text.contains("output stdout#2\n"), "{text}");
     assert!(

@@ -65,6 +65,14 @@ impl DirLock {
     }
 }
 
+/// The pid of the agent holding `dir`, read from /proc/locks without touching the lock
+/// (`None`: no agent runs on it). Fails when `dir` cannot be read.
+pub fn holder(dir: &Path) -> std::io::Result<Option<u32>> {
+    let meta = std::fs::metadata(dir)?;
+    let locks = std::fs::read_to_string("/proc/locks")?;
+    Ok(flock_holder(&locks, meta.dev(), meta.ino()))
+}
+
 /// The pid holding an exclusive `flock` on the file `dev`/`ino`, from the text of
 /// /proc/locks, whose lines read `1: FLOCK  ADVISORY  WRITE 4242 fd:01:131090 0 EOF`
 /// (device as hex major:minor).
@@ -100,6 +108,16 @@ mod tests {
         }
         drop(first);
         DirLock::acquire(&buffer).expect("free again once the first is dropped");
+    }
+
+    #[test]
+    fn the_holder_is_found_without_taking_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(holder(dir.path()).unwrap(), None);
+        let lock = DirLock::acquire(dir.path()).unwrap();
+        assert_eq!(holder(dir.path()).unwrap(), Some(std::process::id()));
+        drop(lock);
+        assert_eq!(holder(dir.path()).unwrap(), None);
     }
 
     #[test]
