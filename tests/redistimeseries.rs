@@ -873,7 +873,8 @@ fn a_host_name_lookup_leaves_no_thread_behind() {
     std::fs::write(
         &cfg,
         format!(
-            "hostname: {host}\nprocfs_root: {fixtures}/proc\ninterval: 1s\nflush_interval: 1s\ninputs: [linux_mem]\noutputs:\n  - redistimeseries:\n      host: localhost\n      port: {}\n",
+            "hostname: {host}\nprocfs_root: {fixtures}/proc\nbuffer_dir: {}\ninterval: 1s\nflush_interval: 1s\ninputs: [linux_mem]\noutputs:\n  - redistimeseries:\n      host: localhost\n      port: {}\n",
+            dir.path().join("buffer").display(),
             server.port
         ),
     )

@@ -75,20 +75,35 @@ pub fn holder(dir: &Path) -> std::io::Result<Option<u32>> {
 
 /// The pid holding an exclusive `flock` on the file `dev`/`ino`, from the text of
 /// /proc/locks, whose lines read `1: FLOCK  ADVISORY  WRITE 4242 fd:01:131090 0 EOF`
-/// (device as hex major:minor).
+/// (device as hex major:minor). Some filesystems (btrfs subvolumes) print another device
+/// than `stat` gives, so a lone lock on the same inode number counts too. A holder in
+/// another pid namespace shows as pid 0: unknown.
 pub fn flock_holder(locks: &str, dev: u64, ino: u64) -> Option<u32> {
-    let want = format!(
-        "{:02x}:{:02x}:{ino}",
+    let want_dev = format!(
+        "{:02x}:{:02x}",
         nix::sys::stat::major(dev),
         nix::sys::stat::minor(dev)
     );
-    locks.lines().find_map(|line| {
+    let mut same_inode = locks.lines().filter_map(|line| {
         let mut f = line.split_whitespace().skip(1);
         let (kind, _, mode, pid, file) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
-        (kind == "FLOCK" && mode == "WRITE" && file == want)
-            .then(|| pid.parse().ok())
+        let (file_dev, file_ino) = file.rsplit_once(':')?;
+        (kind == "FLOCK" && mode == "WRITE" && file_ino.parse() == Ok(ino))
+            .then(|| Some((file_dev == want_dev, pid.parse::<u32>().ok()?)))
             .flatten()
-    })
+    });
+    let first = same_inode.next()?;
+    let holder = if first.0 {
+        Some(first.1)
+    } else {
+        let rest: Vec<_> = same_inode.collect();
+        match rest.iter().find(|(exact, _)| *exact) {
+            Some(&(_, pid)) => Some(pid),
+            None if rest.is_empty() => Some(first.1),
+            None => None,
+        }
+    };
+    holder.filter(|&pid| pid != 0)
 }
 
 #[cfg(test)]
@@ -139,6 +154,21 @@ mod tests {
         assert_eq!(flock_holder(locks, dev, 77), Some(4242));
         assert_eq!(flock_holder(locks, dev, 78), None);
         assert_eq!(flock_holder("garbage\n\n1: FLOCK", dev, 77), None);
+        // btrfs: another device number than stat's, but the only lock on that inode.
+        let btrfs = "1: FLOCK  ADVISORY  WRITE 77 00:2d:4096 0 EOF\n";
+        assert_eq!(
+            flock_holder(btrfs, nix::sys::stat::makedev(0, 0x31), 4096),
+            Some(77)
+        );
+        // Two such locks on different devices: which one is ours is not known.
+        let two = "1: FLOCK  ADVISORY  WRITE 77 00:2d:4096 0 EOF\n2: FLOCK  ADVISORY  WRITE 78 00:2e:4096 0 EOF\n";
+        assert_eq!(
+            flock_holder(two, nix::sys::stat::makedev(0, 0x31), 4096),
+            None
+        );
+        // A holder in another pid namespace.
+        let hidden = "4: FLOCK  ADVISORY  WRITE 0 fd:01:77 0 EOF\n";
+        assert_eq!(flock_holder(hidden, dev, 77), None);
     }
 
     #[test]

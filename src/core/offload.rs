@@ -13,6 +13,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Name of the threads [`resolve`] starts (as `top -H` and /proc/<pid>/task show it).
 pub const RESOLVE_THREAD: &str = "rtc-resolve";
@@ -72,20 +73,39 @@ fn system_lookup(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     (host, port).to_socket_addrs().map(Iterator::collect)
 }
 
+/// A lookup running this long is taken as hung: no further one of the same name starts
+/// until it returns. Younger ones do not hold others up (several inverters behind one
+/// gateway name are polled at once).
+const LOOKUP_HUNG_AFTER: Duration = Duration::from_secs(5);
+
 thread_local! {
-    /// Names being looked up. A resolver that never answers (a dead DNS server with a long
-    /// timeout) then holds one thread per name, not one more per connection attempt.
-    static LOOKUPS: RefCell<HashMap<String, InFlight>> = RefCell::default();
+    /// The oldest running lookup of each name and when it started. A resolver that never
+    /// answers (a dead DNS server) then holds a few threads per name, not one more per
+    /// connection attempt.
+    static LOOKUPS: RefCell<HashMap<String, (InFlight, Instant)>> = RefCell::default();
 }
 
 async fn resolve_with(host: &str, port: u16, lookup: Lookup) -> io::Result<Vec<SocketAddr>> {
-    let flight = LOOKUPS.with(|l| l.borrow_mut().entry(host.to_owned()).or_default().clone());
-    let Some(claim) = flight.try_claim() else {
-        return Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("the lookup of {host} started earlier has not returned yet (the resolver does not answer)"),
-        ));
-    };
+    let claim = LOOKUPS.with(|l| {
+        let mut l = l.borrow_mut();
+        let (flight, started) = l
+            .entry(host.to_owned())
+            .or_insert_with(|| (InFlight::default(), Instant::now()));
+        match flight.try_claim() {
+            Some(claim) => {
+                *started = Instant::now();
+                Ok(Some(claim))
+            }
+            None if started.elapsed() < LOOKUP_HUNG_AFTER => Ok(None),
+            None => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the lookup of {host} started {}s ago has not returned (the resolver does not answer)",
+                    started.elapsed().as_secs()
+                ),
+            )),
+        }
+    })?;
     let host = host.to_owned();
     on_thread(RESOLVE_THREAD, RESOLVE_STACK, move || {
         let addrs = lookup(&host, port);
@@ -126,7 +146,6 @@ impl Drop for Claim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
 
     /// Threads of this process named `name`, from /proc/self/task/*/comm.
     fn threads_named(name: &str) -> usize {
@@ -218,6 +237,17 @@ mod tests {
         let mut first = Box::pin(first);
         // Started, then given up on as a connect timeout would.
         assert!(smol::block_on(futures_lite::future::poll_once(&mut first)).is_none());
+        // A young lookup does not hold a second one up…
+        let quick = smol::block_on(resolve_with("slow.test", 79, |_, p| {
+            Ok(vec![SocketAddr::from(([192, 0, 2, 3], p))])
+        }));
+        assert_eq!(quick.unwrap(), vec!["192.0.2.3:79".parse().unwrap()]);
+        // …a hung one does (its start moved back instead of waiting five seconds).
+        LOOKUPS.with(|l| {
+            let mut l = l.borrow_mut();
+            let (_, started) = l.get_mut("slow.test").unwrap();
+            *started = Instant::now() - LOOKUP_HUNG_AFTER;
+        });
         let again = smol::block_on(resolve_with("slow.test", 80, held_lookup)).unwrap_err();
         assert_eq!(again.kind(), io::ErrorKind::TimedOut);
         assert!(again.to_string().contains("slow.test"), "{again}");

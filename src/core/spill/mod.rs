@@ -38,6 +38,8 @@ const MAX_SEGMENT: u64 = 256 << 10;
 const MIN_SEGMENT: u64 = 4 << 10;
 /// How long an I/O error keeps the buffer memory-only before the disk is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The longest wait between retries of a disk that keeps failing.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// Where and how much.
 #[derive(Debug, Clone)]
@@ -114,6 +116,9 @@ pub struct Spill {
     /// `retry_after` later.
     disabled_since: Option<Instant>,
     retry_after: Duration,
+    /// Set when the disk is tried again after an error; a new error then doubles
+    /// `retry_after` (up to an hour: each retry reads the whole directory), a success resets it.
+    retrying: bool,
     encoder: frame::Encoder,
     out: Vec<u8>,
     read_buf: Vec<u8>,
@@ -154,6 +159,7 @@ impl Spill {
             state: None,
             disabled_since: None,
             retry_after: RETRY_AFTER,
+            retrying: false,
             encoder: frame::Encoder::default(),
             out: Vec::new(),
             read_buf: Vec::new(),
@@ -191,6 +197,7 @@ impl Spill {
             self.cfg.dir.display()
         );
         self.disabled_since = None;
+        self.retrying = true;
         self.reader = Reader::default();
         true
     }
@@ -204,12 +211,19 @@ impl Spill {
     }
 
     fn fail(&mut self, what: &str, e: &io::Error) {
+        if std::mem::take(&mut self.retrying) {
+            self.retry_after = (self.retry_after * 2).min(MAX_RETRY_AFTER);
+        }
         log::error!(
             "output {}: {what} {}: {e}; buffering in memory only, trying the disk again in {:?}",
             self.stats.name,
             self.cfg.dir.display(),
             self.retry_after
         );
+        // What was acknowledged since the last sync need not be sent again after the retry.
+        if let Some(st) = self.state.as_ref().filter(|st| st.pos_dirty) {
+            let _ = write_position(&self.cfg.dir, &st.cursor, st.dropped);
+        }
         self.disabled_since = Some(Instant::now());
         self.state = None;
         add(&self.stats.disk_io_errors, 1);
@@ -279,6 +293,9 @@ impl Spill {
         }
         self.maybe_sync(false);
         self.publish();
+        if std::mem::take(&mut self.retrying) {
+            self.retry_after = RETRY_AFTER;
+        }
         true
     }
 

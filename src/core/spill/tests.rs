@@ -266,6 +266,12 @@ fn an_unwritable_directory_means_memory_only_not_a_crash() {
     assert!(!spill.append(&written, &table, 20));
     assert!(spill.next_batch(&mut table, &mut Vec::new()).is_none());
     assert_eq!(st.disk_io_errors.get(), 1, "not retried within a minute");
+    // Each failed retry doubles the wait, up to an hour.
+    for want in [120, 240, 480] {
+        spill.disabled_since = Some(Instant::now() - spill.retry_after);
+        assert!(!spill.append(&written, &table, 20));
+        assert_eq!(spill.retry_after, Duration::from_secs(want));
+    }
 }
 
 #[test]

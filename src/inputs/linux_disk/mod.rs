@@ -6,6 +6,8 @@ use crate::inputs::support::{fields, Known, ProcFile};
 use crate::inputs::BuildCtx;
 use serde::Deserialize;
 use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -65,7 +67,8 @@ pub const DEFAULT_IGNORE_FS: &[&str] = &[
 
 /// Filesystems whose statvfs waits for a server, which may never answer: on a hard mount
 /// the call then blocks in the kernel for good. Any FUSE filesystem (`fuse`, `fuse.*`: sshfs,
-/// rclone, s3fs…) counts too, since it waits for a user-space process.
+/// rclone, s3fs…; `fuseblk`: ntfs-3g, exfat-fuse) counts too, since it waits for a
+/// user-space process.
 pub const MAY_BLOCK_FS: &[&str] = &[
     "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "lustre", "afs",
     "ncpfs", "coda", "davfs",
@@ -73,7 +76,20 @@ pub const MAY_BLOCK_FS: &[&str] = &[
 
 /// Whether statvfs on a filesystem of this type may block for good.
 pub fn may_block(fstype: &str) -> bool {
-    fstype == "fuse" || fstype.starts_with("fuse.") || MAY_BLOCK_FS.contains(&fstype)
+    fstype == "fuse"
+        || fstype == "fuseblk"
+        || fstype.starts_with("fuse.")
+        || MAY_BLOCK_FS.contains(&fstype)
+}
+
+thread_local! {
+    /// The claim of each mount point's remote statvfs, by path, shared by every build of the
+    /// input: a reload (which builds it anew) starts no second call beside one that hangs.
+    static REMOTE_CALLS: RefCell<HashMap<PathBuf, InFlight>> = RefCell::default();
+}
+
+fn remote_claim(path: &std::path::Path) -> InFlight {
+    REMOTE_CALLS.with(|c| c.borrow_mut().entry(path.to_path_buf()).or_default().clone())
 }
 
 /// How long one collection waits for the statvfs calls of filesystems that may block.
@@ -129,7 +145,7 @@ struct MountPoint {
     /// block): while one hangs, no second is started.
     statvfs: InFlight,
     /// Since when the running statvfs has had no answer, once a collection gave up on it.
-    hung_since: Option<Instant>,
+    hung_since: Cell<Option<Instant>>,
 }
 
 struct Mounted {
@@ -371,7 +387,7 @@ impl LinuxDisk {
         }
         for (_, e) in self.points.seen_indexed() {
             let p = &e.state;
-            if p.statvfs.is_running() && p.hung_since.is_none() {
+            if p.statvfs.is_running() && p.hung_since.get().is_none() {
                 report_once(
                     em,
                     failed,
@@ -384,21 +400,18 @@ impl LinuxDisk {
             }
         }
         let now = Instant::now();
-        for i in 0..self.points.len() {
-            let p = &mut self.points.get_mut(i).state;
-            if p.statvfs.is_running() && p.hung_since.is_none() {
-                p.hung_since = Some(now);
+        for (_, e) in self.points.seen_indexed() {
+            let p = &e.state;
+            if p.statvfs.is_running() && p.hung_since.get().is_none() {
+                p.hung_since.set(Some(now));
             }
         }
     }
 }
 
 impl LinuxDisk {
-    fn take_answer(&mut self, em: &mut Emitter, failed: &mut bool, (i, result): Answer) {
-        let p = &mut self.points.get_mut(i).state;
-        if p.hung_since.take().is_some() {
-            log::info!("linux_disk: statvfs {} answers again", p.stat_path.display());
-        }
+    fn take_answer(&self, em: &mut Emitter, failed: &mut bool, (i, result): Answer) {
+        let p = &self.points.get(i).state;
         match result {
             Ok(u) => emit_usage(em, p, &u),
             Err(err) => report_once(
@@ -421,13 +434,19 @@ fn start_statvfs(
     tx: smol::channel::Sender<Answer>,
 ) -> Result<(), InputError> {
     let Some(claim) = p.statvfs.try_claim() else {
-        let since = p.hung_since.map_or(Duration::ZERO, |t| t.elapsed());
+        let since = p.hung_since.get().map_or(Duration::ZERO, |t| t.elapsed());
         return Err(InputError::new(format!(
             "statvfs {}: the call started {}s ago still has no answer; skipped",
             p.stat_path.display(),
             since.as_secs()
         )));
     };
+    if p.hung_since.take().is_some() {
+        log::info!(
+            "linux_disk: statvfs {} returned; asking again",
+            p.stat_path.display()
+        );
+    }
     let path = p.stat_path.clone();
     offload::start_thread(STATVFS_THREAD, STATVFS_STACK, move || {
         let answer = usage(&path);
@@ -481,14 +500,21 @@ fn note_mounts(
         let m = parse_mount_line(line)?;
         let (i, first) = points.find_or_insert(m.mount, |raw| {
             let mount = unescape(raw);
+            let stat_path = PathBuf::from(format!("{prefix}{mount}"));
             MountPoint {
                 listed: mount_points.is_empty() || mount_points.iter().any(|p| *p == mount),
-                stat_path: PathBuf::from(format!("{prefix}{mount}")),
+                // Only network and FUSE paths go into the shared registry, which would
+                // otherwise keep every container's overlay mount ever seen.
+                statvfs: if may_block(m.fstype) {
+                    remote_claim(&stat_path)
+                } else {
+                    InFlight::default()
+                },
+                stat_path,
                 mount: mount.into(),
                 mounted: Vec::with_capacity(1),
                 current: 0,
-                statvfs: InFlight::default(),
-                hung_since: None,
+                hung_since: Cell::new(None),
             }
         });
         let p = &mut points.get_mut(i).state;

@@ -19,9 +19,16 @@ pub const SAMPLE: &str = "\
 pub struct Config {}
 
 /// At most this many `/proc/<pid>/stat` files stay open between collections (one file
-/// descriptor each, well inside the usual 1 024 soft limit); further processes are opened
-/// and closed every collection.
+/// descriptor each), and at most a quarter of the open-file limit; further processes are
+/// opened and closed every collection.
 pub const MAX_HELD: usize = 512;
+
+/// [`MAX_HELD`], or a quarter of the soft open-file limit if that is less.
+fn held_cap() -> usize {
+    use nix::sys::resource::{getrlimit, Resource};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    MAX_HELD.min(usize::try_from(soft / 4).unwrap_or(MAX_HELD))
+}
 
 /// The longest `/proc/<pid>/stat` read; real lines are under 1 KiB (52 numbers and a command
 /// name of at most 64 bytes).
@@ -41,6 +48,8 @@ pub struct Processes {
     held: Vec<Held>,
     /// This collection's list, swapped with `held` at its end (both keep their capacity).
     next: Vec<Held>,
+    /// How many files may stay open: see [`MAX_HELD`].
+    max_held: usize,
     buf: Box<[u8; STAT_MAX]>,
 }
 
@@ -56,6 +65,7 @@ pub fn build(_cfg: &Config, ctx: &BuildCtx) -> Result<Processes, String> {
         dents: vec![std::mem::MaybeUninit::uninit(); 16 * 1024],
         held: Vec::new(),
         next: Vec::new(),
+        max_held: held_cap(),
         buf: Box::new([0; STAT_MAX]),
     })
 }
@@ -187,6 +197,8 @@ impl Processes {
                 self.dir.insert(fd)
             }
         };
+        // Left over if the last collection stopped part way.
+        self.next.clear();
         rustix::fs::seek(dir, SeekFrom::Start(0)).map_err(|e| io_err(&self.root, e))?;
         let mut entries = RawDir::new(dir, &mut self.dents);
         let mut counts = Counts::default();
@@ -201,7 +213,9 @@ impl Processes {
             while old.next_if(|h| h.pid < pid).is_some() {}
             let kept = old.next_if(|h| h.pid == pid).map(|h| h.fd);
             match count_one(dir, pid, kept, &mut self.buf, &mut counts) {
-                Ok(Some(fd)) if self.next.len() < MAX_HELD => self.next.push(Held { pid, fd }),
+                Ok(Some(fd)) if self.next.len() < self.max_held => {
+                    self.next.push(Held { pid, fd })
+                }
                 Ok(_) => {}
                 Err(e) => {
                     failure.get_or_insert((pid, e));

@@ -208,18 +208,20 @@ fn a_kept_stat_file_shows_new_content_and_a_reused_pid_is_read_afresh() {
 }
 
 #[test]
-fn beyond_max_held_processes_are_still_counted_with_their_files_closed() {
+fn beyond_the_cap_processes_are_still_counted_with_their_files_closed() {
     let (dir, ctx) = scratch();
     let proc = dir.path().join("proc");
-    let n = MAX_HELD as u32 + 3;
+    let n = 11;
     for pid in 1..=n {
         write_pid(&proc, pid, stat_line(pid, "p", 'S', 2).as_bytes());
     }
     let mut p = build(&Config::default(), &ctx).unwrap();
+    assert!(p.max_held >= 1 && p.max_held <= MAX_HELD);
+    p.max_held = 8;
     for _ in 0..2 {
         let c = p.count().unwrap();
         assert_eq!((c.total, c.sleeping, c.threads), (n as u64, n as u64, 2 * n as u64));
-        assert_eq!(p.held.len(), MAX_HELD);
+        assert_eq!(p.held.len(), 8);
     }
 }
 
@@ -230,28 +232,31 @@ fn real_proc_kept_files_follow_a_child_through_zombie_to_reaped() {
         .spawn()
         .expect("sleep starts");
     let pid = child.id();
-    let mut p = build(&Config::default(), &BuildCtx::with_roots("/proc", "/sys")).unwrap();
-    let first = p.count().expect("counts /proc");
-    assert!(first.total >= 2 && first.sleeping >= 1, "{first:?}");
-    assert!(held_pids(&p).contains(&pid));
+    // A procfs root listing only the child, whose entry leads to the real /proc/<pid>: the
+    // kept file is a real procfs file (ESRCH once the process is reaped), and the other
+    // processes of the machine cannot push the child past the cap.
+    let (dir, ctx) = scratch();
+    std::os::unix::fs::symlink(format!("/proc/{pid}"), dir.path().join("proc").join(pid.to_string()))
+        .unwrap();
+    let mut p = build(&Config::default(), &ctx).unwrap();
+    let first = p.count().expect("counts the child");
+    assert_eq!(first.total, 1, "{first:?}");
+    assert_eq!(held_pids(&p), [pid]);
     // Killed, not yet waited for: a zombie, seen through the file kept open.
     child.kill().unwrap();
     let mut zombie = false;
     for _ in 0..200 {
-        p.count().unwrap();
-        let mut buf = [0u8; STAT_MAX];
-        let kept = &p.held.iter().find(|h| h.pid == pid).expect("still listed").fd;
-        let n = read_stat(kept, &mut buf).unwrap();
-        if parse_pid_stat(&buf[..n]).unwrap().0 == b'Z' {
+        if p.count().unwrap().zombie == 1 {
             zombie = true;
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert!(zombie, "the killed child never showed as a zombie");
-    let c = p.count().unwrap();
-    assert!(c.zombie >= 1, "{c:?}");
+    assert_eq!(held_pids(&p), [pid], "the same kept file");
+    // Reaped: the kept file answers ESRCH, the reopen finds nothing, nothing is counted.
     child.wait().unwrap();
-    p.count().unwrap();
-    assert!(!held_pids(&p).contains(&pid), "a reaped process's file stays open");
+    let gone = p.count().unwrap();
+    assert_eq!(gone.total, 0, "{gone:?}");
+    assert!(held_pids(&p).is_empty(), "a reaped process's file stays open");
 }
