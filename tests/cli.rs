@@ -273,9 +273,12 @@ fn disk_buffer_keys_have_defaults_and_bad_values_point_at_the_line() {
 
 #[test]
 fn missing_secret_names_the_variable_and_never_a_value() {
-    let e = check_fails("outputs:\n  - redistimeseries:\n      password: secret:redis/nope\n");
+    // The value's own line and column and the whole key path, even with other keys before.
+    let e = check_fails(
+        "outputs:\n  - redistimeseries:\n      host: r.lan\n      password: secret:redis/nope\n",
+    );
     assert!(
-        e.starts_with("3:7: outputs[0].redistimeseries: secret `redis/nope` not found: environment variable `SECRET_REDIS_NOPE` is not set"),
+        e.starts_with("4:17: outputs[0].redistimeseries.password: secret `redis/nope` not found: environment variable `SECRET_REDIS_NOPE` is not set"),
         "{e}"
     );
 }

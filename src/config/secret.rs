@@ -105,13 +105,28 @@ pub fn with_store<R>(store: &SecretStore, f: impl FnOnce() -> R) -> R {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
+        // Resolved inside the visitor, so that an unknown secret is reported at the value's
+        // line and column with its key path, like any other bad value.
+        d.deserialize_string(SecretVisitor)
+    }
+}
+
+struct SecretVisitor;
+
+impl serde::de::Visitor<'_> for SecretVisitor {
+    type Value = Secret;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string, or secret:NAME")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Secret, E> {
         match text.strip_prefix("secret:") {
             Some(name) => ACTIVE_STORE
                 .with(|s| s.borrow().resolve(name))
                 .map(Secret)
-                .map_err(serde::de::Error::custom),
-            None => Ok(Secret(text)),
+                .map_err(E::custom),
+            None => Ok(Secret(text.to_owned())),
         }
     }
 }
