@@ -34,13 +34,29 @@ pub struct Generation {
     pub outputs: Vec<OutputRunner>,
 }
 
-/// A config problem found while building (after parsing): the key path and why.
-pub fn build_error(path: &Path, key: String, message: String) -> ConfigError {
+/// A config problem found while building plugin `index` of `section` (after parsing): where
+/// its option is written in `source` (when the message starts with the option's name), the
+/// key path, and why.
+pub fn build_error(
+    path: &Path,
+    source: &str,
+    (section, index, name): (&str, usize, &str),
+    message: String,
+) -> ConfigError {
+    let option = config::locate::option_of(&message);
+    let at = config::locate::locate(source, section, index, option);
+    let message = match option {
+        Some(option) => format!(
+            "{section}[{index}].{name}.{option}{}",
+            &message[option.len()..]
+        ),
+        None => format!("{section}[{index}].{name}: {message}"),
+    };
     ConfigError {
         file: path.into(),
-        line: None,
-        column: None,
-        message: format!("{key}: {message}"),
+        line: at.map(|(line, _)| line),
+        column: at.map(|(_, column)| column),
+        message,
     }
 }
 
@@ -82,7 +98,7 @@ pub fn build_generation(
         let input = entry
             .options
             .build(&ctx)
-            .map_err(|m| build_error(path, format!("inputs[{i}].{}", entry.name), m))?;
+            .map_err(|m| build_error(path, &config.source.0, ("inputs", i, &entry.name), m))?;
         let schedule = Schedule {
             interval: config.input_interval(entry),
             jitter: config.collection_jitter.0,
@@ -99,7 +115,7 @@ pub fn build_generation(
         let output = entry
             .options
             .build(&octx)
-            .map_err(|m| build_error(path, format!("outputs[{i}].{}", entry.name), m))?;
+            .map_err(|m| build_error(path, &config.source.0, ("outputs", i, &entry.name), m))?;
         let queue = match old_queues.iter().find(|q| &q.key == key) {
             Some(old) => Rc::new(old.resized(config.max_buffer_size, config.metric_batch_size)),
             None => Rc::new(OutputQueue::new(
@@ -438,14 +454,24 @@ mod tests {
     }
 
     #[test]
-    fn build_errors_name_the_entry() {
-        let stats: Rc<AgentStats> = Rc::default();
+    fn build_errors_name_the_entry_and_point_at_the_option() {
+        let text = "inputs:\n  - linux_mem\n  - linux_cpu\n  - linux_net:\n      include_patterns: [\"(\"]\n";
         let err = build_error(
             Path::new("c.yaml"),
-            "inputs[2].linux_net".into(),
+            text,
+            ("inputs", 2, "linux_net"),
+            "include_patterns: invalid pattern `(`".into(),
+        );
+        assert_eq!(
+            err.to_string(),
+            "c.yaml:5:7: inputs[2].linux_net.include_patterns: invalid pattern `(`"
+        );
+        let err = build_error(
+            Path::new("c.yaml"),
+            text,
+            ("inputs", 2, "linux_net"),
             "bad".into(),
         );
-        assert_eq!(err.to_string(), "c.yaml: inputs[2].linux_net: bad");
-        let _ = stats;
+        assert_eq!(err.to_string(), "c.yaml:4:5: inputs[2].linux_net: bad");
     }
 }

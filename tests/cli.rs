@@ -282,3 +282,14 @@ fn missing_secret_names_the_variable_and_never_a_value() {
         "{e}"
     );
 }
+
+#[test]
+fn errors_found_when_a_plugin_is_built_point_at_the_option() {
+    let e = check_fails(
+        "inputs:\n  - linux_mem\n  - linux_net:\n      interval: 30s\n      include_patterns: [\"[unclosed\"]\noutputs: [stdout]\n",
+    );
+    assert!(
+        e.starts_with("5:7: inputs[1].linux_net.include_patterns: invalid pattern `[unclosed`"),
+        "{e}"
+    );
+}

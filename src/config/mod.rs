@@ -3,6 +3,7 @@
 
 pub mod entry;
 pub mod interp;
+pub mod locate;
 pub mod secret;
 pub mod units;
 
@@ -22,6 +23,9 @@ pub type OutputEntry = Entry<crate::outputs::Outputs>;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The file's text, to point at an option whose error is found when its plugin is built.
+    #[serde(skip)]
+    pub source: Source,
     /// How often inputs collect (a bare number is seconds).
     #[serde(default = "default_interval")]
     pub interval: Dur,
@@ -170,6 +174,16 @@ fn root(configured: &Option<PathBuf>, env: &str, default: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(default))
 }
 
+/// The text of a config file; never printed (it may hold passwords).
+#[derive(Default)]
+pub struct Source(pub String);
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Source(..)")
+    }
+}
+
 /// A config problem, pointing into the file where it can.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -226,8 +240,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let text = if text.trim().is_empty() { "{}" } else { &text };
     let preamble: Preamble = yaml_serde::from_str(text).map_err(yaml_error)?;
     let store = preamble.secret_store.unwrap_or_default();
-    let config: Config =
+    let mut config: Config =
         secret::with_store(&store, || yaml_serde::from_str(text)).map_err(yaml_error)?;
+    config.source = Source(text.to_owned());
     config.validate().map_err(|message| ConfigError {
         file: path.into(),
         line: None,
