@@ -52,14 +52,9 @@ impl DirLock {
         let file = File::open(dir)?;
         match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(DirLock { _dir: file }),
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
-                let holder = file
-                    .metadata()
-                    .ok()
-                    .and_then(|m| flock_holder(&locks, m.dev(), m.ino()));
-                Err(LockError::Busy { holder })
-            }
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(LockError::Busy {
+                holder: holder(dir).ok().flatten(),
+            }),
             Err(e) => Err(LockError::Io(e.into())),
         }
     }

@@ -274,6 +274,19 @@ fn an_unwritable_directory_means_memory_only_not_a_crash() {
     }
 }
 
+/// The buffer directory goes away (kept at `<dir>.saved`) and a file takes its place, so that
+/// starting a segment fails.
+fn take_dir_away(buffer: &Path) {
+    fs::rename(buffer, buffer.with_extension("saved")).unwrap();
+    fs::write(buffer, b"x").unwrap();
+}
+
+/// The directory is back with what it held.
+fn bring_dir_back(buffer: &Path) {
+    fs::remove_file(buffer).unwrap();
+    fs::rename(buffer.with_extension("saved"), buffer).unwrap();
+}
+
 #[test]
 fn after_an_io_error_the_disk_is_tried_again_and_what_it_held_is_replayed() {
     let dir = tempfile::tempdir().unwrap();
@@ -287,15 +300,13 @@ fn after_an_io_error_the_disk_is_tried_again_and_what_it_held_is_replayed() {
     assert!(spill.append(&first, &table, first.len()));
     spill.maybe_sync(true);
     // The directory goes away and a file takes its place: writing fails.
-    fs::rename(&buffer, dir.path().join("saved")).unwrap();
-    fs::write(&buffer, b"x").unwrap();
+    take_dir_away(&buffer);
     let second = samples(&mut table, 50, 2, 20);
     assert!(!spill.append(&second, &table, 1000));
     assert!(spill.is_disabled());
     // The disk is back with what it held; once the retry is due, both writing and
     // replaying work again, the older samples first.
-    fs::remove_file(&buffer).unwrap();
-    fs::rename(dir.path().join("saved"), &buffer).unwrap();
+    bring_dir_back(&buffer);
     spill.retry_after = Duration::ZERO;
     assert!(spill.append(&second, &table, 1000));
     assert!(!spill.is_disabled());
@@ -319,11 +330,9 @@ fn a_disabled_buffer_is_read_again_on_replay_once_the_retry_is_due() {
     let mut spill = Spill::new(cfg(&buffer, 32 << 10), stats());
     assert!(spill.append(&written, &table, written.len()));
     spill.maybe_sync(true);
-    fs::rename(&buffer, dir.path().join("saved")).unwrap();
-    fs::write(&buffer, b"x").unwrap();
+    take_dir_away(&buffer);
     assert!(!spill.append(&written, &table, 1000));
-    fs::remove_file(&buffer).unwrap();
-    fs::rename(dir.path().join("saved"), &buffer).unwrap();
+    bring_dir_back(&buffer);
     assert!(
         spill.next_batch(&mut table, &mut Vec::new()).is_none(),
         "not yet due"

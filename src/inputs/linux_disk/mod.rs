@@ -339,14 +339,7 @@ impl LinuxDisk {
                 }
                 continue;
             }
-            match usage(&p.stat_path) {
-                Ok(u) => emit_usage(em, p, &u),
-                Err(err) => report_once(
-                    em,
-                    &mut failed,
-                    InputError::new(format!("statvfs {}: {err}", p.stat_path.display())),
-                ),
-            }
+            take_usage(em, &mut failed, p, usage(&p.stat_path));
         }
         if let Some((tx, rx)) = remote {
             drop(tx);
@@ -358,7 +351,7 @@ impl LinuxDisk {
     /// Takes the answers of the remote statvfs calls until all came or the bound passed;
     /// mount points without an answer are reported and marked hung.
     async fn await_remote(
-        &mut self,
+        &self,
         em: &mut Emitter<'_>,
         rx: &smol::channel::Receiver<Answer>,
         mut waiting: usize,
@@ -375,19 +368,21 @@ impl LinuxDisk {
                 break;
             };
             waiting -= 1;
-            self.take_answer(em, failed, answer);
+            take_usage(em, failed, &self.points.get(answer.0).state, answer.1);
         }
         // Answers that came in just as the bound passed.
-        while let Ok(answer) = rx.try_recv() {
+        while let Ok((i, result)) = rx.try_recv() {
             waiting -= 1;
-            self.take_answer(em, failed, answer);
+            take_usage(em, failed, &self.points.get(i).state, result);
         }
         if waiting == 0 {
             return;
         }
-        for (_, e) in self.points.seen_indexed() {
+        let now = Instant::now();
+        for e in self.points.seen() {
             let p = &e.state;
             if p.statvfs.is_running() && p.hung_since.get().is_none() {
+                p.hung_since.set(Some(now));
                 report_once(
                     em,
                     failed,
@@ -398,27 +393,6 @@ impl LinuxDisk {
                     )),
                 );
             }
-        }
-        let now = Instant::now();
-        for (_, e) in self.points.seen_indexed() {
-            let p = &e.state;
-            if p.statvfs.is_running() && p.hung_since.get().is_none() {
-                p.hung_since.set(Some(now));
-            }
-        }
-    }
-}
-
-impl LinuxDisk {
-    fn take_answer(&self, em: &mut Emitter, failed: &mut bool, (i, result): Answer) {
-        let p = &self.points.get(i).state;
-        match result {
-            Ok(u) => emit_usage(em, p, &u),
-            Err(err) => report_once(
-                em,
-                failed,
-                InputError::new(format!("statvfs {}: {err}", p.stat_path.display())),
-            ),
         }
     }
 }
@@ -456,6 +430,18 @@ fn start_statvfs(
         let _ = tx.try_send((i, answer));
     })
     .map_err(|e| InputError::new(format!("statvfs {}: {e}", p.stat_path.display())))
+}
+
+/// What statvfs said of mount point `p`: its figures, or its error.
+fn take_usage(em: &mut Emitter, failed: &mut bool, p: &MountPoint, result: nix::Result<Usage>) {
+    match result {
+        Ok(u) => emit_usage(em, p, &u),
+        Err(err) => report_once(
+            em,
+            failed,
+            InputError::new(format!("statvfs {}: {err}", p.stat_path.display())),
+        ),
+    }
 }
 
 /// The first failure of a collection is the input's partial failure; the others go to the
