@@ -211,6 +211,9 @@ fn a_healthy_run_writes_nothing_under_buffer_dir() {
     let server = durable_redis();
     let host = "healthy";
     let (path, buffer) = config(&s, host, server.port);
+    // As a service's StateDirectory provides it: the very first start of an agent creates
+    // buffer_dir (empty, for its lock), one directory block written once in its life.
+    std::fs::create_dir_all(buffer.parent().unwrap()).unwrap();
     let agent = Agent::start(&path);
     let got = wait_for_stamp(&server, host, now_ms() + 4000, Duration::from_secs(15));
     assert!(got.len() >= 4);
