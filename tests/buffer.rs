@@ -462,3 +462,166 @@ fn flipped_bytes_a_torn_tail_and_a_lost_position_file_lose_only_the_damaged_fram
         "only the ticks of the two damaged frames are lost, not their neighbours: {lost:?}"
     );
 }
+
+/// Where the retry tests put the agent's disk buffer.
+#[derive(Clone, Copy, Debug)]
+enum Disk {
+    Usable,
+    /// `buffer_dir` lies under a regular file: it can never be created.
+    UnderAFile,
+    /// A 16 KiB tmpfs, filled before the agent starts.
+    Full,
+    /// A read-only tmpfs.
+    ReadOnly,
+}
+
+/// The agent's `buffer_dir` for `disk`, and the wrapper that prepares it: the tmpfs cases
+/// mount in a private mount namespace of their own (`unshare`), which needs no root.
+fn buffer_for(s: &Scratch, disk: Disk) -> (PathBuf, Vec<String>) {
+    let root = s.dir.path();
+    let mnt = root.join("mnt");
+    let mount = |opts: &str, then: &str| {
+        std::fs::create_dir_all(&mnt).unwrap();
+        let m = mnt.display();
+        let script = format!("set -e; mount -t tmpfs -o {opts} tmpfs '{m}'; {then} exec \"$@\"");
+        ["unshare", "-rm", "sh", "-c", &script, "sh"]
+            .map(String::from)
+            .to_vec()
+    };
+    match disk {
+        Disk::Usable => (root.join("buffer"), Vec::new()),
+        Disk::UnderAFile => (s.write("not-a-dir", "x").join("buffer"), Vec::new()),
+        Disk::Full => {
+            let fill = format!(
+                "head -c 1048576 /dev/zero > '{}/fill' || true;",
+                mnt.display()
+            );
+            (mnt.join("buffer"), mount("size=16k", &fill))
+        }
+        Disk::ReadOnly => (mnt.join("buffer"), mount("ro,size=1m", "")),
+    }
+}
+
+/// Redis stopped for 8 s while every interval fills a batch (8 samples a tick, batches of
+/// 4): when it is back, the agent must send everything by itself, on its flush schedule,
+/// without waiting for a signal, whatever the disk buffer can do.
+fn a_down_output_sends_everything_by_itself_once_redis_is_back(disk: Disk, host: &str) {
+    let s = Scratch::new();
+    let mut server = durable_redis();
+    let (buffer, wrapper) = buffer_for(&s, disk);
+    let procfs = util::fixture("basic").join("proc");
+    let path = s.config(&format!(
+        "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nmetric_batch_size: 4\nprocfs_root: {}\nbuffer_dir: {}\nbuffer_sync_interval: 1s\ninputs: [linux_mem]\noutputs:\n  - redistimeseries:\n      url: redis://127.0.0.1:{}/\n",
+        procfs.display(),
+        buffer.display(),
+        server.port
+    ));
+    let prefix: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let agent = Agent::start_under(&prefix, &path);
+    let first = wait_for_stamp(&server, host, 0, Duration::from_secs(10));
+    assert!(
+        !first.is_empty(),
+        "the agent writes while Redis is up ({disk:?}): {:#?}",
+        agent.drain()
+    );
+    server.stop();
+    std::thread::sleep(Duration::from_secs(8));
+    server.restart();
+    let restarted = now_ms();
+    let got = wait_for_stamp(&server, host, restarted + 3000, Duration::from_secs(30));
+    let lost = missing(&got, first[0], restarted + 3000);
+    assert!(
+        lost.is_empty() && got.last().is_some_and(|&t| t >= restarted + 3000),
+        "{disk:?}: every second is in Redis without a signal (back at {restarted}, newest {:?}); missing {lost:?}\nagent: {:#?}",
+        got.last(),
+        agent.drain()
+    );
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_connection().unwrap();
+    for name in MEM_SERIES {
+        let n = ts_range(&mut c, &format!("{name}:{host}"))
+            .into_iter()
+            .filter(|&(t, _)| t <= restarted + 3000)
+            .count();
+        let want = got.iter().filter(|&&t| t <= restarted + 3000).count();
+        assert_eq!(n, want, "{disk:?}: {name} has every tick too");
+    }
+}
+
+#[test]
+fn a_down_output_with_a_usable_disk_retries_on_its_own() {
+    a_down_output_sends_everything_by_itself_once_redis_is_back(Disk::Usable, "retry-disk");
+}
+
+#[test]
+fn a_down_output_whose_disk_can_never_be_made_retries_on_its_own() {
+    a_down_output_sends_everything_by_itself_once_redis_is_back(Disk::UnderAFile, "retry-nodir");
+}
+
+#[test]
+fn a_down_output_with_a_full_disk_retries_on_its_own() {
+    a_down_output_sends_everything_by_itself_once_redis_is_back(Disk::Full, "retry-full");
+}
+
+#[test]
+fn a_down_output_with_a_read_only_disk_retries_on_its_own() {
+    a_down_output_sends_everything_by_itself_once_redis_is_back(Disk::ReadOnly, "retry-ro");
+}
+
+/// 300 series a second into a ring of 500, and a Redis that accepts connections but never
+/// answers (SIGSTOP) for 8 s: while a write waits for its timeout, the ring fills several
+/// times over. It must go to disk rather than drop, and everything arrives, each once.
+#[test]
+fn samples_arriving_during_a_hanging_write_go_to_disk_instead_of_being_dropped() {
+    let s = Scratch::new();
+    let server = durable_redis();
+    let host = "hang";
+    let buffer = s.dir.path().join("buffer");
+    let path = s.config(&format!(
+        "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nmax_buffer_size: 500\nmetric_batch_size: 100\nbuffer_dir: {}\nbuffer_sync_interval: 1s\ninputs:\n  - exec:\n      commands: [\"seq 0 299 | sed 's/.*/hc_& &/'\"]\n      shell: true\n      data_format: metrics\noutputs:\n  - redistimeseries:\n      url: redis://127.0.0.1:{}/\n",
+        buffer.display(),
+        server.port
+    ));
+    let mut agent = Agent::start(&path);
+    // Keys carry the exec input's labels after the name.
+    let series = |c: &mut redis::Connection, name: &str| -> Vec<i64> {
+        let keys: Vec<String> = query(c, &["KEYS", &format!("{name}:*")]);
+        match keys.first() {
+            Some(key) => ts_range(c, key).into_iter().map(|(t, _)| t).collect(),
+            None => Vec::new(),
+        }
+    };
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_connection().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), || !series(&mut c, "hc_299")
+            .is_empty()),
+        "the agent writes while Redis answers: {:#?}",
+        agent.drain()
+    );
+    let first = series(&mut c, "hc_0")[0];
+    drop(c);
+    server.signal(Signal::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(8));
+    server.signal(Signal::SIGCONT);
+    let resumed = now_ms();
+    let mut c = client.get_connection().unwrap();
+    let until = resumed + 3000;
+    let caught_up = wait_until(Duration::from_secs(40), || {
+        series(&mut c, "hc_299").last().is_some_and(|&t| t >= until)
+    });
+    agent.signal(Signal::SIGTERM);
+    agent.wait_exit(Duration::from_secs(10)).expect("exits");
+    let lines = agent.drain();
+    assert!(caught_up, "caught up after SIGCONT: {lines:#?}");
+    for name in ["hc_0", "hc_150", "hc_299"] {
+        let got = series(&mut c, name);
+        let lost = missing(&got, first - 1000, until);
+        assert!(
+            lost.is_empty(),
+            "{name}: every second from {first} to {until}; missing {lost:?}\nagent: {lines:#?}"
+        );
+    }
+    let dropped = lines.iter().filter(|l| l.contains("dropped")).count();
+    assert_eq!(dropped, 0, "nothing was dropped: {lines:#?}");
+}

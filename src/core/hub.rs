@@ -1,10 +1,10 @@
 //! Fan-out from inputs to the outputs' buffers.
 
-use super::metric::Sample;
+use super::metric::{Sample, SeriesTable};
 use super::ring::Ring;
-use super::spill::Spill;
+use super::spill::{FrameRef, Spill};
 use super::stats::{add, AgentStats, OutputStats};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 /// A [`Sample`] as an output's ring stores it: 20 bytes instead of 24 (no padding after
@@ -47,9 +47,14 @@ impl From<Slot> for Sample {
 /// One output's not-yet-acknowledged samples: the memory ring, and during an outage the
 /// flash buffer, whose (older) samples are sent before the ring's.
 ///
-/// Policy when full: the oldest sample is dropped and counted, so an outage keeps the most
-/// recent `max_buffer_size` samples. The queue outlives its output task, which is how
-/// buffered samples survive a config reload.
+/// Policy when full: the ring is moved to the flash buffer when there is one (also in the
+/// middle of a slow write or a long replay); without one, or when the disk fails, the
+/// oldest sample is dropped and counted, so an outage keeps the most recent
+/// `max_buffer_size` samples. The queue outlives its output task, which is how buffered
+/// samples survive a config reload.
+///
+/// Invariant: everything on disk is older than everything in the ring, so replaying the
+/// disk first keeps each series in order.
 pub struct OutputQueue {
     pub key: String,
     pub ring: RefCell<Ring<Slot>>,
@@ -60,6 +65,13 @@ pub struct OutputQueue {
     /// The flash buffer for outages; `None` means memory only (`--once`, tests).
     /// Shared with the queue a reload makes from this one.
     pub spill: Rc<RefCell<Option<Spill>>>,
+    /// Sequence numbers `[start, end)` of the ring batch the output is writing now.
+    inflight: Cell<Option<(u64, u64)>>,
+    /// Where a spill put the in-flight batch (as a frame of its own) while it was written.
+    inflight_on_disk: Cell<Option<FrameRef>>,
+    /// Whether this outage has written to the disk buffer yet (logged once per outage).
+    spilled: Cell<bool>,
+    scratch: RefCell<Vec<Sample>>,
 }
 
 impl OutputQueue {
@@ -74,7 +86,102 @@ impl OutputQueue {
             wake_rx,
             stats,
             spill: Rc::new(RefCell::new(None)),
+            inflight: Cell::new(None),
+            inflight_on_disk: Cell::new(None),
+            spilled: Cell::new(false),
+            scratch: RefCell::new(Vec::new()),
         }
+    }
+
+    /// Appends samples, first moving the ring to the disk buffer if they would not fit.
+    /// Returns how many older samples had to be dropped to make room (none while the disk
+    /// takes them).
+    pub fn push_or_spill(&self, samples: &[Sample], table: &SeriesTable) -> u64 {
+        let free = {
+            let ring = self.ring.borrow();
+            ring.capacity() - ring.len()
+        };
+        if samples.len() > free {
+            self.spill_ring(table);
+        }
+        self.push(samples)
+    }
+
+    /// Moves the memory ring to the disk buffer (the output is down, stopping, or the ring
+    /// is full). What cannot be written stays in memory. A batch being written goes as a
+    /// frame of its own, so that the write, if it succeeds, can take that frame back.
+    pub fn spill_ring(&self, table: &SeriesTable) {
+        let mut spill = self.spill.borrow_mut();
+        let Some(spill) = spill.as_mut() else {
+            return;
+        };
+        let mut ring = self.ring.borrow_mut();
+        let mut buf = self.scratch.borrow_mut();
+        let mut moved = 0;
+        if let Some((_, end)) = self.inflight.get() {
+            if ring.head_seq() < end {
+                let still_here = (end - ring.head_seq()) as usize;
+                ring.copy_range_into(0, still_here, &mut buf);
+                match spill.append_one(&buf, table) {
+                    Some(at) => {
+                        self.inflight_on_disk.set(Some(at));
+                        moved = buf.len();
+                    }
+                    None => return,
+                }
+            }
+        }
+        while moved < ring.len() {
+            ring.copy_range_into(moved, self.batch_size, &mut buf);
+            if !spill.append(&buf, table, self.batch_size) {
+                break;
+            }
+            moved += buf.len();
+        }
+        if moved > 0 && !self.spilled.replace(true) {
+            log::warn!(
+                "output {}: writing buffered samples to {} until it is back",
+                self.stats.name,
+                spill.dir().display()
+            );
+        }
+        ring.consume(moved);
+        self.stats.buffer_len.set(ring.len() as u64);
+    }
+
+    /// The output starts writing the ring batch `[start, end)`.
+    pub fn begin_write(&self, start: u64, end: u64) {
+        self.inflight.set(Some((start, end)));
+        self.inflight_on_disk.set(None);
+    }
+
+    /// The write of the in-flight batch ended. Its samples leave the ring, or, when a
+    /// spill took them to disk meanwhile and the write succeeded, leave the disk.
+    pub fn end_write(&self, delivered: bool) {
+        let Some((_, end)) = self.inflight.take() else {
+            return;
+        };
+        let on_disk = self.inflight_on_disk.take();
+        if !delivered {
+            return;
+        }
+        match on_disk {
+            Some(at) => {
+                if let Some(spill) = self.spill.borrow_mut().as_mut() {
+                    spill.mark_delivered(at);
+                }
+            }
+            None => {
+                let mut ring = self.ring.borrow_mut();
+                ring.consume_to(end);
+                self.stats.buffer_len.set(ring.len() as u64);
+            }
+        }
+    }
+
+    /// The output is up again: the next outage logs its first spill again.
+    pub fn note_recovered(&self) {
+        self.spilled.set(false);
     }
 
     /// Appends samples; returns how many older samples had to be dropped to make room.
@@ -124,12 +231,12 @@ impl Hub {
         self.queues.borrow().clone()
     }
 
-    pub fn publish(&self, samples: &[Sample], stats: &AgentStats) {
+    pub fn publish(&self, samples: &[Sample], table: &SeriesTable, stats: &AgentStats) {
         if samples.is_empty() {
             return;
         }
         for q in self.queues.borrow().iter() {
-            let dropped = q.push(samples);
+            let dropped = q.push_or_spill(samples, table);
             if dropped > 0 {
                 add(&q.stats.dropped, dropped);
                 add(&stats.dropped, dropped);
@@ -141,6 +248,94 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::spill::SpillConfig;
+    use std::time::Duration;
+
+    fn queue_with_disk(dir: &std::path::Path, cap: usize, batch: usize) -> OutputQueue {
+        let stats: Rc<AgentStats> = Rc::default();
+        let q = OutputQueue::new("o", cap, batch, stats.output("o"));
+        *q.spill.borrow_mut() = Some(Spill::new(
+            SpillConfig {
+                dir: dir.join("o"),
+                max_bytes: 1 << 20,
+                sync_interval: Duration::from_secs(10),
+            },
+            q.stats.clone(),
+        ));
+        q
+    }
+
+    fn samples(table: &mut SeriesTable, from: i64, n: i64) -> Vec<Sample> {
+        let series = table.intern("m", "", &[]).unwrap();
+        (from..from + n)
+            .map(|ts_ms| Sample {
+                series,
+                ts_ms,
+                value: 0.0,
+            })
+            .collect()
+    }
+
+    /// Everything the queue still holds, disk first: what the output would send next.
+    fn drain(q: &OutputQueue, table: &mut SeriesTable) -> Vec<i64> {
+        let mut got = Vec::new();
+        let mut batch = Vec::new();
+        let mut spill = q.spill.borrow_mut();
+        let spill = spill.as_mut().unwrap();
+        while let Some(token) = spill.next_batch(table, &mut batch) {
+            got.extend(batch.iter().map(|s| s.ts_ms));
+            spill.ack(token);
+        }
+        let ring = q.ring.borrow();
+        ring.peek_into(ring.len(), &mut batch);
+        got.extend(batch.iter().map(|s| s.ts_ms));
+        got
+    }
+
+    /// A ring that fills while a batch of it is being written goes to disk, the batch as
+    /// a frame of its own; then the write's outcome decides whether that frame is sent.
+    fn overflow_during_a_write(delivered: bool) -> Vec<i64> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut table = SeriesTable::new("h", 10);
+        let q = queue_with_disk(dir.path(), 10, 4);
+        q.push_or_spill(&samples(&mut table, 0, 6), &table);
+        let head = q.ring.borrow().head_seq();
+        q.begin_write(head, head + 4);
+        let dropped = q.push_or_spill(&samples(&mut table, 6, 8), &table);
+        assert_eq!(dropped, 0, "the disk took the ring instead");
+        assert_eq!(q.stats.disk_samples.get(), 6);
+        q.end_write(delivered);
+        drain(&q, &mut table)
+    }
+
+    #[test]
+    fn a_batch_written_while_the_ring_spilled_is_not_sent_again() {
+        assert_eq!(overflow_during_a_write(true), (4..14).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_batch_that_failed_while_the_ring_spilled_is_sent_first_from_disk() {
+        assert_eq!(overflow_during_a_write(false), (0..14).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_delivered_frame_behind_older_frames_is_skipped_when_replay_reaches_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut table = SeriesTable::new("h", 10);
+        let q = queue_with_disk(dir.path(), 10, 4);
+        // Older samples on disk already, then a ring batch in flight when the ring fills.
+        q.push_or_spill(&samples(&mut table, 0, 3), &table);
+        q.spill_ring(&table);
+        q.push_or_spill(&samples(&mut table, 3, 4), &table);
+        let head = q.ring.borrow().head_seq();
+        q.begin_write(head, head + 4);
+        q.push_or_spill(&samples(&mut table, 7, 9), &table);
+        q.end_write(true);
+        assert_eq!(
+            drain(&q, &mut table),
+            [0, 1, 2].into_iter().chain(7..16).collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn a_slot_is_smaller_and_keeps_every_bit() {

@@ -95,7 +95,9 @@ impl InputRunner {
             );
         }
         self.note_outcome(error, &shared.stats);
-        shared.hub.publish(&self.buf, &shared.stats);
+        shared
+            .hub
+            .publish(&self.buf, &shared.table.borrow(), &shared.stats);
         // Rate state for series gone for an hour (a removed interface, an exited process)
         // is dropped so it cannot grow without bound.
         self.rates.forget_older_than(ts_ms, 3_600_000);

@@ -71,8 +71,6 @@ pub struct OutputRunner {
     pub queue: Rc<OutputQueue>,
     batch: Vec<Sample>,
     failing: bool,
-    /// Whether this outage has written to the disk buffer yet (logged once per outage).
-    spilled: bool,
     /// The disk buffer's drop count already added to the agent-wide one.
     disk_dropped_seen: u64,
 }
@@ -88,7 +86,6 @@ impl OutputRunner {
             queue,
             batch,
             failing: false,
-            spilled: false,
             disk_dropped_seen,
         }
     }
@@ -108,10 +105,13 @@ impl OutputRunner {
             if self.batch.is_empty() {
                 return true;
             }
-            if !self.send_batch(shared).await {
+            self.queue
+                .begin_write(start_seq, start_seq + self.batch.len() as u64);
+            let sent = self.send_batch(shared).await;
+            self.queue.end_write(sent);
+            if !sent {
                 return false;
             }
-            self.acknowledge(start_seq + self.batch.len() as u64);
         }
     }
 
@@ -179,31 +179,7 @@ impl OutputRunner {
     /// Moves the memory ring to the disk buffer (the output is down, or stopping). What
     /// cannot be written stays in memory.
     pub fn spill_ring(&mut self, shared: &Shared) {
-        let mut spill = self.queue.spill.borrow_mut();
-        let Some(spill) = spill.as_mut() else {
-            return;
-        };
-        let mut ring = self.queue.ring.borrow_mut();
-        let table = shared.table.borrow();
-        let per_frame = self.queue.batch_size;
-        let mut moved = 0;
-        while moved < ring.len() {
-            ring.copy_range_into(moved, per_frame, &mut self.batch);
-            if !spill.append(&self.batch, &table, per_frame) {
-                break;
-            }
-            moved += self.batch.len();
-        }
-        if moved > 0 && !self.spilled {
-            log::warn!(
-                "output {}: writing buffered samples to {} until it is back",
-                self.name,
-                spill.dir().display()
-            );
-            self.spilled = true;
-        }
-        ring.consume(moved);
-        self.queue.stats.buffer_len.set(ring.len() as u64);
+        self.queue.spill_ring(&shared.table.borrow());
     }
 
     /// Adds what the disk buffer dropped since the last call to the agent-wide count.
@@ -221,12 +197,6 @@ impl OutputRunner {
         if let Some(spill) = self.queue.spill.borrow_mut().as_mut() {
             spill.maybe_sync(force);
         }
-    }
-
-    fn acknowledge(&self, seq: u64) {
-        let mut ring = self.queue.ring.borrow_mut();
-        ring.consume_to(seq);
-        self.queue.stats.buffer_len.set(ring.len() as u64);
     }
 
     fn note_failure(&mut self, msg: &str) {
@@ -248,25 +218,29 @@ impl OutputRunner {
         if self.failing {
             log::info!("output {} is up again", self.name);
             self.failing = false;
-            self.spilled = false;
+            self.queue.note_recovered();
         }
     }
 
     /// Flushes every `flush_interval` (a moment after the boundary, so the inputs of that
     /// tick are in), early when a full batch is waiting, and once more when `stop` fires.
     /// A failed flush moves the memory ring to the disk buffer, as does every full batch
-    /// while the output is down.
+    /// while the output is down. A down output is tried again at every flush tick: the
+    /// tick's time is kept across early wake-ups, so no amount of incoming samples can
+    /// push the retry away.
     pub async fn run(
         mut self,
         flush_interval: Duration,
         shared: Rc<Shared>,
         stop: smol::channel::Receiver<()>,
     ) -> Self {
-        let every_ms = (flush_interval.as_millis() as i64).max(1);
+        let every_ms = i64::try_from(flush_interval.as_millis())
+            .unwrap_or(i64::MAX / 2)
+            .max(1);
         let settle_ms = (every_ms / 4).min(500);
         let wake = self.queue.wake_rx.clone();
+        let mut next = next_flush_at(super::clock::now_ms(), every_ms, settle_ms);
         loop {
-            let next = super::clock::next_boundary(super::clock::now_ms(), every_ms) + settle_ms;
             let tick = async {
                 super::input::sleep_until_wall(next).await;
                 Event::Tick
@@ -283,16 +257,27 @@ impl OutputRunner {
                 Event::Stop => return self,
                 // While down, retry on the flush schedule only; a full batch goes to disk.
                 Event::BatchFull if self.failing => self.spill_ring(&shared),
-                Event::BatchFull | Event::Tick => {
-                    if !self.flush(&shared).await {
-                        self.spill_ring(&shared);
-                    }
+                Event::BatchFull => self.flush_or_spill(&shared).await,
+                Event::Tick => {
+                    self.flush_or_spill(&shared).await;
+                    next = next_flush_at(super::clock::now_ms(), every_ms, settle_ms);
                 }
             }
             self.sync_spill(false);
             self.forward_disk_drops(&shared);
         }
     }
+
+    async fn flush_or_spill(&mut self, shared: &Shared) {
+        if !self.flush(shared).await {
+            self.spill_ring(shared);
+        }
+    }
+}
+
+/// The first flush time after `now_ms`: `settle_ms` past an interval boundary.
+fn next_flush_at(now_ms: i64, every_ms: i64, settle_ms: i64) -> i64 {
+    super::clock::next_boundary(now_ms - settle_ms, every_ms) + settle_ms
 }
 
 enum Event {

@@ -215,6 +215,13 @@ impl Server {
         }
     }
 
+    /// Sends `sig` to the server (SIGSTOP makes a server that accepts but never answers).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let child = self.child.as_ref().expect("server running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, sig).expect("signal the server");
+    }
+
     /// Starts it again with the same arguments and port.
     pub fn restart(&mut self) {
         self.stop();

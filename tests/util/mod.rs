@@ -98,13 +98,27 @@ impl Agent {
     /// beside it, so that agents of tests running in parallel do not share the default one
     /// (the second would be refused: one agent per buffer_dir).
     pub fn start(config: &Path) -> Agent {
+        Agent::start_under(&[], config)
+    }
+
+    /// Starts the agent as the last arguments of `prefix` (a wrapper such as `unshare`
+    /// that ends by exec'ing its arguments), or directly when `prefix` is empty.
+    pub fn start_under(prefix: &[&str], config: &Path) -> Agent {
         let text = std::fs::read_to_string(config).expect("read config");
         if !text.contains("buffer_dir:") {
             let dir = config.parent().expect("config in a dir").join("buffer");
             let text = format!("{}\nbuffer_dir: {}\n", text.trim_end(), dir.display());
             std::fs::write(config, text).expect("write config");
         }
-        let mut child = bin()
+        let mut cmd = match prefix.split_first() {
+            None => bin(),
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(env!("CARGO_BIN_EXE_rtcollector"));
+                c
+            }
+        };
+        let mut child = cmd
             .args(["run", "--config"])
             .arg(config)
             .stdout(Stdio::piped())

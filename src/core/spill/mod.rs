@@ -94,6 +94,16 @@ pub struct Token {
     samples: u64,
 }
 
+/// Where [`Spill::append_one`] put a frame, so that a write of the same samples that
+/// succeeds meanwhile can mark it delivered ([`Spill::mark_delivered`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef {
+    seg: u64,
+    offset: u64,
+    next_offset: u64,
+    samples: u64,
+}
+
 /// What `rtcollector buffer status` prints for one output.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiskStatus {
@@ -123,6 +133,9 @@ pub struct Spill {
     out: Vec<u8>,
     read_buf: Vec<u8>,
     reader: Reader,
+    /// A frame whose samples were delivered from memory after they were spilled, found
+    /// behind older frames: replay skips it when it gets there.
+    delivered: Option<FrameRef>,
 }
 
 /// The replay side's dictionary of the head segment: segment index → series id in this
@@ -164,6 +177,7 @@ impl Spill {
             out: Vec::new(),
             read_buf: Vec::new(),
             reader: Reader::default(),
+            delivered: None,
         };
         if spill.cfg.dir.is_dir() {
             if let Err(e) = spill.open() {
@@ -291,15 +305,58 @@ impl Spill {
                 return false;
             }
         }
+        self.appended();
+        true
+    }
+
+    /// Appends `samples` as one frame and says where it is. `None` when it could not be
+    /// written (the buffer is off).
+    pub fn append_one(&mut self, samples: &[Sample], table: &SeriesTable) -> Option<FrameRef> {
+        if samples.is_empty() || !self.usable() {
+            return None;
+        }
+        if self.state.is_none() {
+            if let Err(e) = self.open() {
+                self.fail("cannot create the buffer directory", &e);
+                return None;
+            }
+        }
+        match self.append_frame(samples, table) {
+            Ok(at) => {
+                self.appended();
+                Some(at)
+            }
+            Err(e) => {
+                self.fail("cannot write to the buffer directory", &e);
+                None
+            }
+        }
+    }
+
+    fn appended(&mut self) {
         self.maybe_sync(false);
         self.publish();
         if std::mem::take(&mut self.retrying) {
             self.retry_after = RETRY_AFTER;
         }
-        true
     }
 
-    fn append_frame(&mut self, chunk: &[Sample], table: &SeriesTable) -> io::Result<()> {
+    /// The samples of the frame at `at` reached the output by another way (the memory
+    /// copy of a batch that was being written when it was spilled): replay skips them.
+    pub fn mark_delivered(&mut self, at: FrameRef) {
+        let at_cursor = self
+            .state
+            .as_ref()
+            .is_some_and(|st| st.cursor.seg == at.seg && st.cursor.offset == at.offset);
+        if at_cursor {
+            self.skip_to(at.seg, at.next_offset, at.samples);
+            self.publish();
+        } else {
+            self.delivered = Some(at);
+        }
+    }
+
+    fn append_frame(&mut self, chunk: &[Sample], table: &SeriesTable) -> io::Result<FrameRef> {
         let target = self.cfg.segment_target();
         let Some(st) = self.state.as_mut() else {
             return Err(io::Error::other("buffer not open"));
@@ -321,9 +378,11 @@ impl Spill {
         let Some(st) = self.state.as_mut() else {
             return Err(io::Error::other("buffer not open"));
         };
-        let Some((_, file)) = st.writer.as_mut() else {
+        let Some((seg, file)) = st.writer.as_mut() else {
             return Err(io::Error::other("no open segment"));
         };
+        let seg = *seg;
+        let offset = st.segs.back().map_or(0, |s| s.bytes);
         file.write_all(&self.out)?;
         add(&self.stats.disk_written_bytes, len);
         let summary = frame::Summary {
@@ -335,7 +394,12 @@ impl Spill {
             last.note(&summary, len);
         }
         st.data_dirty = true;
-        Ok(())
+        Ok(FrameRef {
+            seg,
+            offset,
+            next_offset: offset + len,
+            samples: summary.samples,
+        })
     }
 
     /// Drops the oldest segments until `incoming` more bytes fit under `max_disk_buffer`,
@@ -413,6 +477,11 @@ impl Spill {
                     match decoded {
                         Ok(lost) => {
                             self.count_lost(lost);
+                            if self.take_delivered(head.id, offset) {
+                                self.skip_to(head.id, next_offset, out.len() as u64 + lost);
+                                out.clear();
+                                continue;
+                            }
                             if !out.is_empty() {
                                 return Some(Token {
                                     seg: head.id,
@@ -450,6 +519,16 @@ impl Spill {
                 }
             }
         }
+    }
+
+    fn take_delivered(&mut self, seg: u64, offset: u64) -> bool {
+        let hit = self
+            .delivered
+            .is_some_and(|d| d.seg == seg && d.offset == offset);
+        if hit {
+            self.delivered = None;
+        }
+        hit
     }
 
     /// Replay resumes in the middle of segment `seg` (after a restart): reads the series
