@@ -6,14 +6,15 @@ use crate::core::clock;
 use crate::core::dir_lock::{DirLock, LockError};
 use crate::core::hub::{Hub, OutputQueue};
 use crate::core::input::{InputRunner, Schedule, Shared};
+use crate::core::offload;
 use crate::core::output::OutputRunner;
 use crate::core::spill::Spill;
 use crate::core::stats::AgentStats;
 use crate::core::SeriesTable;
 use crate::inputs::BuildCtx;
 use crate::outputs::OutputCtx;
-use async_signal::{Signal, Signals};
-use futures_lite::{future, StreamExt};
+use crate::signals::{Request, Signals};
+use futures_lite::future;
 use smol::{LocalExecutor, Task};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -31,7 +32,54 @@ const ONCE_BASELINE_SPAN: Duration = Duration::from_secs(1);
 pub struct Generation {
     pub config: Config,
     pub inputs: Vec<(InputRunner, Schedule)>,
+    /// What each input was built from, in the order of `inputs`.
+    identities: Vec<InputIdentity>,
     pub outputs: Vec<OutputRunner>,
+}
+
+/// Everything an input is built from. A reload keeps an input running, with its CPU and
+/// rate baselines, when this is the same in the new config.
+#[derive(Debug, PartialEq)]
+struct InputIdentity {
+    key: String,
+    /// The entry as written (after `${VAR}`), or `None` when it cannot be compared: it
+    /// names a `secret:`, whose value may have changed behind the same text.
+    entry: Option<yaml_serde::Value>,
+    schedule: Schedule,
+    procfs_root: PathBuf,
+    sysfs_root: PathBuf,
+    hostname: String,
+    state_dir: PathBuf,
+}
+
+impl InputIdentity {
+    fn same_as(&self, other: &InputIdentity) -> bool {
+        self.entry.is_some() && self == other
+    }
+}
+
+/// The `inputs:` entries of the config's text, for [`InputIdentity`].
+fn input_entries(source: &str) -> Vec<yaml_serde::Value> {
+    let Ok(mut doc) = yaml_serde::from_str::<yaml_serde::Value>(source) else {
+        return Vec::new();
+    };
+    match doc.get_mut("inputs").map(std::mem::take) {
+        Some(yaml_serde::Value::Sequence(entries)) => entries,
+        _ => Vec::new(),
+    }
+}
+
+fn names_a_secret(value: &yaml_serde::Value) -> bool {
+    use yaml_serde::Value;
+    match value {
+        Value::String(s) => s.starts_with(config::secret::PREFIX),
+        Value::Sequence(items) => items.iter().any(names_a_secret),
+        Value::Mapping(map) => map
+            .iter()
+            .any(|(k, v)| names_a_secret(k) || names_a_secret(v)),
+        Value::Tagged(tagged) => names_a_secret(&tagged.value),
+        _ => false,
+    }
 }
 
 /// A config problem found while building plugin `index` of `section` (after parsing): where
@@ -76,13 +124,11 @@ pub fn instance_keys<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
         .collect()
 }
 
-/// Builds every input and output of `config`. Output queues whose key exists in
-/// `old_queues` are carried over, so a reload loses no buffered sample.
+/// Builds every input and output of `config`, each output with an empty queue.
 pub fn build_generation(
     path: &Path,
     config: Config,
     stats: &Rc<AgentStats>,
-    old_queues: &[Rc<OutputQueue>],
 ) -> Result<Generation, ConfigError> {
     let hostname = config.hostname();
     let ctx = BuildCtx {
@@ -93,7 +139,9 @@ pub fn build_generation(
         state_dir: config.buffer_dir.clone(),
     };
     let input_keys = instance_keys(config.inputs.iter().map(|e| e.name.as_str()));
+    let mut written = input_entries(&config.source.0).into_iter();
     let mut inputs = Vec::new();
+    let mut identities = Vec::new();
     for (i, (entry, key)) in config.inputs.iter().zip(&input_keys).enumerate() {
         let input = entry
             .options
@@ -103,6 +151,15 @@ pub fn build_generation(
             interval: config.input_interval(entry),
             jitter: config.collection_jitter.0,
         };
+        identities.push(InputIdentity {
+            key: key.clone(),
+            entry: written.next().filter(|e| !names_a_secret(e)),
+            schedule,
+            procfs_root: ctx.procfs_root.clone(),
+            sysfs_root: ctx.sysfs_root.clone(),
+            hostname: ctx.hostname.clone(),
+            state_dir: ctx.state_dir.clone(),
+        });
         inputs.push((InputRunner::new(key, input, stats.input(key)), schedule));
     }
     let output_keys = instance_keys(config.outputs.iter().map(|e| e.name.as_str()));
@@ -116,40 +173,59 @@ pub fn build_generation(
             .options
             .build(&octx)
             .map_err(|m| build_error(path, &config.source.0, ("outputs", i, &entry.name), m))?;
-        let queue = match old_queues.iter().find(|q| &q.key == key) {
-            Some(old) => Rc::new(old.resized(config.max_buffer_size, config.metric_batch_size)),
-            None => Rc::new(OutputQueue::new(
-                key,
-                config.max_buffer_size,
-                config.metric_batch_size,
-                stats.output(key),
-            )),
-        };
+        let queue = Rc::new(OutputQueue::new(
+            key,
+            config.max_buffer_size,
+            config.metric_batch_size,
+            stats.output(key),
+        ));
         outputs.push(OutputRunner::new(key, output, queue));
     }
     stats.retain(&input_keys, &output_keys);
     Ok(Generation {
         config,
         inputs,
+        identities,
         outputs,
     })
 }
 
 /// The tasks of the generation that is running.
 struct Running {
-    inputs: Vec<Task<()>>,
+    inputs: Vec<RunningInput>,
     outputs: Vec<Task<OutputRunner>>,
     stop_outputs: smol::channel::Sender<()>,
 }
 
-fn start<'a>(ex: &LocalExecutor<'a>, gen: Generation, shared: &Rc<Shared>) -> Running {
+struct RunningInput {
+    identity: InputIdentity,
+    task: Task<()>,
+}
+
+/// Starts `gen`. An input found in `kept` (same identity) goes on as the task it is, and
+/// the runner just built for it is dropped.
+fn start<'a>(
+    ex: &LocalExecutor<'a>,
+    gen: Generation,
+    shared: &Rc<Shared>,
+    mut kept: Vec<RunningInput>,
+) -> Running {
     shared
         .hub
         .set_queues(gen.outputs.iter().map(|o| o.queue.clone()).collect());
     let inputs = gen
         .inputs
         .into_iter()
-        .map(|(runner, schedule)| ex.spawn(runner.run(schedule, shared.clone())))
+        .zip(gen.identities)
+        .map(|((runner, schedule), identity)| {
+            match kept.iter().position(|k| k.identity.same_as(&identity)) {
+                Some(at) => kept.swap_remove(at),
+                None => RunningInput {
+                    task: ex.spawn(runner.run(schedule, shared.clone())),
+                    identity,
+                },
+            }
+        })
         .collect();
     let (stop_outputs, stop_rx) = smol::channel::bounded(1);
     let flush = gen.config.flush_interval();
@@ -167,32 +243,63 @@ fn start<'a>(ex: &LocalExecutor<'a>, gen: Generation, shared: &Rc<Shared>) -> Ru
 
 /// Stops inputs, then outputs; returns the output runners so they can flush once more.
 async fn stop(running: Running) -> Vec<OutputRunner> {
-    for task in running.inputs {
-        task.cancel().await;
+    for input in running.inputs {
+        input.task.cancel().await;
     }
-    drop(running.stop_outputs);
+    stop_outputs(running.outputs, running.stop_outputs).await
+}
+
+async fn stop_outputs(
+    outputs: Vec<Task<OutputRunner>>,
+    stop: smol::channel::Sender<()>,
+) -> Vec<OutputRunner> {
+    drop(stop);
     let mut runners = Vec::new();
-    for task in running.outputs {
+    for task in outputs {
         runners.push(task.await);
     }
     runners
 }
 
-/// One last flush of every output, bounded by `budget`.
-async fn final_flush(runners: &mut [OutputRunner], shared: &Shared, budget: Duration) -> bool {
-    let all = async {
-        let mut ok = true;
-        for r in runners.iter_mut() {
-            ok &= r.flush(shared).await;
+/// Gives each output of `gen` the queue of the stopped output with its key, resized, so a
+/// reload loses no buffered sample; the queue of an output the new config dropped goes to
+/// its disk buffer. Called once the old outputs have stopped and with no await before the
+/// new generation starts: nothing is sent from an old queue after it was copied, and inputs
+/// kept running publish to the new queues from their next tick on.
+fn adopt_queues(gen: &mut Generation, old: &mut [OutputRunner], shared: &Shared) {
+    let (capacity, batch_size) = (gen.config.max_buffer_size, gen.config.metric_batch_size);
+    for runner in old.iter_mut() {
+        match gen
+            .outputs
+            .iter_mut()
+            .find(|o| o.queue.key == runner.queue.key)
+        {
+            Some(new) => new.queue = Rc::new(runner.queue.resized(capacity, batch_size)),
+            None => {
+                runner.spill_ring(shared);
+                runner.sync_spill(true);
+            }
         }
-        ok
-    };
+    }
+}
+
+/// One more flush of every output, in turn; true when each delivered all it had.
+async fn flush_all(runners: &mut [OutputRunner], shared: &Shared) -> bool {
+    let mut ok = true;
+    for r in runners.iter_mut() {
+        ok &= r.flush(shared).await;
+        r.forward_disk_drops(shared);
+    }
+    ok
+}
+
+/// `work`'s result, or `None` once `budget` has passed (`work` is then dropped).
+async fn within<T>(budget: Duration, work: impl std::future::Future<Output = T>) -> Option<T> {
     let timeout = async {
         smol::Timer::after(budget).await;
-        log::warn!("stopping: outputs did not finish flushing within {budget:?}");
-        false
+        None
     };
-    future::or(all, timeout).await
+    future::or(async { Some(work.await) }, timeout).await
 }
 
 /// Gives every output queue that has none its disk buffer (`buffer_dir/<key>`). Not for
@@ -231,12 +338,16 @@ fn lock_buffer_dir(dir: &Path) -> Result<Option<DirLock>, ()> {
     }
 }
 
-/// At shutdown: what is still in memory goes to the disk buffer, and that is fsynced.
-fn persist_unsent(runners: &mut [OutputRunner], shared: &Shared) {
-    for r in runners.iter_mut() {
-        r.spill_ring(shared);
-        r.sync_spill(true);
-        r.forward_disk_drops(shared);
+/// At shutdown: what is still in memory goes to the disk buffer, and that is fsynced. From
+/// the hub's queues, not the runners: an output given up in the middle of a write still
+/// has its queue there, with the batch it was writing.
+fn persist_unsent(queues: &[Rc<OutputQueue>], shared: &Shared) {
+    let table = shared.table.borrow();
+    for q in queues {
+        q.spill_ring(&table);
+        if let Some(spill) = q.spill.borrow_mut().as_mut() {
+            spill.maybe_sync(true);
+        }
     }
 }
 
@@ -262,7 +373,7 @@ async fn run_on(ex: &LocalExecutor<'_>, path: PathBuf, config: Config) -> i32 {
     let hostname = config.hostname();
     let stats: Rc<AgentStats> = Rc::default();
     let shared = new_shared(&hostname, &config, stats.clone());
-    let gen = match build_generation(&path, config, &stats, &[]) {
+    let gen = match build_generation(&path, config, &stats) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("error: {e}");
@@ -277,7 +388,7 @@ async fn run_on(ex: &LocalExecutor<'_>, path: PathBuf, config: Config) -> i32 {
         return 1;
     };
     attach_spills(&gen);
-    let mut signals = match Signals::new([Signal::Term, Signal::Int, Signal::Hup]) {
+    let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot install signal handlers: {e}");
@@ -290,25 +401,32 @@ async fn run_on(ex: &LocalExecutor<'_>, path: PathBuf, config: Config) -> i32 {
         gen.inputs.len(),
         gen.outputs.len()
     );
-    let mut running = start(ex, gen, &shared);
-    while let Some(signal) = signals.next().await {
-        match signal {
-            Ok(Signal::Hup) => running = reload(ex, &path, &buffer_dir, running, &shared).await,
-            Ok(_) => break,
-            Err(e) => log::warn!("signal handling: {e}"),
-        }
+    let mut running = start(ex, gen, &shared, Vec::new());
+    while signals.next().await == Request::Reload {
+        running = reload(ex, &path, &buffer_dir, running, &shared, &signals).await;
     }
+    shutdown(running, &shared).await;
+    0
+}
+
+/// Stops the inputs and gives every output one last flush, all within [`SHUTDOWN_BUDGET`]
+/// however long a write hangs; then what is left goes to the disk buffer.
+async fn shutdown(running: Running, shared: &Shared) {
     let started = Instant::now();
     log::info!("stopping: flushing outputs");
-    let mut runners = stop(running).await;
-    let flushed = final_flush(&mut runners, &shared, SHUTDOWN_BUDGET).await;
-    persist_unsent(&mut runners, &shared);
-    let left: usize = runners.iter().map(|r| r.queue.ring.borrow().len()).sum();
-    let on_disk: u64 = runners
-        .iter()
-        .map(|r| r.queue.stats.disk_samples.get())
-        .sum();
-    if !flushed && left > 0 {
+    let stop_and_flush = async {
+        let mut runners = stop(running).await;
+        flush_all(&mut runners, shared).await
+    };
+    let flushed = within(SHUTDOWN_BUDGET, stop_and_flush).await;
+    if flushed.is_none() {
+        log::warn!("stopping: outputs did not finish flushing within {SHUTDOWN_BUDGET:?}");
+    }
+    let queues = shared.hub.queues();
+    persist_unsent(&queues, shared);
+    let left: usize = queues.iter().map(|q| q.ring.borrow().len()).sum();
+    let on_disk: u64 = queues.iter().map(|q| q.stats.disk_samples.get()).sum();
+    if flushed != Some(true) && left > 0 {
         log::warn!(
             "stopped with {left} samples not delivered (lost: the disk buffer could not take them)"
         );
@@ -317,7 +435,6 @@ async fn run_on(ex: &LocalExecutor<'_>, path: PathBuf, config: Config) -> i32 {
         log::info!("{on_disk} samples wait in the disk buffer for the next start");
     }
     log::info!("stopped in {:?}", started.elapsed());
-    0
 }
 
 /// `buffer_dir`: the directory this agent locked at start; a reload keeps it.
@@ -327,12 +444,17 @@ async fn reload<'a>(
     buffer_dir: &Path,
     running: Running,
     shared: &Rc<Shared>,
+    signals: &Signals,
 ) -> Running {
     log::info!("SIGHUP: reloading {}", path.display());
-    let mut config = match config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
+    let mut config = match load_unless_stopped(path, signals).await {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
             log::error!("reload failed, keeping the running config: {e}");
+            return running;
+        }
+        None => {
+            log::info!("reload abandoned: stopping");
             return running;
         }
     };
@@ -344,25 +466,84 @@ async fn reload<'a>(
         );
         config.buffer_dir = buffer_dir.to_path_buf();
     }
-    let queues = shared.hub.queues();
-    let gen = match build_generation(path, config, &shared.stats, &queues) {
+    let mut gen = match build_generation(path, config, &shared.stats) {
         Ok(g) => g,
         Err(e) => {
             log::error!("reload failed, keeping the running config: {e}");
             return running;
         }
     };
-    attach_spills(&gen);
-    let old = stop(running).await;
+    let Running {
+        inputs,
+        outputs,
+        stop_outputs: stop,
+    } = running;
+    let (kept, changed): (Vec<RunningInput>, Vec<RunningInput>) = inputs
+        .into_iter()
+        .partition(|i| gen.identities.iter().any(|n| i.identity.same_as(n)));
+    for input in changed {
+        input.task.cancel().await;
+    }
+    // An output in the middle of a write finishes it first, which can take its whole
+    // write timeout: a stop asked for meanwhile gives the old outputs up (their queues
+    // stay in the hub, for the shutdown to put on disk) instead of waiting.
+    let stopped = async {
+        signals.stopped().await;
+        None
+    };
+    let Some(mut old) =
+        future::or(async { Some(stop_outputs(outputs, stop).await) }, stopped).await
+    else {
+        log::info!("reload abandoned: stopping");
+        return Running {
+            inputs: kept,
+            outputs: Vec::new(),
+            stop_outputs: smol::channel::bounded(1).0,
+        };
+    };
+    adopt_queues(&mut gen, &mut old, shared);
     drop(old);
+    attach_spills(&gen);
     shared.table.borrow_mut().set_host(&gen.config.hostname());
     crate::logging::set_debug(gen.config.debug);
     log::info!(
-        "reloaded: {} inputs, {} outputs",
+        "reloaded: {} inputs ({} unchanged, kept running), {} outputs",
         gen.inputs.len(),
+        kept.len(),
         gen.outputs.len()
     );
-    start(ex, gen, shared)
+    start(ex, gen, shared, kept)
+}
+
+/// Stack of the thread that parses a new config: as much as the main thread has, which
+/// parses the first one (address space, not memory, until touched).
+const CONFIG_STACK: usize = 8 * 1024 * 1024;
+
+/// Reads and parses `path` on a thread of its own, so the inputs and outputs keep running
+/// however long that takes; `None` when a stop is requested first (the thread's result is
+/// then dropped).
+async fn load_unless_stopped(
+    path: &Path,
+    signals: &Signals,
+) -> Option<Result<Config, ConfigError>> {
+    let owned = path.to_path_buf();
+    let load = async {
+        let loaded =
+            offload::on_thread("rtc-config", CONFIG_STACK, move || config::load(&owned)).await;
+        Some(loaded.unwrap_or_else(|e| {
+            Err(ConfigError {
+                file: path.into(),
+                line: None,
+                column: None,
+                message: format!("cannot parse the config: {e}"),
+            })
+        }))
+    };
+    let stopped = async {
+        signals.stopped().await;
+        None
+    };
+    future::or(stopped, load).await
 }
 
 /// `once`: every input collects once at the current interval boundary, every output
@@ -387,7 +568,7 @@ async fn run_once(gen: Generation, shared: &Rc<Shared>) -> i32 {
         runner.collect_once(ts, shared).await;
     }
     let mut outputs = gen.outputs;
-    if final_flush(&mut outputs, shared, Duration::from_secs(30)).await {
+    if within(Duration::from_secs(30), flush_all(&mut outputs, shared)).await == Some(true) {
         0
     } else {
         log::error!("not every sample could be delivered");
@@ -410,6 +591,14 @@ mod tests {
         assert_eq!(keys, ["stdout", "linux_mem", "stdout#2", "stdout#3"]);
     }
 
+    fn shared_for_tests(stats: &Rc<AgentStats>) -> Shared {
+        Shared {
+            table: Rc::new(RefCell::new(SeriesTable::new("h", 100))),
+            hub: Rc::new(Hub::default()),
+            stats: stats.clone(),
+        }
+    }
+
     #[test]
     fn a_reload_carries_buffered_samples_into_the_new_queue() {
         let stats: Rc<AgentStats> = Rc::default();
@@ -417,7 +606,6 @@ mod tests {
             Path::new("a.yaml"),
             config("max_buffer_size: 10\noutputs: [stdout]\n"),
             &stats,
-            &[],
         )
         .unwrap();
         let queue = first.outputs[0].queue.clone();
@@ -429,13 +617,14 @@ mod tests {
             })
             .collect();
         queue.push(&samples);
-        let second = build_generation(
+        let mut second = build_generation(
             Path::new("a.yaml"),
             config("max_buffer_size: 3\noutputs: [stdout]\n"),
             &stats,
-            &[queue],
         )
         .unwrap();
+        let mut old = first.outputs;
+        adopt_queues(&mut second, &mut old, &shared_for_tests(&stats));
         let ring = second.outputs[0].queue.ring.borrow();
         let mut held: Vec<Sample> = Vec::new();
         ring.peek_into(usize::MAX, &mut held);
@@ -451,6 +640,48 @@ mod tests {
             1,
             "the one that did not fit is counted"
         );
+    }
+
+    fn identities(text: &str) -> Vec<InputIdentity> {
+        let stats: Rc<AgentStats> = Rc::default();
+        build_generation(Path::new("a.yaml"), config(text), &stats)
+            .unwrap()
+            .identities
+    }
+
+    #[test]
+    fn an_input_is_the_same_after_a_reload_only_when_all_it_is_built_from_is() {
+        let base = "inputs:\n  - linux_cpu\n  - linux_net:\n      exclude_patterns: [\"^veth\"]\n";
+        let before = identities(base);
+        let after = identities(&format!("{base}outputs: [stdout]\nmax_buffer_size: 7\n"));
+        assert!(
+            before[0].same_as(&after[0]),
+            "outputs' options do not matter"
+        );
+        assert!(before[1].same_as(&after[1]));
+        let changed = identities(
+            "inputs:\n  - linux_cpu\n  - linux_net:\n      exclude_patterns: [\"^docker\"]\n",
+        );
+        assert!(before[0].same_as(&changed[0]));
+        assert!(!before[1].same_as(&changed[1]), "its options changed");
+        let slower = identities(&format!("interval: 30s\n{base}"));
+        assert!(!before[0].same_as(&slower[0]), "its interval changed");
+        let renamed = identities(&format!("hostname: other\n{base}"));
+        assert!(!before[0].same_as(&renamed[0]), "the host label changed");
+        let moved = identities("inputs:\n  - linux_mem\n  - linux_cpu\n");
+        assert!(
+            !before[0].same_as(&moved[0]) && before[0].same_as(&moved[1]),
+            "matched by what it is, not where it is listed"
+        );
+    }
+
+    #[test]
+    fn an_input_that_names_a_secret_is_always_rebuilt() {
+        std::env::set_var("SECRET_RTC_AGENT_TEST", "pw");
+        let text =
+            "inputs:\n  - redis:\n      host: 127.0.0.1\n      password: secret:rtc_agent_test\n";
+        let before = identities(text);
+        assert!(!before[0].same_as(&identities(text)[0]));
     }
 
     #[test]

@@ -153,7 +153,7 @@ fn check(args: &Args) -> i32 {
         Err(code) => return code,
     };
     let stats: Rc<AgentStats> = Rc::default();
-    match agent::build_generation(&path, config, &stats, &[]) {
+    match agent::build_generation(&path, config, &stats) {
         Ok(gen) => {
             print!("{}", describe(&path, &gen));
             0

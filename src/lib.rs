@@ -9,3 +9,4 @@ pub mod core;
 pub mod inputs;
 pub mod logging;
 pub mod outputs;
+pub mod signals;

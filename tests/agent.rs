@@ -287,3 +287,57 @@ fn a_second_agent_on_the_same_buffer_dir_is_refused_naming_the_first() {
         .wait_exit(Duration::from_secs(6))
         .expect("third exits");
 }
+
+/// Timestamps of the JSON lines of metric `name` among `lines`.
+fn stamps_of(lines: &[String], name: &str) -> Vec<i64> {
+    let needle = format!("{{\"name\":\"{name}\"");
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("OUT "))
+        .filter(|l| l.starts_with(&needle))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+            v["timestamp_ms"].as_i64().expect("timestamp_ms")
+        })
+        .collect()
+}
+
+/// A reload that leaves an input's config as it was keeps that input running: its rate
+/// baselines survive, so the ticks right after a SIGHUP have their `_rate` series too (a
+/// rebuilt input needs a tick to take a new baseline, and that tick had none).
+#[test]
+fn a_reload_keeps_unchanged_inputs_running_with_their_baselines() {
+    let s = Scratch::new();
+    let path = s.config(
+        "interval: 1s\ninputs:\n  - kernel\n  - linux_mem\noutputs:\n  - stdout:\n      format: json\n",
+    );
+    let mut agent = Agent::start(&path);
+    let (lines, ok) = agent.wait_for(Duration::from_secs(10), |l| {
+        l.contains("\"kernel_context_switches_rate\"")
+    });
+    assert!(ok, "{lines:#?}");
+    // An output option changes; the inputs' do not.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{text}metric_batch_size: 900\n")).unwrap();
+    agent.signal(Signal::SIGHUP);
+    let (lines, reloaded) = agent.wait_for(Duration::from_secs(10), |l| {
+        l.contains("reloaded: 2 inputs")
+    });
+    assert!(reloaded, "{lines:#?}");
+    std::thread::sleep(Duration::from_millis(3500));
+    agent.signal(Signal::SIGTERM);
+    agent.wait_exit(Duration::from_secs(6)).expect("exits");
+    let after = agent.drain();
+    let ticks = stamps_of(&after, "mem_total_bytes");
+    let with_rate = stamps_of(&after, "kernel_context_switches_rate");
+    assert!(ticks.len() >= 3, "{after:#?}");
+    assert_eq!(
+        with_rate, ticks,
+        "every tick after the reload has its rate: {after:#?}"
+    );
+    let reload_line = lines.last().expect("the reload line");
+    assert!(
+        reload_line.contains("(2 unchanged, kept running)"),
+        "{reload_line}"
+    );
+}

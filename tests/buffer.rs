@@ -475,6 +475,80 @@ enum Disk {
     ReadOnly,
 }
 
+/// A SIGTERM stops the agent within its promised 5 s also while a write hangs (a Redis that
+/// accepts but never answers, whose write timeout is 10 s), and also behind a storm of
+/// SIGHUPs whose reload waits for that write (the storm used to fill the signal queue and
+/// drop the SIGTERM). The hanging write is given up, its batch goes to disk with the rest,
+/// and the next start delivers every sample.
+fn sigterm_while_a_write_hangs(host: &str, sighups: usize) {
+    let s = Scratch::new();
+    let server = durable_redis();
+    let (path, _) = config(&s, host, server.port);
+    let mut agent = Agent::start(&path);
+    let first = wait_for_stamp(&server, host, 0, Duration::from_secs(10));
+    assert!(!first.is_empty(), "{:#?}", agent.drain());
+    server.signal(Signal::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(3));
+    for _ in 0..sighups {
+        agent.signal(Signal::SIGHUP);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    agent.signal(Signal::SIGTERM);
+    let termed = now_ms();
+    let exited = agent.wait_exit(Duration::from_secs(6));
+    let lines = agent.drain();
+    server.signal(Signal::SIGCONT);
+    let (status, _) =
+        exited.unwrap_or_else(|| panic!("still running 6 s after SIGTERM: {lines:#?}"));
+    assert!(status.success(), "{status:?}: {lines:#?}");
+    let reloads = lines
+        .iter()
+        .filter(|l| l.contains("SIGHUP: reloading"))
+        .count();
+    assert!(
+        reloads <= 2,
+        "SIGHUPs that arrive during a reload make one more reload, not one each: {reloads}"
+    );
+    drop(agent);
+
+    let _agent = Agent::start(&path);
+    let got = wait_for_stamp(&server, host, termed + 2000, Duration::from_secs(60));
+    let lost = missing(&got, first[0], termed - 1000);
+    assert!(lost.is_empty(), "missing {lost:?}: {lines:#?}");
+}
+
+#[test]
+fn sigterm_stops_the_agent_while_a_write_hangs_and_loses_nothing() {
+    sigterm_while_a_write_hangs("hungterm", 0);
+}
+
+#[test]
+fn sigterm_behind_a_storm_of_sighups_during_a_hanging_write_still_stops_the_agent() {
+    sigterm_while_a_write_hangs("hupstorm", 400);
+}
+
+/// A reload that fixes a down output logs that it is up again, as a recovery without a
+/// reload does (the new output's runner used to start as if nothing had failed).
+#[test]
+fn a_reload_that_fixes_a_down_output_logs_that_it_is_up_again() {
+    let s = Scratch::new();
+    let server = durable_redis();
+    let host = "fixed";
+    let unused = support::free_port();
+    let (path, _) = config(&s, host, unused);
+    let agent = Agent::start(&path);
+    let (lines, down) = agent.wait_for(Duration::from_secs(15), |l| l.contains("is down"));
+    assert!(down, "{lines:#?}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let fixed = text.replace(&format!(":{unused}/"), &format!(":{}/", server.port));
+    assert_ne!(text, fixed);
+    std::fs::write(&path, fixed).unwrap();
+    agent.signal(Signal::SIGHUP);
+    let (lines, up) = agent.wait_for(Duration::from_secs(15), |l| l.contains("is up again"));
+    assert!(up, "{lines:#?}");
+    assert!(!wait_for_stamp(&server, host, 0, Duration::from_secs(10)).is_empty());
+}
+
 /// The agent's `buffer_dir` for `disk`, and the wrapper that prepares it: the tmpfs cases
 /// mount in a private mount namespace of their own (`unshare`), which needs no root.
 fn buffer_for(s: &Scratch, disk: Disk) -> (PathBuf, Vec<String>) {

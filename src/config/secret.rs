@@ -8,6 +8,9 @@ use std::cell::RefCell;
 use std::fmt;
 use std::path::PathBuf;
 
+/// How a value names a secret instead of holding it: `secret:NAME`.
+pub const PREFIX: &str = "secret:";
+
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -121,7 +124,7 @@ impl serde::de::Visitor<'_> for SecretVisitor {
     }
 
     fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Secret, E> {
-        match text.strip_prefix("secret:") {
+        match text.strip_prefix(PREFIX) {
             Some(name) => ACTIVE_STORE
                 .with(|s| s.borrow().resolve(name))
                 .map(Secret)

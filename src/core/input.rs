@@ -44,7 +44,7 @@ pub struct Shared {
 }
 
 /// How one input is scheduled.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Schedule {
     pub interval: Duration,
     pub jitter: Duration,

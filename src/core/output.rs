@@ -70,7 +70,6 @@ pub struct OutputRunner {
     output: Box<dyn Output>,
     pub queue: Rc<OutputQueue>,
     batch: Vec<Sample>,
-    failing: bool,
     /// The disk buffer's drop count already added to the agent-wide one.
     disk_dropped_seen: u64,
 }
@@ -85,7 +84,6 @@ impl OutputRunner {
             output,
             queue,
             batch,
-            failing: false,
             disk_dropped_seen,
         }
     }
@@ -201,7 +199,7 @@ impl OutputRunner {
 
     fn note_failure(&mut self, msg: &str) {
         let ring = self.queue.ring.borrow();
-        if self.failing {
+        if self.queue.stats.down.replace(true) {
             log::debug!("output {}: still failing: {msg}", self.name);
         } else {
             log::warn!(
@@ -210,14 +208,12 @@ impl OutputRunner {
                 ring.len(),
                 ring.capacity()
             );
-            self.failing = true;
         }
     }
 
     fn note_recovery(&mut self) {
-        if self.failing {
+        if self.queue.stats.down.replace(false) {
             log::info!("output {} is up again", self.name);
-            self.failing = false;
             self.queue.note_recovered();
         }
     }
@@ -256,7 +252,7 @@ impl OutputRunner {
             match future::or(stopped, future::or(batch_full, tick)).await {
                 Event::Stop => return self,
                 // While down, retry on the flush schedule only; a full batch goes to disk.
-                Event::BatchFull if self.failing => self.spill_ring(&shared),
+                Event::BatchFull if self.queue.stats.down.get() => self.spill_ring(&shared),
                 Event::BatchFull => self.flush_or_spill(&shared).await,
                 Event::Tick => {
                     self.flush_or_spill(&shared).await;

@@ -44,6 +44,9 @@ pub struct OutputStats {
     pub disk_dropped: Cell<u64>,
     pub disk_corrupt_frames: Cell<u64>,
     pub disk_io_errors: Cell<u64>,
+    /// Whether the output's last write failed. Here rather than in the runner so that a
+    /// reload, which builds a new runner, still logs the recovery of an output it fixed.
+    pub down: Cell<bool>,
 }
 
 pub fn add(c: &Cell<u64>, n: u64) {

@@ -38,7 +38,8 @@ impl BuildCtx {
 }
 
 /// An input's parsed options, able to build the input.
-pub trait InputOptions: fmt::Debug {
+/// `Send`: a reloaded config is parsed on a thread of its own.
+pub trait InputOptions: fmt::Debug + Send {
     fn build(&self, ctx: &BuildCtx) -> Result<Box<dyn Input>, String>;
 }
 

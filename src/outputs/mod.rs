@@ -11,7 +11,8 @@ pub struct OutputCtx {
 }
 
 /// An output's parsed options, able to build the output.
-pub trait OutputOptions: fmt::Debug {
+/// `Send`: a reloaded config is parsed on a thread of its own.
+pub trait OutputOptions: fmt::Debug + Send {
     fn build(&self, ctx: &OutputCtx) -> Result<Box<dyn Output>, String>;
 }
 
