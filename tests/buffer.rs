@@ -463,18 +463,6 @@ fn flipped_bytes_a_torn_tail_and_a_lost_position_file_lose_only_the_damaged_fram
     );
 }
 
-/// Where the retry tests put the agent's disk buffer.
-#[derive(Clone, Copy, Debug)]
-enum Disk {
-    Usable,
-    /// `buffer_dir` lies under a regular file: it can never be created.
-    UnderAFile,
-    /// A 16 KiB tmpfs, filled before the agent starts.
-    Full,
-    /// A read-only tmpfs.
-    ReadOnly,
-}
-
 /// A SIGTERM stops the agent within its promised 5 s also while a write hangs (a Redis that
 /// accepts but never answers, whose write timeout is 10 s), and also behind a storm of
 /// SIGHUPs whose reload waits for that write (the storm used to fill the signal queue and
@@ -547,6 +535,18 @@ fn a_reload_that_fixes_a_down_output_logs_that_it_is_up_again() {
     let (lines, up) = agent.wait_for(Duration::from_secs(15), |l| l.contains("is up again"));
     assert!(up, "{lines:#?}");
     assert!(!wait_for_stamp(&server, host, 0, Duration::from_secs(10)).is_empty());
+}
+
+/// Where the retry tests put the agent's disk buffer.
+#[derive(Clone, Copy, Debug)]
+enum Disk {
+    Usable,
+    /// `buffer_dir` lies under a regular file: it can never be created.
+    UnderAFile,
+    /// A 16 KiB tmpfs, filled before the agent starts.
+    Full,
+    /// A read-only tmpfs.
+    ReadOnly,
 }
 
 /// The agent's `buffer_dir` for `disk`, and the wrapper that prepares it: the tmpfs cases
