@@ -171,18 +171,41 @@ pub struct Summary {
     pub last_ts: i64,
 }
 
-pub fn summarize(payload: &[u8]) -> Result<Summary, postcard::Error> {
+/// What a scan learns of one frame: its summary, and how many of its samples name a series
+/// that no readable frame before it in the segment defined (they cannot be replayed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Census {
+    pub summary: Summary,
+    pub undefined: u64,
+}
+
+/// Counts a frame's samples and follows the segment's dictionary: `defined[i]` says
+/// whether segment index `i` was defined by a readable frame so far (this frame's
+/// definitions are added).
+pub fn census(payload: &[u8], defined: &mut Vec<bool>) -> Result<Census, postcard::Error> {
     let body: DecBody = postcard::from_bytes(payload)?;
-    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    let base = body.def_base as usize;
+    let end = base.saturating_add(body.series.len());
+    if defined.len() < end {
+        defined.resize(end, false);
+    }
+    defined[base..end].fill(true);
+    let (mut lo, mut hi, mut undefined) = (i64::MAX, i64::MIN, 0);
     for r in &body.samples {
         let ts = body.base_ts.wrapping_add(r.dt);
         lo = lo.min(ts);
         hi = hi.max(ts);
+        if !defined.get(r.series as usize).copied().unwrap_or(false) {
+            undefined += 1;
+        }
     }
-    Ok(Summary {
-        samples: body.samples.len() as u64,
-        first_ts: lo,
-        last_ts: hi,
+    Ok(Census {
+        summary: Summary {
+            samples: body.samples.len() as u64,
+            first_ts: lo,
+            last_ts: hi,
+        },
+        undefined,
     })
 }
 

@@ -27,7 +27,7 @@ use super::stats::{add, OutputStats};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -62,6 +62,12 @@ struct Segment {
     id: u64,
     bytes: u64,
     samples: u64,
+    /// Unread samples known to be undeliverable: their series was defined in a damaged
+    /// frame. Not promised; counted as dropped when replay passes them.
+    lost: u64,
+    /// The scan at open read and counted everything before this offset: damage found there
+    /// again by replay is not counted twice.
+    checked_to: u64,
     first_ts: Option<i64>,
     last_ts: Option<i64>,
 }
@@ -114,6 +120,10 @@ pub struct DiskStatus {
     pub newest_ts: Option<i64>,
     pub dropped: u64,
     pub corrupt_frames: u64,
+    /// Samples on disk that cannot be replayed (their series was defined in a damaged frame).
+    pub undeliverable: u64,
+    /// Entries named like segments that cannot be read (a directory, no permission).
+    pub unreadable: u64,
 }
 
 /// One output's flash buffer.
@@ -136,6 +146,9 @@ pub struct Spill {
     /// A frame whose samples were delivered from memory after they were spilled, found
     /// behind older frames: replay skips it when it gets there.
     delivered: Option<FrameRef>,
+    /// Segments and samples dropped since the disk buffer became full: one line when it
+    /// starts, one with the totals when it ends.
+    full_streak: Option<(u64, u64)>,
 }
 
 /// The replay side's dictionary of the head segment: segment index → series id in this
@@ -178,6 +191,7 @@ impl Spill {
             read_buf: Vec::new(),
             reader: Reader::default(),
             delivered: None,
+            full_streak: None,
         };
         if spill.cfg.dir.is_dir() {
             if let Err(e) = spill.open() {
@@ -219,7 +233,11 @@ impl Spill {
     /// Samples on disk not yet acknowledged.
     pub fn pending(&self) -> u64 {
         self.state.as_ref().map_or(0, |st| {
-            let total: u64 = st.segs.iter().map(|s| s.samples).sum();
+            let total: u64 = st
+                .segs
+                .iter()
+                .map(|s| s.samples.saturating_sub(s.lost))
+                .sum();
             total.saturating_sub(st.cursor.read)
         })
     }
@@ -245,14 +263,15 @@ impl Spill {
     }
 
     fn open(&mut self) -> io::Result<()> {
-        fs::create_dir_all(&self.cfg.dir)?;
+        create_private_dir(&self.cfg.dir)?;
         let scan = scan_dir(&self.cfg.dir, true)?;
-        // Never below the position's segment: numbers it calls consumed are not reused.
+        // Above every name in use (unreadable entries too) and never below the position's
+        // segment: numbers it calls consumed are not reused. `seg_id` never names u64::MAX.
         let next_id = scan
-            .segs
-            .back()
-            .map_or(0, |s| s.id + 1)
+            .newest
+            .map_or(0, |id| id + 1)
             .max(scan.position_seg.map_or(0, |p| p + 1));
+        self.log_scan_findings(&scan);
         if scan.corrupt_frames > 0 {
             log::warn!(
                 "output {}: skipped {} damaged frame(s) in {}",
@@ -273,6 +292,18 @@ impl Spill {
             pos_dirty: false,
             last_sync: Instant::now(),
         });
+        let undeliverable: u64 = self
+            .state
+            .iter()
+            .flat_map(|st| &st.segs)
+            .map(|s| s.lost)
+            .sum();
+        if undeliverable > 0 {
+            log::warn!(
+                "output {}: {undeliverable} samples on disk cannot be sent: their series were named in damaged frames (counted as dropped)",
+                self.stats.name
+            );
+        }
         if self.pending() > 0 {
             log::info!(
                 "output {}: {} buffered samples on disk will be sent first",
@@ -282,6 +313,33 @@ impl Spill {
         }
         self.publish();
         Ok(())
+    }
+
+    /// One line each for what a scan skipped: entries it cannot read, segments found empty.
+    fn log_scan_findings(&self, scan: &Scan) {
+        if let Some((id, e)) = scan.unreadable.first() {
+            log::warn!(
+                "output {}: skipped {} unreadable entr{} in {} ({}: {e}); using the rest",
+                self.stats.name,
+                scan.unreadable.len(),
+                if scan.unreadable.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                },
+                self.cfg.dir.display(),
+                seg_path(&self.cfg.dir, *id).display()
+            );
+        }
+        if let Some(first) = scan.empty.first() {
+            log::warn!(
+                "output {}: {} segment(s) in {} were empty, the samples they held never reached the disk (a power cut before the sync?), first {}",
+                self.stats.name,
+                scan.empty.len(),
+                self.cfg.dir.display(),
+                seg_path(&self.cfg.dir, *first).display()
+            );
+        }
     }
 
     /// Appends `samples` as frames of at most `per_frame` samples. Returns false when they
@@ -438,10 +496,30 @@ impl Spill {
                     read: 0,
                 };
             }
+            match self.full_streak.as_mut() {
+                Some((segs, samples)) => {
+                    *segs += 1;
+                    *samples += lost;
+                }
+                None => {
+                    log::warn!(
+                        "output {}: disk buffer full ({} bytes): dropping the oldest segments to make room, the first with {lost} samples (the total follows when the outage ends)",
+                        self.stats.name,
+                        self.cfg.max_bytes
+                    );
+                    self.full_streak = Some((1, lost));
+                }
+            }
+        }
+    }
+
+    /// The output delivers again, or everything is gone or stopping: the totals of the
+    /// drops since the disk buffer became full.
+    fn end_full_streak(&mut self) {
+        if let Some((segs, samples)) = self.full_streak.take() {
             log::warn!(
-                "output {}: disk buffer full ({} bytes): dropped the oldest segment, {lost} samples",
-                self.stats.name,
-                self.cfg.max_bytes
+                "output {}: the full disk buffer dropped {segs} oldest segment(s), {samples} samples in all",
+                self.stats.name
             );
         }
     }
@@ -492,15 +570,20 @@ impl Spill {
                             self.skip_to(head.id, next_offset, lost);
                         }
                         Err(_) => {
-                            self.note_corrupt(head.id);
+                            self.note_corrupt(&head, offset);
                             self.skip_to(head.id, next_offset, 0);
                         }
                     }
                 }
                 Ok(Read::BadCrc { next_offset }) => {
                     self.reader.upto = next_offset;
-                    self.note_corrupt(head.id);
+                    self.note_corrupt(&head, offset);
                     self.skip_to(head.id, next_offset, 0);
+                }
+                Ok(Read::Skip { resume }) => {
+                    self.reader.upto = resume;
+                    self.note_corrupt(&head, offset);
+                    self.skip_to(head.id, resume, 0);
                 }
                 Ok(Read::End) => {
                     if !self.finish_head(head.id) {
@@ -508,7 +591,7 @@ impl Spill {
                     }
                 }
                 Ok(Read::Damaged) => {
-                    self.note_corrupt(head.id);
+                    self.note_corrupt(&head, offset);
                     if !self.finish_head(head.id) {
                         return None;
                     }
@@ -552,6 +635,7 @@ impl Spill {
                     at = next_offset;
                 }
                 Read::BadCrc { next_offset } => at = next_offset,
+                Read::Skip { resume } => at = resume,
                 Read::End | Read::Damaged => break,
             }
         }
@@ -562,6 +646,7 @@ impl Spill {
     /// Marks a batch from [`Spill::next_batch`] as delivered.
     pub fn ack(&mut self, token: Token) {
         self.skip_to(token.seg, token.next_offset, token.samples);
+        self.end_full_streak();
         self.publish();
     }
 
@@ -575,22 +660,42 @@ impl Spill {
         }
     }
 
+    /// Samples of a replayed frame that could not be kept. Those the scan foresaw were
+    /// logged at open; others (a frame damaged since, a full series table) are logged here.
     fn count_lost(&mut self, lost: u64) {
-        if lost > 0 {
-            add(&self.stats.dropped, lost);
-            add(&self.stats.disk_dropped, lost);
-            if let Some(st) = self.state.as_mut() {
-                st.dropped += lost;
-            }
+        if lost == 0 {
+            return;
+        }
+        add(&self.stats.dropped, lost);
+        add(&self.stats.disk_dropped, lost);
+        let Some(st) = self.state.as_mut() else {
+            return;
+        };
+        st.dropped += lost;
+        let foreseen = st.segs.front_mut().map_or(0, |head| {
+            let n = head.lost.min(lost);
+            head.lost -= n;
+            n
+        });
+        if lost > foreseen {
+            log::warn!(
+                "output {}: {} samples read from disk could not be kept (series table full, or their series named in a damaged frame)",
+                self.stats.name,
+                lost - foreseen
+            );
         }
     }
 
-    fn note_corrupt(&mut self, seg: u64) {
+    /// Damage at `offset` of `head`: counted and logged unless the scan at open did both.
+    fn note_corrupt(&mut self, head: &Segment, offset: u64) {
+        if offset < head.checked_to {
+            return;
+        }
         add(&self.stats.disk_corrupt_frames, 1);
         log::warn!(
             "output {}: skipping a damaged frame in {}",
             self.stats.name,
-            seg_path(&self.cfg.dir, seg).display()
+            seg_path(&self.cfg.dir, head.id).display()
         );
     }
 
@@ -637,6 +742,7 @@ impl Spill {
         };
         st.data_dirty = false;
         st.pos_dirty = false;
+        self.end_full_streak();
         self.publish();
     }
 
@@ -644,7 +750,15 @@ impl Spill {
         let file = File::open(seg_path(&self.cfg.dir, seg))?;
         read_frame(&file, offset, &mut self.read_buf)
     }
+}
 
+impl Drop for Spill {
+    fn drop(&mut self) {
+        self.end_full_streak();
+    }
+}
+
+impl Spill {
     /// fsyncs the open segment and writes the position when `force`, or when the last sync
     /// is `buffer_sync_interval` old and something changed.
     pub fn maybe_sync(&mut self, force: bool) {
@@ -689,6 +803,7 @@ impl State {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(seg_path(dir, id))?;
         self.next_id += 1;
         self.writer = Some((id, file));
@@ -723,6 +838,14 @@ impl State {
     }
 }
 
+/// The buffer holds what the agent collected: only its user may read it, whatever the umask.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 fn seg_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:016x}.seg"))
 }
@@ -732,7 +855,10 @@ fn seg_id(name: &str) -> Option<u64> {
     if hex.len() != 16 {
         return None;
     }
-    u64::from_str_radix(hex, 16).ok()
+    // Never u64::MAX: the next segment's number must exist.
+    u64::from_str_radix(hex, 16)
+        .ok()
+        .filter(|&id| id < u64::MAX)
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -778,9 +904,13 @@ enum Read {
     BadCrc {
         next_offset: u64,
     },
-    /// No more bytes (or a torn last frame).
+    /// Damaged bytes (a bad header or length), then a whole frame again at `resume`.
+    Skip {
+        resume: u64,
+    },
+    /// No more bytes.
     End,
-    /// Not a frame header: the rest of the segment is skipped.
+    /// Damaged bytes to the end (a torn last frame, junk): the rest of the segment is skipped.
     Damaged,
 }
 
@@ -790,61 +920,106 @@ fn read_frame(file: &File, offset: u64, buf: &mut Vec<u8>) -> io::Result<Read> {
     if offset >= file_len {
         return Ok(Read::End);
     }
+    match read_whole_frame(file, offset, file_len, buf)? {
+        Some(read) => Ok(read),
+        None => Ok(match resync(file, offset, file_len, buf)? {
+            Some(resume) => Read::Skip { resume },
+            None => Read::Damaged,
+        }),
+    }
+}
+
+/// The frame at `offset`, or `None` when no frame header with a length that fits starts
+/// there.
+fn read_whole_frame(
+    file: &File,
+    offset: u64,
+    file_len: u64,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<Read>> {
     if file_len - offset < frame::HEADER_LEN as u64 {
-        return Ok(Read::Damaged);
+        return Ok(None);
     }
     let mut header = [0u8; frame::HEADER_LEN];
     file.read_exact_at(&mut header, offset)?;
     let frame::Header::Frame { len, crc } = frame::parse_header(&header) else {
-        return Ok(Read::Damaged);
+        return Ok(None);
     };
     let start = offset + frame::HEADER_LEN as u64;
     if file_len - start < len as u64 {
-        return Ok(Read::Damaged);
+        return Ok(None);
     }
     buf.resize(len, 0);
     file.read_exact_at(buf, start)?;
     let next_offset = start + len as u64;
     if frame::crc_ok(buf, crc) {
-        Ok(Read::Frame { next_offset })
+        Ok(Some(Read::Frame { next_offset }))
     } else {
-        Ok(Read::BadCrc { next_offset })
+        Ok(Some(Read::BadCrc { next_offset }))
     }
+}
+
+/// After damaged bytes at `offset`: the start of the next whole frame whose CRC holds, so
+/// one bad length field does not take the frames behind it along.
+fn resync(file: &File, offset: u64, file_len: u64, buf: &mut Vec<u8>) -> io::Result<Option<u64>> {
+    let from = offset + 1;
+    let mut rest = vec![0u8; (file_len - from) as usize];
+    file.read_exact_at(&mut rest, from)?;
+    let mut at = 0;
+    while let Some(hit) = find_magic(&rest[at..]) {
+        let candidate = from + (at + hit) as u64;
+        if let Some(Read::Frame { .. }) = read_whole_frame(file, candidate, file_len, buf)? {
+            return Ok(Some(candidate));
+        }
+        at += hit + 1;
+    }
+    Ok(None)
+}
+
+fn find_magic(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(frame::MAGIC.len())
+        .position(|w| w == frame::MAGIC)
 }
 
 struct Scan {
     segs: VecDeque<Segment>,
+    /// The highest segment number in the directory, readable or not.
+    newest: Option<u64>,
     position_seg: Option<u64>,
     cursor: Cursor,
     dropped: u64,
     corrupt_frames: u64,
+    /// Entries named like segments that could not be read, skipped.
+    unreadable: Vec<(u64, io::Error)>,
+    /// Segments of 0 bytes (removed when tidying).
+    empty: Vec<u64>,
 }
 
 /// Reads a buffer directory. With `tidy`, removes what the position says was consumed,
 /// empty segments, and a left-over temp file; without, changes nothing (for `status`).
+/// An entry that cannot be read is skipped and listed; only an unreadable directory fails.
 fn scan_dir(dir: &Path, tidy: bool) -> io::Result<Scan> {
     let mut ids: Vec<u64> = fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .filter_map(|e| seg_id(e.file_name().to_str()?))
         .collect();
     ids.sort_unstable();
-    let position = read_position(dir);
-    if position.is_none() && dir.join(POSITION).exists() {
-        log::warn!(
-            "{}: the position file is damaged; replaying from the oldest segment",
-            dir.display()
-        );
-    }
+    let newest = ids.last().copied();
+    let position = plausible_position(dir, newest);
     if tidy {
         let _ = fs::remove_file(dir.join(POSITION_TMP));
     }
     let start = position.as_ref().map_or(0, |p| p.seg);
     let mut scan = Scan {
         segs: VecDeque::new(),
+        newest,
         position_seg: position.as_ref().map(|p| p.seg),
         cursor: Cursor::default(),
         dropped: position.as_ref().map_or(0, |p| p.dropped),
         corrupt_frames: 0,
+        unreadable: Vec::new(),
+        empty: Vec::new(),
     };
     let mut buf = Vec::new();
     for id in ids {
@@ -859,9 +1034,16 @@ fn scan_dir(dir: &Path, tidy: bool) -> io::Result<Scan> {
             Some(p) if p.seg == id => p.offset,
             _ => 0,
         };
-        let (seg, read, corrupt) = scan_segment(&path, id, from, &mut buf)?;
-        scan.corrupt_frames += corrupt;
-        if seg.bytes == 0 {
+        let found = match scan_segment_from(&path, id, from, &mut buf) {
+            Ok(found) => found,
+            Err(e) => {
+                scan.unreadable.push((id, e));
+                continue;
+            }
+        };
+        scan.corrupt_frames += found.corrupt;
+        if found.seg.bytes == 0 {
+            scan.empty.push(id);
             if tidy {
                 let _ = fs::remove_file(&path);
             }
@@ -870,40 +1052,122 @@ fn scan_dir(dir: &Path, tidy: bool) -> io::Result<Scan> {
         if scan.segs.is_empty() {
             scan.cursor = Cursor {
                 seg: id,
-                offset: from,
-                read,
+                offset: found.from,
+                read: found.read,
             };
         }
-        scan.segs.push_back(seg);
+        scan.segs.push_back(found.seg);
     }
     Ok(scan)
 }
 
-/// Counts a segment's samples (and those before `from`, already delivered) and damaged
-/// frames. `bytes` counts only whole, readable frames.
-fn scan_segment(
+/// The position file, if it is whole and names a segment that can be: one past the newest
+/// segment on disk means data would be skipped, so replay starts at the oldest instead
+/// (at-least-once). Its dropped count is kept either way.
+fn plausible_position(dir: &Path, newest: Option<u64>) -> Option<PositionFile> {
+    let Some(p) = read_position(dir) else {
+        if dir.join(POSITION).exists() {
+            log::warn!(
+                "{}: the position file is damaged; replaying from the oldest segment",
+                dir.display()
+            );
+        }
+        return None;
+    };
+    if p.seg < u64::MAX && newest.is_none_or(|n| p.seg <= n) {
+        return Some(p);
+    }
+    log::warn!(
+        "{}: the position file names segment {:016x}, after the newest one; replaying from the oldest segment",
+        dir.display(),
+        p.seg
+    );
+    Some(PositionFile {
+        seg: 0,
+        offset: 0,
+        dropped: p.dropped,
+    })
+}
+
+/// What the scan of one segment found.
+struct SegmentScan {
+    seg: Segment,
+    /// Where replay starts: the position's offset, or 0 when that is no frame boundary.
+    from: u64,
+    /// Samples before `from`, delivered already.
+    read: u64,
+    corrupt: u64,
+}
+
+/// Scans segment `id` with replay to start at `from`; an offset that is not where a frame
+/// starts (a position file from elsewhere) would skip what it does not know: the segment
+/// is then read from its start.
+fn scan_segment_from(
     path: &Path,
     id: u64,
     from: u64,
     buf: &mut Vec<u8>,
-) -> io::Result<(Segment, u64, u64)> {
+) -> io::Result<SegmentScan> {
     let file = File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    if let Some(found) = scan_segment(&file, id, from, buf)? {
+        return Ok(found);
+    }
+    log::warn!(
+        "{}: the position file names offset {from}, where no frame starts; replaying the segment from its start",
+        path.display()
+    );
+    scan_segment(&file, id, 0, buf).map(|found| found.unwrap_or_else(|| unreachable_scan(id)))
+}
+
+/// Offset 0 is always a frame boundary, so a scan from it always finds its start.
+fn unreachable_scan(id: u64) -> SegmentScan {
+    SegmentScan {
+        seg: Segment {
+            id,
+            ..Segment::default()
+        },
+        from: 0,
+        read: 0,
+        corrupt: 0,
+    }
+}
+
+/// Counts a segment's samples (and those before `from`, already delivered), the samples
+/// whose series no readable frame defined, and damaged frames; `None` when no frame starts
+/// at `from`. `bytes` counts the whole file, damage included: it takes room on the disk.
+fn scan_segment(
+    file: &File,
+    id: u64,
+    from: u64,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<SegmentScan>> {
+    let file_len = file.metadata()?.len();
     let mut seg = Segment {
         id,
+        checked_to: file_len,
         ..Segment::default()
     };
+    let mut defined = Vec::new();
     let (mut offset, mut read, mut corrupt) = (0u64, 0u64, 0u64);
+    let mut from_found = from == 0;
     loop {
-        match read_frame(&file, offset, buf)? {
+        from_found |= offset == from;
+        match read_frame(file, offset, buf)? {
             Read::Frame { next_offset } => {
-                match frame::summarize(buf) {
-                    Ok(s) if next_offset <= from => {
+                match frame::census(buf, &mut defined) {
+                    Ok(c) if next_offset <= from => {
                         // Delivered already: counted, but not in the time span.
-                        read += s.samples;
-                        seg.samples += s.samples;
+                        read += c.summary.samples;
+                        seg.samples += c.summary.samples;
                         seg.bytes += next_offset - offset;
                     }
-                    Ok(s) => seg.note(&s, next_offset - offset),
+                    Ok(c) => {
+                        seg.note(&c.summary, next_offset - offset);
+                        seg.lost += c.undefined;
+                    }
                     Err(_) => {
                         corrupt += 1;
                         seg.bytes += next_offset - offset;
@@ -911,25 +1175,38 @@ fn scan_segment(
                 }
                 offset = next_offset;
             }
-            Read::BadCrc { next_offset } => {
+            Read::BadCrc {
+                next_offset: resume,
+            }
+            | Read::Skip { resume } => {
                 corrupt += 1;
-                seg.bytes += next_offset - offset;
-                offset = next_offset;
+                seg.bytes += resume - offset;
+                offset = resume;
             }
             Read::End => break,
             Read::Damaged => {
                 corrupt += 1;
+                seg.bytes += file_len - offset;
                 break;
             }
         }
     }
-    Ok((seg, read, corrupt))
+    Ok(from_found.then_some(SegmentScan {
+        seg,
+        from,
+        read,
+        corrupt,
+    }))
 }
 
-/// What is in a buffer directory, read without changing it.
+/// What is in a buffer directory, read without changing it. A directory that does not
+/// exist holds nothing; one that cannot be read is an error, never an empty buffer.
 pub fn status(dir: &Path) -> io::Result<DiskStatus> {
-    if !dir.is_dir() {
-        return Ok(DiskStatus::default());
+    match fs::metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DiskStatus::default()),
+        Err(e) => return Err(e),
+        Ok(m) if !m.is_dir() => return Err(io::Error::other("not a directory")),
+        Ok(_) => {}
     }
     let scan = scan_dir(dir, false)?;
     let mut st = DiskStatus {
@@ -937,10 +1214,14 @@ pub fn status(dir: &Path) -> io::Result<DiskStatus> {
         bytes: scan.segs.iter().map(|s| s.bytes).sum(),
         dropped: scan.dropped,
         corrupt_frames: scan.corrupt_frames,
+        undeliverable: scan.segs.iter().map(|s| s.lost).sum(),
+        unreadable: scan.unreadable.len() as u64,
         ..DiskStatus::default()
     };
     let total: u64 = scan.segs.iter().map(|s| s.samples).sum();
-    st.samples = total.saturating_sub(scan.cursor.read);
+    st.samples = total
+        .saturating_sub(scan.cursor.read)
+        .saturating_sub(st.undeliverable);
     st.oldest_ts = scan.segs.iter().filter_map(|s| s.first_ts).min();
     st.newest_ts = scan.segs.iter().filter_map(|s| s.last_ts).max();
     Ok(st)

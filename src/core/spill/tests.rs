@@ -545,3 +545,211 @@ fn a_position_left_without_segments_does_not_make_new_segments_look_consumed() {
     assert_eq!(spill.pending(), 20);
     assert_eq!(drain(&mut spill, &mut table).len(), 20);
 }
+
+/// Frame start offsets of a segment file.
+fn frame_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + frame::HEADER_LEN <= bytes.len() && bytes[at..at + 2] == frame::MAGIC {
+        out.push(at);
+        let len = u32::from_le_bytes(bytes[at + 2..at + 6].try_into().unwrap()) as usize;
+        at += frame::HEADER_LEN + len;
+    }
+    out
+}
+
+#[test]
+fn an_entry_named_like_a_segment_that_cannot_be_read_is_skipped_and_the_rest_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 1, 3000, 0);
+    // 32 KiB cap: 4 KiB segments, so several of them.
+    let mut spill = Spill::new(cfg(dir.path(), 32 << 10), stats());
+    assert!(spill.append(&written[..1000], &table, 100));
+    spill.maybe_sync(true);
+    drop(spill);
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 3, "{segs:?}");
+    // The second segment becomes a directory: its samples are gone, the others are not.
+    let first_gone = frame_starts(&fs::read(&segs[0]).unwrap()).len() * 100;
+    let gone = frame_starts(&fs::read(&segs[1]).unwrap()).len() * 100;
+    fs::remove_file(&segs[1]).unwrap();
+    fs::create_dir(&segs[1]).unwrap();
+    // And one named after the newest: a new segment must not take its number.
+    let beyond = dir.path().join("00000000000000f0.seg");
+    fs::create_dir(&beyond).unwrap();
+
+    assert_eq!(status(dir.path()).unwrap().unreadable, 2);
+    let st = stats();
+    let mut spill = Spill::new(cfg(dir.path(), 32 << 10), st.clone());
+    assert!(!spill.is_disabled());
+    assert_eq!(spill.pending(), 1000 - gone as u64);
+    assert!(
+        spill.append(&written[1000..1100], &table, 100),
+        "new samples still go to disk"
+    );
+    assert!(segments(dir.path())
+        .iter()
+        .any(|p| p.file_name().unwrap().to_str().unwrap() > "00000000000000f0.seg"));
+    let got = drain(&mut spill, &mut table);
+    let mut want: Vec<_> = written[..1000]
+        .iter()
+        .map(|s| identify(&table, s))
+        .collect();
+    want.drain(first_gone..first_gone + gone);
+    want.extend(written[1000..1100].iter().map(|s| identify(&table, s)));
+    assert_eq!(got, want);
+    assert_eq!(st.disk_io_errors.get(), 0);
+}
+
+#[test]
+fn a_huge_length_field_loses_its_frame_only_and_is_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 4, 30, 0);
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+    assert!(spill.append(&written, &table, 20));
+    spill.maybe_sync(true);
+    drop(spill);
+    let seg = &segments(dir.path())[0];
+    let mut bytes = fs::read(seg).unwrap();
+    let starts = frame_starts(&bytes);
+    assert_eq!(starts.len(), 6);
+    // The third frame's length field; the first frame defined every series.
+    bytes[starts[2] + 2..starts[2] + 6].copy_from_slice(&u32::MAX.to_le_bytes());
+    fs::write(seg, &bytes).unwrap();
+
+    let st = stats();
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), st.clone());
+    assert_eq!(st.disk_corrupt_frames.get(), 1);
+    assert_eq!(spill.pending(), 100, "the frames behind it are promised");
+    let got = drain(&mut spill, &mut table);
+    let mut want: Vec<_> = written.iter().map(|s| identify(&table, s)).collect();
+    want.drain(40..60);
+    assert_eq!(got, want);
+    assert_eq!(
+        st.disk_corrupt_frames.get(),
+        1,
+        "counted at open, not again"
+    );
+}
+
+#[test]
+fn a_damaged_first_frame_promises_only_what_arrives_and_counts_the_rest_as_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let mut written = samples(&mut table, 4, 10, 0);
+    // A fifth series first seen in the third frame: its samples survive.
+    let late = table.intern("late", "", &[]).unwrap();
+    let late_samples: Vec<Sample> = (0..10)
+        .map(|t| Sample {
+            series: late,
+            ts_ms: T0 + t,
+            value: t as f64,
+        })
+        .collect();
+    written.extend(late_samples.iter().copied());
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+    assert!(spill.append(&written, &table, 20));
+    spill.maybe_sync(true);
+    drop(spill);
+    let seg = &segments(dir.path())[0];
+    let mut bytes = fs::read(seg).unwrap();
+    bytes[frame::HEADER_LEN + 5] ^= 0x40;
+    fs::write(seg, &bytes).unwrap();
+
+    let st = stats();
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), st.clone());
+    assert_eq!(st.disk_corrupt_frames.get(), 1);
+    let on_disk = status(dir.path()).unwrap();
+    assert_eq!(on_disk.undeliverable, 20, "the second frame's 4 series");
+    assert_eq!(on_disk.samples, 10);
+    assert_eq!(spill.pending(), 10, "the promise: the late series only");
+    let got = drain(&mut spill, &mut table);
+    let want: Vec<_> = late_samples.iter().map(|s| identify(&table, s)).collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        st.disk_dropped.get(),
+        20,
+        "each undeliverable sample counted once"
+    );
+    assert_eq!(st.disk_corrupt_frames.get(), 1);
+}
+
+#[test]
+fn an_empty_segment_is_noted_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 2, 10, 0);
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+    assert!(spill.append(&written, &table, 20));
+    spill.maybe_sync(true);
+    drop(spill);
+    fs::write(dir.path().join("0000000000000001.seg"), b"").unwrap();
+    let scan = scan_dir(dir.path(), true).unwrap();
+    assert_eq!(scan.empty, [1]);
+    assert_eq!(segments(dir.path()).len(), 1);
+}
+
+#[test]
+fn a_position_naming_an_impossible_place_replays_the_segment_instead_of_losing_it() {
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 3, 20, 0);
+    let all: Vec<_> = written.iter().map(|s| identify(&table, s)).collect();
+    for (seg, offset) in [(0, 3), (0, 1 << 20), (u64::MAX, 0), (7, 0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+        assert!(spill.append(&written, &table, 15));
+        spill.maybe_sync(true);
+        drop(spill);
+        let cursor = Cursor {
+            seg,
+            offset,
+            read: 0,
+        };
+        write_position(dir.path(), &cursor, 0).unwrap();
+        let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+        assert_eq!(spill.pending(), 60, "position ({seg}, {offset})");
+        assert_eq!(
+            drain(&mut spill, &mut table),
+            all,
+            "position ({seg}, {offset})"
+        );
+        assert!(spill.append(&written, &table, 15), "and spills again");
+    }
+}
+
+#[test]
+fn a_full_disk_buffer_keeps_one_streak_of_drops_until_the_output_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 10, 400, 0);
+    let st = stats();
+    let mut spill = Spill::new(cfg(dir.path(), 32 << 10), st.clone());
+    for chunk in written.chunks(100) {
+        assert!(spill.append(chunk, &table, 100));
+    }
+    let (segs, samples) = spill.full_streak.expect("a streak");
+    assert!(segs > 1, "several segments dropped in one streak: {segs}");
+    assert_eq!(samples, st.disk_dropped.get());
+    let token = spill.next_batch(&mut table, &mut Vec::new()).unwrap();
+    spill.ack(token);
+    assert_eq!(spill.full_streak, None, "delivering again ends it");
+}
+
+#[test]
+fn files_in_the_buffer_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("buffer").join("out");
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 2, 10, 0);
+    let mut spill = Spill::new(cfg(&dir, 64 << 20), stats());
+    assert!(spill.append(&written, &table, 20));
+    spill.maybe_sync(true);
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&root.path().join("buffer")), 0o700);
+    assert_eq!(mode(&segments(&dir)[0]), 0o600);
+    assert_eq!(mode(&dir.join(POSITION)), 0o600);
+}
