@@ -223,7 +223,7 @@ fn status_text(key: &str, dir: &Path, memory: &str, st: &crate::core::spill::Dis
         dir.display(),
         st.samples,
         st.segments,
-        st.bytes,
+        st.bytes + st.dictionary_bytes,
         ts(st.oldest_ts),
         ts(st.newest_ts),
         st.dropped,

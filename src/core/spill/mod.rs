@@ -7,6 +7,9 @@
 //! - `<16 hex digits>.seg`: segments, named by a sequence number, each up to a few hundred
 //!   KiB of frames (see [`frame`]); a new process never appends to an old segment, so a torn
 //!   tail stays a tail;
+//! - `<16 hex digits>.dict`: the names of the series that the segments from that number on
+//!   refer to (up to the next `.dict`), written once per process and kept until the last of
+//!   those segments is gone, so that a segment does not repeat every series' name;
 //! - `position`: the read position (segment, offset) and the dropped count, written
 //!   atomically (temp file, fsync, rename, fsync of the directory) at most once per sync
 //!   interval and at shutdown.
@@ -85,6 +88,14 @@ impl Segment {
 
 /// Where replay stands: the next frame to read, and how many samples of the head segment
 /// were read already (so dropping it counts only the rest).
+/// A dictionary file: the series definitions of the segments numbered from `id` up to the
+/// next dictionary's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Dict {
+    id: u64,
+    bytes: u64,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Cursor {
     seg: u64,
@@ -114,7 +125,10 @@ pub struct FrameRef {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiskStatus {
     pub segments: u64,
+    /// Bytes of the segments.
     pub bytes: u64,
+    /// Bytes of the dictionary files (series names) beside them.
+    pub dictionary_bytes: u64,
     pub samples: u64,
     pub oldest_ts: Option<i64>,
     pub newest_ts: Option<i64>,
@@ -141,6 +155,7 @@ pub struct Spill {
     retrying: bool,
     encoder: frame::Encoder,
     out: Vec<u8>,
+    defs: Vec<u8>,
     read_buf: Vec<u8>,
     reader: Reader,
     /// A frame whose samples were delivered from memory after they were spilled, found
@@ -151,18 +166,26 @@ pub struct Spill {
     full_streak: Option<(u64, u64)>,
 }
 
-/// The replay side's dictionary of the head segment: segment index → series id in this
-/// process, built from the frames read so far (`upto` is where the next frame starts).
+/// The replay side's dictionary of the head segment: dictionary index → series id in this
+/// process, built from the dictionary file of its segment (read up to `dict_upto`) and the
+/// segment's frames read so far (`upto` is where the next frame starts). Segments of one
+/// dictionary file share it; a segment of an earlier build has its own.
 #[derive(Default)]
 struct Reader {
     seg: Option<u64>,
     upto: u64,
+    dict_file: Option<u64>,
+    dict_upto: u64,
     dict: Vec<Option<super::metric::SeriesId>>,
     scratch: Vec<Sample>,
 }
 
 struct State {
     segs: VecDeque<Segment>,
+    dicts: VecDeque<Dict>,
+    /// The dictionary file this process appends to (the last of `dicts`); `None` until the
+    /// first segment after an open or after everything was delivered.
+    dict_writer: Option<File>,
     cursor: Cursor,
     writer: Option<(u64, File)>,
     /// Segments closed since the last sync, still to be fsynced (at most once per
@@ -188,6 +211,7 @@ impl Spill {
             retrying: false,
             encoder: frame::Encoder::default(),
             out: Vec::new(),
+            defs: Vec::new(),
             read_buf: Vec::new(),
             reader: Reader::default(),
             delivered: None,
@@ -283,6 +307,8 @@ impl Spill {
         }
         self.state = Some(State {
             segs: scan.segs,
+            dicts: scan.dicts,
+            dict_writer: None,
             cursor: scan.cursor,
             writer: None,
             closed: Vec::new(),
@@ -317,7 +343,7 @@ impl Spill {
 
     /// One line each for what a scan skipped: entries it cannot read, segments found empty.
     fn log_scan_findings(&self, scan: &Scan) {
-        if let Some((id, e)) = scan.unreadable.first() {
+        if let Some((path, e)) = scan.unreadable.first() {
             log::warn!(
                 "output {}: skipped {} unreadable entr{} in {} ({}: {e}); using the rest",
                 self.stats.name,
@@ -328,7 +354,7 @@ impl Spill {
                     "ies"
                 },
                 self.cfg.dir.display(),
-                seg_path(&self.cfg.dir, *id).display()
+                path.display()
             );
         }
         if let Some(first) = scan.empty.first() {
@@ -424,18 +450,32 @@ impl Spill {
             _ => true,
         };
         if rotate {
-            st.rotate(&self.cfg.dir)?;
+            let dictionary = self.encoder.uses_dictionary_file();
+            if st.rotate(&self.cfg.dir, dictionary, self.cfg.max_bytes / 4)? {
+                self.encoder.new_dictionary();
+            }
             self.encoder.new_segment();
         }
         self.out.clear();
+        self.defs.clear();
         self.encoder
-            .encode(chunk, table, &mut self.out)
+            .encode(chunk, table, &mut self.out, &mut self.defs)
             .map_err(io::Error::other)?;
         let len = self.out.len() as u64;
-        self.make_room(len);
+        let defs_len = self.defs.len() as u64;
+        self.make_room(len + defs_len);
         let Some(st) = self.state.as_mut() else {
             return Err(io::Error::other("buffer not open"));
         };
+        if defs_len > 0 {
+            // Before the frames that refer to them, in the file and at each sync.
+            let (Some(file), Some(dict)) = (st.dict_writer.as_mut(), st.dicts.back_mut()) else {
+                return Err(io::Error::other("no open dictionary"));
+            };
+            file.write_all(&self.defs)?;
+            dict.bytes += defs_len;
+            add(&self.stats.disk_written_bytes, defs_len);
+        }
         let Some((seg, file)) = st.writer.as_mut() else {
             return Err(io::Error::other("no open segment"));
         };
@@ -468,7 +508,7 @@ impl Spill {
             return;
         };
         loop {
-            let total: u64 = st.segs.iter().map(|s| s.bytes).sum();
+            let total = st.total_bytes();
             let writing = st.writer.as_ref().map(|(id, _)| *id);
             if total + incoming <= self.cfg.max_bytes
                 || st.segs.len() < 2
@@ -485,6 +525,7 @@ impl Spill {
                 oldest.samples
             };
             let _ = fs::remove_file(seg_path(&self.cfg.dir, oldest.id));
+            st.forget_dicts(&self.cfg.dir);
             st.dropped += lost;
             st.pos_dirty = true;
             add(&self.stats.dropped, lost);
@@ -617,10 +658,21 @@ impl Spill {
     /// Replay resumes in the middle of segment `seg` (after a restart): reads the series
     /// definitions of the frames before `offset`.
     fn prime_dict(&mut self, seg: u64, offset: u64, table: &mut SeriesTable) -> io::Result<()> {
+        let dict_file = self
+            .state
+            .as_ref()
+            .and_then(|st| dictionary_of(&st.dicts, seg));
         if self.reader.seg != Some(seg) {
             self.reader.seg = Some(seg);
             self.reader.upto = 0;
-            self.reader.dict.clear();
+            if dict_file.is_none() || dict_file != self.reader.dict_file {
+                self.reader.dict.clear();
+                self.reader.dict_file = dict_file;
+                self.reader.dict_upto = 0;
+            }
+        }
+        if let Some(id) = dict_file {
+            self.read_dictionary(id, table)?;
         }
         if self.reader.upto >= offset {
             return Ok(());
@@ -640,6 +692,28 @@ impl Spill {
             }
         }
         self.reader.upto = at;
+        Ok(())
+    }
+
+    /// Reads the definitions appended to dictionary `id` since the last call.
+    fn read_dictionary(&mut self, id: u64, table: &mut SeriesTable) -> io::Result<()> {
+        let file = File::open(dict_path(&self.cfg.dir, id))?;
+        let mut at = self.reader.dict_upto;
+        loop {
+            match read_frame(&file, at, &mut self.read_buf)? {
+                Read::Frame { next_offset } => {
+                    let r = &mut self.reader;
+                    let _ = frame::decode(&self.read_buf, &mut r.dict, table, &mut r.scratch);
+                    at = next_offset;
+                }
+                Read::BadCrc {
+                    next_offset: resume,
+                }
+                | Read::Skip { resume } => at = resume,
+                Read::End | Read::Damaged => break,
+            }
+        }
+        self.reader.dict_upto = at;
         Ok(())
     }
 
@@ -713,6 +787,7 @@ impl Spill {
         }
         st.segs.pop_front();
         let _ = fs::remove_file(seg_path(&self.cfg.dir, id));
+        st.forget_dicts(&self.cfg.dir);
         st.cursor = Cursor {
             seg: st.segs.front().map_or(st.next_id, |s| s.id),
             offset: 0,
@@ -734,6 +809,10 @@ impl Spill {
         let _ = fs::remove_file(self.cfg.dir.join(POSITION));
         for s in st.segs.drain(..) {
             let _ = fs::remove_file(seg_path(&self.cfg.dir, s.id));
+        }
+        st.dict_writer = None;
+        for d in st.dicts.drain(..) {
+            let _ = fs::remove_file(dict_path(&self.cfg.dir, d.id));
         }
         st.cursor = Cursor {
             seg: st.next_id,
@@ -781,7 +860,7 @@ impl Spill {
         match &self.state {
             Some(st) => {
                 s.disk_segments.set(st.segs.len() as u64);
-                s.disk_bytes.set(st.segs.iter().map(|x| x.bytes).sum());
+                s.disk_bytes.set(st.total_bytes());
             }
             None => {
                 s.disk_segments.set(0);
@@ -793,18 +872,26 @@ impl Spill {
 }
 
 impl State {
-    fn rotate(&mut self, dir: &Path) -> io::Result<()> {
+    /// Opens the next segment, and a new dictionary file for it (returns true) when this
+    /// process has none yet or its own grew past `max_dict` (series that come and go).
+    fn rotate(&mut self, dir: &Path, dictionary: bool, max_dict: u64) -> io::Result<bool> {
         // Nothing is fsynced here: new segments' data and names become durable at the
         // next sync (the position write fsyncs the directory).
         if let Some((_, f)) = self.writer.take() {
             self.closed.push(f);
         }
         let id = self.next_id;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(seg_path(dir, id))?;
+        let new_dict = dictionary
+            && (self.dict_writer.is_none()
+                || self.dicts.back().is_some_and(|d| d.bytes > max_dict));
+        if new_dict {
+            if let Some(f) = self.dict_writer.take() {
+                self.closed.push(f);
+            }
+            self.dict_writer = Some(create_private_file(&dict_path(dir, id))?);
+            self.dicts.push_back(Dict { id, bytes: 0 });
+        }
+        let file = create_private_file(&seg_path(dir, id))?;
         self.next_id += 1;
         self.writer = Some((id, file));
         self.segs.push_back(Segment {
@@ -818,10 +905,32 @@ impl State {
                 read: 0,
             };
         }
-        Ok(())
+        Ok(new_dict)
+    }
+
+    fn total_bytes(&self) -> u64 {
+        let segs: u64 = self.segs.iter().map(|s| s.bytes).sum();
+        segs + self.dicts.iter().map(|d| d.bytes).sum::<u64>()
+    }
+
+    /// Removes the dictionaries no remaining segment refers to: those followed by another
+    /// at or before the oldest segment.
+    fn forget_dicts(&mut self, dir: &Path) {
+        let Some(head) = self.segs.front().map(|s| s.id) else {
+            return;
+        };
+        while self.dicts.len() >= 2 && self.dicts[1].id <= head {
+            if let Some(d) = self.dicts.pop_front() {
+                let _ = fs::remove_file(dict_path(dir, d.id));
+            }
+        }
     }
 
     fn sync(&mut self, dir: &Path) -> io::Result<()> {
+        // Definitions first: a frame must not outlive the names it refers to.
+        if let Some(f) = &self.dict_writer {
+            f.sync_data()?;
+        }
         for f in self.closed.drain(..) {
             f.sync_data()?;
         }
@@ -846,12 +955,38 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
         .create(dir)
 }
 
+/// A new file of the buffer, private to the agent's user.
+fn create_private_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
 fn seg_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:016x}.seg"))
 }
 
+fn dict_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016x}.dict"))
+}
+
+/// The dictionary segment `seg` refers to: the last one numbered at or before it.
+fn dictionary_of(dicts: &VecDeque<Dict>, seg: u64) -> Option<u64> {
+    dicts.iter().rev().find(|d| d.id <= seg).map(|d| d.id)
+}
+
 fn seg_id(name: &str) -> Option<u64> {
-    let hex = name.strip_suffix(".seg")?;
+    file_id(name, ".seg")
+}
+
+fn dict_id(name: &str) -> Option<u64> {
+    file_id(name, ".dict")
+}
+
+fn file_id(name: &str, ext: &str) -> Option<u64> {
+    let hex = name.strip_suffix(ext)?;
     if hex.len() != 16 {
         return None;
     }
@@ -984,6 +1119,8 @@ fn find_magic(bytes: &[u8]) -> Option<usize> {
 
 struct Scan {
     segs: VecDeque<Segment>,
+    /// The dictionaries the segments refer to.
+    dicts: VecDeque<Dict>,
     /// The highest segment number in the directory, readable or not.
     newest: Option<u64>,
     position_seg: Option<u64>,
@@ -991,7 +1128,7 @@ struct Scan {
     dropped: u64,
     corrupt_frames: u64,
     /// Entries named like segments that could not be read, skipped.
-    unreadable: Vec<(u64, io::Error)>,
+    unreadable: Vec<(PathBuf, io::Error)>,
     /// Segments of 0 bytes (removed when tidying).
     empty: Vec<u64>,
 }
@@ -1000,12 +1137,21 @@ struct Scan {
 /// empty segments, and a left-over temp file; without, changes nothing (for `status`).
 /// An entry that cannot be read is skipped and listed; only an unreadable directory fails.
 fn scan_dir(dir: &Path, tidy: bool) -> io::Result<Scan> {
-    let mut ids: Vec<u64> = fs::read_dir(dir)?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| seg_id(e.file_name().to_str()?))
-        .collect();
+    let (mut ids, mut dict_ids) = (Vec::new(), Vec::new());
+    for entry in fs::read_dir(dir)?.filter_map(|e| e.ok()) {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if let Some(id) = seg_id(name) {
+            ids.push(id);
+        } else if let Some(id) = dict_id(name) {
+            dict_ids.push(id);
+        }
+    }
     ids.sort_unstable();
-    let newest = ids.last().copied();
+    dict_ids.sort_unstable();
+    let newest = ids.last().max(dict_ids.last()).copied();
     let position = plausible_position(dir, newest);
     if tidy {
         let _ = fs::remove_file(dir.join(POSITION_TMP));
@@ -1013,6 +1159,7 @@ fn scan_dir(dir: &Path, tidy: bool) -> io::Result<Scan> {
     let start = position.as_ref().map_or(0, |p| p.seg);
     let mut scan = Scan {
         segs: VecDeque::new(),
+        dicts: VecDeque::new(),
         newest,
         position_seg: position.as_ref().map(|p| p.seg),
         cursor: Cursor::default(),
@@ -1022,6 +1169,7 @@ fn scan_dir(dir: &Path, tidy: bool) -> io::Result<Scan> {
         empty: Vec::new(),
     };
     let mut buf = Vec::new();
+    let dicts = scan_dicts(dir, &dict_ids, &mut buf, &mut scan);
     for id in ids {
         let path = seg_path(dir, id);
         if id < start {
@@ -1034,10 +1182,20 @@ fn scan_dir(dir: &Path, tidy: bool) -> io::Result<Scan> {
             Some(p) if p.seg == id => p.offset,
             _ => 0,
         };
-        let found = match scan_segment_from(&path, id, from, &mut buf) {
+        let defined = match dicts.iter().rev().find(|(d, _)| d.id <= id) {
+            None => Vec::new(),
+            Some((_, Some(defined))) => defined.clone(),
+            Some((d, None)) => {
+                let e =
+                    io::Error::other(format!("its dictionary {:016x}.dict cannot be read", d.id));
+                scan.unreadable.push((path, e));
+                continue;
+            }
+        };
+        let found = match scan_segment_from(&path, id, from, defined, &mut buf) {
             Ok(found) => found,
             Err(e) => {
-                scan.unreadable.push((id, e));
+                scan.unreadable.push((path, e));
                 continue;
             }
         };
@@ -1058,7 +1216,53 @@ fn scan_dir(dir: &Path, tidy: bool) -> io::Result<Scan> {
         }
         scan.segs.push_back(found.seg);
     }
+    let all: VecDeque<Dict> = dicts.iter().map(|(d, _)| *d).collect();
+    for d in all.iter().copied() {
+        if scan
+            .segs
+            .iter()
+            .any(|s| dictionary_of(&all, s.id) == Some(d.id))
+        {
+            scan.dicts.push_back(d);
+        } else if tidy {
+            let _ = fs::remove_file(dict_path(dir, d.id));
+        }
+    }
     Ok(scan)
+}
+
+/// Reads every dictionary file: its size and which indices it defines (`None` when it
+/// cannot be read; it is listed as unreadable, and so are its segments).
+fn scan_dicts(
+    dir: &Path,
+    ids: &[u64],
+    buf: &mut Vec<u8>,
+    scan: &mut Scan,
+) -> Vec<(Dict, Option<Vec<bool>>)> {
+    let mut out = Vec::new();
+    for &id in ids {
+        let path = dict_path(dir, id);
+        let read = File::open(&path).and_then(|file| {
+            if !file.metadata()?.is_file() {
+                return Err(io::Error::other("not a regular file"));
+            }
+            let mut defined = Vec::new();
+            let found = scan_segment(&file, id, 0, &mut defined, buf)?;
+            let (bytes, corrupt) = found.map_or((0, 0), |f| (f.seg.bytes, f.corrupt));
+            Ok((bytes, corrupt, defined))
+        });
+        match read {
+            Ok((bytes, corrupt, defined)) => {
+                scan.corrupt_frames += corrupt;
+                out.push((Dict { id, bytes }, Some(defined)));
+            }
+            Err(e) => {
+                scan.unreadable.push((path, e));
+                out.push((Dict { id, bytes: 0 }, None));
+            }
+        }
+    }
+    out
 }
 
 /// The position file, if it is whole and names a segment that can be: one past the newest
@@ -1106,20 +1310,23 @@ fn scan_segment_from(
     path: &Path,
     id: u64,
     from: u64,
+    defined: Vec<bool>,
     buf: &mut Vec<u8>,
 ) -> io::Result<SegmentScan> {
     let file = File::open(path)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::other("not a regular file"));
     }
-    if let Some(found) = scan_segment(&file, id, from, buf)? {
+    if let Some(found) = scan_segment(&file, id, from, &mut defined.clone(), buf)? {
         return Ok(found);
     }
     log::warn!(
         "{}: the position file names offset {from}, where no frame starts; replaying the segment from its start",
         path.display()
     );
-    scan_segment(&file, id, 0, buf).map(|found| found.unwrap_or_else(|| unreachable_scan(id)))
+    let mut defined = defined;
+    scan_segment(&file, id, 0, &mut defined, buf)
+        .map(|found| found.unwrap_or_else(|| unreachable_scan(id)))
 }
 
 /// Offset 0 is always a frame boundary, so a scan from it always finds its start.
@@ -1136,12 +1343,14 @@ fn unreachable_scan(id: u64) -> SegmentScan {
 }
 
 /// Counts a segment's samples (and those before `from`, already delivered), the samples
-/// whose series no readable frame defined, and damaged frames; `None` when no frame starts
-/// at `from`. `bytes` counts the whole file, damage included: it takes room on the disk.
+/// whose series neither its dictionary (`defined` on entry) nor a readable frame before
+/// defined, and damaged frames; `None` when no frame starts at `from`. `bytes` counts the
+/// whole file, damage included: it takes room on the disk. Reads dictionary files too.
 fn scan_segment(
     file: &File,
     id: u64,
     from: u64,
+    defined: &mut Vec<bool>,
     buf: &mut Vec<u8>,
 ) -> io::Result<Option<SegmentScan>> {
     let file_len = file.metadata()?.len();
@@ -1150,14 +1359,13 @@ fn scan_segment(
         checked_to: file_len,
         ..Segment::default()
     };
-    let mut defined = Vec::new();
     let (mut offset, mut read, mut corrupt) = (0u64, 0u64, 0u64);
     let mut from_found = from == 0;
     loop {
         from_found |= offset == from;
         match read_frame(file, offset, buf)? {
             Read::Frame { next_offset } => {
-                match frame::census(buf, &mut defined) {
+                match frame::census(buf, defined) {
                     Ok(c) if next_offset <= from => {
                         // Delivered already: counted, but not in the time span.
                         read += c.summary.samples;
@@ -1212,6 +1420,7 @@ pub fn status(dir: &Path) -> io::Result<DiskStatus> {
     let mut st = DiskStatus {
         segments: scan.segs.len() as u64,
         bytes: scan.segs.iter().map(|s| s.bytes).sum(),
+        dictionary_bytes: scan.dicts.iter().map(|d| d.bytes).sum(),
         dropped: scan.dropped,
         corrupt_frames: scan.corrupt_frames,
         undeliverable: scan.segs.iter().map(|s| s.lost).sum(),

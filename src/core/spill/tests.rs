@@ -426,6 +426,8 @@ fn a_damaged_frame_loses_the_series_it_defined_for_the_rest_of_its_segment_only(
     // Series 0-1 first appear in frame 1, series 2-3 in frame 2.
     let all = samples(&mut later_table, 4, 3, 3);
     let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+    // The layout of earlier builds: definitions in the segment's frames.
+    spill.encoder = frame::Encoder::per_segment();
     assert!(spill.append(&early, &later_table, 100));
     assert!(spill.append(&all, &later_table, 100));
     assert!(spill.append(&all, &later_table, 100));
@@ -488,9 +490,11 @@ fn a_frame_without_the_trailing_inputs_of_an_older_build_still_decodes() {
     let written = samples(&mut table, 2, 2, 0);
     let input = table.origin_id("linux_cpu");
     table.set_origin(written[0].series, input);
-    let mut encoder = frame::Encoder::default();
+    let mut encoder = frame::Encoder::per_segment();
     let mut bytes = Vec::new();
-    encoder.encode(&written, &table, &mut bytes).unwrap();
+    encoder
+        .encode(&written, &table, &mut bytes, &mut Vec::new())
+        .unwrap();
     let payload = &bytes[frame::HEADER_LEN..];
     // The older layout: the same body, nothing after it.
     let tail = postcard::to_stdvec(&vec!["linux_cpu", ""]).unwrap();
@@ -650,6 +654,8 @@ fn a_damaged_first_frame_promises_only_what_arrives_and_counts_the_rest_as_dropp
         .collect();
     written.extend(late_samples.iter().copied());
     let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+    // The layout of earlier builds: definitions in the segment's frames.
+    spill.encoder = frame::Encoder::per_segment();
     assert!(spill.append(&written, &table, 20));
     spill.maybe_sync(true);
     drop(spill);
@@ -752,4 +758,138 @@ fn files_in_the_buffer_are_private_whatever_the_umask() {
     assert_eq!(mode(&root.path().join("buffer")), 0o700);
     assert_eq!(mode(&segments(&dir)[0]), 0o600);
     assert_eq!(mode(&dir.join(POSITION)), 0o600);
+}
+
+/// A segment written by the format of builds before the cross-segment dictionary (each
+/// segment names its series in its own frames): it must replay as it always did.
+#[test]
+fn a_segment_of_the_per_segment_dictionary_format_still_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/core/spill/testdata/v1");
+    for entry in fs::read_dir(&fixture).unwrap() {
+        let from = entry.unwrap().path();
+        fs::copy(&from, dir.path().join(from.file_name().unwrap())).unwrap();
+    }
+    let mut table = SeriesTable::new("pi", 1000);
+    // Other series first: indices on disk mean nothing in this process.
+    table.intern("unrelated", "", &[]).unwrap();
+    let mut written_table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut written_table, 3, 8, 0);
+    let want: Vec<_> = written
+        .iter()
+        .map(|s| identify(&written_table, s))
+        .collect();
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+    assert_eq!(spill.pending(), 24);
+    assert_eq!(drain(&mut spill, &mut table), want);
+}
+
+fn dicts(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dict"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn segments_share_one_dictionary_across_dropped_heads_restarts_and_a_second_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 10, 500, 0);
+    let st = stats();
+    // 32 KiB: 4 KiB segments, the oldest dropped as the cap is reached.
+    let mut spill = Spill::new(cfg(dir.path(), 32 << 10), st.clone());
+    for tick in written[..4000].chunks(10) {
+        assert!(spill.append(tick, &table, 100));
+    }
+    spill.maybe_sync(true);
+    assert!(st.disk_dropped.get() > 0, "heads were dropped");
+    assert_eq!(dicts(dir.path()).len(), 1, "one dictionary for the process");
+    // Half of what is left is delivered, then the process ends.
+    let kept = spill.pending() as usize;
+    let mut got = Vec::new();
+    let mut batch = Vec::new();
+    while got.len() < kept / 2 {
+        let token = spill.next_batch(&mut table, &mut batch).unwrap();
+        got.extend(batch.iter().map(|s| identify(&table, s)));
+        spill.ack(token);
+    }
+    spill.maybe_sync(true);
+    drop(spill);
+
+    // A second process: its own dictionary for what it adds, the first one still read.
+    let mut fresh = SeriesTable::new("pi", 1000);
+    fresh.intern("something_else", "", &[]).unwrap();
+    let mut spill = Spill::new(cfg(dir.path(), 1 << 20), stats());
+    assert!(spill.append(&written[4000..], &table, 100));
+    spill.maybe_sync(true);
+    assert_eq!(dicts(dir.path()).len(), 2);
+    drop(spill);
+    let mut spill = Spill::new(cfg(dir.path(), 1 << 20), stats());
+    got.extend(drain(&mut spill, &mut fresh));
+    let want: Vec<_> = written[4000 - kept..]
+        .iter()
+        .map(|s| identify(&table, s))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a drained buffer leaves no file, dictionaries included"
+    );
+}
+
+#[test]
+fn a_damaged_dictionary_frame_loses_its_series_and_the_promise_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let early = samples(&mut table, 2, 3, 0);
+    // Series 0-1 defined by the first frame, series 2-3 by the second.
+    let all = samples(&mut table, 4, 3, 3);
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+    assert!(spill.append(&early, &table, 100));
+    assert!(spill.append(&all, &table, 100));
+    spill.maybe_sync(true);
+    drop(spill);
+    let dict = &dicts(dir.path())[0];
+    let mut bytes = fs::read(dict).unwrap();
+    let second = frame_starts(&bytes)[1];
+    bytes[second + frame::HEADER_LEN + 3] ^= 0x01;
+    fs::write(dict, &bytes).unwrap();
+
+    let st = stats();
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), st.clone());
+    assert_eq!(st.disk_corrupt_frames.get(), 1);
+    assert_eq!(status(dir.path()).unwrap().undeliverable, 6);
+    assert_eq!(spill.pending(), 12);
+    let got = drain(&mut spill, &mut table);
+    assert_eq!(got.len(), 12, "series 0-1 of both frames");
+    assert_eq!(st.disk_dropped.get(), 6);
+    assert_eq!(st.disk_corrupt_frames.get(), 1, "counted once");
+}
+
+/// At 50 000 series a 256 KiB segment used to repeat every series' name (70 B a sample,
+/// 4.2x): with the names in the dictionary, a tick of every series costs about what a
+/// sample does, within the 1.5x budget, and a 16 MiB buffer holds many ticks.
+#[test]
+fn fifty_thousand_series_cost_no_more_flash_per_sample_than_a_few() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("raspberrypi", 60_000);
+    let series = 50_000;
+    let ticks = 10;
+    let written = samples(&mut table, series, ticks, 0);
+    let st = stats();
+    let mut spill = Spill::new(cfg(dir.path(), 16 << 20), st.clone());
+    for tick in written.chunks(series) {
+        assert!(spill.append(tick, &table, 1000));
+    }
+    let per = st.disk_written_bytes.get() as f64 / written.len() as f64;
+    let plain =
+        written.iter().map(frame::plain_sample_len).sum::<usize>() as f64 / written.len() as f64;
+    assert!(per / plain <= 1.5, "{per:.2} B vs {plain:.2} B a sample");
+    assert_eq!(st.disk_dropped.get(), 0, "ten ticks fit in 16 MiB");
+    assert_eq!(spill.pending(), written.len() as u64);
 }
