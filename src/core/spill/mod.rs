@@ -29,7 +29,7 @@ use super::metric::{Sample, SeriesTable};
 use super::stats::{add, OutputStats};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read as _, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -359,7 +359,7 @@ impl Spill {
         }
         if let Some(first) = scan.empty.first() {
             log::warn!(
-                "output {}: {} segment(s) in {} were empty, the samples they held never reached the disk (a power cut before the sync?), first {}",
+                "output {}: removed {} empty segment(s) in {} (a write that failed, or a power cut before its data was synced: what it held is lost), first {}",
                 self.stats.name,
                 scan.empty.len(),
                 self.cfg.dir.display(),
@@ -1020,7 +1020,10 @@ fn write_position(dir: &Path, c: &Cursor, dropped: u64) -> io::Result<()> {
 }
 
 fn read_position(dir: &Path) -> Option<PositionFile> {
-    let bytes = fs::read(dir.join(POSITION)).ok()?;
+    let mut bytes = Vec::new();
+    open_regular(&dir.join(POSITION))
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .ok()?;
     let header: &[u8; frame::HEADER_LEN] = bytes.get(..frame::HEADER_LEN)?.try_into().ok()?;
     let frame::Header::Frame { len, crc } = frame::parse_header(header) else {
         return None;
@@ -1242,14 +1245,10 @@ fn scan_dicts(
     let mut out = Vec::new();
     for &id in ids {
         let path = dict_path(dir, id);
-        let read = File::open(&path).and_then(|file| {
-            if !file.metadata()?.is_file() {
-                return Err(io::Error::other("not a regular file"));
-            }
+        let read = open_regular(&path).and_then(|file| {
             let mut defined = Vec::new();
             let found = scan_segment(&file, id, 0, &mut defined, buf)?;
-            let (bytes, corrupt) = found.map_or((0, 0), |f| (f.seg.bytes, f.corrupt));
-            Ok((bytes, corrupt, defined))
+            Ok((found.seg.bytes, found.corrupt, defined))
         });
         match read {
             Ok((bytes, corrupt, defined)) => {
@@ -1293,6 +1292,15 @@ fn plausible_position(dir: &Path, newest: Option<u64>) -> Option<PositionFile> {
     })
 }
 
+/// Opens a file of the buffer for reading, refusing anything else named like one (a FIFO
+/// would block the open, a directory the reads).
+fn open_regular(path: &Path) -> io::Result<File> {
+    if !fs::metadata(path)?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    File::open(path)
+}
+
 /// What the scan of one segment found.
 struct SegmentScan {
     seg: Segment,
@@ -1301,6 +1309,8 @@ struct SegmentScan {
     /// Samples before `from`, delivered already.
     read: u64,
     corrupt: u64,
+    /// Whether a frame starts at `from`.
+    from_found: bool,
 }
 
 /// Scans segment `id` with replay to start at `from`; an offset that is not where a frame
@@ -1313,11 +1323,9 @@ fn scan_segment_from(
     defined: Vec<bool>,
     buf: &mut Vec<u8>,
 ) -> io::Result<SegmentScan> {
-    let file = File::open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
-    if let Some(found) = scan_segment(&file, id, from, &mut defined.clone(), buf)? {
+    let file = open_regular(path)?;
+    let found = scan_segment(&file, id, from, &mut defined.clone(), buf)?;
+    if found.from_found {
         return Ok(found);
     }
     log::warn!(
@@ -1326,25 +1334,11 @@ fn scan_segment_from(
     );
     let mut defined = defined;
     scan_segment(&file, id, 0, &mut defined, buf)
-        .map(|found| found.unwrap_or_else(|| unreachable_scan(id)))
-}
-
-/// Offset 0 is always a frame boundary, so a scan from it always finds its start.
-fn unreachable_scan(id: u64) -> SegmentScan {
-    SegmentScan {
-        seg: Segment {
-            id,
-            ..Segment::default()
-        },
-        from: 0,
-        read: 0,
-        corrupt: 0,
-    }
 }
 
 /// Counts a segment's samples (and those before `from`, already delivered), the samples
 /// whose series neither its dictionary (`defined` on entry) nor a readable frame before
-/// defined, and damaged frames; `None` when no frame starts at `from`. `bytes` counts the
+/// defined, and damaged frames, and whether a frame starts at `from`. `bytes` counts the
 /// whole file, damage included: it takes room on the disk. Reads dictionary files too.
 fn scan_segment(
     file: &File,
@@ -1352,7 +1346,7 @@ fn scan_segment(
     from: u64,
     defined: &mut Vec<bool>,
     buf: &mut Vec<u8>,
-) -> io::Result<Option<SegmentScan>> {
+) -> io::Result<SegmentScan> {
     let file_len = file.metadata()?.len();
     let mut seg = Segment {
         id,
@@ -1399,12 +1393,13 @@ fn scan_segment(
             }
         }
     }
-    Ok(from_found.then_some(SegmentScan {
+    Ok(SegmentScan {
         seg,
         from,
         read,
         corrupt,
-    }))
+        from_found,
+    })
 }
 
 /// What is in a buffer directory, read without changing it. A directory that does not

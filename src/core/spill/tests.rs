@@ -582,8 +582,15 @@ fn an_entry_named_like_a_segment_that_cannot_be_read_is_skipped_and_the_rest_use
     // And one named after the newest: a new segment must not take its number.
     let beyond = dir.path().join("00000000000000f0.seg");
     fs::create_dir(&beyond).unwrap();
+    // A FIFO, whose open would wait for a writer forever.
+    let fifo = dir.path().join("00000000000000e0.seg");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
 
-    assert_eq!(status(dir.path()).unwrap().unreadable, 2);
+    assert_eq!(status(dir.path()).unwrap().unreadable, 3);
     let st = stats();
     let mut spill = Spill::new(cfg(dir.path(), 32 << 10), st.clone());
     assert!(!spill.is_disabled());
