@@ -900,3 +900,35 @@ fn fifty_thousand_series_cost_no_more_flash_per_sample_than_a_few() {
     assert_eq!(st.disk_dropped.get(), 0, "ten ticks fit in 16 MiB");
     assert_eq!(spill.pending(), written.len() as u64);
 }
+
+/// Series names count toward `max_disk_buffer`: with a dictionary larger than a quarter of
+/// the cap, each segment starts a new one, and dropping a segment drops the dictionary only
+/// it used, so segments and dictionaries together stay under the cap.
+#[test]
+fn dictionaries_count_toward_the_cap_and_leave_with_their_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 300, 40, 0);
+    // 300 names take about 15 KiB: more than a quarter of 48 KiB.
+    let max = 48 << 10;
+    let st = stats();
+    let mut spill = Spill::new(cfg(dir.path(), max), st.clone());
+    for tick in written.chunks(300) {
+        assert!(spill.append(tick, &table, 300));
+        let on_disk: u64 = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(on_disk <= max, "{on_disk} > {max}");
+        assert_eq!(on_disk, st.disk_bytes.get());
+    }
+    assert!(dicts(dir.path()).len() >= 2, "{:?}", dicts(dir.path()));
+    let kept = spill.pending() as usize;
+    assert!(kept > 0 && st.disk_dropped.get() > 0);
+    let got = drain(&mut spill, &mut table);
+    let want: Vec<_> = written[written.len() - kept..]
+        .iter()
+        .map(|s| identify(&table, s))
+        .collect();
+    assert_eq!(got, want, "the newest samples survive, in order");
+}
