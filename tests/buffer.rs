@@ -772,3 +772,65 @@ fn buffer_status_says_when_it_cannot_read_the_buffer_and_fails() {
         "{err}"
     );
 }
+
+/// The case: an agent running as a user of its own finds a root-owned `0600` file
+/// named like a segment in its buffer. It is skipped with one line naming the error; the
+/// agent's own segments are replayed and nothing is lost.
+#[test]
+fn a_segment_the_agents_user_cannot_read_is_skipped_and_the_rest_replayed() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let mut server = durable_redis();
+    let host = "notmine";
+    let (path, buffer) = config(&s, host, server.port);
+    let buffer_dir = buffer.parent().unwrap();
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::create_dir(buffer_dir).unwrap();
+    std::os::unix::fs::chown(buffer_dir, Some(65534), Some(65534)).unwrap();
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let mut agent = Agent::start_under(&nobody, &path);
+    let first = wait_for_stamp(&server, host, 0, Duration::from_secs(10));
+    assert!(!first.is_empty(), "{:#?}", agent.drain());
+    server.stop();
+    std::thread::sleep(Duration::from_secs(6));
+    agent.signal(Signal::SIGTERM);
+    let termed = now_ms();
+    assert!(agent
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits")
+        .0
+        .success());
+    drop(agent);
+    assert!(segment_files(&buffer) > 0);
+    let foreign = buffer.join("00000000000000f0.seg");
+    std::fs::write(&foreign, b"RF not the agent's").unwrap();
+    std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    server.restart();
+    let agent = Agent::start_under(&nobody, &path);
+    assert!(
+        wait_until(Duration::from_secs(30), || segment_files(&buffer) == 1),
+        "the agent's own segments drain: {:#?}",
+        agent.drain()
+    );
+    let got = wait_for_stamp(&server, host, termed + 2000, Duration::from_secs(30));
+    let lines = agent.drain();
+    let lost = missing(&got, first[0], termed - 1000);
+    assert!(lost.is_empty(), "missing {lost:?}: {lines:#?}");
+    let skipped: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("unreadable entr"))
+        .collect();
+    assert_eq!(skipped.len(), 1, "{lines:#?}");
+    assert!(skipped[0].contains("Permission denied"), "{skipped:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("memory only")),
+        "the disk buffer stays in use: {lines:#?}"
+    );
+}
