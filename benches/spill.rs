@@ -3,7 +3,7 @@
 //! 1. RSS of this process with an output queue whose ring holds 100 000 samples (full),
 //!    before and after filling it (target < 6 MB);
 //! 2. flash bytes written per buffered sample against one sample encoded on its own with
-//!    postcard (target <= 1.5 x);
+//!    postcard (target <= 1.5 x), from 10 to 50 000 series;
 //! 3. replay rate: samples/s from the disk buffer into a local Redis Stack, through the
 //!    agent's own flush (frames read, decoded, series re-interned, TS.MADD).
 //!
@@ -94,13 +94,15 @@ fn ring_rss() {
 fn flash_ratio(dir: &std::path::Path) {
     let stats = Rc::new(AgentStats::default());
     let out = stats.output("o");
-    let mut table = SeriesTable::new("raspberrypi", 2000);
+    let mut table = SeriesTable::new("raspberrypi", 60_000);
     for (m, label) in [
         (10, "10 series"),
         (100, "100 series"),
         (1000, "1000 series"),
+        (50_000, "50000 series"),
     ] {
-        let n = 10_000;
+        // At least ten ticks of every series: a segment's dictionary shows at any width.
+        let n = (10 * m).max(10_000);
         let samples = workload(&mut table, n, m);
         let before = out.disk_written_bytes.get();
         let mut spill = Spill::new(
@@ -195,7 +197,7 @@ fn main() {
     assert_eq!(stats.written.get(), n as u64, "every sample written");
     assert_eq!(ostats.disk_samples.get(), 0);
     println!(
-        "replay from disk into Redis Stack on 127.0.0.1:{} ({n} samples over {m} series, {bytes} bytes in segments):",
+        "replay from disk into Redis Stack on 127.0.0.1:{} ({n} samples over {m} series, {bytes} bytes on disk):",
         server.port
     );
     println!("  open + scan of the segments   : {open_time:.3?}");

@@ -170,16 +170,18 @@ fn buffer_status(args: &Args) -> i32 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    println!("{}", lock_text(&config.buffer_dir));
+    let holder = crate::core::dir_lock::holder(&config.buffer_dir);
+    println!("{}", lock_text(&config.buffer_dir, &holder));
+    let memory = memory_text(&holder);
     let keys = agent::instance_keys(config.outputs.iter().map(|e| e.name.as_str()));
     let mut code = 0;
     for key in keys {
         let cfg = config.spill_config(&key);
         match crate::core::spill::status(&cfg.dir) {
-            Ok(st) => print!("{}", status_text(&key, &cfg.dir, &st)),
+            Ok(st) => print!("{}", status_text(&key, &cfg.dir, &memory, &st)),
             Err(e) => {
                 eprintln!(
-                    "error: output {key}: cannot read {}: {e}",
+                    "error: output {key}: cannot read its disk buffer {}: {e}",
                     cfg.dir.display()
                 );
                 code = 1;
@@ -190,8 +192,8 @@ fn buffer_status(args: &Args) -> i32 {
 }
 
 /// Whether an agent runs on `dir`, as `buffer status` prints it.
-fn lock_text(dir: &Path) -> String {
-    let state = match crate::core::dir_lock::holder(dir) {
+fn lock_text(dir: &Path, holder: &std::io::Result<Option<u32>>) -> String {
+    let state = match holder {
         Ok(Some(pid)) => format!("in use by rtcollector pid {pid}"),
         Ok(None) => "no agent running on it".to_string(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_string(),
@@ -200,20 +202,46 @@ fn lock_text(dir: &Path) -> String {
     format!("buffer_dir {}: {state}", dir.display())
 }
 
+/// What `buffer status` can say of the memory ring: it lives in the running agent, which
+/// this command cannot look into.
+fn memory_text(holder: &std::io::Result<Option<u32>>) -> String {
+    match holder {
+        Ok(Some(pid)) => format!("not visible from here (held by pid {pid}; its internal input reports internal_write_buffer_size)"),
+        Ok(None) => "0 (no agent is running)".to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            "0 (no agent is running)".to_string()
+        }
+        Err(_) => "unknown (cannot tell whether an agent runs)".to_string(),
+    }
+}
+
 /// One output's buffer, as `buffer status` prints it.
-fn status_text(key: &str, dir: &Path, st: &crate::core::spill::DiskStatus) -> String {
+fn status_text(key: &str, dir: &Path, memory: &str, st: &crate::core::spill::DiskStatus) -> String {
     let ts = |t: Option<i64>| t.map_or_else(|| "-".to_string(), utc_text);
-    format!(
-        "output {key}\n  dir: {}\n  samples in memory: 0 (not running here; see internal_write_buffer_size)\n  samples on disk: {}\n  segments: {}\n  bytes on disk: {}\n  oldest: {}\n  newest: {}\n  dropped: {}\n  damaged frames: {}\n",
+    let mut text = format!(
+        "output {key}\n  dir: {}\n  samples in memory: {memory}\n  samples on disk: {}\n  segments: {}\n  bytes on disk: {}\n  oldest: {}\n  newest: {}\n  dropped: {}\n  damaged frames: {}\n",
         dir.display(),
         st.samples,
         st.segments,
-        st.bytes,
+        st.bytes + st.dictionary_bytes,
         ts(st.oldest_ts),
         ts(st.newest_ts),
         st.dropped,
         st.corrupt_frames
-    )
+    );
+    if st.undeliverable > 0 {
+        text.push_str(&format!(
+            "  undeliverable: {} (their series were named in damaged frames)\n",
+            st.undeliverable
+        ));
+    }
+    if st.unreadable > 0 {
+        text.push_str(&format!(
+            "  unreadable entries: {} (skipped)\n",
+            st.unreadable
+        ));
+    }
+    text
 }
 
 /// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian).

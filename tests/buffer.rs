@@ -333,6 +333,16 @@ fn a_full_disk_buffer_drops_the_oldest_and_counts_exactly_what_redis_lacks() {
     let termed = now_ms();
     let (status, _) = agent.wait_exit(Duration::from_secs(10)).expect("exits");
     assert!(status.success());
+    let lines = agent.drain();
+    let full = |what: &str| lines.iter().filter(|l| l.contains(what)).count();
+    assert_eq!(
+        (
+            full("disk buffer full"),
+            full("the full disk buffer dropped")
+        ),
+        (1, 1),
+        "one line when the drops start, one with the totals: {lines:#?}"
+    );
     drop(agent);
     // The second agent's first tick comes well after this.
     std::thread::sleep(Duration::from_secs(2));
@@ -698,4 +708,203 @@ fn samples_arriving_during_a_hanging_write_go_to_disk_instead_of_being_dropped()
     }
     let dropped = lines.iter().filter(|l| l.contains("dropped")).count();
     assert_eq!(dropped, 0, "nothing was dropped: {lines:#?}");
+}
+
+/// Samples of the first run (stamped at or before `until`) of every `linux_mem` series.
+fn samples_until(server: &Server, host: &str, until: i64) -> u64 {
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_connection().unwrap();
+    MEM_SERIES
+        .iter()
+        .map(|name| {
+            ts_range(&mut c, &format!("{name}:{host}"))
+                .into_iter()
+                .filter(|&(t, _)| t <= until)
+                .count() as u64
+        })
+        .sum()
+}
+
+/// `mode & 0o777` of `path`.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// An outage under umask 000, then a restart that finds a directory named like a segment
+/// and a frame whose length field reads 0xFFFFFFFF: the files were private, the directory
+/// is skipped with one line, only the damaged frame is lost (logged once), and the startup
+/// line promises exactly what arrives.
+#[test]
+fn an_unreadable_entry_and_a_bad_length_lose_only_themselves_and_the_promise_holds() {
+    let s = Scratch::new();
+    let mut server = durable_redis();
+    let host = "edges";
+    let (path, buffer) = config(&s, host, server.port);
+    let umask_000 = ["sh", "-c", "umask 000; exec \"$@\"", "sh"];
+    let mut agent = Agent::start_under(&umask_000, &path);
+    let first = wait_for_stamp(&server, host, 0, Duration::from_secs(10));
+    assert!(!first.is_empty());
+    server.stop();
+    std::thread::sleep(Duration::from_secs(8));
+    agent.signal(Signal::SIGTERM);
+    let termed = now_ms();
+    assert!(agent
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits")
+        .0
+        .success());
+    drop(agent);
+
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(&buffer)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segments.sort();
+    assert_eq!(mode(buffer.parent().unwrap()), 0o700, "buffer_dir");
+    assert_eq!(mode(&buffer), 0o700, "the output's directory");
+    assert_eq!(mode(&buffer.join("position")), 0o600, "position");
+    for seg in &segments {
+        assert_eq!(mode(seg), 0o600, "{}", seg.display());
+    }
+
+    let last = segments.last().expect("a segment").clone();
+    let mut bytes = std::fs::read(&last).unwrap();
+    let list = frames(&bytes);
+    assert!(list.len() >= 4, "one frame per failed flush: {list:?}");
+    // Not the first frame: it names the series.
+    let (mid, _) = list[list.len() / 2];
+    bytes[mid + 2..mid + 6].copy_from_slice(&u32::MAX.to_le_bytes());
+    std::fs::write(&last, &bytes).unwrap();
+    std::fs::create_dir(buffer.join("00000000000000f0.seg")).unwrap();
+
+    server.restart();
+    let before = samples_until(&server, host, termed);
+    let agent = Agent::start(&path);
+    let (lines, promised) = agent.wait_for(Duration::from_secs(10), |l| {
+        l.contains("buffered samples on disk will be sent first")
+    });
+    assert!(promised, "{lines:#?}");
+    let promise: u64 = lines
+        .last()
+        .and_then(|l| l.split(" buffered samples").next())
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a count in {lines:#?}"));
+    let status = util::run(&["buffer", "status", "--config", path.to_str().unwrap()]);
+    let text = util::stdout(&status);
+    assert!(
+        text.contains(&format!(
+            "samples in memory: not visible from here (held by pid {}",
+            agent.child.id()
+        )),
+        "{text}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || segment_files(&buffer) == 1),
+        "the readable segments drain, the directory stays: {:#?}",
+        agent.drain()
+    );
+    let got = wait_for_stamp(&server, host, termed + 2000, Duration::from_secs(30));
+    let lost = missing(&got, first[0], termed - 1000);
+    assert_eq!(lost.len(), 1, "only the damaged frame's tick: {lost:?}");
+    let arrived = samples_until(&server, host, termed) - before;
+    assert_eq!(arrived, promise, "the startup line promised what arrived");
+    let mut lines = lines;
+    lines.extend(agent.drain());
+    let count = |what: &str| lines.iter().filter(|l| l.contains(what)).count();
+    assert_eq!(count("unreadable entr"), 1, "{lines:#?}");
+    assert_eq!(count("damaged frame"), 1, "logged once: {lines:#?}");
+}
+
+/// A user who cannot read `buffer_dir` is told so, with a non-zero exit, never `0 samples`.
+#[test]
+fn buffer_status_says_when_it_cannot_read_the_buffer_and_fails() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let buffer = s.dir.path().join("buffer");
+    std::fs::create_dir_all(buffer.join("stdout")).unwrap();
+    std::fs::set_permissions(&buffer, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = s.config(&format!(
+        "buffer_dir: {}\noutputs: [stdout]\n",
+        buffer.display()
+    ));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_rtcollector"))
+        .args(["buffer", "status", "--config", path.to_str().unwrap()])
+        .output()
+        .expect("setpriv runs");
+    let (text, err) = (util::stdout(&out), util::stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{text}{err}");
+    assert!(!text.contains("samples on disk"), "{text}");
+    assert!(
+        err.contains("cannot read its disk buffer") && err.contains("Permission denied"),
+        "{err}"
+    );
+}
+
+/// The case: an agent running as a user of its own finds a root-owned `0600` file
+/// named like a segment in its buffer. It is skipped with one line naming the error; the
+/// agent's own segments are replayed and nothing is lost.
+#[test]
+fn a_segment_the_agents_user_cannot_read_is_skipped_and_the_rest_replayed() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let mut server = durable_redis();
+    let host = "notmine";
+    let (path, buffer) = config(&s, host, server.port);
+    let buffer_dir = buffer.parent().unwrap();
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::create_dir(buffer_dir).unwrap();
+    std::os::unix::fs::chown(buffer_dir, Some(65534), Some(65534)).unwrap();
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let mut agent = Agent::start_under(&nobody, &path);
+    let first = wait_for_stamp(&server, host, 0, Duration::from_secs(10));
+    assert!(!first.is_empty(), "{:#?}", agent.drain());
+    server.stop();
+    std::thread::sleep(Duration::from_secs(6));
+    agent.signal(Signal::SIGTERM);
+    let termed = now_ms();
+    assert!(agent
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits")
+        .0
+        .success());
+    drop(agent);
+    assert!(segment_files(&buffer) > 0);
+    let foreign = buffer.join("00000000000000f0.seg");
+    std::fs::write(&foreign, b"RF not the agent's").unwrap();
+    std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    server.restart();
+    let agent = Agent::start_under(&nobody, &path);
+    assert!(
+        wait_until(Duration::from_secs(30), || segment_files(&buffer) == 1),
+        "the agent's own segments drain: {:#?}",
+        agent.drain()
+    );
+    let got = wait_for_stamp(&server, host, termed + 2000, Duration::from_secs(30));
+    let lines = agent.drain();
+    let lost = missing(&got, first[0], termed - 1000);
+    assert!(lost.is_empty(), "missing {lost:?}: {lines:#?}");
+    let skipped: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("unreadable entr"))
+        .collect();
+    assert_eq!(skipped.len(), 1, "{lines:#?}");
+    assert!(skipped[0].contains("Permission denied"), "{skipped:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("memory only")),
+        "the disk buffer stays in use: {lines:#?}"
+    );
 }

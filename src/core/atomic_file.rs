@@ -1,8 +1,9 @@
 //! Small files that must read back old or new after a crash, never torn: the disk buffer's
 //! read position, inputs' counters kept across restarts.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Replaces `path` with `bytes`: a sibling temp file (`<name>.tmp`), fsync, rename, fsync of
@@ -11,7 +12,13 @@ pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
-    let mut f = File::create(&tmp)?;
+    // Private whatever the umask: these files hold collected data and counters.
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);

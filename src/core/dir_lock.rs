@@ -9,7 +9,7 @@
 
 use rustix::fs::FlockOperation;
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::Path;
 
 /// Held for as long as the agent runs; dropping it releases the directory.
@@ -47,7 +47,11 @@ impl From<std::io::Error> for LockError {
 impl DirLock {
     /// Creates `dir` if needed and takes its lock without waiting.
     pub fn acquire(dir: &Path) -> Result<DirLock, LockError> {
-        std::fs::create_dir_all(dir)?;
+        // Only the agent's user may read what it buffers, whatever the umask.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
         // A directory opens read-only; std adds O_CLOEXEC.
         let file = File::open(dir)?;
         match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {

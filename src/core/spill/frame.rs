@@ -1,16 +1,16 @@
-//! One frame: a CRC-checked, postcard-encoded batch of samples, carrying the identity
-//! (name + labels) of the series it uses first in its segment, since series ids mean
-//! nothing to another process.
+//! One frame: a CRC-checked, postcard-encoded batch of samples, or the identities (name +
+//! labels) of the series such batches refer to, since series ids mean nothing to another
+//! process.
 //!
 //! On disk: `b"RF"`, payload length (u32 LE), CRC-32 of the payload (u32 LE), payload.
-//! The payload stores each sample as (segment-local series index, timestamp delta from the
+//! The payload stores each sample as (dictionary index of its series, timestamp delta from the
 //! frame's first timestamp, value), all varints except the `f64`. A series is defined once
-//! per segment, in the first frame that uses it (`def_base` is the index of the frame's
-//! first definition), so a segment's dictionary costs its bytes once, not once per frame:
-//! a tick of 1000 series spilled every flush would otherwise carry 1000 names per 1000
-//! samples. The price: a damaged frame loses the samples of the series it defined for the
-//! rest of its segment (counted), and reading from the middle of a segment first reads the
-//! definitions of the frames before.
+//! per dictionary (`def_base` is the index of a frame's first definition): in a dictionary
+//! file shared by the segments a process writes ([`Encoder`]), or, in segments of earlier
+//! builds, in the segment's first frame that uses it. Either way a name costs its bytes
+//! once, not once per frame. The price: a damaged definition loses the samples of its
+//! series in the frames that refer to it (counted), and reading from the middle of a
+//! segment first reads the definitions before.
 
 use crate::core::metric::{Sample, SeriesId, SeriesTable};
 use serde::{Deserialize, Serialize};
@@ -61,28 +61,59 @@ struct DecBody<'a> {
     samples: Vec<Rec>,
 }
 
-/// The writer's side: which series the current segment has defined, and reused buffers,
+/// The writer's side: which series the current dictionary defines, and reused buffers,
 /// so spilling allocates per frame at most, never per sample.
+///
+/// Series are defined in the directory's dictionary file (frames without samples), and
+/// sample frames only refer to them, so a segment no longer repeats every series' name:
+/// at 50 000 series each 256 KiB segment used to be mostly names. `per_segment` writes the
+/// layout of earlier builds (definitions inside the segment's own frames), which replay
+/// still reads.
 #[derive(Default)]
 pub struct Encoder {
     index: HashMap<SeriesId, u32>,
     new_ids: Vec<SeriesId>,
     recs: Vec<Rec>,
     body: Vec<u8>,
+    per_segment: bool,
 }
 
 impl Encoder {
-    /// The next frame opens a segment: every series is defined again.
+    /// The layout of builds before the dictionary file, for tests of what they left.
+    #[cfg(test)]
+    pub fn per_segment() -> Encoder {
+        Encoder {
+            per_segment: true,
+            ..Encoder::default()
+        }
+    }
+
+    /// Whether definitions go to a dictionary file rather than into the segment.
+    pub fn uses_dictionary_file(&self) -> bool {
+        !self.per_segment
+    }
+
+    /// The next frame opens a segment.
     pub fn new_segment(&mut self) {
+        if self.per_segment {
+            self.index.clear();
+        }
+    }
+
+    /// The next frame's definitions open a new dictionary file: every series is defined
+    /// again.
+    pub fn new_dictionary(&mut self) {
         self.index.clear();
     }
 
-    /// Appends one frame holding `samples` to `out`.
+    /// Appends one frame holding `samples` to `out`, and the definitions of the series the
+    /// dictionary lacks as one frame to `defs` (into `out` itself with `per_segment`).
     pub fn encode(
         &mut self,
         samples: &[Sample],
         table: &SeriesTable,
         out: &mut Vec<u8>,
+        defs: &mut Vec<u8>,
     ) -> Result<(), postcard::Error> {
         self.new_ids.clear();
         self.recs.clear();
@@ -111,15 +142,6 @@ impl Encoder {
                 }
             })
             .collect();
-        let body = EncBody {
-            base_ts,
-            def_base,
-            series: &series,
-            samples: &self.recs,
-        };
-        let mut buf = std::mem::take(&mut self.body);
-        buf.clear();
-        buf = postcard::to_extend(&body, buf)?;
         // The inputs of the series defined here follow the body, so frames of builds that
         // did not write them still decode (and those builds ignore the trailing bytes).
         let origins: Vec<&str> = self
@@ -127,7 +149,52 @@ impl Encoder {
             .iter()
             .map(|&id| table.origin(id).unwrap_or(""))
             .collect();
-        buf = postcard::to_extend(&origins, buf)?;
+        let recs = std::mem::take(&mut self.recs);
+        let result = if self.per_segment {
+            let body = EncBody {
+                base_ts,
+                def_base,
+                series: &series,
+                samples: &recs,
+            };
+            self.put(&body, Some(&origins), out)
+        } else {
+            let definitions = EncBody {
+                base_ts,
+                def_base,
+                series: &series,
+                samples: &[],
+            };
+            let refs = EncBody {
+                base_ts,
+                def_base: self.index.len() as u32,
+                series: &[],
+                samples: &recs,
+            };
+            if series.is_empty() {
+                Ok(())
+            } else {
+                self.put(&definitions, Some(&origins), defs)
+            }
+            .and_then(|()| self.put(&refs, None, out))
+        };
+        self.recs = recs;
+        result
+    }
+
+    /// Appends `body` and the inputs of its definitions as one frame to `out`.
+    fn put(
+        &mut self,
+        body: &EncBody,
+        origins: Option<&[&str]>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), postcard::Error> {
+        let mut buf = std::mem::take(&mut self.body);
+        buf.clear();
+        buf = postcard::to_extend(body, buf)?;
+        if let Some(origins) = origins {
+            buf = postcard::to_extend(&origins, buf)?;
+        }
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&(buf.len() as u32).to_le_bytes());
         out.extend_from_slice(&CRC.checksum(&buf).to_le_bytes());
@@ -171,18 +238,41 @@ pub struct Summary {
     pub last_ts: i64,
 }
 
-pub fn summarize(payload: &[u8]) -> Result<Summary, postcard::Error> {
+/// What a scan learns of one frame: its summary, and how many of its samples name a series
+/// that no readable frame before it in the segment defined (they cannot be replayed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Census {
+    pub summary: Summary,
+    pub undefined: u64,
+}
+
+/// Counts a frame's samples and follows the segment's dictionary: `defined[i]` says
+/// whether segment index `i` was defined by a readable frame so far (this frame's
+/// definitions are added).
+pub fn census(payload: &[u8], defined: &mut Vec<bool>) -> Result<Census, postcard::Error> {
     let body: DecBody = postcard::from_bytes(payload)?;
-    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    let base = body.def_base as usize;
+    let end = base.saturating_add(body.series.len());
+    if defined.len() < end {
+        defined.resize(end, false);
+    }
+    defined[base..end].fill(true);
+    let (mut lo, mut hi, mut undefined) = (i64::MAX, i64::MIN, 0);
     for r in &body.samples {
         let ts = body.base_ts.wrapping_add(r.dt);
         lo = lo.min(ts);
         hi = hi.max(ts);
+        if !defined.get(r.series as usize).copied().unwrap_or(false) {
+            undefined += 1;
+        }
     }
-    Ok(Summary {
-        samples: body.samples.len() as u64,
-        first_ts: lo,
-        last_ts: hi,
+    Ok(Census {
+        summary: Summary {
+            samples: body.samples.len() as u64,
+            first_ts: lo,
+            last_ts: hi,
+        },
+        undefined,
     })
 }
 

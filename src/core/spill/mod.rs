@@ -7,6 +7,9 @@
 //! - `<16 hex digits>.seg`: segments, named by a sequence number, each up to a few hundred
 //!   KiB of frames (see [`frame`]); a new process never appends to an old segment, so a torn
 //!   tail stays a tail;
+//! - `<16 hex digits>.dict`: the names of the series that the segments from that number on
+//!   refer to (up to the next `.dict`), written once per process and kept until the last of
+//!   those segments is gone, so that a segment does not repeat every series' name;
 //! - `position`: the read position (segment, offset) and the dropped count, written
 //!   atomically (temp file, fsync, rename, fsync of the directory) at most once per sync
 //!   interval and at shutdown.
@@ -18,16 +21,19 @@
 //! restart; the retry scans the directory as a start does).
 
 pub mod frame;
+mod scan;
 #[cfg(test)]
 mod tests;
 
 use super::atomic_file;
 use super::metric::{Sample, SeriesTable};
 use super::stats::{add, OutputStats};
+pub use scan::status;
+use scan::{open_regular, read_frame, scan_dir, Read, Scan};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read as _, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -62,6 +68,12 @@ struct Segment {
     id: u64,
     bytes: u64,
     samples: u64,
+    /// Unread samples known to be undeliverable: their series was defined in a damaged
+    /// frame. Not promised; counted as dropped when replay passes them.
+    lost: u64,
+    /// The scan at open read and counted everything before this offset: damage found there
+    /// again by replay is not counted twice.
+    checked_to: u64,
     first_ts: Option<i64>,
     last_ts: Option<i64>,
 }
@@ -79,6 +91,14 @@ impl Segment {
 
 /// Where replay stands: the next frame to read, and how many samples of the head segment
 /// were read already (so dropping it counts only the rest).
+/// A dictionary file: the series definitions of the segments numbered from `id` up to the
+/// next dictionary's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Dict {
+    id: u64,
+    bytes: u64,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Cursor {
     seg: u64,
@@ -108,12 +128,19 @@ pub struct FrameRef {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiskStatus {
     pub segments: u64,
+    /// Bytes of the segments.
     pub bytes: u64,
+    /// Bytes of the dictionary files (series names) beside them.
+    pub dictionary_bytes: u64,
     pub samples: u64,
     pub oldest_ts: Option<i64>,
     pub newest_ts: Option<i64>,
     pub dropped: u64,
     pub corrupt_frames: u64,
+    /// Samples on disk that cannot be replayed (their series was defined in a damaged frame).
+    pub undeliverable: u64,
+    /// Entries named like segments that cannot be read (a directory, no permission).
+    pub unreadable: u64,
 }
 
 /// One output's flash buffer.
@@ -131,25 +158,37 @@ pub struct Spill {
     retrying: bool,
     encoder: frame::Encoder,
     out: Vec<u8>,
+    defs: Vec<u8>,
     read_buf: Vec<u8>,
     reader: Reader,
     /// A frame whose samples were delivered from memory after they were spilled, found
     /// behind older frames: replay skips it when it gets there.
     delivered: Option<FrameRef>,
+    /// Segments and samples dropped since the disk buffer became full: one line when it
+    /// starts, one with the totals when it ends.
+    full_streak: Option<(u64, u64)>,
 }
 
-/// The replay side's dictionary of the head segment: segment index → series id in this
-/// process, built from the frames read so far (`upto` is where the next frame starts).
+/// The replay side's dictionary of the head segment: dictionary index → series id in this
+/// process, built from the dictionary file of its segment (read up to `dict_upto`) and the
+/// segment's frames read so far (`upto` is where the next frame starts). Segments of one
+/// dictionary file share it; a segment of an earlier build has its own.
 #[derive(Default)]
 struct Reader {
     seg: Option<u64>,
     upto: u64,
+    dict_file: Option<u64>,
+    dict_upto: u64,
     dict: Vec<Option<super::metric::SeriesId>>,
     scratch: Vec<Sample>,
 }
 
 struct State {
     segs: VecDeque<Segment>,
+    dicts: VecDeque<Dict>,
+    /// The dictionary file this process appends to (the last of `dicts`); `None` until the
+    /// first segment after an open or after everything was delivered.
+    dict_writer: Option<File>,
     cursor: Cursor,
     writer: Option<(u64, File)>,
     /// Segments closed since the last sync, still to be fsynced (at most once per
@@ -175,9 +214,11 @@ impl Spill {
             retrying: false,
             encoder: frame::Encoder::default(),
             out: Vec::new(),
+            defs: Vec::new(),
             read_buf: Vec::new(),
             reader: Reader::default(),
             delivered: None,
+            full_streak: None,
         };
         if spill.cfg.dir.is_dir() {
             if let Err(e) = spill.open() {
@@ -219,7 +260,11 @@ impl Spill {
     /// Samples on disk not yet acknowledged.
     pub fn pending(&self) -> u64 {
         self.state.as_ref().map_or(0, |st| {
-            let total: u64 = st.segs.iter().map(|s| s.samples).sum();
+            let total: u64 = st
+                .segs
+                .iter()
+                .map(|s| s.samples.saturating_sub(s.lost))
+                .sum();
             total.saturating_sub(st.cursor.read)
         })
     }
@@ -245,14 +290,15 @@ impl Spill {
     }
 
     fn open(&mut self) -> io::Result<()> {
-        fs::create_dir_all(&self.cfg.dir)?;
+        create_private_dir(&self.cfg.dir)?;
         let scan = scan_dir(&self.cfg.dir, true)?;
-        // Never below the position's segment: numbers it calls consumed are not reused.
+        // Above every name in use (unreadable entries too) and never below the position's
+        // segment: numbers it calls consumed are not reused. `seg_id` never names u64::MAX.
         let next_id = scan
-            .segs
-            .back()
-            .map_or(0, |s| s.id + 1)
+            .newest
+            .map_or(0, |id| id + 1)
             .max(scan.position_seg.map_or(0, |p| p + 1));
+        self.log_scan_findings(&scan);
         if scan.corrupt_frames > 0 {
             log::warn!(
                 "output {}: skipped {} damaged frame(s) in {}",
@@ -264,6 +310,8 @@ impl Spill {
         }
         self.state = Some(State {
             segs: scan.segs,
+            dicts: scan.dicts,
+            dict_writer: None,
             cursor: scan.cursor,
             writer: None,
             closed: Vec::new(),
@@ -273,6 +321,18 @@ impl Spill {
             pos_dirty: false,
             last_sync: Instant::now(),
         });
+        let undeliverable: u64 = self
+            .state
+            .iter()
+            .flat_map(|st| &st.segs)
+            .map(|s| s.lost)
+            .sum();
+        if undeliverable > 0 {
+            log::warn!(
+                "output {}: {undeliverable} samples on disk cannot be sent: their series were named in damaged frames (counted as dropped)",
+                self.stats.name
+            );
+        }
         if self.pending() > 0 {
             log::info!(
                 "output {}: {} buffered samples on disk will be sent first",
@@ -282,6 +342,33 @@ impl Spill {
         }
         self.publish();
         Ok(())
+    }
+
+    /// One line each for what a scan skipped: entries it cannot read, segments found empty.
+    fn log_scan_findings(&self, scan: &Scan) {
+        if let Some((path, e)) = scan.unreadable.first() {
+            log::warn!(
+                "output {}: skipped {} unreadable entr{} in {} ({}: {e}); using the rest",
+                self.stats.name,
+                scan.unreadable.len(),
+                if scan.unreadable.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                },
+                self.cfg.dir.display(),
+                path.display()
+            );
+        }
+        if let Some(first) = scan.empty.first() {
+            log::warn!(
+                "output {}: removed {} empty segment(s) in {} (a write that failed, or a power cut before its data was synced: what it held is lost), first {}",
+                self.stats.name,
+                scan.empty.len(),
+                self.cfg.dir.display(),
+                seg_path(&self.cfg.dir, *first).display()
+            );
+        }
     }
 
     /// Appends `samples` as frames of at most `per_frame` samples. Returns false when they
@@ -366,18 +453,32 @@ impl Spill {
             _ => true,
         };
         if rotate {
-            st.rotate(&self.cfg.dir)?;
+            let dictionary = self.encoder.uses_dictionary_file();
+            if st.rotate(&self.cfg.dir, dictionary, self.cfg.max_bytes / 4)? {
+                self.encoder.new_dictionary();
+            }
             self.encoder.new_segment();
         }
         self.out.clear();
+        self.defs.clear();
         self.encoder
-            .encode(chunk, table, &mut self.out)
+            .encode(chunk, table, &mut self.out, &mut self.defs)
             .map_err(io::Error::other)?;
         let len = self.out.len() as u64;
-        self.make_room(len);
+        let defs_len = self.defs.len() as u64;
+        self.make_room(len + defs_len);
         let Some(st) = self.state.as_mut() else {
             return Err(io::Error::other("buffer not open"));
         };
+        if defs_len > 0 {
+            // Before the frames that refer to them, in the file and at each sync.
+            let (Some(file), Some(dict)) = (st.dict_writer.as_mut(), st.dicts.back_mut()) else {
+                return Err(io::Error::other("no open dictionary"));
+            };
+            file.write_all(&self.defs)?;
+            dict.bytes += defs_len;
+            add(&self.stats.disk_written_bytes, defs_len);
+        }
         let Some((seg, file)) = st.writer.as_mut() else {
             return Err(io::Error::other("no open segment"));
         };
@@ -410,7 +511,7 @@ impl Spill {
             return;
         };
         loop {
-            let total: u64 = st.segs.iter().map(|s| s.bytes).sum();
+            let total = st.total_bytes();
             let writing = st.writer.as_ref().map(|(id, _)| *id);
             if total + incoming <= self.cfg.max_bytes
                 || st.segs.len() < 2
@@ -427,6 +528,7 @@ impl Spill {
                 oldest.samples
             };
             let _ = fs::remove_file(seg_path(&self.cfg.dir, oldest.id));
+            st.forget_dicts(&self.cfg.dir);
             st.dropped += lost;
             st.pos_dirty = true;
             add(&self.stats.dropped, lost);
@@ -438,10 +540,30 @@ impl Spill {
                     read: 0,
                 };
             }
+            match self.full_streak.as_mut() {
+                Some((segs, samples)) => {
+                    *segs += 1;
+                    *samples += lost;
+                }
+                None => {
+                    log::warn!(
+                        "output {}: disk buffer full ({} bytes): dropping the oldest segments to make room, the first with {lost} samples (the total follows when the outage ends)",
+                        self.stats.name,
+                        self.cfg.max_bytes
+                    );
+                    self.full_streak = Some((1, lost));
+                }
+            }
+        }
+    }
+
+    /// The output delivers again, or everything is gone or stopping: the totals of the
+    /// drops since the disk buffer became full.
+    fn end_full_streak(&mut self) {
+        if let Some((segs, samples)) = self.full_streak.take() {
             log::warn!(
-                "output {}: disk buffer full ({} bytes): dropped the oldest segment, {lost} samples",
-                self.stats.name,
-                self.cfg.max_bytes
+                "output {}: the full disk buffer dropped {segs} oldest segment(s), {samples} samples in all",
+                self.stats.name
             );
         }
     }
@@ -492,15 +614,20 @@ impl Spill {
                             self.skip_to(head.id, next_offset, lost);
                         }
                         Err(_) => {
-                            self.note_corrupt(head.id);
+                            self.note_corrupt(&head, offset);
                             self.skip_to(head.id, next_offset, 0);
                         }
                     }
                 }
                 Ok(Read::BadCrc { next_offset }) => {
                     self.reader.upto = next_offset;
-                    self.note_corrupt(head.id);
+                    self.note_corrupt(&head, offset);
                     self.skip_to(head.id, next_offset, 0);
+                }
+                Ok(Read::Skip { resume }) => {
+                    self.reader.upto = resume;
+                    self.note_corrupt(&head, offset);
+                    self.skip_to(head.id, resume, 0);
                 }
                 Ok(Read::End) => {
                     if !self.finish_head(head.id) {
@@ -508,7 +635,7 @@ impl Spill {
                     }
                 }
                 Ok(Read::Damaged) => {
-                    self.note_corrupt(head.id);
+                    self.note_corrupt(&head, offset);
                     if !self.finish_head(head.id) {
                         return None;
                     }
@@ -534,10 +661,21 @@ impl Spill {
     /// Replay resumes in the middle of segment `seg` (after a restart): reads the series
     /// definitions of the frames before `offset`.
     fn prime_dict(&mut self, seg: u64, offset: u64, table: &mut SeriesTable) -> io::Result<()> {
+        let dict_file = self
+            .state
+            .as_ref()
+            .and_then(|st| dictionary_of(&st.dicts, seg));
         if self.reader.seg != Some(seg) {
             self.reader.seg = Some(seg);
             self.reader.upto = 0;
-            self.reader.dict.clear();
+            if dict_file.is_none() || dict_file != self.reader.dict_file {
+                self.reader.dict.clear();
+                self.reader.dict_file = dict_file;
+                self.reader.dict_upto = 0;
+            }
+        }
+        if let Some(id) = dict_file {
+            self.read_dictionary(id, table)?;
         }
         if self.reader.upto >= offset {
             return Ok(());
@@ -552,6 +690,7 @@ impl Spill {
                     at = next_offset;
                 }
                 Read::BadCrc { next_offset } => at = next_offset,
+                Read::Skip { resume } => at = resume,
                 Read::End | Read::Damaged => break,
             }
         }
@@ -559,9 +698,32 @@ impl Spill {
         Ok(())
     }
 
+    /// Reads the definitions appended to dictionary `id` since the last call.
+    fn read_dictionary(&mut self, id: u64, table: &mut SeriesTable) -> io::Result<()> {
+        let file = File::open(dict_path(&self.cfg.dir, id))?;
+        let mut at = self.reader.dict_upto;
+        loop {
+            match read_frame(&file, at, &mut self.read_buf)? {
+                Read::Frame { next_offset } => {
+                    let r = &mut self.reader;
+                    let _ = frame::decode(&self.read_buf, &mut r.dict, table, &mut r.scratch);
+                    at = next_offset;
+                }
+                Read::BadCrc {
+                    next_offset: resume,
+                }
+                | Read::Skip { resume } => at = resume,
+                Read::End | Read::Damaged => break,
+            }
+        }
+        self.reader.dict_upto = at;
+        Ok(())
+    }
+
     /// Marks a batch from [`Spill::next_batch`] as delivered.
     pub fn ack(&mut self, token: Token) {
         self.skip_to(token.seg, token.next_offset, token.samples);
+        self.end_full_streak();
         self.publish();
     }
 
@@ -575,22 +737,42 @@ impl Spill {
         }
     }
 
+    /// Samples of a replayed frame that could not be kept. Those the scan foresaw were
+    /// logged at open; others (a frame damaged since, a full series table) are logged here.
     fn count_lost(&mut self, lost: u64) {
-        if lost > 0 {
-            add(&self.stats.dropped, lost);
-            add(&self.stats.disk_dropped, lost);
-            if let Some(st) = self.state.as_mut() {
-                st.dropped += lost;
-            }
+        if lost == 0 {
+            return;
+        }
+        add(&self.stats.dropped, lost);
+        add(&self.stats.disk_dropped, lost);
+        let Some(st) = self.state.as_mut() else {
+            return;
+        };
+        st.dropped += lost;
+        let foreseen = st.segs.front_mut().map_or(0, |head| {
+            let n = head.lost.min(lost);
+            head.lost -= n;
+            n
+        });
+        if lost > foreseen {
+            log::warn!(
+                "output {}: {} samples read from disk could not be kept (series table full, or their series named in a damaged frame)",
+                self.stats.name,
+                lost - foreseen
+            );
         }
     }
 
-    fn note_corrupt(&mut self, seg: u64) {
+    /// Damage at `offset` of `head`: counted and logged unless the scan at open did both.
+    fn note_corrupt(&mut self, head: &Segment, offset: u64) {
+        if offset < head.checked_to {
+            return;
+        }
         add(&self.stats.disk_corrupt_frames, 1);
         log::warn!(
             "output {}: skipping a damaged frame in {}",
             self.stats.name,
-            seg_path(&self.cfg.dir, seg).display()
+            seg_path(&self.cfg.dir, head.id).display()
         );
     }
 
@@ -608,6 +790,7 @@ impl Spill {
         }
         st.segs.pop_front();
         let _ = fs::remove_file(seg_path(&self.cfg.dir, id));
+        st.forget_dicts(&self.cfg.dir);
         st.cursor = Cursor {
             seg: st.segs.front().map_or(st.next_id, |s| s.id),
             offset: 0,
@@ -630,6 +813,10 @@ impl Spill {
         for s in st.segs.drain(..) {
             let _ = fs::remove_file(seg_path(&self.cfg.dir, s.id));
         }
+        st.dict_writer = None;
+        for d in st.dicts.drain(..) {
+            let _ = fs::remove_file(dict_path(&self.cfg.dir, d.id));
+        }
         st.cursor = Cursor {
             seg: st.next_id,
             offset: 0,
@@ -637,6 +824,7 @@ impl Spill {
         };
         st.data_dirty = false;
         st.pos_dirty = false;
+        self.end_full_streak();
         self.publish();
     }
 
@@ -644,7 +832,15 @@ impl Spill {
         let file = File::open(seg_path(&self.cfg.dir, seg))?;
         read_frame(&file, offset, &mut self.read_buf)
     }
+}
 
+impl Drop for Spill {
+    fn drop(&mut self) {
+        self.end_full_streak();
+    }
+}
+
+impl Spill {
     /// fsyncs the open segment and writes the position when `force`, or when the last sync
     /// is `buffer_sync_interval` old and something changed.
     pub fn maybe_sync(&mut self, force: bool) {
@@ -667,7 +863,7 @@ impl Spill {
         match &self.state {
             Some(st) => {
                 s.disk_segments.set(st.segs.len() as u64);
-                s.disk_bytes.set(st.segs.iter().map(|x| x.bytes).sum());
+                s.disk_bytes.set(st.total_bytes());
             }
             None => {
                 s.disk_segments.set(0);
@@ -679,17 +875,26 @@ impl Spill {
 }
 
 impl State {
-    fn rotate(&mut self, dir: &Path) -> io::Result<()> {
+    /// Opens the next segment, and a new dictionary file for it (returns true) when this
+    /// process has none yet or its own grew past `max_dict` (series that come and go).
+    fn rotate(&mut self, dir: &Path, dictionary: bool, max_dict: u64) -> io::Result<bool> {
         // Nothing is fsynced here: new segments' data and names become durable at the
         // next sync (the position write fsyncs the directory).
         if let Some((_, f)) = self.writer.take() {
             self.closed.push(f);
         }
         let id = self.next_id;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(seg_path(dir, id))?;
+        let new_dict = dictionary
+            && (self.dict_writer.is_none()
+                || self.dicts.back().is_some_and(|d| d.bytes > max_dict));
+        if new_dict {
+            if let Some(f) = self.dict_writer.take() {
+                self.closed.push(f);
+            }
+            self.dict_writer = Some(create_private_file(&dict_path(dir, id))?);
+            self.dicts.push_back(Dict { id, bytes: 0 });
+        }
+        let file = create_private_file(&seg_path(dir, id))?;
         self.next_id += 1;
         self.writer = Some((id, file));
         self.segs.push_back(Segment {
@@ -703,10 +908,32 @@ impl State {
                 read: 0,
             };
         }
-        Ok(())
+        Ok(new_dict)
+    }
+
+    fn total_bytes(&self) -> u64 {
+        let segs: u64 = self.segs.iter().map(|s| s.bytes).sum();
+        segs + self.dicts.iter().map(|d| d.bytes).sum::<u64>()
+    }
+
+    /// Removes the dictionaries no remaining segment refers to: those followed by another
+    /// at or before the oldest segment.
+    fn forget_dicts(&mut self, dir: &Path) {
+        let Some(head) = self.segs.front().map(|s| s.id) else {
+            return;
+        };
+        while self.dicts.len() >= 2 && self.dicts[1].id <= head {
+            if let Some(d) = self.dicts.pop_front() {
+                let _ = fs::remove_file(dict_path(dir, d.id));
+            }
+        }
     }
 
     fn sync(&mut self, dir: &Path) -> io::Result<()> {
+        // Definitions first: a frame must not outlive the names it refers to.
+        if let Some(f) = &self.dict_writer {
+            f.sync_data()?;
+        }
         for f in self.closed.drain(..) {
             f.sync_data()?;
         }
@@ -723,16 +950,53 @@ impl State {
     }
 }
 
+/// The buffer holds what the agent collected: only its user may read it, whatever the umask.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// A new file of the buffer, private to the agent's user.
+fn create_private_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
 fn seg_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:016x}.seg"))
 }
 
+fn dict_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016x}.dict"))
+}
+
+/// The dictionary segment `seg` refers to: the last one numbered at or before it.
+fn dictionary_of(dicts: &VecDeque<Dict>, seg: u64) -> Option<u64> {
+    dicts.iter().rev().find(|d| d.id <= seg).map(|d| d.id)
+}
+
 fn seg_id(name: &str) -> Option<u64> {
-    let hex = name.strip_suffix(".seg")?;
+    file_id(name, ".seg")
+}
+
+fn dict_id(name: &str) -> Option<u64> {
+    file_id(name, ".dict")
+}
+
+fn file_id(name: &str, ext: &str) -> Option<u64> {
+    let hex = name.strip_suffix(ext)?;
     if hex.len() != 16 {
         return None;
     }
-    u64::from_str_radix(hex, 16).ok()
+    // Never u64::MAX: the next segment's number must exist.
+    u64::from_str_radix(hex, 16)
+        .ok()
+        .filter(|&id| id < u64::MAX)
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -759,7 +1023,10 @@ fn write_position(dir: &Path, c: &Cursor, dropped: u64) -> io::Result<()> {
 }
 
 fn read_position(dir: &Path) -> Option<PositionFile> {
-    let bytes = fs::read(dir.join(POSITION)).ok()?;
+    let mut bytes = Vec::new();
+    open_regular(&dir.join(POSITION))
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .ok()?;
     let header: &[u8; frame::HEADER_LEN] = bytes.get(..frame::HEADER_LEN)?.try_into().ok()?;
     let frame::Header::Frame { len, crc } = frame::parse_header(header) else {
         return None;
@@ -769,179 +1036,4 @@ fn read_position(dir: &Path) -> Option<PositionFile> {
         return None;
     }
     postcard::from_bytes(body).ok()
-}
-
-enum Read {
-    Frame {
-        next_offset: u64,
-    },
-    BadCrc {
-        next_offset: u64,
-    },
-    /// No more bytes (or a torn last frame).
-    End,
-    /// Not a frame header: the rest of the segment is skipped.
-    Damaged,
-}
-
-/// Reads the frame at `offset` of `file`; its payload lands in `buf`.
-fn read_frame(file: &File, offset: u64, buf: &mut Vec<u8>) -> io::Result<Read> {
-    let file_len = file.metadata()?.len();
-    if offset >= file_len {
-        return Ok(Read::End);
-    }
-    if file_len - offset < frame::HEADER_LEN as u64 {
-        return Ok(Read::Damaged);
-    }
-    let mut header = [0u8; frame::HEADER_LEN];
-    file.read_exact_at(&mut header, offset)?;
-    let frame::Header::Frame { len, crc } = frame::parse_header(&header) else {
-        return Ok(Read::Damaged);
-    };
-    let start = offset + frame::HEADER_LEN as u64;
-    if file_len - start < len as u64 {
-        return Ok(Read::Damaged);
-    }
-    buf.resize(len, 0);
-    file.read_exact_at(buf, start)?;
-    let next_offset = start + len as u64;
-    if frame::crc_ok(buf, crc) {
-        Ok(Read::Frame { next_offset })
-    } else {
-        Ok(Read::BadCrc { next_offset })
-    }
-}
-
-struct Scan {
-    segs: VecDeque<Segment>,
-    position_seg: Option<u64>,
-    cursor: Cursor,
-    dropped: u64,
-    corrupt_frames: u64,
-}
-
-/// Reads a buffer directory. With `tidy`, removes what the position says was consumed,
-/// empty segments, and a left-over temp file; without, changes nothing (for `status`).
-fn scan_dir(dir: &Path, tidy: bool) -> io::Result<Scan> {
-    let mut ids: Vec<u64> = fs::read_dir(dir)?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| seg_id(e.file_name().to_str()?))
-        .collect();
-    ids.sort_unstable();
-    let position = read_position(dir);
-    if position.is_none() && dir.join(POSITION).exists() {
-        log::warn!(
-            "{}: the position file is damaged; replaying from the oldest segment",
-            dir.display()
-        );
-    }
-    if tidy {
-        let _ = fs::remove_file(dir.join(POSITION_TMP));
-    }
-    let start = position.as_ref().map_or(0, |p| p.seg);
-    let mut scan = Scan {
-        segs: VecDeque::new(),
-        position_seg: position.as_ref().map(|p| p.seg),
-        cursor: Cursor::default(),
-        dropped: position.as_ref().map_or(0, |p| p.dropped),
-        corrupt_frames: 0,
-    };
-    let mut buf = Vec::new();
-    for id in ids {
-        let path = seg_path(dir, id);
-        if id < start {
-            if tidy {
-                let _ = fs::remove_file(&path);
-            }
-            continue;
-        }
-        let from = match &position {
-            Some(p) if p.seg == id => p.offset,
-            _ => 0,
-        };
-        let (seg, read, corrupt) = scan_segment(&path, id, from, &mut buf)?;
-        scan.corrupt_frames += corrupt;
-        if seg.bytes == 0 {
-            if tidy {
-                let _ = fs::remove_file(&path);
-            }
-            continue;
-        }
-        if scan.segs.is_empty() {
-            scan.cursor = Cursor {
-                seg: id,
-                offset: from,
-                read,
-            };
-        }
-        scan.segs.push_back(seg);
-    }
-    Ok(scan)
-}
-
-/// Counts a segment's samples (and those before `from`, already delivered) and damaged
-/// frames. `bytes` counts only whole, readable frames.
-fn scan_segment(
-    path: &Path,
-    id: u64,
-    from: u64,
-    buf: &mut Vec<u8>,
-) -> io::Result<(Segment, u64, u64)> {
-    let file = File::open(path)?;
-    let mut seg = Segment {
-        id,
-        ..Segment::default()
-    };
-    let (mut offset, mut read, mut corrupt) = (0u64, 0u64, 0u64);
-    loop {
-        match read_frame(&file, offset, buf)? {
-            Read::Frame { next_offset } => {
-                match frame::summarize(buf) {
-                    Ok(s) if next_offset <= from => {
-                        // Delivered already: counted, but not in the time span.
-                        read += s.samples;
-                        seg.samples += s.samples;
-                        seg.bytes += next_offset - offset;
-                    }
-                    Ok(s) => seg.note(&s, next_offset - offset),
-                    Err(_) => {
-                        corrupt += 1;
-                        seg.bytes += next_offset - offset;
-                    }
-                }
-                offset = next_offset;
-            }
-            Read::BadCrc { next_offset } => {
-                corrupt += 1;
-                seg.bytes += next_offset - offset;
-                offset = next_offset;
-            }
-            Read::End => break,
-            Read::Damaged => {
-                corrupt += 1;
-                break;
-            }
-        }
-    }
-    Ok((seg, read, corrupt))
-}
-
-/// What is in a buffer directory, read without changing it.
-pub fn status(dir: &Path) -> io::Result<DiskStatus> {
-    if !dir.is_dir() {
-        return Ok(DiskStatus::default());
-    }
-    let scan = scan_dir(dir, false)?;
-    let mut st = DiskStatus {
-        segments: scan.segs.len() as u64,
-        bytes: scan.segs.iter().map(|s| s.bytes).sum(),
-        dropped: scan.dropped,
-        corrupt_frames: scan.corrupt_frames,
-        ..DiskStatus::default()
-    };
-    let total: u64 = scan.segs.iter().map(|s| s.samples).sum();
-    st.samples = total.saturating_sub(scan.cursor.read);
-    st.oldest_ts = scan.segs.iter().filter_map(|s| s.first_ts).min();
-    st.newest_ts = scan.segs.iter().filter_map(|s| s.last_ts).max();
-    Ok(st)
 }

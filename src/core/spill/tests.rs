@@ -426,6 +426,8 @@ fn a_damaged_frame_loses_the_series_it_defined_for_the_rest_of_its_segment_only(
     // Series 0-1 first appear in frame 1, series 2-3 in frame 2.
     let all = samples(&mut later_table, 4, 3, 3);
     let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+    // The layout of earlier builds: definitions in the segment's frames.
+    spill.encoder = frame::Encoder::per_segment();
     assert!(spill.append(&early, &later_table, 100));
     assert!(spill.append(&all, &later_table, 100));
     assert!(spill.append(&all, &later_table, 100));
@@ -488,9 +490,11 @@ fn a_frame_without_the_trailing_inputs_of_an_older_build_still_decodes() {
     let written = samples(&mut table, 2, 2, 0);
     let input = table.origin_id("linux_cpu");
     table.set_origin(written[0].series, input);
-    let mut encoder = frame::Encoder::default();
+    let mut encoder = frame::Encoder::per_segment();
     let mut bytes = Vec::new();
-    encoder.encode(&written, &table, &mut bytes).unwrap();
+    encoder
+        .encode(&written, &table, &mut bytes, &mut Vec::new())
+        .unwrap();
     let payload = &bytes[frame::HEADER_LEN..];
     // The older layout: the same body, nothing after it.
     let tail = postcard::to_stdvec(&vec!["linux_cpu", ""]).unwrap();
@@ -544,4 +548,387 @@ fn a_position_left_without_segments_does_not_make_new_segments_look_consumed() {
     let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
     assert_eq!(spill.pending(), 20);
     assert_eq!(drain(&mut spill, &mut table).len(), 20);
+}
+
+/// Frame start offsets of a segment file.
+fn frame_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + frame::HEADER_LEN <= bytes.len() && bytes[at..at + 2] == frame::MAGIC {
+        out.push(at);
+        let len = u32::from_le_bytes(bytes[at + 2..at + 6].try_into().unwrap()) as usize;
+        at += frame::HEADER_LEN + len;
+    }
+    out
+}
+
+#[test]
+fn an_entry_named_like_a_segment_that_cannot_be_read_is_skipped_and_the_rest_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 1, 3000, 0);
+    // 32 KiB cap: 4 KiB segments, so several of them.
+    let mut spill = Spill::new(cfg(dir.path(), 32 << 10), stats());
+    assert!(spill.append(&written[..1000], &table, 100));
+    spill.maybe_sync(true);
+    drop(spill);
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 3, "{segs:?}");
+    // The second segment becomes a directory: its samples are gone, the others are not.
+    let first_gone = frame_starts(&fs::read(&segs[0]).unwrap()).len() * 100;
+    let gone = frame_starts(&fs::read(&segs[1]).unwrap()).len() * 100;
+    fs::remove_file(&segs[1]).unwrap();
+    fs::create_dir(&segs[1]).unwrap();
+    // And one named after the newest: a new segment must not take its number.
+    let beyond = dir.path().join("00000000000000f0.seg");
+    fs::create_dir(&beyond).unwrap();
+    // A FIFO, whose open would wait for a writer forever.
+    let fifo = dir.path().join("00000000000000e0.seg");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+
+    assert_eq!(status(dir.path()).unwrap().unreadable, 3);
+    let st = stats();
+    let mut spill = Spill::new(cfg(dir.path(), 32 << 10), st.clone());
+    assert!(!spill.is_disabled());
+    assert_eq!(spill.pending(), 1000 - gone as u64);
+    assert!(
+        spill.append(&written[1000..1100], &table, 100),
+        "new samples still go to disk"
+    );
+    assert!(segments(dir.path())
+        .iter()
+        .any(|p| p.file_name().unwrap().to_str().unwrap() > "00000000000000f0.seg"));
+    let got = drain(&mut spill, &mut table);
+    let mut want: Vec<_> = written[..1000]
+        .iter()
+        .map(|s| identify(&table, s))
+        .collect();
+    want.drain(first_gone..first_gone + gone);
+    want.extend(written[1000..1100].iter().map(|s| identify(&table, s)));
+    assert_eq!(got, want);
+    assert_eq!(st.disk_io_errors.get(), 0);
+}
+
+#[test]
+fn a_huge_length_field_loses_its_frame_only_and_is_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 4, 30, 0);
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+    assert!(spill.append(&written, &table, 20));
+    spill.maybe_sync(true);
+    drop(spill);
+    let seg = &segments(dir.path())[0];
+    let mut bytes = fs::read(seg).unwrap();
+    let starts = frame_starts(&bytes);
+    assert_eq!(starts.len(), 6);
+    // The third frame's length field; the first frame defined every series.
+    bytes[starts[2] + 2..starts[2] + 6].copy_from_slice(&u32::MAX.to_le_bytes());
+    fs::write(seg, &bytes).unwrap();
+
+    let st = stats();
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), st.clone());
+    assert_eq!(st.disk_corrupt_frames.get(), 1);
+    assert_eq!(spill.pending(), 100, "the frames behind it are promised");
+    let got = drain(&mut spill, &mut table);
+    let mut want: Vec<_> = written.iter().map(|s| identify(&table, s)).collect();
+    want.drain(40..60);
+    assert_eq!(got, want);
+    assert_eq!(
+        st.disk_corrupt_frames.get(),
+        1,
+        "counted at open, not again"
+    );
+}
+
+#[test]
+fn a_damaged_first_frame_promises_only_what_arrives_and_counts_the_rest_as_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let mut written = samples(&mut table, 4, 10, 0);
+    // A fifth series first seen in the third frame: its samples survive.
+    let late = table.intern("late", "", &[]).unwrap();
+    let late_samples: Vec<Sample> = (0..10)
+        .map(|t| Sample {
+            series: late,
+            ts_ms: T0 + t,
+            value: t as f64,
+        })
+        .collect();
+    written.extend(late_samples.iter().copied());
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+    // The layout of earlier builds: definitions in the segment's frames.
+    spill.encoder = frame::Encoder::per_segment();
+    assert!(spill.append(&written, &table, 20));
+    spill.maybe_sync(true);
+    drop(spill);
+    let seg = &segments(dir.path())[0];
+    let mut bytes = fs::read(seg).unwrap();
+    bytes[frame::HEADER_LEN + 5] ^= 0x40;
+    fs::write(seg, &bytes).unwrap();
+
+    let st = stats();
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), st.clone());
+    assert_eq!(st.disk_corrupt_frames.get(), 1);
+    let on_disk = status(dir.path()).unwrap();
+    assert_eq!(on_disk.undeliverable, 20, "the second frame's 4 series");
+    assert_eq!(on_disk.samples, 10);
+    assert_eq!(spill.pending(), 10, "the promise: the late series only");
+    let got = drain(&mut spill, &mut table);
+    let want: Vec<_> = late_samples.iter().map(|s| identify(&table, s)).collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        st.disk_dropped.get(),
+        20,
+        "each undeliverable sample counted once"
+    );
+    assert_eq!(st.disk_corrupt_frames.get(), 1);
+}
+
+#[test]
+fn an_empty_segment_is_noted_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 2, 10, 0);
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+    assert!(spill.append(&written, &table, 20));
+    spill.maybe_sync(true);
+    drop(spill);
+    fs::write(dir.path().join("0000000000000001.seg"), b"").unwrap();
+    let scan = scan_dir(dir.path(), true).unwrap();
+    assert_eq!(scan.empty, [1]);
+    assert_eq!(segments(dir.path()).len(), 1);
+}
+
+#[test]
+fn a_position_naming_an_impossible_place_replays_the_segment_instead_of_losing_it() {
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 3, 20, 0);
+    let all: Vec<_> = written.iter().map(|s| identify(&table, s)).collect();
+    for (seg, offset) in [(0, 3), (0, 1 << 20), (u64::MAX, 0), (7, 0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+        assert!(spill.append(&written, &table, 15));
+        spill.maybe_sync(true);
+        drop(spill);
+        let cursor = Cursor {
+            seg,
+            offset,
+            read: 0,
+        };
+        write_position(dir.path(), &cursor, 0).unwrap();
+        let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+        assert_eq!(spill.pending(), 60, "position ({seg}, {offset})");
+        assert_eq!(
+            drain(&mut spill, &mut table),
+            all,
+            "position ({seg}, {offset})"
+        );
+        assert!(spill.append(&written, &table, 15), "and spills again");
+    }
+}
+
+#[test]
+fn a_full_disk_buffer_keeps_one_streak_of_drops_until_the_output_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 10, 400, 0);
+    let st = stats();
+    let mut spill = Spill::new(cfg(dir.path(), 32 << 10), st.clone());
+    for chunk in written.chunks(100) {
+        assert!(spill.append(chunk, &table, 100));
+    }
+    let (segs, samples) = spill.full_streak.expect("a streak");
+    assert!(segs > 1, "several segments dropped in one streak: {segs}");
+    assert_eq!(samples, st.disk_dropped.get());
+    let token = spill.next_batch(&mut table, &mut Vec::new()).unwrap();
+    spill.ack(token);
+    assert_eq!(spill.full_streak, None, "delivering again ends it");
+}
+
+#[test]
+fn files_in_the_buffer_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("buffer").join("out");
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 2, 10, 0);
+    let mut spill = Spill::new(cfg(&dir, 64 << 20), stats());
+    assert!(spill.append(&written, &table, 20));
+    spill.maybe_sync(true);
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&root.path().join("buffer")), 0o700);
+    assert_eq!(mode(&segments(&dir)[0]), 0o600);
+    assert_eq!(mode(&dir.join(POSITION)), 0o600);
+}
+
+/// A segment written by the format of builds before the cross-segment dictionary (each
+/// segment names its series in its own frames): it must replay as it always did.
+#[test]
+fn a_segment_of_the_per_segment_dictionary_format_still_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/core/spill/testdata/v1");
+    for entry in fs::read_dir(&fixture).unwrap() {
+        let from = entry.unwrap().path();
+        fs::copy(&from, dir.path().join(from.file_name().unwrap())).unwrap();
+    }
+    let mut table = SeriesTable::new("pi", 1000);
+    // Other series first: indices on disk mean nothing in this process.
+    table.intern("unrelated", "", &[]).unwrap();
+    let mut written_table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut written_table, 3, 8, 0);
+    let want: Vec<_> = written
+        .iter()
+        .map(|s| identify(&written_table, s))
+        .collect();
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+    assert_eq!(spill.pending(), 24);
+    assert_eq!(drain(&mut spill, &mut table), want);
+}
+
+fn dicts(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dict"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn segments_share_one_dictionary_across_dropped_heads_restarts_and_a_second_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 10, 500, 0);
+    let st = stats();
+    // 32 KiB: 4 KiB segments, the oldest dropped as the cap is reached.
+    let mut spill = Spill::new(cfg(dir.path(), 32 << 10), st.clone());
+    for tick in written[..4000].chunks(10) {
+        assert!(spill.append(tick, &table, 100));
+    }
+    spill.maybe_sync(true);
+    assert!(st.disk_dropped.get() > 0, "heads were dropped");
+    assert_eq!(dicts(dir.path()).len(), 1, "one dictionary for the process");
+    // Half of what is left is delivered, then the process ends.
+    let kept = spill.pending() as usize;
+    let mut got = Vec::new();
+    let mut batch = Vec::new();
+    while got.len() < kept / 2 {
+        let token = spill.next_batch(&mut table, &mut batch).unwrap();
+        got.extend(batch.iter().map(|s| identify(&table, s)));
+        spill.ack(token);
+    }
+    spill.maybe_sync(true);
+    drop(spill);
+
+    // A second process: its own dictionary for what it adds, the first one still read.
+    let mut fresh = SeriesTable::new("pi", 1000);
+    fresh.intern("something_else", "", &[]).unwrap();
+    let mut spill = Spill::new(cfg(dir.path(), 1 << 20), stats());
+    assert!(spill.append(&written[4000..], &table, 100));
+    spill.maybe_sync(true);
+    assert_eq!(dicts(dir.path()).len(), 2);
+    drop(spill);
+    let mut spill = Spill::new(cfg(dir.path(), 1 << 20), stats());
+    got.extend(drain(&mut spill, &mut fresh));
+    let want: Vec<_> = written[4000 - kept..]
+        .iter()
+        .map(|s| identify(&table, s))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a drained buffer leaves no file, dictionaries included"
+    );
+}
+
+#[test]
+fn a_damaged_dictionary_frame_loses_its_series_and_the_promise_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let early = samples(&mut table, 2, 3, 0);
+    // Series 0-1 defined by the first frame, series 2-3 by the second.
+    let all = samples(&mut table, 4, 3, 3);
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+    assert!(spill.append(&early, &table, 100));
+    assert!(spill.append(&all, &table, 100));
+    spill.maybe_sync(true);
+    drop(spill);
+    let dict = &dicts(dir.path())[0];
+    let mut bytes = fs::read(dict).unwrap();
+    let second = frame_starts(&bytes)[1];
+    bytes[second + frame::HEADER_LEN + 3] ^= 0x01;
+    fs::write(dict, &bytes).unwrap();
+
+    let st = stats();
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), st.clone());
+    assert_eq!(st.disk_corrupt_frames.get(), 1);
+    assert_eq!(status(dir.path()).unwrap().undeliverable, 6);
+    assert_eq!(spill.pending(), 12);
+    let got = drain(&mut spill, &mut table);
+    assert_eq!(got.len(), 12, "series 0-1 of both frames");
+    assert_eq!(st.disk_dropped.get(), 6);
+    assert_eq!(st.disk_corrupt_frames.get(), 1, "counted once");
+}
+
+/// At 50 000 series a 256 KiB segment used to repeat every series' name (70 B a sample,
+/// 4.2x): with the names in the dictionary, a tick of every series costs about what a
+/// sample does, within the 1.5x budget, and a 16 MiB buffer holds many ticks.
+#[test]
+fn fifty_thousand_series_cost_no_more_flash_per_sample_than_a_few() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("raspberrypi", 60_000);
+    let series = 50_000;
+    let ticks = 10;
+    let written = samples(&mut table, series, ticks, 0);
+    let st = stats();
+    let mut spill = Spill::new(cfg(dir.path(), 16 << 20), st.clone());
+    for tick in written.chunks(series) {
+        assert!(spill.append(tick, &table, 1000));
+    }
+    let per = st.disk_written_bytes.get() as f64 / written.len() as f64;
+    let plain =
+        written.iter().map(frame::plain_sample_len).sum::<usize>() as f64 / written.len() as f64;
+    assert!(per / plain <= 1.5, "{per:.2} B vs {plain:.2} B a sample");
+    assert_eq!(st.disk_dropped.get(), 0, "ten ticks fit in 16 MiB");
+    assert_eq!(spill.pending(), written.len() as u64);
+}
+
+/// Series names count toward `max_disk_buffer`: with a dictionary larger than a quarter of
+/// the cap, each segment starts a new one, and dropping a segment drops the dictionary only
+/// it used, so segments and dictionaries together stay under the cap.
+#[test]
+fn dictionaries_count_toward_the_cap_and_leave_with_their_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 300, 40, 0);
+    // 300 names take about 15 KiB: more than a quarter of 48 KiB.
+    let max = 48 << 10;
+    let st = stats();
+    let mut spill = Spill::new(cfg(dir.path(), max), st.clone());
+    for tick in written.chunks(300) {
+        assert!(spill.append(tick, &table, 300));
+        let on_disk: u64 = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(on_disk <= max, "{on_disk} > {max}");
+        assert_eq!(on_disk, st.disk_bytes.get());
+    }
+    assert!(dicts(dir.path()).len() >= 2, "{:?}", dicts(dir.path()));
+    let kept = spill.pending() as usize;
+    assert!(kept > 0 && st.disk_dropped.get() > 0);
+    let got = drain(&mut spill, &mut table);
+    let want: Vec<_> = written[written.len() - kept..]
+        .iter()
+        .map(|s| identify(&table, s))
+        .collect();
+    assert_eq!(got, want, "the newest samples survive, in order");
 }
