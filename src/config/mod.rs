@@ -6,6 +6,7 @@ pub mod interp;
 pub mod locate;
 pub mod secret;
 pub mod units;
+pub mod yaml_text;
 
 pub use entry::{Common, Entry, Registry};
 pub use secret::{Secret, SecretStore};

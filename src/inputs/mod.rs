@@ -40,6 +40,8 @@ impl BuildCtx {
 /// An input's parsed options, able to build the input.
 pub trait InputOptions: fmt::Debug {
     fn build(&self, ctx: &BuildCtx) -> Result<Box<dyn Input>, String>;
+    /// The options as YAML on one line, secrets masked (`check`'s plan).
+    fn yaml(&self) -> String;
 }
 
 crate::config::entry::plugin_registry! {

@@ -13,6 +13,8 @@ pub struct OutputCtx {
 /// An output's parsed options, able to build the output.
 pub trait OutputOptions: fmt::Debug {
     fn build(&self, ctx: &OutputCtx) -> Result<Box<dyn Output>, String>;
+    /// The options as YAML on one line, secrets masked (`check`'s plan).
+    fn yaml(&self) -> String;
 }
 
 crate::config::entry::plugin_registry! {

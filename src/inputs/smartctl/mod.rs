@@ -9,7 +9,7 @@ use crate::inputs::support::command::Captured;
 use crate::inputs::BuildCtx;
 use regex_lite::Regex;
 use report::{describe_exit_bits, identity, messages, Writer, FATAL_BITS};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
@@ -34,7 +34,7 @@ pub const SAMPLE: &str = "\
     timeout: 30s             # per smartctl run; killed after this
 ";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub smartctl_path: String,

@@ -2,7 +2,7 @@
 
 use crate::core::{ready_write, Output, Sample, SeriesTable, SeriesView, WriteFuture, WriteReport};
 use crate::outputs::OutputCtx;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -13,7 +13,7 @@ pub const SAMPLE: &str = "\
     format: text
 ";
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     /// One JSON object per line.
@@ -23,7 +23,7 @@ pub enum Format {
     Text,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub format: Format,
