@@ -90,6 +90,11 @@ impl SeriesTable {
         self.series.len()
     }
 
+    /// The most series the table holds (`max_series`).
+    pub fn max_series(&self) -> usize {
+        self.max_series
+    }
+
     pub fn is_empty(&self) -> bool {
         self.series.is_empty()
     }
