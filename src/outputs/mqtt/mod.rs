@@ -538,6 +538,9 @@ impl Mqtt {
 /// A TLS failure in words, with a hint at the setting to check.
 #[cfg(feature = "tls")]
 fn tls_reason(e: &rumqttc::TlsError) -> String {
+    use crate::outputs::redistimeseries::{
+        is_ca_used_as_end_entity, CA_AS_END_ENTITY_HINT, UNKNOWN_ISSUER_HINT,
+    };
     use rustls::CertificateError;
     let rustls_error = match e {
         rumqttc::TlsError::TLS(r) => Some(r),
@@ -546,7 +549,10 @@ fn tls_reason(e: &rumqttc::TlsError) -> String {
     };
     match rustls_error {
         Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
-            "the broker's certificate is not signed by a trusted CA (UnknownIssuer); set ssl_ca_certs to the CA that signed it".into()
+            format!("the broker's certificate is not signed by a trusted CA (UnknownIssuer); {UNKNOWN_ISSUER_HINT}")
+        }
+        Some(rustls::Error::InvalidCertificate(c)) if is_ca_used_as_end_entity(c) => {
+            format!("the broker's certificate is a CA certificate (CaUsedAsEndEntity); {}", CA_AS_END_ENTITY_HINT.replace("a server's", "a broker's"))
         }
         Some(rustls::Error::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },

@@ -37,7 +37,9 @@ pub use keys::KeyFormat;
 pub(crate) use conn::tls::AcceptAny;
 /// Shared with the MQTT output: one rustls setup for every TLS client.
 #[cfg(all(feature = "tls", feature = "mqtt"))]
-pub(crate) use conn::tls::{rustls_config, TlsFiles};
+pub(crate) use conn::tls::{
+    is_ca_used_as_end_entity, rustls_config, TlsFiles, CA_AS_END_ENTITY_HINT, UNKNOWN_ISSUER_HINT,
+};
 
 use crate::config::Millis;
 use crate::core::metric::{Series, SeriesId};
