@@ -205,6 +205,39 @@ fn sigterm_during_an_outage_persists_memory_and_a_restart_delivers_everything() 
     assert!(lost.is_empty(), "missing {lost:?}");
 }
 
+/// The "is down" line says where the samples wait: `--once` opens no disk buffer and
+/// makes one attempt, a running agent buffers on disk and retries.
+#[test]
+fn the_down_line_tells_what_happens_to_the_samples_with_and_without_once() {
+    let s = Scratch::new();
+    let mut server = durable_redis();
+    let port = server.port;
+    server.stop();
+    let (path, buffer) = config(&s, "downline", port);
+    let o = util::run(&["run", "--once", "--config", path.to_str().unwrap()]);
+    let log = util::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{log}");
+    let down: Vec<&str> = log.lines().filter(|l| l.contains("is down")).collect();
+    assert_eq!(down.len(), 1, "{log}");
+    assert!(
+        down[0].contains(" samples in memory (this run keeps no disk buffer and does not retry)"),
+        "{log}"
+    );
+    assert!(!log.contains("on disk"), "{log}");
+    assert!(!buffer.parent().unwrap().exists(), "--once made buffer_dir");
+
+    let agent = Agent::start(&path);
+    let (lines, ok) = agent.wait_for(Duration::from_secs(15), |l| l.contains("is down"));
+    assert!(ok, "{lines:#?}");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains(" samples in memory, then on disk; retrying"),
+        "{lines:#?}"
+    );
+}
+
 #[test]
 fn a_healthy_run_writes_nothing_under_buffer_dir() {
     let s = Scratch::new();

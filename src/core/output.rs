@@ -205,12 +205,26 @@ impl OutputRunner {
             log::debug!("output {}: still failing: {msg}", self.name);
         } else {
             log::warn!(
-                "output {} is down: {msg}; buffering ({} of {} samples in memory, then on disk) and retrying",
+                "output {} is down: {msg}; {} of {} samples in memory{}",
                 self.name,
                 ring.len(),
-                ring.capacity()
+                ring.capacity(),
+                self.buffering_plan()
             );
             self.failing = true;
+        }
+    }
+
+    /// What happens to the samples while the output is down, as far as this run knows.
+    /// A queue without a disk buffer is `--once`'s (the agent attaches one to every queue
+    /// otherwise), which makes one attempt and no retry.
+    fn buffering_plan(&self) -> &'static str {
+        match self.queue.spill.borrow().as_ref() {
+            None => " (this run keeps no disk buffer and does not retry)",
+            Some(spill) if spill.is_disabled() => {
+                ", memory only while the disk buffer is unusable; retrying"
+            }
+            Some(_) => ", then on disk; retrying",
         }
     }
 
