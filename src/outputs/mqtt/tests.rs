@@ -247,3 +247,19 @@ fn default_entity_ids_are_valid_home_assistant_object_ids() {
     assert_eq!(id("_-x-_"), "x");
     assert_eq!(id("--"), "rtcollector");
 }
+
+#[test]
+fn only_a_broker_that_hung_up_without_an_mqtt_answer_gets_the_tls_hint() {
+    use super::eventloop::describe;
+    use rumqttc::{ConnectionError, Packet, StateError};
+    let reset = || std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    let hung_up = ConnectionError::MqttState(StateError::Io(reset()));
+    assert!(describe(&hung_up, "b:1883", false, true).ends_with("set `ssl: true`"));
+    assert!(!describe(&hung_up, "b:8883", false, false).contains("ssl"));
+    let answered = ConnectionError::NotConnAck(Packet::PingResp);
+    let msg = describe(&answered, "b:1883", false, true);
+    assert_eq!(
+        msg,
+        "the broker at b:1883 answered the login with PingResp instead of CONNACK; is it an MQTT 3.1.1 broker?"
+    );
+}
