@@ -658,3 +658,100 @@ fn samples_arriving_during_a_hanging_write_go_to_disk_instead_of_being_dropped()
     let dropped = lines.iter().filter(|l| l.contains("dropped")).count();
     assert_eq!(dropped, 0, "nothing was dropped: {lines:#?}");
 }
+
+/// Every `fresh_<n>_<i>` key in Redis with its samples, by tick `n` and name `i`.
+fn fresh_keys(server: &Server) -> std::collections::BTreeMap<(u64, u64), Vec<(i64, f64)>> {
+    let mut c = server.client();
+    let keys: Vec<String> = query(&mut c, &["KEYS", "fresh_*"]);
+    keys.into_iter()
+        .map(|k| {
+            let mut parts = k.trim_start_matches("fresh_").split('_');
+            let n = parts
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("fresh_<n>_<i>");
+            let i = parts
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("fresh_<n>_<i>");
+            ((n, i), ts_range(&mut c, &k))
+        })
+        .collect()
+}
+
+/// An exec that prints five names never seen before at every tick, far more than
+/// `max_series` over the run, through a Redis outage longer than `forget_series_after`:
+/// forgotten series make room for new ones, and no sample is written under another
+/// series' name (each name's only value is the one printed for it), also for samples that
+/// waited in memory or on disk while their series was forgotten and its slot reused.
+#[test]
+fn new_series_keep_arriving_past_max_series_and_none_takes_another_ones_name() {
+    let s = Scratch::new();
+    let mut server = durable_redis();
+    let count = s.dir.path().join("count");
+    let script = s.dir.path().join("fresh.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nn=$(($(cat {c} 2>/dev/null || echo 0) + 1)); echo $n > {c}\n\
+             for i in 0 1 2 3 4; do echo \"fresh_${{n}}_$i $((n * 100 + i))\"; done\n",
+            c = count.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = s.config(&format!(
+        "hostname: fresh\ninterval: 500ms\nflush_interval: 500ms\nmax_series: 120\nforget_series_after: 1s\n\
+         buffer_dir: {}\ninputs:\n  - exec:\n      commands: ['{}']\n      data_format: metrics\n\
+         outputs:\n  - redistimeseries:\n      url: redis://127.0.0.1:{}/\n      key_format: '{{name}}'\n",
+        s.dir.path().join("buffer").display(),
+        script.display(),
+        server.port
+    ));
+    let mut agent = Agent::start(&path);
+    let ticks_in_redis =
+        |server: &Server| fresh_keys(server).keys().map(|k| k.0).max().unwrap_or(0);
+    assert!(
+        wait_until(Duration::from_secs(20), || ticks_in_redis(&server) >= 15),
+        "{:#?}",
+        agent.drain()
+    );
+    // An outage longer than forget_series_after: what waits was forgotten meanwhile.
+    server.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    server.restart();
+    let before = ticks_in_redis(&server);
+    assert!(
+        wait_until(Duration::from_secs(60), || ticks_in_redis(&server)
+            >= before + 50),
+        "{:#?}",
+        agent.drain()
+    );
+    agent.signal(Signal::SIGTERM);
+    agent.wait_exit(Duration::from_secs(10)).expect("exit");
+    let lines = agent.drain();
+    let got = fresh_keys(&server);
+    let last = got.keys().map(|k| k.0).max().unwrap();
+    assert!(
+        last * 5 >= 120 * 5 / 2,
+        "many more names than max_series: {last} ticks"
+    );
+    for ((n, i), samples) in &got {
+        let want = (n * 100 + i) as f64;
+        assert!(
+            samples.len() == 1 && samples[0].1 == want,
+            "fresh_{n}_{i} holds {samples:?}, not one sample of {want}"
+        );
+    }
+    // Every tick through the last one is complete: nothing refused for want of room, and
+    // what waited through the outage arrived.
+    let missing: Vec<(u64, u64)> = (1..=last)
+        .flat_map(|n| (0..5).map(move |i| (n, i)))
+        .filter(|k| !got.contains_key(k))
+        .collect();
+    assert!(missing.is_empty(), "missing {missing:?}; log:\n{lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("series table is full")),
+        "{lines:#?}"
+    );
+}

@@ -124,7 +124,9 @@ impl<'a> Emitter<'a> {
             return None;
         }
         let raw = self.intern(name, "", labels)?;
-        self.rates.observe(raw, value, self.ts_ms)
+        let generation = self.table.borrow().generation(raw);
+        self.rates
+            .observe_generation(raw, generation, value, self.ts_ms)
     }
 
     /// Notes a failure that spoiled part of the collection while the rest went on.

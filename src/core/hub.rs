@@ -231,6 +231,33 @@ impl Hub {
         self.queues.borrow().clone()
     }
 
+    /// Marks in `held` (indexed by series id) every id an output may still use: samples in
+    /// a ring (the batch being written included) and the dictionary of the segment being
+    /// replayed (whose batch may be in flight).
+    pub fn mark_held(&self, held: &mut [bool]) {
+        for q in self.queues.borrow().iter() {
+            let ring = q.ring.borrow();
+            let (a, b) = ring.as_slices();
+            for slot in a.iter().chain(b) {
+                if let Some(h) = held.get_mut(slot.series as usize) {
+                    *h = true;
+                }
+            }
+            if let Some(spill) = q.spill.borrow().as_ref() {
+                spill.mark_held(held);
+            }
+        }
+    }
+
+    /// Series ids freed for other series: the disk buffers' writers define them afresh.
+    pub fn forget(&self, ids: &[super::metric::SeriesId]) {
+        for q in self.queues.borrow().iter() {
+            if let Some(spill) = q.spill.borrow_mut().as_mut() {
+                spill.forget(ids);
+            }
+        }
+    }
+
     pub fn publish(&self, samples: &[Sample], table: &SeriesTable, stats: &AgentStats) {
         if samples.is_empty() {
             return;

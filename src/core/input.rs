@@ -50,6 +50,23 @@ pub struct Schedule {
     pub jitter: Duration,
 }
 
+/// A collection under way, for the series table (nothing is freed meanwhile); ends when
+/// the samples are published or the collection is cancelled.
+struct Collecting<'a>(&'a RefCell<SeriesTable>);
+
+impl<'a> Collecting<'a> {
+    fn begin(table: &'a RefCell<SeriesTable>, ts_ms: i64) -> Self {
+        table.borrow_mut().begin_collection(ts_ms);
+        Collecting(table)
+    }
+}
+
+impl Drop for Collecting<'_> {
+    fn drop(&mut self) {
+        self.0.borrow_mut().end_collection();
+    }
+}
+
 /// An input with the state the scheduler keeps for it.
 pub struct InputRunner {
     pub name: String,
@@ -81,6 +98,7 @@ impl InputRunner {
         let started = Instant::now();
         self.buf.clear();
         let origin = shared.table.borrow_mut().origin_id(&self.name);
+        let collecting = Collecting::begin(&shared.table, ts_ms);
         let mut em = Emitter::new(&shared.table, &mut self.rates, &mut self.buf, ts_ms);
         em.set_origin(origin);
         let result = self.input.collect(&mut em).await;
@@ -104,6 +122,11 @@ impl InputRunner {
         shared
             .hub
             .publish(&self.buf, &shared.table.borrow(), &shared.stats);
+        drop(collecting);
+        shared.table.borrow_mut().sweep(
+            |held| shared.hub.mark_held(held),
+            |ids| shared.hub.forget(ids),
+        );
         // Rate state for series gone for an hour (a removed interface, an exited process)
         // is dropped so it cannot grow without bound.
         self.rates.forget_older_than(ts_ms, 3_600_000);

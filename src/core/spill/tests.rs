@@ -545,3 +545,57 @@ fn a_position_left_without_segments_does_not_make_new_segments_look_consumed() {
     assert_eq!(spill.pending(), 20);
     assert_eq!(drain(&mut spill, &mut table).len(), 20);
 }
+
+/// A series id freed and given to another series while its segment is open: the writer
+/// defines it again, so samples on either side of the reuse keep their own names.
+#[test]
+fn a_reused_series_id_is_defined_again_in_the_open_segment() {
+    let mut table = SeriesTable::new("pi", 10);
+    table.set_forget_after(Some(Duration::from_secs(1)));
+    table.begin_collection(0);
+    let a = table.intern("a", "", &[]).unwrap();
+    let keep = table.intern("keep", "", &[]).unwrap();
+    table.end_collection();
+    let mut encoder = frame::Encoder::default();
+    let mut bytes = Vec::new();
+    let at = |series, v: f64| Sample {
+        series,
+        ts_ms: T0,
+        value: v,
+    };
+    encoder
+        .encode(&[at(a, 1.0), at(keep, 2.0)], &table, &mut bytes)
+        .unwrap();
+    // `a` goes unseen; its slot is freed (nothing holds it) and given to `b`.
+    table.begin_collection(5_000);
+    table.intern("keep", "", &[]).unwrap();
+    table.end_collection();
+    table.sweep(|_| {}, |ids| encoder.forget(ids));
+    table.begin_collection(5_000);
+    let b = table.intern("b", "", &[]).unwrap();
+    table.end_collection();
+    assert_eq!(b, a, "the slot is reused");
+    let first = bytes.len();
+    encoder
+        .encode(&[at(b, 3.0), at(keep, 4.0)], &table, &mut bytes)
+        .unwrap();
+
+    let mut fresh = SeriesTable::new("pi", 10);
+    let (mut dict, mut out, mut named) = (Vec::new(), Vec::new(), Vec::<(String, f64)>::new());
+    for frame in [&bytes[..first], &bytes[first..]] {
+        frame::decode(&frame[frame::HEADER_LEN..], &mut dict, &mut fresh, &mut out).unwrap();
+        named.extend(
+            out.iter()
+                .map(|s| (fresh.get(s.series).name.to_string(), s.value)),
+        );
+    }
+    assert_eq!(
+        named,
+        [
+            ("a".into(), 1.0),
+            ("keep".into(), 2.0),
+            ("b".into(), 3.0),
+            ("keep".into(), 4.0)
+        ]
+    );
+}

@@ -71,6 +71,8 @@ const MAX_INCOMING: usize = 4 * 1024;
 /// Per series, computed once: whether it is published, its topic, and the discovery round
 /// its config message was last sent in.
 struct SeriesState {
+    /// The series slot's generation this state was made for (see `SeriesTable::generation`).
+    generation: u32,
     allowed: bool,
     topic: Box<str>,
     discovered: u64,
@@ -473,12 +475,21 @@ impl Mqtt {
         if self.series.len() <= i {
             self.series.resize_with(i + 1, || None);
         }
+        let generation = table.generation(id);
+        if self.series[i]
+            .as_ref()
+            .is_some_and(|st| st.generation != generation)
+        {
+            // The slot went to another series: this state is an earlier series'.
+            self.series[i] = None;
+        }
         let (filter, prefix) = (&self.filter, &self.prefix);
         self.series[i].get_or_insert_with(|| {
             let series = table.get(id);
             let mut topic = String::new();
             topics::series_topic(prefix, series, &mut topic);
             SeriesState {
+                generation,
                 allowed: filter.allows(&series.name),
                 topic: topic.into(),
                 discovered: 0,

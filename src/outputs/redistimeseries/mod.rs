@@ -117,6 +117,8 @@ enum Created {
 }
 
 struct SeriesState {
+    /// The series slot's generation this state was made for (see `SeriesTable::generation`).
+    generation: u32,
     key: Box<str>,
     created: Created,
     /// NOPERM: skipped until then.
@@ -334,11 +336,20 @@ impl RedisTimeSeries {
         if i >= self.series.len() {
             self.series.resize_with(i + 1, || None);
         }
+        let generation = table.generation(id);
+        if self.series[i]
+            .as_ref()
+            .is_some_and(|st| st.generation != generation)
+        {
+            // The slot went to another series: this state is an earlier series'.
+            self.series[i] = None;
+        }
         let key_format = &self.key_format;
         self.series[i].get_or_insert_with(|| {
             let mut key = String::new();
             key_format.render(table.get(id), &mut key);
             SeriesState {
+                generation,
                 key: key.into(),
                 created: Created::No,
                 denied_until: None,
@@ -369,9 +380,7 @@ impl RedisTimeSeries {
         for i in indices {
             let s = batch[i as usize];
             let idx = s.series as usize;
-            if idx >= self.series.len() || self.series[idx].is_none() {
-                self.state(s.series, table);
-            }
+            self.state(s.series, table);
             let name = self.name.as_str();
             let st = self.series[idx].as_mut().expect("state exists");
             if let Some(until) = st.denied_until {
