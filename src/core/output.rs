@@ -64,6 +64,23 @@ pub trait Output: 'static {
     fn write<'a>(&'a mut self, batch: &'a [Sample], series: SeriesView<'a>) -> WriteFuture<'a>;
 }
 
+/// A replayed batch being written (see `OutputQueue::replaying`); ends when the write
+/// does or is cancelled.
+struct Replaying(Rc<OutputQueue>);
+
+impl Replaying {
+    fn begin(queue: &Rc<OutputQueue>) -> Self {
+        queue.replaying.set(true);
+        Replaying(queue.clone())
+    }
+}
+
+impl Drop for Replaying {
+    fn drop(&mut self) {
+        self.0.replaying.set(false);
+    }
+}
+
 /// An output with its queue and the scheduler's state for it.
 pub struct OutputRunner {
     pub name: String,
@@ -129,7 +146,10 @@ impl OutputRunner {
                     None => return true,
                 }
             };
-            if !self.send_batch(shared).await {
+            let replaying = Replaying::begin(&self.queue);
+            let sent = self.send_batch(shared).await;
+            drop(replaying);
+            if !sent {
                 return false;
             }
             if let Some(spill) = self.queue.spill.borrow_mut().as_mut() {
