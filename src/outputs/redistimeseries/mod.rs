@@ -792,6 +792,29 @@ mod tests {
             .join(" ")
     }
 
+    /// A series slot given to another series after the first was forgotten gets its own
+    /// key, and is created again.
+    #[test]
+    fn a_reused_series_slot_gets_its_own_key() {
+        let mut o = output("");
+        let mut t = SeriesTable::new("pi4", 10);
+        t.set_forget_after(Some(Duration::from_secs(1)));
+        t.begin_collection(0);
+        let old = t.intern("old_metric", "", &[]).unwrap();
+        t.end_collection();
+        assert_eq!(o.key_of(old, &t), "old_metric:pi4");
+        o.state(old, &t).created = Created::Yes;
+        t.begin_collection(5_000);
+        t.end_collection();
+        t.sweep(|_| {}, |_| {});
+        t.begin_collection(5_000);
+        let new = t.intern("new_metric", "", &[]).unwrap();
+        t.end_collection();
+        assert_eq!(new, old, "the slot is reused");
+        assert_eq!(o.key_of(new, &t), "new_metric:pi4");
+        assert_eq!(o.state(new, &t).created, Created::No);
+    }
+
     #[test]
     fn first_sight_creates_then_madd_and_keys_are_cached() {
         let mut o = output("retention: 7d\nlabels: {site: home}\n");
