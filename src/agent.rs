@@ -352,8 +352,10 @@ fn persist_unsent(queues: &[Rc<OutputQueue>], shared: &Shared) {
 }
 
 fn new_shared(hostname: &str, config: &Config, stats: Rc<AgentStats>) -> Rc<Shared> {
+    let mut table = SeriesTable::new(hostname, config.max_series);
+    table.set_forget_after(config.forget_series_after());
     Rc::new(Shared {
-        table: Rc::new(RefCell::new(SeriesTable::new(hostname, config.max_series))),
+        table: Rc::new(RefCell::new(table)),
         hub: Rc::new(Hub::default()),
         stats,
     })
@@ -505,6 +507,10 @@ async fn reload<'a>(
     drop(old);
     attach_spills(&gen);
     shared.table.borrow_mut().set_host(&gen.config.hostname());
+    shared
+        .table
+        .borrow_mut()
+        .set_forget_after(gen.config.forget_series_after());
     crate::logging::set_debug(gen.config.debug);
     log::info!(
         "reloaded: {} inputs ({} unchanged, kept running), {} outputs",
@@ -583,6 +589,22 @@ mod tests {
 
     fn config(text: &str) -> Config {
         config::parse(Path::new("test.yaml"), text).expect("valid config")
+    }
+
+    #[test]
+    fn series_are_kept_at_least_two_intervals_of_the_slowest_input() {
+        let c = config(
+            "interval: 10s\nforget_series_after: 1m\ninputs:\n  - linux_mem\n  - linux_cpu:\n      interval: 2h\n",
+        );
+        assert_eq!(c.forget_series_after(), Some(Duration::from_secs(4 * 3600)));
+        assert_eq!(
+            config("forget_series_after: 0s\n").forget_series_after(),
+            None
+        );
+        assert_eq!(
+            config("interval: 10s\n").forget_series_after(),
+            Some(Duration::from_secs(3600))
+        );
     }
 
     #[test]

@@ -267,7 +267,7 @@ fn utc_text(ms: i64) -> String {
     )
 }
 
-/// The resolved plan. Options print through `Debug`, where secrets show as `***`.
+/// The resolved plan. Options print as YAML (`config::yaml_text`), secrets as `***`.
 fn describe(path: &Path, gen: &agent::Generation) -> String {
     use std::fmt::Write;
     let c = &gen.config;
@@ -294,12 +294,12 @@ fn describe(path: &Path, gen: &agent::Generation) -> String {
             "  {:<16} every {:<6} {}",
             runner.name,
             config::Dur(schedule.interval).to_string(),
-            options_text(&entry.options)
+            entry.options.yaml()
         );
     }
     let _ = writeln!(s, "outputs ({}):", c.outputs.len());
     for (entry, runner) in c.outputs.iter().zip(&gen.outputs) {
-        let _ = writeln!(s, "  {:<16} {}", runner.name, options_text(&entry.options));
+        let _ = writeln!(s, "  {:<16} {}", runner.name, entry.options.yaml());
         let _ = writeln!(
             s,
             "  {:<16} buffer: {} samples in memory (oldest dropped when full), batches of {}",
@@ -307,23 +307,14 @@ fn describe(path: &Path, gen: &agent::Generation) -> String {
         );
         let _ = writeln!(
             s,
-            "  {:<16} outage buffer on disk: {} (up to {} bytes, fsync every {})",
+            "  {:<16} outage buffer on disk: {} (up to {}, fsync every {})",
             "",
             c.spill_config(&runner.name).dir.display(),
-            c.max_disk_buffer.0,
+            c.max_disk_buffer,
             c.buffer_sync_interval
         );
     }
     s
-}
-
-/// `Config { a: 1 }` → `{ a: 1 }`; an option-less `Config` → nothing.
-fn options_text(options: &impl std::fmt::Debug) -> String {
-    let text = format!("{options:?}");
-    text.strip_prefix("Config")
-        .unwrap_or(&text)
-        .trim()
-        .to_string()
 }
 
 fn list<R: Registry>() -> i32 {
@@ -368,6 +359,49 @@ mod tests {
         assert_eq!(utc_text(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(utc_text(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(utc_text(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    /// The plan's options of every built-in plugin, in the sample config and with every
+    /// default, read back as YAML give the same options: `check` prints what a person
+    /// writes (no Rust debug forms) and loses nothing.
+    #[test]
+    fn every_plugin_prints_options_that_read_back_the_same() {
+        let sample = config::parse(Path::new("sample.yaml"), &sample_config()).unwrap();
+        let mut checked = 0;
+        for entry in &sample.inputs {
+            assert_reads_back::<Inputs>(&entry.name, &*entry.options, entry.options.yaml());
+            checked += 1;
+        }
+        for entry in &sample.outputs {
+            assert_reads_back::<Outputs>(&entry.name, &*entry.options, entry.options.yaml());
+            checked += 1;
+        }
+        assert_eq!(checked, Inputs::known().len() + Outputs::known().len());
+        for (name, _) in Inputs::known() {
+            let options = Inputs::defaults(name).unwrap();
+            assert_reads_back::<Inputs>(name, &*options, options.yaml());
+        }
+        for (name, _) in Outputs::known() {
+            let options = Outputs::defaults(name).unwrap();
+            assert_reads_back::<Outputs>(name, &*options, options.yaml());
+        }
+    }
+
+    fn assert_reads_back<R: Registry>(name: &str, options: &R::Options, text: String) {
+        for debug_form in [
+            "Some(", "None", "Dur(", "Millis(", "Size(", "Config", "\"***\"",
+        ] {
+            assert!(!text.contains(debug_form), "{name}: {text}");
+        }
+        let yaml = if text.is_empty() { "{}" } else { &text };
+        let back = R::deserialize(name, yaml_serde::Deserializer::from_str(yaml))
+            .unwrap_or_else(|e| panic!("{name}: {e}: {text}"))
+            .unwrap();
+        assert_eq!(
+            format!("{back:?}"),
+            format!("{options:?}"),
+            "{name}: {text}"
+        );
     }
 
     #[test]

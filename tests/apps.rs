@@ -167,6 +167,57 @@ fn exec_hung_command_does_not_hold_up_other_inputs_and_is_killed() {
     }
 }
 
+/// A full series table (`max_series`) is said once with the count when an input starts
+/// losing new series, and once more, with the streak's total, when all fit again.
+#[test]
+fn exec_series_beyond_max_series_are_logged_once_per_streak() {
+    let dir = tempfile::tempdir().unwrap();
+    let count = dir.path().join("count");
+    // Collection 1: one series (and exec's own three); 2 and 3: 30 new names each;
+    // from 4 on: the known one only.
+    let names = script(
+        dir.path(),
+        "names.sh",
+        &format!(
+            "n=$(($(cat {c} 2>/dev/null || echo 0) + 1)); echo $n > {c}\necho 'known 1'\n\
+             if [ $n -eq 2 ] || [ $n -eq 3 ]; then i=0; while [ $i -lt 30 ]; do echo \"new_${{n}}_$i 1\"; i=$((i+1)); done; fi\n",
+            c = count.display()
+        ),
+    );
+    let s = Scratch::new();
+    let text = config(
+        &format!("  - exec:\n      commands: ['{names}']\n      data_format: metrics\n"),
+        "max_series: 10\n",
+    )
+    .replace("interval: 10s", "interval: 500ms");
+    let mut agent = Agent::start(&s.config(&text));
+    let (lines, ok) = agent.wait_for(Duration::from_secs(20), |l| {
+        l.contains("fit in the series table again")
+    });
+    agent.signal(Signal::SIGTERM);
+    agent.wait_exit(Duration::from_secs(6));
+    assert!(ok, "{lines:#?}");
+    let full: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("series table is full"))
+        .collect();
+    assert_eq!(full.len(), 1, "{lines:#?}");
+    // Collection 2 had room for 6 of its 30 (10 - known - exec's three).
+    assert!(
+        full[0].contains("[WARN] input exec: the series table is full (max_series: 10): 24 samples of new series dropped;"),
+        "{full:?}"
+    );
+    let again: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("fit in the series table again"))
+        .collect();
+    assert_eq!(again.len(), 1, "{lines:#?}");
+    assert!(
+        again[0].contains("[INFO] input exec: all its series fit in the series table again (54 samples of new series were dropped while it was full)"),
+        "{again:?}"
+    );
+}
+
 #[test]
 fn exec_keeps_the_agent_at_two_threads() {
     let dir = tempfile::tempdir().unwrap();

@@ -205,6 +205,39 @@ fn sigterm_during_an_outage_persists_memory_and_a_restart_delivers_everything() 
     assert!(lost.is_empty(), "missing {lost:?}");
 }
 
+/// The "is down" line says where the samples wait: `--once` opens no disk buffer and
+/// makes one attempt, a running agent buffers on disk and retries.
+#[test]
+fn the_down_line_tells_what_happens_to_the_samples_with_and_without_once() {
+    let s = Scratch::new();
+    let mut server = durable_redis();
+    let port = server.port;
+    server.stop();
+    let (path, buffer) = config(&s, "downline", port);
+    let o = util::run(&["run", "--once", "--config", path.to_str().unwrap()]);
+    let log = util::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{log}");
+    let down: Vec<&str> = log.lines().filter(|l| l.contains("is down")).collect();
+    assert_eq!(down.len(), 1, "{log}");
+    assert!(
+        down[0].contains(" samples in memory (this run keeps no disk buffer and does not retry)"),
+        "{log}"
+    );
+    assert!(!log.contains("on disk"), "{log}");
+    assert!(!buffer.parent().unwrap().exists(), "--once made buffer_dir");
+
+    let agent = Agent::start(&path);
+    let (lines, ok) = agent.wait_for(Duration::from_secs(15), |l| l.contains("is down"));
+    assert!(ok, "{lines:#?}");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains(" samples in memory, then on disk; retrying"),
+        "{lines:#?}"
+    );
+}
+
 #[test]
 fn a_healthy_run_writes_nothing_under_buffer_dir() {
     let s = Scratch::new();
@@ -906,5 +939,102 @@ fn a_segment_the_agents_user_cannot_read_is_skipped_and_the_rest_replayed() {
     assert!(
         !lines.iter().any(|l| l.contains("memory only")),
         "the disk buffer stays in use: {lines:#?}"
+    );
+}
+
+/// Every `fresh_<n>_<i>` key in Redis with its samples, by tick `n` and name `i`.
+fn fresh_keys(server: &Server) -> std::collections::BTreeMap<(u64, u64), Vec<(i64, f64)>> {
+    let mut c = server.client();
+    let keys: Vec<String> = query(&mut c, &["KEYS", "fresh_*"]);
+    keys.into_iter()
+        .map(|k| {
+            let mut parts = k.trim_start_matches("fresh_").split('_');
+            let n = parts
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("fresh_<n>_<i>");
+            let i = parts
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("fresh_<n>_<i>");
+            ((n, i), ts_range(&mut c, &k))
+        })
+        .collect()
+}
+
+/// An exec that prints five names never seen before at every tick, far more than
+/// `max_series` over the run, through a Redis outage longer than `forget_series_after`:
+/// forgotten series make room for new ones, and no sample is written under another
+/// series' name (each name's only value is the one printed for it), also for samples that
+/// waited in memory or on disk while their series was forgotten and its slot reused.
+#[test]
+fn new_series_keep_arriving_past_max_series_and_none_takes_another_ones_name() {
+    let s = Scratch::new();
+    let mut server = durable_redis();
+    let count = s.dir.path().join("count");
+    let script = s.dir.path().join("fresh.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nn=$(($(cat {c} 2>/dev/null || echo 0) + 1)); echo $n > {c}\n\
+             for i in 0 1 2 3 4; do echo \"fresh_${{n}}_$i $((n * 100 + i))\"; done\n",
+            c = count.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = s.config(&format!(
+        "hostname: fresh\ninterval: 500ms\nflush_interval: 500ms\nmax_series: 120\nforget_series_after: 1s\n\
+         buffer_dir: {}\ninputs:\n  - exec:\n      commands: ['{}']\n      data_format: metrics\n\
+         outputs:\n  - redistimeseries:\n      url: redis://127.0.0.1:{}/\n      key_format: '{{name}}'\n",
+        s.dir.path().join("buffer").display(),
+        script.display(),
+        server.port
+    ));
+    let mut agent = Agent::start(&path);
+    let ticks_in_redis =
+        |server: &Server| fresh_keys(server).keys().map(|k| k.0).max().unwrap_or(0);
+    assert!(
+        wait_until(Duration::from_secs(20), || ticks_in_redis(&server) >= 15),
+        "{:#?}",
+        agent.drain()
+    );
+    // An outage longer than forget_series_after: what waits was forgotten meanwhile.
+    server.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    server.restart();
+    let before = ticks_in_redis(&server);
+    assert!(
+        wait_until(Duration::from_secs(60), || ticks_in_redis(&server)
+            >= before + 50),
+        "{:#?}",
+        agent.drain()
+    );
+    agent.signal(Signal::SIGTERM);
+    agent.wait_exit(Duration::from_secs(10)).expect("exit");
+    let lines = agent.drain();
+    let got = fresh_keys(&server);
+    let last = got.keys().map(|k| k.0).max().unwrap();
+    assert!(
+        last * 5 >= 120 * 5 / 2,
+        "many more names than max_series: {last} ticks"
+    );
+    for ((n, i), samples) in &got {
+        let want = (n * 100 + i) as f64;
+        assert!(
+            samples.len() == 1 && samples[0].1 == want,
+            "fresh_{n}_{i} holds {samples:?}, not one sample of {want}"
+        );
+    }
+    // Every tick through the last one is complete: nothing refused for want of room, and
+    // what waited through the outage arrived.
+    let missing: Vec<(u64, u64)> = (1..=last)
+        .flat_map(|n| (0..5).map(move |i| (n, i)))
+        .filter(|k| !got.contains_key(k))
+        .collect();
+    assert!(missing.is_empty(), "missing {missing:?}; log:\n{lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("series table is full")),
+        "{lines:#?}"
     );
 }

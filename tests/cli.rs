@@ -82,6 +82,61 @@ fn sample_config_is_valid_and_complete() {
     }
 }
 
+/// `check` prints options as they are written in YAML, never in Rust's debug form, and
+/// secrets as `***`.
+#[test]
+fn check_prints_the_plan_in_yaml_form() {
+    let s = Scratch::new();
+    let mut text = stdout(&run(&["sample-config"]));
+    text.push_str(
+        "  - redistimeseries:\n      password: hunter2-secret\n      url: redis://u:url-secret@db.example:6380/2\n      chunk_size: 4KiB\n",
+    );
+    let path = s.config(&text);
+    let o = run(&["check", "--config", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan = stdout(&o);
+    for debug_form in [
+        "Some(",
+        "None",
+        "Dur(",
+        "Millis(",
+        "Size(",
+        "Preset(",
+        "InverterConfig",
+        "Text",
+        "bytes,",
+    ] {
+        assert!(!plan.contains(debug_form), "`{debug_form}` in:\n{plan}");
+    }
+    assert!(
+        !plan.contains("hunter2") && !plan.contains("url-secret"),
+        "{plan}"
+    );
+    for yaml_form in [
+        "stdout           { format: text }",
+        "retention: 30d, duplicate_policy: last",
+        "url: \"redis://u:***@db.example:6380/2\"",
+        "password: ***",
+        "chunk_size: 4KiB",
+        "(up to 64MiB, fsync every 10s)",
+        "collection_jitter: 0s",
+    ] {
+        assert!(
+            plan.contains(yaml_form),
+            "`{yaml_form}` missing from:\n{plan}"
+        );
+    }
+    // Inputs of the default build only.
+    #[cfg(all(feature = "http", feature = "modbus", feature = "rpi"))]
+    for yaml_form in [
+        "nginx            every 10s    { status_url: http://localhost/nginx_status, timeout: 5s }",
+        "inverters: [{ name: roof, host: 192.168.1.50, port: 502, unit_id: 3, battery: false }], timeout: 3s, function: holding, registers: default",
+        "debounce: 10ms, edge: falling, bias: pull_up",
+    ] {
+        assert!(plan.contains(yaml_form), "`{yaml_form}` missing from:\n{plan}");
+    }
+}
+
 #[test]
 fn default_config_validates() {
     let path = fixture("../../config/rtcollector.yaml");
@@ -261,7 +316,7 @@ fn disk_buffer_keys_have_defaults_and_bad_values_point_at_the_line() {
     let o = run(&["check", "--config", path.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("outage buffer on disk: /var/lib/rtcollector/buffer/stdout (up to 67108864 bytes, fsync every 10s)"),
+        stdout(&o).contains("outage buffer on disk: /var/lib/rtcollector/buffer/stdout (up to 64MiB, fsync every 10s)"),
         "{}",
         stdout(&o)
     );

@@ -204,6 +204,44 @@ fn smartctl_broken_devices_are_errors_not_crashes() {
     assert!(!alive(), "the hung stand-in's child outlived the agent");
 }
 
+/// A `devices` pattern that matches nothing is said once, not per collection, and the
+/// disks other patterns match are still read.
+#[test]
+fn smartctl_patterns_matching_no_device_are_named_once() {
+    let s = Scratch::new();
+    let dev = s.dir.path().join("dev");
+    std::fs::create_dir(&dev).unwrap();
+    std::fs::write(dev.join("sda"), "").unwrap();
+    let inputs = format!(
+        "  - smartctl:\n      smartctl_path: {}/smartctl\n      devices: ['^sda$', '^nvme9n1$', '^hdq']\n      dev_dir: {}\n",
+        standin_dir(),
+        dev.display()
+    );
+    let path = s.config(&config("/sys", &inputs, "interval: 1s\n"));
+    let mut agent = Agent::start(&path);
+    let mut seen = Vec::new();
+    for round in 0..3 {
+        let (lines, ok) = agent.wait_for(Duration::from_secs(15), |l| {
+            l.contains("\"smart_exit_status\"") && l.contains("\"sda\"")
+        });
+        seen.extend(lines);
+        assert!(ok, "collection {round}: {seen:#?}");
+    }
+    agent.signal(Signal::SIGTERM);
+    agent.wait_exit(Duration::from_secs(6)).expect("exit");
+    seen.extend(agent.drain());
+    let warnings: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.contains("match no device"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{seen:#?}");
+    let expected = format!(
+        "[WARN] smartctl: devices patterns `^nvme9n1$`, `^hdq` match no device in {}; nothing is read for them",
+        dev.display()
+    );
+    assert!(warnings[0].contains(&expected), "{warnings:?}");
+}
+
 /// async-process starts a reaper thread on its first child unless someone drives its
 /// reaper: the smartctl input does, so an agent running it stays at its idle threads.
 #[test]

@@ -563,6 +563,32 @@ fn tls_with_a_ca_made_at_test_time() {
     assert!(msg.contains("set `ssl: true`"), "{msg}");
 }
 
+/// A broker whose certificate is self-signed and marked as a CA (`openssl req -x509`'s
+/// default) is refused whatever ssl_ca_certs says; the message says what to remake.
+#[cfg(feature = "tls")]
+#[test]
+fn tls_with_a_self_signed_ca_certificate_says_what_to_remake() {
+    let certs = tempfile::tempdir().unwrap();
+    support::self_signed_cert(certs.path(), "as-ca", &[]);
+    let d = certs.path().display();
+    let broker = Broker::start(
+        &format!("allow_anonymous true\ncertfile {d}/as-ca.pem\nkeyfile {d}/as-ca.key\n"),
+        vec!["--cafile".into(), format!("{d}/as-ca.pem")],
+    );
+    let (table, batch) = table();
+    let mut o = output(&format!(
+        "port: {}\nhost: 127.0.0.1\nssl: true\nssl_ca_certs: {d}/as-ca.pem\n",
+        broker.port
+    ));
+    let msg = retry_containing(&mut o, &table, &batch, "TLS failure");
+    assert!(
+        msg.contains("the broker's certificate is a CA certificate (CaUsedAsEndEntity);")
+            && msg.contains("a broker's own, even with ssl_ca_certs set to it")
+            && msg.contains("-addext basicConstraints=critical,CA:FALSE"),
+        "{msg}"
+    );
+}
+
 // ---- the built agent ---------------------------------------------------------------------
 
 fn now_ms() -> i64 {

@@ -603,6 +603,138 @@ fn tls_with_a_test_ca_works_and_a_wrong_ca_fails_clearly_keeping_the_batch() {
     );
 }
 
+/// Self-signed certificates: OpenSSL's default marks one as a CA, which no ssl_ca_certs
+/// can make acceptable (the message says what to remake); one marked CA:FALSE works once
+/// ssl_ca_certs names it (the message says so).
+#[cfg(feature = "tls")]
+#[test]
+fn tls_with_a_self_signed_certificate_says_what_to_set() {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    let p = |f: &str| dir.join(f).display().to_string();
+    self_signed_cert(dir, "as-ca", &[]);
+    self_signed_cert(
+        dir,
+        "leaf",
+        &["-addext", "basicConstraints=critical,CA:FALSE"],
+    );
+    let table = RefCell::new(SeriesTable::new("h", 10));
+    let id = table.borrow_mut().intern("selfsigned", "", &[]).unwrap();
+    let server_with = |name: &str| {
+        let port = free_port().to_string();
+        let server = Server::stack(&[
+            "--tls-port",
+            &port,
+            "--tls-cert-file",
+            &p(&format!("{name}.pem")),
+            "--tls-key-file",
+            &p(&format!("{name}.key")),
+            "--tls-auth-clients",
+            "no",
+        ]);
+        (server, port)
+    };
+    let config = |port: &str, ca: Option<&str>| {
+        let ca = ca
+            .map(|c| format!("ssl_ca_certs: {}\n", p(c)))
+            .unwrap_or_default();
+        output(&format!("host: 127.0.0.1\nport: {port}\nssl: true\n{ca}"))
+    };
+
+    let (_server, port) = server_with("as-ca");
+    for ca in [None, Some("as-ca.pem")] {
+        let msg = retry_message(write(&mut config(&port, ca), &table, &[s(id, T0, 1.0)]));
+        assert!(
+            msg.contains("the server's certificate is a CA certificate (CaUsedAsEndEntity);")
+                && msg.contains("even with ssl_ca_certs set to it")
+                && msg.contains("-addext basicConstraints=critical,CA:FALSE"),
+            "{ca:?}: {msg}"
+        );
+    }
+
+    let (server, port) = server_with("leaf");
+    let msg = retry_message(write(&mut config(&port, None), &table, &[s(id, T0, 1.0)]));
+    assert!(
+        msg.contains("(UnknownIssuer); set ssl_ca_certs to the CA that signed it (for a self-signed certificate, the certificate itself)"),
+        "{msg}"
+    );
+    let report = write(
+        &mut config(&port, Some("leaf.pem")),
+        &table,
+        &[s(id, T0, 1.0)],
+    )
+    .unwrap();
+    assert_eq!(report.written, 1);
+    assert_eq!(
+        ts_range(&mut server.client(), "selfsigned:h"),
+        vec![(T0, 1.0)]
+    );
+}
+
+/// `ssl: true` is suggested only when the server spoke TLS or said nothing at all: a
+/// server that answered in RESP before closing (maxclients here) is not a TLS server.
+#[cfg(feature = "tls")]
+#[test]
+fn a_plain_login_is_told_to_set_ssl_only_when_the_server_did_not_speak_resp() {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    let p = |f: &str| dir.join(f).display().to_string();
+    self_signed_cert(
+        dir,
+        "leaf",
+        &["-addext", "basicConstraints=critical,CA:FALSE"],
+    );
+    let tls_port = free_port().to_string();
+    let _tls = Server::stack(&[
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        &p("leaf.pem"),
+        "--tls-key-file",
+        &p("leaf.key"),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let table = RefCell::new(SeriesTable::new("h", 10));
+    let id = table.borrow_mut().intern("plain", "", &[]).unwrap();
+    let plain_login = |port: &str| {
+        let mut o = output(&format!(
+            "host: 127.0.0.1\nport: {port}\nconnect_timeout: 5s\n"
+        ));
+        retry_message(write(&mut o, &table, &[s(id, T0, 1.0)]))
+    };
+
+    let msg = plain_login(&tls_port);
+    assert!(
+        msg.contains("closed the connection while logging in")
+            && msg.contains("if it expects TLS, set `ssl: true`"),
+        "{msg}"
+    );
+
+    let full = Server::stack(&["--maxclients", "1"]);
+    let _only_client = full.client();
+    // Repeated: the reply and the close race the client's first write.
+    for _ in 0..20 {
+        let msg = plain_login(&full.port.to_string());
+        assert!(
+            msg.contains("closed the connection while logging in") && !msg.contains("ssl"),
+            "{msg}"
+        );
+    }
+
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port().to_string();
+    let closer = std::thread::spawn(move || drop(silent.accept().unwrap()));
+    let msg = plain_login(&silent_port);
+    closer.join().unwrap();
+    assert!(
+        msg.contains(
+            "(the server sent nothing before closing; if it expects TLS, set `ssl: true`)"
+        ),
+        "{msg}"
+    );
+}
+
 #[cfg(feature = "tls")]
 #[test]
 fn tls_server_requiring_a_client_certificate() {

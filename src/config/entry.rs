@@ -207,6 +207,9 @@ macro_rules! plugin_registry {
             fn build(&self, ctx: &$ctx) -> Result<Box<dyn $output>, String> {
                 Ok(Box::new($module::build(self, ctx)?))
             }
+            fn yaml(&self) -> String {
+                $crate::config::yaml_text::flow(self)
+            }
         })*
 
         #[doc = concat!("The ", $kind, " registry.")]

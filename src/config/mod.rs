@@ -6,6 +6,7 @@ pub mod interp;
 pub mod locate;
 pub mod secret;
 pub mod units;
+pub mod yaml_text;
 
 pub use entry::{Common, Entry, Registry};
 pub use secret::{Secret, SecretStore};
@@ -71,6 +72,10 @@ pub struct Config {
     /// Most distinct series the agent tracks; samples of further series are dropped and counted.
     #[serde(default = "default_max_series")]
     pub max_series: usize,
+    /// A series unseen this long leaves the series table (its slot is reused once nothing
+    /// holds it); `0s` keeps every series.
+    #[serde(default = "default_forget_series_after")]
+    pub forget_series_after: Dur,
     #[serde(default)]
     pub secret_store: Option<SecretStore>,
     #[serde(default)]
@@ -100,8 +105,26 @@ fn default_max_disk_buffer() -> Size {
 fn default_max_series() -> usize {
     100_000
 }
+fn default_forget_series_after() -> Dur {
+    Dur(Duration::from_secs(3600))
+}
 
 impl Config {
+    /// How long an unseen series stays in the series table; `None`: for ever. Never less
+    /// than two intervals of the slowest input, whose series would otherwise be forgotten
+    /// between its collections (losing their rate baselines every time).
+    pub fn forget_series_after(&self) -> Option<Duration> {
+        let slowest = self
+            .inputs
+            .iter()
+            .map(|e| e.common.interval.unwrap_or(self.interval).0)
+            .max()
+            .unwrap_or(self.interval.0);
+        Some(self.forget_series_after.0)
+            .filter(|d| !d.is_zero())
+            .map(|d| d.max(slowest.saturating_mul(2)))
+    }
+
     pub fn flush_interval(&self) -> Duration {
         self.flush_interval.unwrap_or(self.interval).0
     }

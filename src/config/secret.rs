@@ -3,7 +3,7 @@
 //! A [`Secret`] prints as `***` in every `Debug`/`Display`, so `check` output and logs
 //! cannot show it.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::RefCell;
 use std::fmt;
 use std::path::PathBuf;
@@ -35,7 +35,17 @@ impl fmt::Debug for Secret {
 
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("***")
+        f.write_str(MASK)
+    }
+}
+
+/// What a set secret prints as.
+pub const MASK: &str = "***";
+
+/// As `check` prints it: the mask, or an empty string for an empty secret.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { MASK })
     }
 }
 

@@ -1,7 +1,7 @@
 //! Human durations (`500ms`, `10s`, `1h30m`, `7d`, `1y`) and sizes (`64KiB`, `16MiB`, `500MB`).
 
 use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 use std::time::Duration;
 
@@ -174,6 +174,9 @@ impl fmt::Display for Millis {
 }
 
 fn fmt_ms(ms: u64, f: &mut fmt::Formatter) -> fmt::Result {
+    if ms == 0 {
+        return f.write_str("0s");
+    }
     for (unit, per) in UNITS_MS.iter().rev() {
         if ms >= *per && ms % per == 0 {
             return write!(f, "{}{unit}", ms / per);
@@ -181,6 +184,33 @@ fn fmt_ms(ms: u64, f: &mut fmt::Formatter) -> fmt::Result {
     }
     write!(f, "{ms}ms")
 }
+
+/// The unit that writes `bytes` with the smallest exact number (`64MiB`, `500MB`), or
+/// plain bytes.
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let exact = UNITS_BYTES
+            .iter()
+            .filter(|(unit, per)| unit.len() > 1 && self.0 >= *per && self.0 % per == 0)
+            .min_by_key(|(_, per)| self.0 / per);
+        match exact {
+            Some((unit, per)) => write!(f, "{}{unit}", self.0 / per),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+/// The unit types serialize as their YAML form, for `check`'s plan.
+macro_rules! serialize_as_text {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    )*};
+}
+serialize_as_text!(Dur, Millis, Size);
 
 #[cfg(test)]
 mod tests {
@@ -230,5 +260,25 @@ mod tests {
         assert_eq!(Dur(Duration::from_millis(1500)).to_string(), "1500ms");
         assert_eq!(Millis(604_800_000).to_string(), "1w");
         assert_eq!(Millis(86_400_000 * 2).to_string(), "2d");
+        assert_eq!(Millis(30 * 86_400_000).to_string(), "30d");
+        assert_eq!(Dur(Duration::ZERO).to_string(), "0s");
+    }
+
+    #[test]
+    fn sizes_display_in_the_unit_with_the_smallest_exact_number() {
+        assert_eq!(Size(64 << 20).to_string(), "64MiB");
+        assert_eq!(Size(32_768).to_string(), "32KiB");
+        assert_eq!(Size(500_000_000).to_string(), "500MB");
+        assert_eq!(Size(1_000).to_string(), "1KB");
+        assert_eq!(Size(1_000_001).to_string(), "1000001");
+        assert_eq!(Size(0).to_string(), "0");
+        for s in [
+            Size(64 << 20),
+            Size(500_000_000),
+            Size(1_000_001),
+            Size(3 << 30),
+        ] {
+            assert_eq!(parse_size(&s.to_string()), Ok(s.0));
+        }
     }
 }

@@ -41,6 +41,7 @@ pub struct Emitter<'a> {
     out: &'a mut Vec<Sample>,
     ts_ms: i64,
     unstorable: u64,
+    refused_for_room: u64,
     partial: Option<InputError>,
     origin: u16,
 }
@@ -58,6 +59,7 @@ impl<'a> Emitter<'a> {
             out,
             ts_ms,
             unstorable: 0,
+            refused_for_room: 0,
             partial: None,
             origin: crate::core::metric::NO_ORIGIN,
         }
@@ -122,7 +124,9 @@ impl<'a> Emitter<'a> {
             return None;
         }
         let raw = self.intern(name, "", labels)?;
-        self.rates.observe(raw, value, self.ts_ms)
+        let generation = self.table.borrow().generation(raw);
+        self.rates
+            .observe_generation(raw, generation, value, self.ts_ms)
     }
 
     /// Notes a failure that spoiled part of the collection while the rest went on.
@@ -142,6 +146,12 @@ impl<'a> Emitter<'a> {
         self.unstorable
     }
 
+    /// Of [`Emitter::unstorable`], those refused because the table had no room for a new
+    /// series (`max_series`).
+    pub fn refused_for_room(&self) -> u64 {
+        self.refused_for_room
+    }
+
     pub fn emitted(&self) -> usize {
         self.out.len()
     }
@@ -159,8 +169,13 @@ impl<'a> Emitter<'a> {
                 table.set_origin(id, self.origin);
                 Some(id)
             }
-            Err(InternError::TooManyLabels | InternError::TableFull) => {
+            Err(InternError::TooManyLabels) => {
                 self.unstorable += 1;
+                None
+            }
+            Err(InternError::TableFull) => {
+                self.unstorable += 1;
+                self.refused_for_room += 1;
                 None
             }
         }
@@ -215,5 +230,11 @@ mod tests {
         em.gauge("b", &[], 1.0);
         assert_eq!(em.emitted(), 1);
         assert_eq!(em.unstorable(), 1);
+        assert_eq!(em.refused_for_room(), 1);
+        let many: Vec<(String, String)> = (0..13).map(|i| (format!("k{i}"), "v".into())).collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (&**k, &**v)).collect();
+        em.gauge("a", &many, 1.0);
+        assert_eq!(em.unstorable(), 2);
+        assert_eq!(em.refused_for_room(), 1);
     }
 }

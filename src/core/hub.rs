@@ -71,6 +71,9 @@ pub struct OutputQueue {
     inflight_on_disk: Cell<Option<FrameRef>>,
     /// Whether this outage has written to the disk buffer yet (logged once per outage).
     spilled: Cell<bool>,
+    /// A batch read back from disk is being written: its ids are held by the replay
+    /// dictionary only, which a disk error may reset meanwhile.
+    pub replaying: Cell<bool>,
     scratch: RefCell<Vec<Sample>>,
 }
 
@@ -89,6 +92,7 @@ impl OutputQueue {
             inflight: Cell::new(None),
             inflight_on_disk: Cell::new(None),
             spilled: Cell::new(false),
+            replaying: Cell::new(false),
             scratch: RefCell::new(Vec::new()),
         }
     }
@@ -231,6 +235,39 @@ impl Hub {
         self.queues.borrow().clone()
     }
 
+    /// Marks in `held` (indexed by series id) every id an output may still use: samples in
+    /// a ring (the batch being written included), the dictionary of the segment being
+    /// replayed, and every id while a batch no ring holds is being written.
+    pub fn mark_held(&self, held: &mut [bool]) {
+        for q in self.queues.borrow().iter() {
+            // A batch in flight that is in no ring any more (spilled during its write, or
+            // replayed from disk) could carry any id: hold them all until it is done.
+            if q.replaying.get() || q.inflight_on_disk.get().is_some() {
+                held.fill(true);
+                return;
+            }
+            let ring = q.ring.borrow();
+            let (a, b) = ring.as_slices();
+            for slot in a.iter().chain(b) {
+                if let Some(h) = held.get_mut(slot.series as usize) {
+                    *h = true;
+                }
+            }
+            if let Some(spill) = q.spill.borrow().as_ref() {
+                spill.mark_held(held);
+            }
+        }
+    }
+
+    /// Series ids freed for other series: the disk buffers' writers define them afresh.
+    pub fn forget(&self, ids: &[super::metric::SeriesId]) {
+        for q in self.queues.borrow().iter() {
+            if let Some(spill) = q.spill.borrow_mut().as_mut() {
+                spill.forget(ids);
+            }
+        }
+    }
+
     pub fn publish(&self, samples: &[Sample], table: &SeriesTable, stats: &AgentStats) {
         if samples.is_empty() {
             return;
@@ -290,6 +327,33 @@ mod tests {
         ring.peek_into(ring.len(), &mut batch);
         got.extend(batch.iter().map(|s| s.ts_ms));
         got
+    }
+
+    /// Ids in a ring are held; all are while a batch no ring holds is being written.
+    #[test]
+    fn held_ids_are_those_in_rings_and_all_during_a_replayed_write() {
+        let mut table = SeriesTable::new("h", 10);
+        let a = table.intern("a", "", &[]).unwrap();
+        let b = table.intern("b", "", &[]).unwrap();
+        let stats: Rc<AgentStats> = Rc::default();
+        let q = Rc::new(OutputQueue::new("o", 4, 2, stats.output("o")));
+        let hub = Hub::default();
+        hub.set_queues(vec![q.clone()]);
+        q.push_or_spill(
+            &[Sample {
+                series: b,
+                ts_ms: 0,
+                value: 1.0,
+            }],
+            &table,
+        );
+        let mut held = vec![false; 2];
+        hub.mark_held(&mut held);
+        assert_eq!((held[a as usize], held[b as usize]), (false, true));
+        q.replaying.set(true);
+        let mut held = vec![false; 2];
+        hub.mark_held(&mut held);
+        assert_eq!(held, [true, true]);
     }
 
     /// A ring that fills while a batch of it is being written goes to disk, the batch as

@@ -50,6 +50,23 @@ pub struct Schedule {
     pub jitter: Duration,
 }
 
+/// A collection under way, for the series table (nothing is freed meanwhile); ends when
+/// the samples are published or the collection is cancelled.
+struct Collecting<'a>(&'a RefCell<SeriesTable>);
+
+impl<'a> Collecting<'a> {
+    fn begin(table: &'a RefCell<SeriesTable>, ts_ms: i64) -> Self {
+        table.borrow_mut().begin_collection(ts_ms);
+        Collecting(table)
+    }
+}
+
+impl Drop for Collecting<'_> {
+    fn drop(&mut self) {
+        self.0.borrow_mut().end_collection();
+    }
+}
+
 /// An input with the state the scheduler keeps for it.
 pub struct InputRunner {
     pub name: String,
@@ -58,6 +75,9 @@ pub struct InputRunner {
     buf: Vec<Sample>,
     stats: Rc<InputStats>,
     failing: bool,
+    /// Samples of new series dropped for want of room since the table filled up for this
+    /// input, or `None` while its series fit.
+    refused_streak: Option<u64>,
 }
 
 impl InputRunner {
@@ -69,6 +89,7 @@ impl InputRunner {
             buf: Vec::new(),
             stats,
             failing: false,
+            refused_streak: None,
         }
     }
 
@@ -77,11 +98,13 @@ impl InputRunner {
         let started = Instant::now();
         self.buf.clear();
         let origin = shared.table.borrow_mut().origin_id(&self.name);
+        let collecting = Collecting::begin(&shared.table, ts_ms);
         let mut em = Emitter::new(&shared.table, &mut self.rates, &mut self.buf, ts_ms);
         em.set_origin(origin);
         let result = self.input.collect(&mut em).await;
         let partial = em.take_partial_failure();
         let unstorable = em.unstorable();
+        let refused_for_room = em.refused_for_room();
         let error = result.err().or(partial);
         let elapsed = started.elapsed();
         self.stats.last_gather_ns.set(elapsed.as_nanos() as u64);
@@ -94,13 +117,44 @@ impl InputRunner {
                 self.name
             );
         }
+        self.note_refusals(refused_for_room, &shared.table.borrow());
         self.note_outcome(error, &shared.stats);
         shared
             .hub
             .publish(&self.buf, &shared.table.borrow(), &shared.stats);
+        drop(collecting);
+        shared.table.borrow_mut().sweep(
+            |held| shared.hub.mark_held(held),
+            |ids| shared.hub.forget(ids),
+        );
         // Rate state for series gone for an hour (a removed interface, an exited process)
         // is dropped so it cannot grow without bound.
         self.rates.forget_older_than(ts_ms, 3_600_000);
+    }
+
+    /// A full series table drops every sample of a new series, which is data lost for good:
+    /// the first collection that loses some is a warning with the count, the first one that
+    /// loses none again says how many went in between.
+    fn note_refusals(&mut self, refused: u64, table: &SeriesTable) {
+        match (self.refused_streak, refused) {
+            (None, 0) => {}
+            (None, n) => {
+                log::warn!(
+                    "input {}: the series table is full (max_series: {}): {n} samples of new series dropped; until it has room, further drops are counted in internal_agent_metrics_dropped and logged at debug level",
+                    self.name,
+                    table.max_series()
+                );
+                self.refused_streak = Some(n);
+            }
+            (Some(total), 0) => {
+                log::info!(
+                    "input {}: all its series fit in the series table again ({total} samples of new series were dropped while it was full)",
+                    self.name
+                );
+                self.refused_streak = None;
+            }
+            (Some(total), n) => self.refused_streak = Some(total + n),
+        }
     }
 
     /// Logs the first error of a failing streak at warn and the recovery at info; errors in

@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// Index of a series in its [`SeriesTable`]. Stable for the life of the process.
+/// Index of a series in its [`SeriesTable`]. Stable while the series lives; a slot freed
+/// after the series went unseen is given to a later series with a new
+/// [`SeriesTable::generation`], and only once nothing can still hold the old id.
 pub type SeriesId = u32;
 
 /// Most labels a sample may carry besides `host`. Inputs here use at most four.
@@ -62,6 +64,31 @@ pub struct SeriesTable {
     heads: HashMap<u64, SeriesId, BuildHasherDefault<IdentityHasher>>,
     chain: Vec<Option<SeriesId>>,
     max_series: usize,
+    /// Per slot: bumped when the slot is given to another series, so a cache keyed by id
+    /// (rate trackers, outputs) can tell its entry belongs to an earlier series.
+    generation: Vec<u32>,
+    /// Per slot: the newest collection time (ms) the series was interned at.
+    last_seen: Vec<i64>,
+    life: Vec<Life>,
+    /// Slots whose series went unseen: no longer found by `intern`, still named for the
+    /// samples that may be queued with their id.
+    retired: Vec<SeriesId>,
+    /// Slots ready for a new series.
+    free: Vec<SeriesId>,
+    now_ms: i64,
+    /// A series unseen for this long is retired; `None`: series are never forgotten.
+    forget_after_ms: Option<i64>,
+    last_sweep_ms: i64,
+    /// Collections under way: their samples are not published yet, so no slot is freed.
+    collecting: u32,
+}
+
+/// Where a slot is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Life {
+    Live,
+    Retired,
+    Free,
 }
 
 impl SeriesTable {
@@ -74,6 +101,136 @@ impl SeriesTable {
             heads: HashMap::default(),
             chain: Vec::new(),
             max_series,
+            generation: Vec::new(),
+            last_seen: Vec::new(),
+            life: Vec::new(),
+            retired: Vec::new(),
+            free: Vec::new(),
+            now_ms: i64::MIN,
+            forget_after_ms: None,
+            last_sweep_ms: i64::MIN,
+            collecting: 0,
+        }
+    }
+
+    /// Series unseen for `after` are forgotten (see [`SeriesTable::sweep`]); `None` keeps
+    /// every series for the life of the table.
+    pub fn set_forget_after(&mut self, after: Option<std::time::Duration>) {
+        self.forget_after_ms = after.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    }
+
+    /// A collection stamped `ts_ms` starts: series it interns are seen at that time.
+    pub fn begin_collection(&mut self, ts_ms: i64) {
+        self.now_ms = self.now_ms.max(ts_ms);
+        self.collecting += 1;
+    }
+
+    /// The collection begun last has published its samples.
+    pub fn end_collection(&mut self) {
+        self.collecting = self.collecting.saturating_sub(1);
+    }
+
+    /// The slot's generation: changes when the slot is given to another series.
+    pub fn generation(&self, id: SeriesId) -> u32 {
+        self.generation.get(id as usize).copied().unwrap_or(0)
+    }
+
+    /// Retires series unseen for the forget time, and frees retired slots nobody holds.
+    ///
+    /// Retiring only unlinks a series from lookups: a later sighting of the same name gets
+    /// a new slot, while samples still queued with the old id keep their name. A retired
+    /// slot is freed (and may go to another series) only when `held` says no ring, batch or
+    /// replay dictionary holds its id, and no collection is under way (whose samples, not
+    /// yet published, could carry it); `freed` then hears of it, so that the disk buffer's
+    /// writer defines the id afresh. Caches keyed by id check [`Self::generation`].
+    /// Runs at most every quarter of the forget time.
+    pub fn sweep(&mut self, held: impl FnOnce(&mut Vec<bool>), freed: impl FnOnce(&[SeriesId])) {
+        let Some(after) = self.forget_after_ms else {
+            return;
+        };
+        if self.now_ms.saturating_sub(self.last_sweep_ms) < (after / 4).max(1) {
+            return;
+        }
+        self.last_sweep_ms = self.now_ms;
+        self.retire_unseen(after);
+        if self.retired.is_empty() || self.collecting > 0 {
+            return;
+        }
+        let mut marks = vec![false; self.series.len()];
+        held(&mut marks);
+        let ids = self.free_unheld(&marks);
+        if !ids.is_empty() {
+            freed(&ids);
+        }
+    }
+
+    fn retire_unseen(&mut self, after: i64) {
+        let mut retired = 0u64;
+        for id in 0..self.series.len() {
+            if self.life[id] == Life::Live && self.now_ms.saturating_sub(self.last_seen[id]) > after
+            {
+                self.unlink(id as SeriesId);
+                self.life[id] = Life::Retired;
+                self.retired.push(id as SeriesId);
+                retired += 1;
+            }
+        }
+        if retired > 0 {
+            log::debug!("series table: {retired} series unseen for {after} ms forgotten");
+        }
+    }
+
+    /// Frees the retired slots `held` does not mark; returns them.
+    fn free_unheld(&mut self, held: &[bool]) -> Vec<SeriesId> {
+        let before = self.free.len();
+        let (series, life, free) = (&mut self.series, &mut self.life, &mut self.free);
+        self.retired.retain(|&id| {
+            if held.get(id as usize).copied().unwrap_or(false) {
+                return true;
+            }
+            series[id as usize] = Series {
+                name: "".into(),
+                labels: Box::new([]),
+            };
+            life[id as usize] = Life::Free;
+            free.push(id);
+            false
+        });
+        self.free[before..].to_vec()
+    }
+
+    /// Takes series `id` out of the lookup chains (its name and labels stay).
+    fn unlink(&mut self, id: SeriesId) {
+        let hash = {
+            let s = &self.series[id as usize];
+            let mut own: heapless::Vec<(&str, &str), MAX_LABELS> = heapless::Vec::new();
+            for (k, v) in s.labels.iter().filter(|(k, _)| &**k != "host") {
+                // Interned series never have more labels than fit.
+                let _ = own.push((k, v));
+            }
+            hash_parts(&s.name, "", &own, s.label("host").unwrap_or(""))
+        };
+        let next = self.chain[id as usize].take();
+        match self.heads.get(&hash).copied() {
+            Some(head) if head == id => match next {
+                Some(n) => {
+                    self.heads.insert(hash, n);
+                }
+                None => {
+                    self.heads.remove(&hash);
+                }
+            },
+            Some(head) => {
+                let mut cursor = head;
+                while let Some(after) = self.chain[cursor as usize] {
+                    if after == id {
+                        self.chain[cursor as usize] = next;
+                        break;
+                    }
+                    cursor = after;
+                }
+            }
+            None => {}
         }
     }
 
@@ -86,12 +243,18 @@ impl SeriesTable {
         self.host = host.into();
     }
 
+    /// Series held: live ones and forgotten ones whose slot is not free yet.
     pub fn len(&self) -> usize {
-        self.series.len()
+        self.series.len() - self.free.len()
+    }
+
+    /// The most series the table holds (`max_series`).
+    pub fn max_series(&self) -> usize {
+        self.max_series
     }
 
     pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
+        self.len() == 0
     }
 
     pub fn get(&self, id: SeriesId) -> &Series {
@@ -148,11 +311,12 @@ impl SeriesTable {
         let mut cursor = self.heads.get(&hash).copied();
         while let Some(id) = cursor {
             if self.matches(id, name, suffix, &sorted) {
+                self.last_seen[id as usize] = self.now_ms;
                 return Ok(id);
             }
             cursor = self.chain[id as usize];
         }
-        if self.series.len() >= self.max_series {
+        if self.len() >= self.max_series {
             return Err(InternError::TableFull);
         }
         Ok(self.insert(hash, name, suffix, &sorted))
@@ -184,13 +348,33 @@ impl SeriesTable {
             .collect();
         labels.push(("host".into(), self.host.clone()));
         labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let id = self.series.len() as SeriesId;
-        self.series.push(Series {
+        let series = Series {
             name: full.into(),
             labels: labels.into(),
-        });
-        self.origin_of.push(NO_ORIGIN);
-        self.chain.push(self.heads.insert(hash, id));
+        };
+        let head = self.heads.get(&hash).copied();
+        let id = match self.free.pop() {
+            Some(id) => {
+                let i = id as usize;
+                self.series[i] = series;
+                self.origin_of[i] = NO_ORIGIN;
+                self.generation[i] = self.generation[i].wrapping_add(1);
+                self.last_seen[i] = self.now_ms;
+                self.life[i] = Life::Live;
+                self.chain[i] = head;
+                id
+            }
+            None => {
+                self.series.push(series);
+                self.origin_of.push(NO_ORIGIN);
+                self.generation.push(0);
+                self.last_seen.push(self.now_ms);
+                self.life.push(Life::Live);
+                self.chain.push(head);
+                (self.series.len() - 1) as SeriesId
+            }
+        };
+        self.heads.insert(hash, id);
         id
     }
 }
@@ -312,6 +496,112 @@ mod tests {
         let mut t = SeriesTable::new("real", 100);
         let id = t.intern("m", "", &[("host", "fake")]).unwrap();
         assert_eq!(t.get(id).label("host"), Some("real"));
+    }
+
+    fn forgetting_table(max: usize) -> SeriesTable {
+        let mut t = SeriesTable::new("h", max);
+        t.set_forget_after(Some(std::time::Duration::from_secs(10)));
+        t
+    }
+
+    /// One collection at `ts_ms` interning `names`.
+    fn collect(t: &mut SeriesTable, ts_ms: i64, names: &[&str]) -> Vec<SeriesId> {
+        t.begin_collection(ts_ms);
+        let ids = names
+            .iter()
+            .map(|n| t.intern(n, "", &[("k", "v")]).unwrap())
+            .collect();
+        t.end_collection();
+        ids
+    }
+
+    #[test]
+    fn unseen_series_are_forgotten_and_their_slot_reused_under_a_new_generation() {
+        let mut t = forgetting_table(2);
+        let old = collect(&mut t, 0, &["a", "b"]);
+        assert_eq!(t.intern("c", "", &[]), Err(InternError::TableFull));
+        // `a` is seen again, `b` is not.
+        collect(&mut t, 9_000, &["a"]);
+        t.begin_collection(12_000);
+        t.end_collection();
+        t.sweep(|_| {}, |_| {});
+        assert_eq!(t.len(), 1, "b forgotten, its slot free");
+        let c = collect(&mut t, 12_000, &["c"])[0];
+        assert_eq!(c, old[1], "b's slot is reused");
+        assert_eq!(t.generation(c), t.generation(old[0]) + 1);
+        assert_eq!(&*t.get(c).name, "c");
+        assert_eq!(collect(&mut t, 12_000, &["a"])[0], old[0], "a is still a");
+        // `b` again is a new series: the table is full.
+        t.begin_collection(12_000);
+        assert_eq!(
+            t.intern("b", "", &[("k", "v")]),
+            Err(InternError::TableFull)
+        );
+    }
+
+    #[test]
+    fn a_held_slot_keeps_its_name_until_nothing_holds_it() {
+        let mut t = forgetting_table(10);
+        let b = collect(&mut t, 0, &["b"])[0];
+        t.begin_collection(20_000);
+        t.end_collection();
+        // Queued samples of `b` hold its id: retired, not freed.
+        t.sweep(|held| held[b as usize] = true, |_| {});
+        assert_eq!(&*t.get(b).name, "b", "queued samples keep their name");
+        let again = collect(&mut t, 20_000, &["b"])[0];
+        assert_ne!(again, b, "a retired series is not found again: a new slot");
+        assert_eq!(&*t.get(b).name, "b");
+        // Nothing holds it any more: freed at the next sweep (a quarter of the time later).
+        t.begin_collection(22_500);
+        t.end_collection();
+        t.sweep(|_| {}, |_| {});
+        let c = collect(&mut t, 22_500, &["c"])[0];
+        assert_eq!(c, b);
+        assert_eq!(&*t.get(c).name, "c");
+    }
+
+    #[test]
+    fn nothing_is_freed_while_a_collection_is_under_way() {
+        let mut t = forgetting_table(10);
+        let b = collect(&mut t, 0, &["b"])[0];
+        t.begin_collection(20_000);
+        t.sweep(|_| {}, |_| {});
+        assert_eq!(
+            t.len(),
+            1,
+            "retired, not freed: a collection may hold its id"
+        );
+        assert_eq!(&*t.get(b).name, "b");
+        t.end_collection();
+    }
+
+    #[test]
+    fn without_a_forget_time_series_stay() {
+        let mut t = SeriesTable::new("h", 10);
+        collect(&mut t, 0, &["a"]);
+        t.begin_collection(i64::MAX / 2);
+        t.end_collection();
+        t.sweep(|_| unreachable!(), |_| unreachable!());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn forgetting_one_series_of_a_hash_chain_keeps_the_others_found() {
+        let mut t = forgetting_table(10_000);
+        let names: Vec<String> = (0..3000).map(|i| format!("m{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        let ids = collect(&mut t, 0, &refs);
+        let kept: Vec<&str> = refs.iter().copied().filter(|n| !n.ends_with('7')).collect();
+        collect(&mut t, 9_000, &kept);
+        t.begin_collection(12_000);
+        t.end_collection();
+        t.sweep(|_| {}, |_| {});
+        assert_eq!(t.len(), kept.len());
+        for (name, id) in refs.iter().zip(&ids) {
+            if !name.ends_with('7') {
+                assert_eq!(collect(&mut t, 12_000, &[name])[0], *id, "{name}");
+            }
+        }
     }
 
     #[test]

@@ -64,6 +64,23 @@ pub trait Output: 'static {
     fn write<'a>(&'a mut self, batch: &'a [Sample], series: SeriesView<'a>) -> WriteFuture<'a>;
 }
 
+/// A replayed batch being written (see `OutputQueue::replaying`); ends when the write
+/// does or is cancelled.
+struct Replaying(Rc<OutputQueue>);
+
+impl Replaying {
+    fn begin(queue: &Rc<OutputQueue>) -> Self {
+        queue.replaying.set(true);
+        Replaying(queue.clone())
+    }
+}
+
+impl Drop for Replaying {
+    fn drop(&mut self) {
+        self.0.replaying.set(false);
+    }
+}
+
 /// An output with its queue and the scheduler's state for it.
 pub struct OutputRunner {
     pub name: String,
@@ -127,7 +144,10 @@ impl OutputRunner {
                     None => return true,
                 }
             };
-            if !self.send_batch(shared).await {
+            let replaying = Replaying::begin(&self.queue);
+            let sent = self.send_batch(shared).await;
+            drop(replaying);
+            if !sent {
                 return false;
             }
             if let Some(spill) = self.queue.spill.borrow_mut().as_mut() {
@@ -203,11 +223,25 @@ impl OutputRunner {
             log::debug!("output {}: still failing: {msg}", self.name);
         } else {
             log::warn!(
-                "output {} is down: {msg}; buffering ({} of {} samples in memory, then on disk) and retrying",
+                "output {} is down: {msg}; {} of {} samples in memory{}",
                 self.name,
                 ring.len(),
-                ring.capacity()
+                ring.capacity(),
+                self.buffering_plan()
             );
+        }
+    }
+
+    /// What happens to the samples while the output is down, as far as this run knows.
+    /// A queue without a disk buffer is `--once`'s (the agent attaches one to every queue
+    /// otherwise), which makes one attempt and no retry.
+    fn buffering_plan(&self) -> &'static str {
+        match self.queue.spill.borrow().as_ref() {
+            None => " (this run keeps no disk buffer and does not retry)",
+            Some(spill) if spill.is_disabled() => {
+                ", memory only while the disk buffer is unusable; retrying"
+            }
+            Some(_) => ", then on disk; retrying",
         }
     }
 

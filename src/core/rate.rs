@@ -13,6 +13,9 @@ pub struct RateTracker {
 struct Reading {
     value: f64,
     ts_ms: i64,
+    /// The series slot's generation: a reading of a forgotten series whose slot went to
+    /// another series is no baseline for it.
+    generation: u32,
 }
 
 impl RateTracker {
@@ -22,8 +25,27 @@ impl RateTracker {
     /// increase is unknown, and a negative rate would be a lie) and for a step that does not
     /// move forward in time.
     pub fn observe(&mut self, series: SeriesId, value: f64, ts_ms: i64) -> Option<f64> {
-        let now = Reading { value, ts_ms };
+        self.observe_generation(series, 0, value, ts_ms)
+    }
+
+    /// [`RateTracker::observe`] for a series whose slot has this
+    /// [`generation`](super::metric::SeriesTable::generation).
+    pub fn observe_generation(
+        &mut self,
+        series: SeriesId,
+        generation: u32,
+        value: f64,
+        ts_ms: i64,
+    ) -> Option<f64> {
+        let now = Reading {
+            value,
+            ts_ms,
+            generation,
+        };
         let before = self.prev.insert(series, now)?;
+        if before.generation != generation {
+            return None;
+        }
         let dt_ms = ts_ms - before.ts_ms;
         if dt_ms <= 0 || value < before.value || !value.is_finite() {
             return None;
@@ -86,6 +108,14 @@ mod tests {
         let mut r = RateTracker::default();
         r.observe(1, 0.0, 1000);
         assert_eq!(r.observe(1, 10.0, 1000), None);
+    }
+
+    #[test]
+    fn a_reading_of_an_earlier_series_in_the_slot_is_no_baseline() {
+        let mut r = RateTracker::default();
+        r.observe_generation(1, 0, 100.0, 0);
+        assert_eq!(r.observe_generation(1, 1, 5000.0, 10_000), None);
+        assert_eq!(r.observe_generation(1, 1, 5100.0, 20_000), Some(10.0));
     }
 
     #[test]

@@ -41,6 +41,8 @@ impl BuildCtx {
 /// `Send`: a reloaded config is parsed on a thread of its own.
 pub trait InputOptions: fmt::Debug + Send {
     fn build(&self, ctx: &BuildCtx) -> Result<Box<dyn Input>, String>;
+    /// The options as YAML on one line, secrets masked (`check`'s plan).
+    fn yaml(&self) -> String;
 }
 
 crate::config::entry::plugin_registry! {

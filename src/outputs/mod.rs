@@ -14,6 +14,8 @@ pub struct OutputCtx {
 /// `Send`: a reloaded config is parsed on a thread of its own.
 pub trait OutputOptions: fmt::Debug + Send {
     fn build(&self, ctx: &OutputCtx) -> Result<Box<dyn Output>, String>;
+    /// The options as YAML on one line, secrets masked (`check`'s plan).
+    fn yaml(&self) -> String;
 }
 
 crate::config::entry::plugin_registry! {

@@ -417,6 +417,42 @@ pub fn logs_containing(needle: &str) -> Vec<String> {
         .collect()
 }
 
+/// A self-signed server certificate for 127.0.0.1 made with `openssl req -x509`, plus
+/// `extra` options, as `<name>.pem` and `<name>.key` in `dir`.
+pub fn self_signed_cert(dir: &std::path::Path, name: &str, extra: &[&str]) {
+    let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &pem,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    ];
+    args.extend_from_slice(extra);
+    let out = std::process::Command::new("openssl")
+        .args(&args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl CLI");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Makes a CA and a server certificate for 127.0.0.1/localhost (and a client certificate)
 /// with the openssl CLI, in `dir`. Returns the CA's path.
 pub fn make_certs(dir: &Path, ca_name: &str) -> PathBuf {

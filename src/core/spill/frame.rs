@@ -72,6 +72,8 @@ struct DecBody<'a> {
 #[derive(Default)]
 pub struct Encoder {
     index: HashMap<SeriesId, u32>,
+    /// Definitions in the current segment (forgotten ids keep theirs: indices only grow).
+    defined: u32,
     new_ids: Vec<SeriesId>,
     recs: Vec<Rec>,
     body: Vec<u8>,
@@ -93,10 +95,20 @@ impl Encoder {
         !self.per_segment
     }
 
+    /// Forgets the definitions of these ids: they now name other series, which
+    /// the next frame that has them defines anew (the earlier definitions stay, for the samples already
+    /// written under them).
+    pub fn forget(&mut self, ids: &[SeriesId]) {
+        for id in ids {
+            self.index.remove(id);
+        }
+    }
+
     /// The next frame opens a segment.
     pub fn new_segment(&mut self) {
         if self.per_segment {
             self.index.clear();
+            self.defined = 0;
         }
     }
 
@@ -104,6 +116,7 @@ impl Encoder {
     /// again.
     pub fn new_dictionary(&mut self) {
         self.index.clear();
+        self.defined = 0;
     }
 
     /// Appends one frame holding `samples` to `out`, and the definitions of the series the
@@ -117,13 +130,14 @@ impl Encoder {
     ) -> Result<(), postcard::Error> {
         self.new_ids.clear();
         self.recs.clear();
-        let def_base = self.index.len() as u32;
+        let def_base = self.defined;
         let base_ts = samples.first().map_or(0, |s| s.ts_ms);
         for s in samples {
-            let next = self.index.len() as u32;
+            let next = self.defined;
             let idx = *self.index.entry(s.series).or_insert(next);
             if idx == next {
                 self.new_ids.push(s.series);
+                self.defined += 1;
             }
             self.recs.push(Rec {
                 series: idx,
@@ -167,7 +181,7 @@ impl Encoder {
             };
             let refs = EncBody {
                 base_ts,
-                def_base: self.index.len() as u32,
+                def_base: self.defined,
                 series: &[],
                 samples: &recs,
             };

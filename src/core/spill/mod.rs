@@ -232,6 +232,21 @@ impl Spill {
         &self.cfg.dir
     }
 
+    /// Series ids given to other series: the segment being written defines them again
+    /// (under their new name) instead of pointing at their earlier definition.
+    pub fn forget(&mut self, ids: &[super::metric::SeriesId]) {
+        self.encoder.forget(ids);
+    }
+
+    /// Marks the series ids the replay dictionary refers to (see `Hub::mark_held`).
+    pub fn mark_held(&self, held: &mut [bool]) {
+        for id in self.reader.dict.iter().flatten() {
+            if let Some(h) = held.get_mut(*id as usize) {
+                *h = true;
+            }
+        }
+    }
+
     pub fn is_disabled(&self) -> bool {
         self.disabled_since.is_some()
     }

@@ -932,3 +932,62 @@ fn dictionaries_count_toward_the_cap_and_leave_with_their_segments() {
         .collect();
     assert_eq!(got, want, "the newest samples survive, in order");
 }
+
+/// A series id freed and given to another series while its segment is open: the writer
+/// defines it again, so samples on either side of the reuse keep their own names.
+#[test]
+fn a_reused_series_id_is_defined_again_in_the_open_segment() {
+    let mut table = SeriesTable::new("pi", 10);
+    table.set_forget_after(Some(Duration::from_secs(1)));
+    table.begin_collection(0);
+    let a = table.intern("a", "", &[]).unwrap();
+    let keep = table.intern("keep", "", &[]).unwrap();
+    table.end_collection();
+    let mut encoder = frame::Encoder::default();
+    // What each encode wrote: the definitions it added to the dictionary, then its samples.
+    let mut written: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut encode = |encoder: &mut frame::Encoder, samples: &[Sample], table: &SeriesTable| {
+        let (mut refs, mut defs) = (Vec::new(), Vec::new());
+        encoder
+            .encode(samples, table, &mut refs, &mut defs)
+            .unwrap();
+        written.push((defs, refs));
+    };
+    let at = |series, v: f64| Sample {
+        series,
+        ts_ms: T0,
+        value: v,
+    };
+    encode(&mut encoder, &[at(a, 1.0), at(keep, 2.0)], &table);
+    // `a` goes unseen; its slot is freed (nothing holds it) and given to `b`.
+    table.begin_collection(5_000);
+    table.intern("keep", "", &[]).unwrap();
+    table.end_collection();
+    table.sweep(|_| {}, |ids| encoder.forget(ids));
+    table.begin_collection(5_000);
+    let b = table.intern("b", "", &[]).unwrap();
+    table.end_collection();
+    assert_eq!(b, a, "the slot is reused");
+    encode(&mut encoder, &[at(b, 3.0), at(keep, 4.0)], &table);
+
+    let mut fresh = SeriesTable::new("pi", 10);
+    let (mut dict, mut out, mut named) = (Vec::new(), Vec::new(), Vec::<(String, f64)>::new());
+    for (defs, refs) in &written {
+        for frame in [defs, refs].into_iter().filter(|f| !f.is_empty()) {
+            frame::decode(&frame[frame::HEADER_LEN..], &mut dict, &mut fresh, &mut out).unwrap();
+            named.extend(
+                out.iter()
+                    .map(|s| (fresh.get(s.series).name.to_string(), s.value)),
+            );
+        }
+    }
+    assert_eq!(
+        named,
+        [
+            ("a".into(), 1.0),
+            ("keep".into(), 2.0),
+            ("b".into(), 3.0),
+            ("keep".into(), 4.0)
+        ]
+    );
+}

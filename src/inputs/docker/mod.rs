@@ -11,7 +11,7 @@ use crate::inputs::BuildCtx;
 use api::{Container, Stats};
 use futures_lite::future;
 use http::HttpError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use smol::Timer;
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -35,7 +35,7 @@ pub const LIST_CAP: usize = 4 * 1024 * 1024;
 /// One container's stats may be this large.
 pub const STATS_CAP: usize = 1024 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub endpoint: String,

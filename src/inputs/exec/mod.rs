@@ -14,7 +14,7 @@ use crate::inputs::support::command::{self, Captured, Limits, Outcome};
 use crate::inputs::BuildCtx;
 use futures_lite::future;
 use parse::{JsonDoc, LineError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -54,7 +54,7 @@ pub const MAX_LOGS: usize = 20;
 /// How long a killed command may take to be reaped before it is left to the reaper.
 const REAP_GRACE: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub commands: Vec<CommandLine>,
@@ -82,14 +82,14 @@ impl Default for Config {
 }
 
 /// A command as written: one string, or the program and its arguments.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum CommandLine {
     Line(String),
     Argv(Vec<String>),
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum DataFormat {
     Json,

@@ -10,7 +10,7 @@ use crate::core::{clock, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::http::{Client, ClientOptions, FetchError, Fetched, RequestSpec, Target};
 use crate::inputs::BuildCtx;
 use regex_lite::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -40,7 +40,7 @@ pub const SAMPLE: &str = "\
     response_body_max_size: 32KiB  # body bytes searched by response_string_match
 ";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub urls: Vec<String>,

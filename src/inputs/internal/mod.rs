@@ -5,7 +5,7 @@ use crate::core::stats::{AgentStats, OutputStats};
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::{fields, ProcFile};
 use crate::inputs::BuildCtx;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::rc::Rc;
 
 /// The commented config sample for `sample-config`.
@@ -15,7 +15,7 @@ pub const SAMPLE: &str = "\
 - internal
 ";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {}
 

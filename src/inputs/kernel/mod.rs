@@ -6,7 +6,7 @@ use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::{fields, keyed_values, read_parsed, ProcFile};
 use crate::inputs::BuildCtx;
 use nix::errno::Errno;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The commented config sample for `sample-config`.
 pub const SAMPLE: &str = "\
@@ -15,7 +15,7 @@ pub const SAMPLE: &str = "\
 - kernel
 ";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {}
 

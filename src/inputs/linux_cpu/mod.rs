@@ -3,7 +3,7 @@
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::{fields, numbers_into, Known, ProcFile};
 use crate::inputs::BuildCtx;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The commented config sample for `sample-config`.
 pub const SAMPLE: &str = "\
@@ -13,7 +13,7 @@ pub const SAMPLE: &str = "\
     totalcpu: true   # the all-cores series set
 ";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Report each core (`cpu=cpu0`, …).

@@ -4,7 +4,7 @@ use crate::core::offload::{self, InFlight};
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::{fields, Known, ProcFile};
 use crate::inputs::BuildCtx;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -102,7 +102,7 @@ pub const STATVFS_THREAD: &str = "rtc-statvfs";
 /// statvfs needs little stack; this is address space until touched.
 const STATVFS_STACK: usize = 64 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub ignore_fs: Vec<String>,

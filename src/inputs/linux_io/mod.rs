@@ -3,7 +3,7 @@
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::{fields, numbers_into, Known, NameFilter, ProcFile};
 use crate::inputs::BuildCtx;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The commented config sample for `sample-config`.
@@ -22,7 +22,7 @@ pub const SAMPLE: &str = "\
     include_partitions: false
 ";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub include_devices: Vec<String>,

@@ -3,12 +3,12 @@
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::{fields, ProcFile};
 use crate::inputs::BuildCtx;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The commented config sample for `sample-config`.
 pub const SAMPLE: &str = "- linux_mem\n";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {}
 

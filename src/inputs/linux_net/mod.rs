@@ -3,7 +3,7 @@
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::{fields, Known, NameFilter, ProcFile};
 use crate::inputs::BuildCtx;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The commented config sample for `sample-config`.
 pub const SAMPLE: &str = "\
@@ -18,7 +18,7 @@ pub const SAMPLE: &str = "\
     include_interfaces: []     # exact names, reported whatever the exclusions say
 ";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub exclude_patterns: Vec<String>,

@@ -3,7 +3,7 @@
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::{keyed_values, read_parsed, ProcFile};
 use crate::inputs::BuildCtx;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The commented config sample for `sample-config`.
 pub const SAMPLE: &str = "\
@@ -11,7 +11,7 @@ pub const SAMPLE: &str = "\
 - linux_swap
 ";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {}
 

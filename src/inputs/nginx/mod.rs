@@ -11,7 +11,7 @@ use crate::config::Dur;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::http::StatusPage;
 use crate::inputs::BuildCtx;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ pub const SAMPLE: &str = "\
     timeout: 5s                # the whole request, connect to last byte
 ";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub status_url: String,

@@ -4,7 +4,7 @@
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::{snmp, ProcFile};
 use crate::inputs::BuildCtx;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The commented config sample for `sample-config`.
 pub const SAMPLE: &str = "\
@@ -13,7 +13,7 @@ pub const SAMPLE: &str = "\
 - nstat
 ";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {}
 

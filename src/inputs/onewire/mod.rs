@@ -10,7 +10,7 @@ use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::sensors::attr::{parse_int, IntAttr};
 use crate::inputs::BuildCtx;
 use futures_lite::future;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
@@ -28,7 +28,7 @@ pub const SAMPLE: &str = "\
     rescan_interval: 1m      # look for added or removed sensors this often (0: every time)
 ";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub rescan_interval: Dur,

@@ -5,7 +5,7 @@ use crate::inputs::BuildCtx;
 use nix::errno::Errno;
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags, RawDir, SeekFrom};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// The commented config sample for `sample-config`.
@@ -14,7 +14,7 @@ pub const SAMPLE: &str = "\
 - processes
 ";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {}
 

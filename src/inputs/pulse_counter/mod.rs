@@ -16,7 +16,7 @@ use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
 use futures_lite::{AsyncRead, AsyncReadExt};
 use meter::{Meter, Verdict};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::fs::File;
 use std::io;
@@ -40,7 +40,7 @@ pub const SAMPLE: &str = "\
       - {pin: 17, name: heatpump, impulses_per_kwh: 1000}
 ";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EdgeOption {
     #[default]
@@ -48,7 +48,7 @@ pub enum EdgeOption {
     Rising,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Bias {
     #[default]
@@ -59,7 +59,7 @@ pub enum Bias {
     AsIs,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PinConfig {
     pub pin: u32,
@@ -72,7 +72,7 @@ fn default_impulses_per_kwh() -> f64 {
     1000.0
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// A chip name under /dev (`gpiochip0`) or a path.

@@ -12,7 +12,7 @@ use crate::inputs::BuildCtx;
 use crate::outputs::redistimeseries::config::{RedisUrl, Target};
 use crate::outputs::redistimeseries::conn::{Conn, ConnOptions, Endpoint};
 use redis::Value;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,7 +35,7 @@ pub const SAMPLE: &str = "\
     timeout: 5s
 ";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub url: Option<RedisUrl>,

@@ -11,7 +11,7 @@ pub mod sht3x;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
 use embedded_hal::i2c::{ErrorKind, I2c};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ pub const SAMPLE: &str = "\
     # address: 0x76     # default 0x76 (bme280/bmp280; 0x77 with SDO high), 0x44 (sht3x; 0x45)
 ";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Model {
     #[default]
@@ -52,7 +52,7 @@ impl Model {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `N` of `/dev/i2c-N`.

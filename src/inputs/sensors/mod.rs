@@ -8,7 +8,7 @@ use crate::config::Dur;
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
 use hwmon::{Chip, ChipFilter, Zone};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ pub const SAMPLE: &str = "\
     rescan_interval: 10m     # look for new or removed chips this often (0: every time)
 ";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub include: Vec<String>,

@@ -11,7 +11,7 @@ use crate::core::input::ListenFuture;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
 use aggregate::{Aggregate, Outcome, AVERAGED, COUNTERS, PHASES, REASONS, WS_PER_WH};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use smol::Async;
 use socket::Join;
 use std::cell::RefCell;
@@ -39,14 +39,14 @@ pub const SAMPLE: &str = "\
 ";
 
 /// Extra figures of averaged values over the interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stat {
     Min,
     Max,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub port: u16,

@@ -15,7 +15,7 @@ use crate::inputs::BuildCtx;
 use conn::{Backoff, Function, LinkError};
 use plan::Plan;
 use registers::{Kind, Register, RegisterEntry, Role, SERIAL_REGISTER};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -43,7 +43,7 @@ pub const SAMPLE: &str = "\
     registers: default      # or a list: [default, {address: 30805, type: s32, name: sma_inverter_reactive_power_var}]
 ";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub inverters: Vec<InverterConfig>,
@@ -63,7 +63,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InverterConfig {
     pub name: String,
@@ -93,6 +93,16 @@ impl Default for UnitId {
     }
 }
 
+/// As it is written: the number, or `auto`.
+impl Serialize for UnitId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            UnitId::Fixed(n) => s.serialize_u8(*n),
+            UnitId::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for UnitId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -112,7 +122,7 @@ impl<'de> Deserialize<'de> for UnitId {
 }
 
 /// `registers: default` or a list of `default` and custom registers.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum Registers {
     Preset(registers::Preset),

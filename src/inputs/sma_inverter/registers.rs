@@ -4,11 +4,11 @@
 //! decodes to `None`: it produces no sample, never a zero (a zero would corrupt energy
 //! totals downstream).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// An SMA data type, as named in the config (`type:`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     U16,
@@ -205,21 +205,21 @@ pub fn from_rows(rows: &[Row]) -> impl Iterator<Item = Register> + '_ {
 }
 
 /// One entry of `registers:`: the word `default` (the default table) or a register.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum RegisterEntry {
     Named(Preset),
     Custom(CustomRegister),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
     Default,
 }
 
 /// A register the user adds for their model.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomRegister {
     pub address: u16,

@@ -9,7 +9,7 @@ use crate::inputs::support::command::Captured;
 use crate::inputs::BuildCtx;
 use regex_lite::Regex;
 use report::{describe_exit_bits, identity, messages, Writer, FATAL_BITS};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
@@ -34,7 +34,7 @@ pub const SAMPLE: &str = "\
     timeout: 30s             # per smartctl run; killed after this
 ";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub smartctl_path: String,
@@ -82,6 +82,9 @@ pub struct Smartctl {
     /// Each device's last exit status, so a change is logged once.
     last_status: HashMap<String, i32>,
     told_permission: bool,
+    /// Per `devices` pattern: whether its matching nothing has been logged (reset once it
+    /// matches again, so a disk that goes away later is told once more).
+    told_unmatched: Vec<bool>,
 }
 
 pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Smartctl, String> {
@@ -110,6 +113,7 @@ pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Smartctl, String> {
     Ok(Smartctl {
         program,
         prefix,
+        told_unmatched: vec![false; cfg.devices.len()],
         devices,
         dev_dir: cfg.dev_dir.clone(),
         attributes: cfg.attributes.clone(),
@@ -199,14 +203,25 @@ impl Smartctl {
             .collect())
     }
 
-    fn devices_from_dev_dir(&self) -> Result<Vec<Device>, InputError> {
+    fn devices_from_dev_dir(&mut self) -> Result<Vec<Device>, InputError> {
         let rd = std::fs::read_dir(&self.dev_dir).map_err(|e| InputError::io(&self.dev_dir, &e))?;
+        let mut matched = vec![false; self.devices.len()];
         let mut names: Vec<String> = rd
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| self.devices.iter().any(|r| r.is_match(n)))
+            .filter(|n| {
+                let mut any = false;
+                for (r, hit) in self.devices.iter().zip(matched.iter_mut()) {
+                    if r.is_match(n) {
+                        *hit = true;
+                        any = true;
+                    }
+                }
+                any
+            })
             .collect();
         names.sort();
+        self.tell_unmatched_once(&matched);
         Ok(names
             .into_iter()
             .map(|n| Device {
@@ -282,6 +297,29 @@ impl Smartctl {
                 describe_exit_bits(code)
             );
         }
+    }
+
+    /// A pattern that matches nothing silently reads no disk (a typo, a disk not plugged
+    /// in): say so once per pattern, until it matches again.
+    fn tell_unmatched_once(&mut self, matched: &[bool]) {
+        let mut untold = Vec::new();
+        for ((told, hit), pattern) in self.told_unmatched.iter_mut().zip(matched).zip(&self.devices) {
+            if *hit {
+                *told = false;
+            } else if !std::mem::replace(told, true) {
+                untold.push(format!("`{}`", pattern.as_str()));
+            }
+        }
+        let (noun, verb, them) = match untold.len() {
+            0 => return,
+            1 => ("pattern", "matches", "it"),
+            _ => ("patterns", "match", "them"),
+        };
+        log::warn!(
+            "smartctl: devices {noun} {} {verb} no device in {}; nothing is read for {them}",
+            untold.join(", "),
+            self.dev_dir.display()
+        );
     }
 
     fn tell_permission_once(&mut self, msg: &str) {

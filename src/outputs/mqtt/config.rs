@@ -2,11 +2,11 @@
 //! access here: `rtcollector check` must work without a broker).
 
 use crate::config::{Dur, Secret};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub host: String,
@@ -67,7 +67,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
     /// `<prefix>/<metric>[/<label value>…]`, payload the bare number.
@@ -79,7 +79,7 @@ pub enum Layout {
     Batch,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct HomeAssistant {
     pub enabled: bool,

@@ -231,7 +231,9 @@ impl Driver {
     }
 }
 
-/// The failure in words an operator can act on. Never includes the password.
+/// The failure in words an operator can act on. Never includes the password. The
+/// `ssl: true` hint goes only with a plain connection the broker closed without an MQTT
+/// answer (a TLS listener resets a plain client), never with one it answered.
 pub fn describe(e: &ConnectionError, addr: &str, was_connected: bool, plain: bool) -> String {
     let tls_hint = if plain {
         "; if the broker expects TLS on this port, set `ssl: true`"
@@ -260,6 +262,10 @@ pub fn describe(e: &ConnectionError, addr: &str, was_connected: bool, plain: boo
             "no connection to {addr} within connect_timeout: broker unreachable or not answering"
         ),
         other if was_connected => format!("lost the connection to {addr}: {other}"),
+        // It answered in MQTT, so it is no TLS port: the `ssl: true` hint would mislead.
+        ConnectionError::NotConnAck(packet) => format!(
+            "the broker at {addr} answered the login with {packet:?} instead of CONNACK; is it an MQTT 3.1.1 broker?"
+        ),
         other => format!("the broker at {addr} hung up while connecting ({other}){tls_hint}"),
     }
 }

@@ -71,6 +71,8 @@ const MAX_INCOMING: usize = 4 * 1024;
 /// Per series, computed once: whether it is published, its topic, and the discovery round
 /// its config message was last sent in.
 struct SeriesState {
+    /// The series slot's generation this state was made for (see `SeriesTable::generation`).
+    generation: u32,
     allowed: bool,
     topic: Box<str>,
     discovered: u64,
@@ -473,12 +475,21 @@ impl Mqtt {
         if self.series.len() <= i {
             self.series.resize_with(i + 1, || None);
         }
+        let generation = table.generation(id);
+        if self.series[i]
+            .as_ref()
+            .is_some_and(|st| st.generation != generation)
+        {
+            // The slot went to another series: this state is an earlier series'.
+            self.series[i] = None;
+        }
         let (filter, prefix) = (&self.filter, &self.prefix);
         self.series[i].get_or_insert_with(|| {
             let series = table.get(id);
             let mut topic = String::new();
             topics::series_topic(prefix, series, &mut topic);
             SeriesState {
+                generation,
                 allowed: filter.allows(&series.name),
                 topic: topic.into(),
                 discovered: 0,
@@ -538,6 +549,9 @@ impl Mqtt {
 /// A TLS failure in words, with a hint at the setting to check.
 #[cfg(feature = "tls")]
 fn tls_reason(e: &rumqttc::TlsError) -> String {
+    use crate::outputs::redistimeseries::{
+        is_ca_used_as_end_entity, CA_AS_END_ENTITY_HINT, UNKNOWN_ISSUER_HINT,
+    };
     use rustls::CertificateError;
     let rustls_error = match e {
         rumqttc::TlsError::TLS(r) => Some(r),
@@ -546,7 +560,10 @@ fn tls_reason(e: &rumqttc::TlsError) -> String {
     };
     match rustls_error {
         Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
-            "the broker's certificate is not signed by a trusted CA (UnknownIssuer); set ssl_ca_certs to the CA that signed it".into()
+            format!("the broker's certificate is not signed by a trusted CA (UnknownIssuer); {UNKNOWN_ISSUER_HINT}")
+        }
+        Some(rustls::Error::InvalidCertificate(c)) if is_ca_used_as_end_entity(c) => {
+            format!("the broker's certificate is a CA certificate (CaUsedAsEndEntity); {}", CA_AS_END_ENTITY_HINT.replace("a server's", "a broker's"))
         }
         Some(rustls::Error::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },

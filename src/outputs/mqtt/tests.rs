@@ -247,3 +247,52 @@ fn default_entity_ids_are_valid_home_assistant_object_ids() {
     assert_eq!(id("_-x-_"), "x");
     assert_eq!(id("--"), "rtcollector");
 }
+
+#[test]
+fn only_a_broker_that_hung_up_without_an_mqtt_answer_gets_the_tls_hint() {
+    use super::eventloop::describe;
+    use rumqttc::{ConnectionError, Packet, StateError};
+    let reset = || std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    let hung_up = ConnectionError::MqttState(StateError::Io(reset()));
+    assert!(describe(&hung_up, "b:1883", false, true).ends_with("set `ssl: true`"));
+    assert!(!describe(&hung_up, "b:8883", false, false).contains("ssl"));
+    let answered = ConnectionError::NotConnAck(Packet::PingResp);
+    let msg = describe(&answered, "b:1883", false, true);
+    assert_eq!(
+        msg,
+        "the broker at b:1883 answered the login with PingResp instead of CONNACK; is it an MQTT 3.1.1 broker?"
+    );
+}
+
+/// A series slot given to another series after the first was forgotten: the cached topic,
+/// filter verdict and discovery belong to the earlier series and are made afresh.
+#[test]
+fn a_reused_series_slot_gets_its_own_topic_and_discovery() {
+    let mut o = built("include_patterns: ['^cpu']\nhomeassistant: {enabled: true}").unwrap();
+    let mut t = SeriesTable::new("pi4", 10);
+    t.set_forget_after(Some(std::time::Duration::from_secs(1)));
+    t.begin_collection(0);
+    let old = t.intern("cpu_old_percent", "", &[]).unwrap();
+    t.end_collection();
+    let at = |series| [Sample { series, ts_ms: 0, value: 1.0 }];
+    o.round = 1;
+    assert_eq!(o.plan(&at(old), &t), 1);
+    t.begin_collection(5_000);
+    t.end_collection();
+    t.sweep(|_| {}, |_| {});
+    t.begin_collection(5_000);
+    let new = t.intern("cpu_new_percent", "", &[]).unwrap();
+    let filtered = t.intern("mem_used_bytes", "", &[]).unwrap();
+    t.end_collection();
+    assert_eq!(new, old, "the slot is reused");
+    assert_eq!(o.plan(&at(new), &t), 1);
+    let topics: Vec<&str> = o.messages.iter().map(|m| m.topic.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "homeassistant/sensor/pi4/cpu_new_percent/config",
+            "rtcollector/pi4/cpu_new_percent"
+        ]
+    );
+    assert_eq!(o.plan(&at(filtered), &t), 0);
+}

@@ -3,7 +3,7 @@
 
 use super::conn::ConnOptions;
 use crate::config::{Dur, Millis, Secret, Size};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use std::time::Duration;
 /// The default key template: `net_rx_bytes:pi4:eth0`.
 pub const DEFAULT_KEY_FORMAT: &str = "{name}:{host}{:values}";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://…` for TLS. Overrides `host`,
@@ -75,7 +75,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum DuplicatePolicy {
     Block,
@@ -100,7 +100,7 @@ impl DuplicatePolicy {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     Compressed,
@@ -119,7 +119,7 @@ impl Encoding {
 /// A compaction rule: `every: 5m, aggregation: avg, retention: 2y` keeps 5-minute averages
 /// in `<key>:avg_5m`. `metrics` / `exclude_metrics` (name patterns with `*` and `?`) limit
 /// it to some metrics, which is how one metric gets other rules than the rest.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Downsample {
     pub every: Dur,
@@ -132,7 +132,7 @@ pub struct Downsample {
     pub exclude_metrics: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 pub enum Aggregation {
     #[serde(rename = "avg")]
     Avg,
@@ -219,6 +219,13 @@ impl fmt::Debug for RedisUrl {
             write!(f, "/{db}")?;
         }
         f.write_str("\"")
+    }
+}
+
+/// As `check` prints it: the URL with its password masked (the `Debug` form, unquoted).
+impl Serialize for RedisUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(format!("{self:?}").trim_matches('"'))
     }
 }
 

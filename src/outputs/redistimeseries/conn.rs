@@ -15,8 +15,9 @@ use std::pin::Pin;
 use std::time::Duration;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
-#[cfg(feature = "tls")]
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 /// TLS files and timeouts of a connection, from the options of whichever plugin connects
 /// (the `redistimeseries` output, the `redis` input).
@@ -113,7 +114,14 @@ impl Endpoint {
             let stream = tls::handshake(tls, &self.target, tcp).await?;
             return self.login(stream, config).await;
         }
-        self.login(tcp, config).await
+        let first = Arc::new(AtomicU8::new(NOTHING_READ));
+        let stream = FirstByte {
+            inner: tcp,
+            seen: first.clone(),
+        };
+        self.login(stream, config)
+            .await
+            .map_err(|e| e + plain_hint(first.load(Ordering::Relaxed)))
     }
 
     async fn tcp(&self) -> Result<TcpStream, String> {
@@ -175,17 +183,80 @@ impl Endpoint {
                 "{addr} wants a password (NOAUTH): set `password` (and `username` for an ACL user)"
             )
         } else if e.is_connection_dropped() || e.is_io_error() {
+            // Whether a plain connection deserves the `ssl: true` hint is decided by what the
+            // server sent (`plain_hint`), not here.
             let hint = if text.contains("CertificateRequired") || text.contains("alert") {
                 " (the server wants a client certificate: set ssl_certfile and ssl_keyfile)"
-            } else if self.target.tls {
-                ""
             } else {
-                " (if the server expects TLS, set `ssl: true`)"
+                ""
             };
             format!("{addr} closed the connection while logging in: {text}{hint}")
         } else {
             format!("cannot log in at {addr}: {text}")
         }
+    }
+}
+
+/// What the server sent first on a plain connection: nothing yet, the start of a TLS
+/// record, or anything else (a RESP reply).
+const NOTHING_READ: u8 = 0;
+const TLS_RECORD_READ: u8 = 1;
+const OTHER_READ: u8 = 2;
+
+/// The hint a failed plain login gets from what the server sent first. A TLS server sends
+/// a TLS record (an alert, 0x15, or a handshake, 0x16; no RESP reply starts with either)
+/// or closes the connection without a word; a server that replied anything else speaks
+/// RESP, and telling its user to set `ssl: true` would send them the wrong way.
+fn plain_hint(first: u8) -> &'static str {
+    match first {
+        TLS_RECORD_READ => " (the server answered with TLS: set `ssl: true`)",
+        NOTHING_READ => " (the server sent nothing before closing; if it expects TLS, set `ssl: true`)",
+        _ => "",
+    }
+}
+
+/// A plain stream that notes what kind of byte the server sent first (see [`plain_hint`]).
+struct FirstByte<S> {
+    inner: S,
+    seen: Arc<AtomicU8>,
+}
+
+impl<S: futures_lite::AsyncRead + Unpin> futures_lite::AsyncRead for FirstByte<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            if n > 0 && self.seen.load(Ordering::Relaxed) == NOTHING_READ {
+                let kind = if matches!(buf[0], 0x15 | 0x16) {
+                    TLS_RECORD_READ
+                } else {
+                    OTHER_READ
+                };
+                self.seen.store(kind, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+}
+
+impl<S: futures_lite::AsyncWrite + Unpin> futures_lite::AsyncWrite for FirstByte<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
     }
 }
 
@@ -347,7 +418,10 @@ pub(crate) mod tls {
         };
         match err {
             rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-                "the server's certificate is not signed by a trusted CA (UnknownIssuer); set ssl_ca_certs to the CA that signed it".into()
+                format!("the server's certificate is not signed by a trusted CA (UnknownIssuer); {UNKNOWN_ISSUER_HINT}")
+            }
+            rustls::Error::InvalidCertificate(c) if is_ca_used_as_end_entity(c) => {
+                format!("the server's certificate is a CA certificate (CaUsedAsEndEntity); {CA_AS_END_ENTITY_HINT}")
             }
             rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
@@ -366,6 +440,23 @@ pub(crate) mod tls {
             }
             other => other.to_string(),
         }
+    }
+
+    /// What to set when the peer's certificate has no trusted signer.
+    pub(crate) const UNKNOWN_ISSUER_HINT: &str =
+        "set ssl_ca_certs to the CA that signed it (for a self-signed certificate, the certificate itself)";
+
+    /// What to do about a self-signed certificate marked as a CA (`openssl req -x509`
+    /// does that by default). TLS refuses a CA certificate as the peer's own whatever the
+    /// trusted set holds, so pointing ssl_ca_certs at it alone cannot help (seen with
+    /// rustls: the same error with and without it).
+    pub(crate) const CA_AS_END_ENTITY_HINT: &str =
+        "TLS refuses one as a server's own, even with ssl_ca_certs set to it, and a self-signed certificate made by `openssl req -x509` is one: sign a server certificate with that CA and set ssl_ca_certs to the CA, or remake the self-signed certificate with `-addext basicConstraints=critical,CA:FALSE` and set ssl_ca_certs to it";
+
+    /// webpki reports this case only as `Other(OtherError(CaUsedAsEndEntity))`, an error
+    /// type rustls does not export, so it is recognised by its name.
+    pub(crate) fn is_ca_used_as_end_entity(e: &CertificateError) -> bool {
+        matches!(e, CertificateError::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity"))
     }
 
     /// `ssl_insecure_skip_verify` (and the web inputs' certificate-expiry probe): any

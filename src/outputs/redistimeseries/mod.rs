@@ -37,7 +37,9 @@ pub use keys::KeyFormat;
 pub(crate) use conn::tls::AcceptAny;
 /// Shared with the MQTT output: one rustls setup for every TLS client.
 #[cfg(all(feature = "tls", feature = "mqtt"))]
-pub(crate) use conn::tls::{rustls_config, TlsFiles};
+pub(crate) use conn::tls::{
+    is_ca_used_as_end_entity, rustls_config, TlsFiles, CA_AS_END_ENTITY_HINT, UNKNOWN_ISSUER_HINT,
+};
 
 use crate::config::Millis;
 use crate::core::metric::{Series, SeriesId};
@@ -115,6 +117,8 @@ enum Created {
 }
 
 struct SeriesState {
+    /// The series slot's generation this state was made for (see `SeriesTable::generation`).
+    generation: u32,
     key: Box<str>,
     created: Created,
     /// NOPERM: skipped until then.
@@ -332,11 +336,20 @@ impl RedisTimeSeries {
         if i >= self.series.len() {
             self.series.resize_with(i + 1, || None);
         }
+        let generation = table.generation(id);
+        if self.series[i]
+            .as_ref()
+            .is_some_and(|st| st.generation != generation)
+        {
+            // The slot went to another series: this state is an earlier series'.
+            self.series[i] = None;
+        }
         let key_format = &self.key_format;
         self.series[i].get_or_insert_with(|| {
             let mut key = String::new();
             key_format.render(table.get(id), &mut key);
             SeriesState {
+                generation,
                 key: key.into(),
                 created: Created::No,
                 denied_until: None,
@@ -367,9 +380,7 @@ impl RedisTimeSeries {
         for i in indices {
             let s = batch[i as usize];
             let idx = s.series as usize;
-            if idx >= self.series.len() || self.series[idx].is_none() {
-                self.state(s.series, table);
-            }
+            self.state(s.series, table);
             let name = self.name.as_str();
             let st = self.series[idx].as_mut().expect("state exists");
             if let Some(until) = st.denied_until {
@@ -779,6 +790,29 @@ mod tests {
             .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// A series slot given to another series after the first was forgotten gets its own
+    /// key, and is created again.
+    #[test]
+    fn a_reused_series_slot_gets_its_own_key() {
+        let mut o = output("");
+        let mut t = SeriesTable::new("pi4", 10);
+        t.set_forget_after(Some(Duration::from_secs(1)));
+        t.begin_collection(0);
+        let old = t.intern("old_metric", "", &[]).unwrap();
+        t.end_collection();
+        assert_eq!(o.key_of(old, &t), "old_metric:pi4");
+        o.state(old, &t).created = Created::Yes;
+        t.begin_collection(5_000);
+        t.end_collection();
+        t.sweep(|_| {}, |_| {});
+        t.begin_collection(5_000);
+        let new = t.intern("new_metric", "", &[]).unwrap();
+        t.end_collection();
+        assert_eq!(new, old, "the slot is reused");
+        assert_eq!(o.key_of(new, &t), "new_metric:pi4");
+        assert_eq!(o.state(new, &t).created, Created::No);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::core::{ready_write, Output, Sample, SeriesTable, SeriesView, WriteFuture, WriteReport};
 use crate::outputs::OutputCtx;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -13,7 +13,7 @@ pub const SAMPLE: &str = "\
     format: text
 ";
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     /// One JSON object per line.
@@ -23,7 +23,7 @@ pub enum Format {
     Text,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub format: Format,
@@ -99,7 +99,7 @@ pub(crate) fn json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
-/// A table: series (name and labels other than host), value, time; one block per flush.
+/// A table: series (name and labels other than host), rounded value, time; one block per flush.
 pub fn encode_text(batch: &[Sample], table: &SeriesTable, out: &mut String) {
     let Some(first) = batch.first() else { return };
     let mut width = 0;
@@ -120,8 +120,49 @@ pub fn encode_text(batch: &[Sample], table: &SeriesTable, out: &mut String) {
         let start = out.len();
         write_series_text(table, s.series, out);
         let pad = width.saturating_sub(out.len() - start);
-        let _ = writeln!(out, "{:pad$}  {}", "", s.value, pad = pad);
+        let _ = write!(out, "{:pad$}  ", "", pad = pad);
+        write_readable(s.value, out);
+        out.push('\n');
     }
+}
+
+/// Significant digits the text table shows of a fraction.
+const READABLE_DIGITS: i32 = 6;
+
+/// `value` rounded for a person: up to six significant digits, trailing zeros dropped.
+///
+/// Digits left of the point are never rounded away: a counter of 123456789 (or a rate
+/// of 123456789.4) must read as that integer, not as 1.23457e8, since people compare
+/// counters digit by digit. Integers print as integers (`42`, not `42.0`). Magnitudes
+/// below 1e-4 use exponent form, where fixed notation would be mostly zeros.
+fn write_readable(value: f64, out: &mut String) {
+    let magnitude = value.abs();
+    if !value.is_finite() || value.fract() == 0.0 {
+        let _ = write!(out, "{value}");
+        return;
+    }
+    let start = out.len();
+    if magnitude < 1e-4 {
+        let _ = write!(out, "{:.*e}", (READABLE_DIGITS - 1) as usize, value);
+        if let Some(e) = out[start..].find('e').map(|i| start + i) {
+            let mantissa_end = out[..e].trim_end_matches('0').trim_end_matches('.').len();
+            out.replace_range(mantissa_end..e, "");
+        }
+        return;
+    }
+    let int_digits = magnitude.log10().floor() as i32 + 1;
+    let decimals = (READABLE_DIGITS - int_digits).max(0) as usize;
+    let _ = write!(out, "{value:.decimals$}");
+    trim_fraction_zeros(out, start);
+}
+
+/// Drops trailing zeros (and a bare point) of the number written at `out[start..]`.
+fn trim_fraction_zeros(out: &mut String, start: usize) {
+    if !out[start..].contains('.') {
+        return;
+    }
+    let kept = out.trim_end_matches('0').trim_end_matches('.').len();
+    out.truncate(kept.max(start + 1));
 }
 
 fn write_series_text(table: &SeriesTable, id: u32, out: &mut String) {
@@ -188,5 +229,44 @@ mod tests {
             out,
             "--- 2 samples from pi4 at 01:00:00Z ---\nmem_used_percent              42\ncpu_usage_percent{cpu=total}  7.5\n"
         );
+    }
+
+    fn readable(value: f64) -> String {
+        let mut out = String::from("x");
+        write_readable(value, &mut out);
+        out.split_off(1)
+    }
+
+    #[test]
+    fn text_values_are_rounded_to_six_significant_digits() {
+        assert_eq!(readable(54.24430641821946), "54.2443");
+        assert_eq!(readable(0.1 + 0.2), "0.3");
+        assert_eq!(readable(-7.123456789), "-7.12346");
+        assert_eq!(readable(0.000123456789), "0.000123457");
+        assert_eq!(readable(99.99999999), "100");
+        assert_eq!(readable(2.5e-7), "2.5e-7");
+        assert_eq!(readable(1.234567891e-9), "1.23457e-9");
+    }
+
+    #[test]
+    fn text_integers_and_large_values_keep_every_integer_digit() {
+        assert_eq!(readable(42.0), "42");
+        assert_eq!(readable(0.0), "0");
+        assert_eq!(readable(18_446_744_073_709.0), "18446744073709");
+        assert_eq!(readable(9_007_199_254_740_991.0), "9007199254740991");
+        assert_eq!(readable(123_456_789.4), "123456789");
+        assert_eq!(readable(1234.5678), "1234.57");
+        assert_eq!(readable(f64::NAN), "NaN");
+        assert_eq!(readable(f64::INFINITY), "inf");
+    }
+
+    #[test]
+    fn json_keeps_full_precision() {
+        let mut t = SeriesTable::new("pi4", 10);
+        let id = t.intern("x", "", &[]).unwrap();
+        let mut out = String::new();
+        let batch = [Sample { series: id, ts_ms: 0, value: 54.24430641821946 }];
+        encode_json(&batch, &t, &mut out);
+        assert!(out.contains("\"value\":54.24430641821946,"), "{out}");
     }
 }
