@@ -354,8 +354,8 @@ fn children_max_rss_kib() -> i64 {
 
 #[test]
 fn check_does_not_allocate_the_buffers_it_describes() {
-    // Two outputs with the largest ring and batch: 10 million 24-byte samples each would be
-    // 480 MB if `check` allocated them (a larger max_buffer_size once aborted it).
+    // Two outputs with the largest ring and batch: 10 million 20-byte slots each were
+    // 400 MB when `check` allocated them (a larger max_buffer_size aborted it).
     let s = Scratch::new();
     let path = s.config(
         "max_buffer_size: 10000000\nmetric_batch_size: 100000\nmax_series: 10000000\noutputs: [stdout, stdout]\n",

@@ -102,8 +102,9 @@ pub struct Config {
     pub outputs: Vec<OutputEntry>,
 }
 
-/// Upper bounds of the counts: far above any real setting, and low enough that what they
-/// size (a ring of 24-byte samples per output, a batch, the series table) fits a small board.
+/// Upper bounds of the counts: far above any real setting (the defaults are 5 000, 1 000 and
+/// 100 000), and low enough that what they size can be allocated: a full ring of 20-byte
+/// slots is 200 MB per output, a batch 2.4 MB.
 const MAX_BUFFER_SIZE: u64 = 10_000_000;
 const MAX_BATCH_SIZE: u64 = 100_000;
 const MAX_SERIES: u64 = 10_000_000;
