@@ -113,18 +113,29 @@ pub fn main(argv: Vec<OsString>) -> i32 {
     }
 }
 
-fn config_path(args: &Args) -> PathBuf {
-    args.config.clone().unwrap_or_else(|| {
-        if Path::new(SYSTEM_CONFIG).exists() {
-            SYSTEM_CONFIG.into()
-        } else {
-            LOCAL_CONFIG.into()
-        }
-    })
+/// `--config`, else the first default path that exists; without either, which paths were
+/// tried and what to do.
+fn config_path(args: &Args) -> Result<PathBuf, String> {
+    if let Some(path) = &args.config {
+        return Ok(path.clone());
+    }
+    let tried = [SYSTEM_CONFIG, LOCAL_CONFIG];
+    if let Some(found) = tried.iter().find(|p| Path::new(p).exists()) {
+        return Ok(PathBuf::from(found));
+    }
+    let cwd = std::env::current_dir()
+        .map(|d| format!(" (in {})", d.display()))
+        .unwrap_or_default();
+    Err(format!(
+        "no config file: tried {SYSTEM_CONFIG} and {LOCAL_CONFIG}{cwd}; name one with --config PATH (`rtcollector sample-config` prints a complete one)"
+    ))
 }
 
 fn load(args: &Args) -> Result<(PathBuf, Config), i32> {
-    let path = config_path(args);
+    let path = config_path(args).map_err(|e| {
+        eprintln!("error: {e}");
+        2
+    })?;
     match config::load(&path) {
         Ok(mut c) => {
             c.once |= args.once;

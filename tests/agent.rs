@@ -341,3 +341,60 @@ fn a_reload_keeps_unchanged_inputs_running_with_their_baselines() {
         "{reload_line}"
     );
 }
+
+#[test]
+fn a_reload_with_values_that_used_to_abort_keeps_the_running_agent() {
+    let s = Scratch::new();
+    let path = s.config(&fixture_config(
+        "basic",
+        "  - linux_mem\n",
+        "interval: 200ms\n",
+    ));
+    let mut agent = Agent::start(&path);
+    let (_, ok) = agent.wait_for(Duration::from_secs(10), |l| {
+        l.contains("\"mem_total_bytes\"")
+    });
+    assert!(ok);
+    for (extra, message) in [
+        // A ring of 2e9 samples aborted on allocation; a batch of 2^64-1 panicked.
+        (
+            "interval: 200ms\nmax_buffer_size: 2000000000\n",
+            "max_buffer_size: must be at most 10000000",
+        ),
+        (
+            "interval: 200ms\nmetric_batch_size: 18446744073709551615\n",
+            "metric_batch_size: must be at most 100000",
+        ),
+        ("interval: 1e300\n", "interval: must be at most 1d"),
+    ] {
+        s.config(&fixture_config("basic", "  - linux_mem\n", extra));
+        agent.signal(Signal::SIGHUP);
+        let (lines, failed) = agent.wait_for(Duration::from_secs(5), |l| {
+            l.contains("reload failed") && l.contains(message)
+        });
+        assert!(failed, "{extra}: {lines:#?}");
+        let (_, still) = agent.wait_for(Duration::from_secs(5), |l| {
+            l.contains("\"mem_total_bytes\"")
+        });
+        assert!(still, "{extra}: the old config keeps running");
+    }
+    s.config("interval: 200ms\ninputs: [linux_mem]\noutputs: []\n");
+    agent.signal(Signal::SIGHUP);
+    let (lines, failed) = agent.wait_for(Duration::from_secs(5), |l| {
+        l.contains("reload failed") && l.contains("no outputs")
+    });
+    assert!(failed, "{lines:#?}");
+    let (_, still) = agent.wait_for(Duration::from_secs(5), |l| {
+        l.contains("\"mem_total_bytes\"")
+    });
+    assert!(
+        still,
+        "a config without outputs does not replace the running one"
+    );
+    agent.signal(Signal::SIGTERM);
+    assert!(agent
+        .wait_exit(Duration::from_secs(6))
+        .expect("exit")
+        .0
+        .success());
+}

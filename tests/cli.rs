@@ -242,7 +242,9 @@ fn unset_environment_variable() {
 #[test]
 fn environment_interpolation_and_defaults_work() {
     let s = Scratch::new();
-    let path = s.config("hostname: ${RTC_TEST_HOST}-${RTC_TEST_UNSET:-x}\ninputs: [linux_mem]\n");
+    let path = s.config(
+        "hostname: ${RTC_TEST_HOST}-${RTC_TEST_UNSET:-x}\ninputs: [linux_mem]\noutputs: [stdout]\n",
+    );
     let o = util::bin()
         .args(["check", "--config", path.to_str().unwrap()])
         .env("RTC_TEST_HOST", "pi4")
@@ -346,5 +348,235 @@ fn errors_found_when_a_plugin_is_built_point_at_the_option() {
     assert!(
         e.starts_with("5:7: inputs[1].linux_net.include_patterns: invalid pattern `[unclosed`"),
         "{e}"
+    );
+}
+
+#[test]
+fn numbers_out_of_their_range_point_at_the_value_and_exit_2() {
+    for (config, expected) in [
+        (
+            "max_buffer_size: 1000000000000\n",
+            "1:18: max_buffer_size: must be at most 10000000, not 1000000000000 (the range is 1 to 10000000)",
+        ),
+        (
+            "max_buffer_size: 0\n",
+            "1:18: max_buffer_size: must be at least 1, not 0 (the range is 1 to 10000000)",
+        ),
+        (
+            "metric_batch_size: 18446744073709551615\n",
+            "1:20: metric_batch_size: must be at most 100000, not 18446744073709551615 (the range is 1 to 100000)",
+        ),
+        (
+            "max_series: 0\n",
+            "1:13: max_series: must be at least 1, not 0 (the range is 1 to 10000000)",
+        ),
+        (
+            "interval: 0s\n",
+            "1:11: interval: must be at least 100ms, not 0s (the range is 100ms to 1d)",
+        ),
+        (
+            "interval: 1e300\n",
+            "1:11: interval: must be at most 1d (the range is 100ms to 1d)",
+        ),
+        (
+            "interval: 99999999999999999999999y\n",
+            "1:11: interval: duration `99999999999999999999999y` is too long: at most 100y",
+        ),
+        (
+            "max_buffer_size: lots\n",
+            "1:18: max_buffer_size: invalid type: string \"lots\", expected a whole number from 1 to 10000000",
+        ),
+        (
+            "outputs:\n  - redistimeseries:\n      port: 70000\n",
+            "3:13: outputs[0].redistimeseries.port: must be at most 65535, not 70000 (the range is 1 to 65535)",
+        ),
+        (
+            "outputs:\n  - mqtt:\n      qos: -1\n",
+            "3:12: outputs[0].mqtt.qos: invalid type: integer `-1`, expected a whole number from 0 to 255",
+        ),
+    ] {
+        let e = check_fails(&format!("{config}outputs: [stdout]\n"));
+        assert_eq!(e, expected, "{config}");
+    }
+}
+
+/// The largest maximum of the process's children so far, in KiB.
+fn children_max_rss_kib() -> i64 {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .expect("getrusage")
+        .max_rss()
+}
+
+#[test]
+fn check_does_not_allocate_the_buffers_it_describes() {
+    // Two outputs with the largest ring and batch: 10 million 20-byte slots each were
+    // 400 MB when `check` allocated them (a larger max_buffer_size aborted it).
+    let s = Scratch::new();
+    let path = s.config(
+        "max_buffer_size: 10000000\nmetric_batch_size: 100000\nmax_series: 10000000\noutputs: [stdout, stdout]\n",
+    );
+    let o = run(&["check", "--config", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("buffer: 10000000 samples in memory"),
+        "{}",
+        stdout(&o)
+    );
+    let rss = children_max_rss_kib();
+    assert!(rss < 100 * 1024, "a child of this test used {rss} KiB");
+}
+
+#[test]
+fn a_byte_order_mark_is_read_as_part_of_the_one_document() {
+    let s = Scratch::new();
+    let path = s.config("\u{feff}interval: 5s\noutputs: [stdout]\n");
+    let o = run(&["check", "--config", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("interval: 5s"), "{}", stdout(&o));
+}
+
+#[test]
+fn deep_nesting_and_huge_files_are_refused_before_parsing() {
+    let deep = format!(
+        "outputs: [stdout]\ninputs: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let e = check_fails(&deep);
+    assert_eq!(
+        e,
+        "2:109: more than 100 `[` or `{` collections inside one another; no config needs that many"
+    );
+    let huge = format!("outputs: [stdout]\n{}", "#".repeat(2 << 20));
+    let e = check_fails(&huge);
+    assert_eq!(
+        e,
+        " the file is larger than 1024 KiB; a config is a few KiB (is this the right file?)"
+    );
+}
+
+#[test]
+fn a_config_without_outputs_is_refused() {
+    let e = check_fails("inputs: [linux_mem]\n");
+    assert_eq!(
+        e,
+        " no outputs: what the inputs collect would go nowhere; add one under `outputs:` (for example `- stdout`)"
+    );
+    let s = Scratch::new();
+    let path = s.config("inputs: [linux_mem]\noutputs: []\n");
+    let o = run(&["run", "--once", "--config", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(":2:1: no outputs: what the inputs collect would go nowhere"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn without_config_the_paths_tried_are_named() {
+    let s = Scratch::new();
+    let o = bin()
+        .arg("check")
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
+    if std::path::Path::new("/etc/rtcollector/config.yaml").exists() {
+        // This machine has a system config: it is the one read.
+        assert!(
+            stdout(&o).contains("config: /etc/rtcollector/config.yaml")
+                || stderr(&o).contains("/etc/rtcollector/config.yaml"),
+            "{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        return;
+    }
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: no config file: tried /etc/rtcollector/config.yaml and config/rtcollector.yaml (in {}); name one with --config PATH (`rtcollector sample-config` prints a complete one)\n",
+            s.dir.path().canonicalize().unwrap().display()
+        )
+    );
+}
+
+/// Values that may hold a password, malformed in every way `check` refuses: the password
+/// text appears in no message, written in the config or through `secret:`.
+#[test]
+fn no_config_error_quotes_a_password() {
+    const SECRET: &str = "Secr3tXYZ";
+    let redis_urls = [
+        "redis://admin:Secr3tXYZ@h:port/0",
+        "redis://admin:Secr3tXYZ@h:0",
+        "redis://admin:Secr3tXYZ@h:6379/zero",
+        "redis://admin:Secr3tXYZ@[::1",
+        "redis://admin:Secr3tXYZ@",
+        "redis://Secr3tXYZ:Secr3tXYZ",
+        "redis://h/Secr3tXYZ",
+        "rediss://admin:%ZZSecr3tXYZ@h",
+        "http://admin:Secr3tXYZ@h",
+        "Secr3tXYZ",
+    ];
+    let mut configs = Vec::new();
+    for url in redis_urls {
+        configs.push((
+            format!("outputs:\n  - redistimeseries:\n      url: \"{url}\"\n"),
+            None,
+        ));
+        configs.push((
+            "outputs:\n  - redistimeseries:\n      url: secret:redis/url\n".to_string(),
+            Some(url),
+        ));
+        configs.push((
+            format!("inputs:\n  - redis_info:\n      url: \"{url}\"\noutputs: [stdout]\n"),
+            None,
+        ));
+    }
+    for url in [
+        "http://admin:Secr3tXYZ/Pass@h:x/",
+        "http://admin:Secr3tXYZ/Pass@/",
+        "ftp://admin:Secr3tXYZ@h/",
+        "http://admin:Secr3tXYZ@",
+        "admin:Secr3tXYZ@h",
+    ] {
+        configs.push((
+            format!("inputs:\n  - http_response:\n      urls: [\"{url}\"]\noutputs: [stdout]\n"),
+            None,
+        ));
+    }
+    for (config, secret_url) in &configs {
+        let s = Scratch::new();
+        let path = s.config(config);
+        let mut cmd = bin();
+        cmd.args(["check", "--config", path.to_str().unwrap()]);
+        if let Some(url) = secret_url {
+            cmd.env("SECRET_REDIS_URL", url);
+        }
+        let o = cmd.output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{config} {secret_url:?}: {err}");
+        assert!(
+            !err.contains(SECRET) && !err.contains("Pass"),
+            "{config} {secret_url:?}: {err}"
+        );
+        assert!(!stdout(&o).contains(SECRET), "{config}");
+    }
+}
+
+#[test]
+fn a_password_may_hold_a_slash_and_is_never_shown() {
+    let s = Scratch::new();
+    let path = s.config(
+        "outputs:\n  - redistimeseries:\n      url: \"redis://admin:Secr3tXYZ/Pass@127.0.0.1:26499/0\"\n",
+    );
+    let o = run(&["check", "--config", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("redis://admin:***@127.0.0.1:26499/0"), "{out}");
+    assert!(
+        !out.contains("Secr3tXYZ") && !out.contains("Pass@"),
+        "{out}"
     );
 }

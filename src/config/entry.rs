@@ -3,7 +3,8 @@
 //! Parsed in the same pass as the rest of the file, so an error inside an input's options
 //! still carries the line and column of the offending key.
 
-use super::units::Dur;
+use super::range::DAY_MS;
+use super::units::{Bounded, Dur};
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
@@ -178,7 +179,8 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for CommonKeys<'_, A> {
                 return Ok(None);
             };
             if key == "interval" && self.accepted.contains(&"interval") {
-                self.common.interval = Some(self.inner.next_value()?);
+                let interval: Bounded<Dur, 100, { DAY_MS }> = self.inner.next_value()?;
+                self.common.interval = Some(interval.0);
                 continue;
             }
             return seed

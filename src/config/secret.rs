@@ -126,6 +126,19 @@ impl<'de> Deserialize<'de> for Secret {
 
 struct SecretVisitor;
 
+/// A config value as written, or the secret it names (`secret:NAME`) from the store of
+/// [`with_store`]: for a visitor that reads a value which may hold a secret and parses it
+/// further (a URL with a password), reporting errors at the value's line and column.
+pub fn resolve<E: serde::de::Error>(text: &str) -> Result<Secret, E> {
+    match text.strip_prefix(PREFIX) {
+        Some(name) => ACTIVE_STORE
+            .with(|s| s.borrow().resolve(name))
+            .map(Secret)
+            .map_err(E::custom),
+        None => Ok(Secret(text.to_owned())),
+    }
+}
+
 impl serde::de::Visitor<'_> for SecretVisitor {
     type Value = Secret;
 
@@ -134,13 +147,7 @@ impl serde::de::Visitor<'_> for SecretVisitor {
     }
 
     fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Secret, E> {
-        match text.strip_prefix(PREFIX) {
-            Some(name) => ACTIVE_STORE
-                .with(|s| s.borrow().resolve(name))
-                .map(Secret)
-                .map_err(E::custom),
-            None => Ok(Secret(text.to_owned())),
-        }
+        resolve(text)
     }
 }
 

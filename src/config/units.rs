@@ -27,7 +27,14 @@ const UNITS_MS: &[(&str, u64)] = &[
     ("y", 365 * 86_400_000),
 ];
 
-/// Parses `10s`, `1h30m`, `1.5h` or `250ms` into milliseconds.
+/// The longest duration any option takes (100 years): far above any real setting, and
+/// small enough that milliseconds fit an `i64` timestamp offset with room to add.
+pub const MAX_DURATION_MS: u64 = 100 * 365 * 86_400_000;
+
+/// The largest size any option takes (1 TiB).
+pub const MAX_SIZE: u64 = 1 << 40;
+
+/// Parses `10s`, `1h30m`, `1.5h` or `250ms` into milliseconds, at most [`MAX_DURATION_MS`].
 pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     let t = text.trim();
     if t.is_empty() {
@@ -53,6 +60,10 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
         total += value * per as f64;
         rest = next;
     }
+    // `as` saturates: 1e300 or 99999999999999999999999y would become u64::MAX silently.
+    if total > MAX_DURATION_MS as f64 {
+        return Err(format!("duration `{t}` is too long: at most 100y"));
+    }
     Ok(total.round() as u64)
 }
 
@@ -71,6 +82,8 @@ const UNITS_BYTES: &[(&str, u64)] = &[
     ("KiB", 1 << 10),
     ("MiB", 1 << 20),
     ("GiB", 1 << 30),
+    ("TB", 1_000_000_000_000),
+    ("TiB", 1 << 40),
     ("K", 1 << 10),
     ("M", 1 << 20),
     ("G", 1 << 30),
@@ -93,14 +106,55 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .find(|(u, _)| *u == unit.trim())
         .map(|(_, b)| *b)
         .ok_or_else(bad)?;
-    Ok((value * per as f64).round() as u64)
+    let bytes = value * per as f64;
+    if bytes > MAX_SIZE as f64 {
+        return Err(format!("size `{t}` is too large: at most 1TiB"));
+    }
+    Ok(bytes.round() as u64)
 }
 
-/// Accepts a non-negative number (scaled by `per_unit`) or a string parsed by `parse`.
+/// How a bound is written in a message.
+#[derive(Clone, Copy)]
+enum Unit {
+    Duration,
+    Size,
+}
+
+impl Unit {
+    fn show(self, v: u64) -> String {
+        match self {
+            Unit::Duration if v == 0 => "0s".into(),
+            Unit::Duration => fmt_ms_string(v),
+            Unit::Size => Size(v).to_string(),
+        }
+    }
+}
+
+/// Accepts a non-negative number (scaled by `per_unit`) or a string parsed by `parse`, in
+/// `min..=max`. The range is checked here, inside the visitor, so that an error carries the
+/// value's line and column.
 struct NumberOrText<'a> {
     expecting: &'a str,
     per_unit: u64,
     parse: fn(&str) -> Result<u64, String>,
+    unit: Unit,
+    min: u64,
+    max: u64,
+}
+
+impl NumberOrText<'_> {
+    fn in_range<E: de::Error>(&self, v: u64) -> Result<u64, E> {
+        out_of_range(v, self.min, self.max, |v| self.unit.show(v)).map_or(Ok(v), Err)
+    }
+
+    fn too_large<E: de::Error>(&self) -> E {
+        E::custom(format!(
+            "must be at most {} (the range is {} to {})",
+            self.unit.show(self.max),
+            self.unit.show(self.min),
+            self.unit.show(self.max)
+        ))
+    }
 }
 
 impl Visitor<'_> for NumberOrText<'_> {
@@ -109,8 +163,10 @@ impl Visitor<'_> for NumberOrText<'_> {
         f.write_str(self.expecting)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
-        v.checked_mul(self.per_unit)
-            .ok_or_else(|| E::custom("value too large"))
+        let scaled = v
+            .checked_mul(self.per_unit)
+            .ok_or_else(|| self.too_large())?;
+        self.in_range(scaled)
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
         u64::try_from(v)
@@ -121,45 +177,170 @@ impl Visitor<'_> for NumberOrText<'_> {
         if v < 0.0 || !v.is_finite() {
             return Err(E::custom(format!("{v} is not {}", self.expecting)));
         }
-        Ok((v * self.per_unit as f64).round() as u64)
+        let scaled = v * self.per_unit as f64;
+        if scaled > self.max as f64 {
+            return Err(self.too_large());
+        }
+        self.in_range(scaled.round() as u64)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-        (self.parse)(v).map_err(E::custom)
+        let parsed = (self.parse)(v).map_err(E::custom)?;
+        self.in_range(parsed)
     }
+}
+
+/// `must be at least 100ms, not 10ms (the range is 100ms to 1d)` when `v` is outside
+/// `min..=max`.
+fn out_of_range<E: de::Error>(
+    v: u64,
+    min: u64,
+    max: u64,
+    show: impl Fn(u64) -> String,
+) -> Option<E> {
+    let (side, bound) = if v < min {
+        ("least", min)
+    } else if v > max {
+        ("most", max)
+    } else {
+        return None;
+    };
+    Some(E::custom(format!(
+        "must be at {side} {}, not {} (the range is {} to {})",
+        show(bound),
+        show(v),
+        show(min),
+        show(max)
+    )))
+}
+
+fn duration_in<'de, D: Deserializer<'de>>(
+    d: D,
+    per_unit: u64,
+    min_ms: u64,
+    max_ms: u64,
+) -> Result<u64, D::Error> {
+    d.deserialize_any(NumberOrText {
+        expecting: if per_unit == 1 {
+            "a duration such as 7d, 1y or a number of milliseconds"
+        } else {
+            "a duration such as 10s, 5m or a number of seconds"
+        },
+        per_unit,
+        parse: parse_duration_ms,
+        unit: Unit::Duration,
+        min: min_ms,
+        max: max_ms.min(MAX_DURATION_MS),
+    })
+}
+
+fn size_in<'de, D: Deserializer<'de>>(d: D, min: u64, max: u64) -> Result<u64, D::Error> {
+    d.deserialize_any(NumberOrText {
+        expecting: "a size such as 64KiB, 16MiB or a number of bytes",
+        per_unit: 1,
+        parse: parse_size,
+        unit: Unit::Size,
+        min,
+        max: max.min(MAX_SIZE),
+    })
 }
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NumberOrText {
-            expecting: "a duration such as 10s, 5m or a number of seconds",
-            per_unit: 1_000,
-            parse: parse_duration_ms,
-        })
-        .map(|ms| Dur(Duration::from_millis(ms)))
+        duration_in(d, 1_000, 0, MAX_DURATION_MS).map(|ms| Dur(Duration::from_millis(ms)))
     }
 }
 
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NumberOrText {
-            expecting: "a duration such as 7d, 1y or a number of milliseconds",
-            per_unit: 1,
-            parse: parse_duration_ms,
-        })
-        .map(Millis)
+        duration_in(d, 1, 0, MAX_DURATION_MS).map(Millis)
     }
 }
 
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NumberOrText {
-            expecting: "a size such as 64KiB, 16MiB or a number of bytes",
-            per_unit: 1,
-            parse: parse_size,
-        })
-        .map(Size)
+        size_in(d, 0, MAX_SIZE).map(Size)
     }
 }
+
+/// An option's value with its allowed range in the type: `Bounded<Dur, 100, 86_400_000>`
+/// is a duration from 100ms to 1d, `Bounded<usize, 1, 10>` a whole number from 1 to 10.
+/// Durations are bounded in milliseconds, sizes in bytes. Used through the
+/// `deserialize_with` helpers in [`super::range`], so that the options keep plain types.
+pub struct Bounded<T, const MIN: u64, const MAX: u64>(pub T);
+
+impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Bounded<Dur, MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        duration_in(d, 1_000, MIN, MAX).map(|ms| Bounded(Dur(Duration::from_millis(ms))))
+    }
+}
+
+impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Bounded<Millis, MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        duration_in(d, 1, MIN, MAX).map(|ms| Bounded(Millis(ms)))
+    }
+}
+
+impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Bounded<Size, MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        size_in(d, MIN, MAX).map(|b| Bounded(Size(b)))
+    }
+}
+
+/// A whole number in `min..=max`, checked inside the visitor (see [`NumberOrText`]).
+struct WholeIn {
+    min: u64,
+    max: u64,
+}
+
+impl WholeIn {
+    fn check<E: de::Error>(&self, v: u64) -> Result<u64, E> {
+        out_of_range(v, self.min, self.max, |v| v.to_string()).map_or(Ok(v), Err)
+    }
+
+    /// For what does not fit a u64 (negative, or past 2^64 and read as a float).
+    fn not_whole<E: de::Error>(&self, v: impl fmt::Display) -> E {
+        E::custom(format!(
+            "{v} is not a whole number from {} to {}",
+            self.min, self.max
+        ))
+    }
+}
+
+impl Visitor<'_> for WholeIn {
+    type Value = u64;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a whole number from {} to {}", self.min, self.max)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        self.check(v)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        u64::try_from(v)
+            .map_err(|_| self.not_whole(v))
+            .and_then(|v| self.check(v))
+    }
+    /// YAML reads `1e6` and integers past u64 as floats.
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+        if v.fract() == 0.0 && v >= 0.0 && v <= self.max as f64 {
+            return self.check(v as u64);
+        }
+        Err(self.not_whole(v))
+    }
+}
+
+macro_rules! bounded_whole {
+    ($($t:ty),*) => {$(
+        impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Bounded<$t, MIN, MAX> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                const { assert!(MIN <= MAX && MAX <= <$t>::MAX as u64) };
+                let v = d.deserialize_any(WholeIn { min: MIN, max: MAX })?;
+                // In range, and the range fits the type (asserted above).
+                Ok(Bounded(v as $t))
+            }
+        }
+    )*};
+}
+bounded_whole!(u8, u16, u32, u64, usize, i64);
 
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -174,15 +355,20 @@ impl fmt::Display for Millis {
 }
 
 fn fmt_ms(ms: u64, f: &mut fmt::Formatter) -> fmt::Result {
+    f.write_str(&fmt_ms_string(ms))
+}
+
+/// `5000` → `5s`: the largest unit that divides exactly.
+fn fmt_ms_string(ms: u64) -> String {
     if ms == 0 {
-        return f.write_str("0s");
+        return "0s".into();
     }
     for (unit, per) in UNITS_MS.iter().rev() {
         if ms >= *per && ms % per == 0 {
-            return write!(f, "{}{unit}", ms / per);
+            return format!("{}{unit}", ms / per);
         }
     }
-    write!(f, "{ms}ms")
+    format!("{ms}ms")
 }
 
 /// The unit that writes `bytes` with the smallest exact number (`64MiB`, `500MB`), or

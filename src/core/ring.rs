@@ -1,11 +1,14 @@
 //! A fixed-capacity FIFO of `Copy` values, allocated once.
 //!
 //! Capacity comes from the config at run time, so this is a boxed slice rather than a
-//! const-generic array. When full, [`Ring::push_overwrite`] drops the oldest value: for an
+//! const-generic array. It is allocated at the first push, so that `check` and an output
+//! that never receives a sample cost nothing. When full, [`Ring::push_overwrite`] drops the oldest value: for an
 //! outage buffer the newest data is the most valuable, and the caller counts the loss.
 
 pub struct Ring<T: Copy + Default> {
+    /// Empty until the first push, then `capacity` long.
     slots: Box<[T]>,
+    capacity: usize,
     head: usize,
     len: usize,
     /// Sequence number of the oldest value: counts every value ever removed, so a reader
@@ -16,7 +19,8 @@ pub struct Ring<T: Copy + Default> {
 impl<T: Copy + Default> Ring<T> {
     pub fn with_capacity(capacity: usize) -> Self {
         Ring {
-            slots: vec![T::default(); capacity].into_boxed_slice(),
+            slots: Box::default(),
+            capacity,
             head: 0,
             len: 0,
             head_seq: 0,
@@ -37,7 +41,7 @@ impl<T: Copy + Default> Ring<T> {
     }
 
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.capacity
     }
 
     pub fn len(&self) -> usize {
@@ -49,15 +53,18 @@ impl<T: Copy + Default> Ring<T> {
     }
 
     pub fn is_full(&self) -> bool {
-        self.len == self.slots.len()
+        self.len == self.capacity
     }
 
     /// Appends `value`; when full, the oldest value is dropped. Returns how many were
     /// dropped (0 or 1; 1 with zero capacity, where nothing is ever kept).
     pub fn push_overwrite(&mut self, value: T) -> usize {
-        let cap = self.slots.len();
+        let cap = self.capacity;
         if cap == 0 {
             return 1;
+        }
+        if self.slots.is_empty() {
+            self.slots = vec![T::default(); cap].into_boxed_slice();
         }
         let tail = (self.head + self.len) % cap;
         self.slots[tail] = value;
@@ -195,5 +202,25 @@ mod tests {
         r.peek_into(5, &mut out);
         assert!(out.is_empty());
         r.consume(1);
+    }
+
+    #[test]
+    fn slots_are_allocated_at_the_first_push_only() {
+        // `check` builds every output's ring: a ring of 10 million samples must cost nothing
+        // until a sample arrives.
+        let mut r: Ring<u64> = Ring::with_capacity(10_000_000);
+        assert_eq!(r.slots.len(), 0);
+        assert_eq!(r.capacity(), 10_000_000);
+        assert!(!r.is_full());
+        r.clear();
+        assert!(r.as_slices().0.is_empty());
+        r.push_overwrite(7);
+        assert_eq!(r.slots.len(), 10_000_000);
+        assert_eq!(contents_u64(&r), [7]);
+    }
+
+    fn contents_u64(r: &Ring<u64>) -> Vec<u64> {
+        let (a, b) = r.as_slices();
+        a.iter().chain(b).copied().collect()
     }
 }

@@ -2,6 +2,7 @@
 //! (`server-status?auto`): `Key: value` lines and the worker scoreboard.
 
 use crate::config::Dur;
+use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::http::StatusPage;
 use crate::inputs::BuildCtx;
@@ -23,6 +24,7 @@ pub const SAMPLE: &str = "\
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub status_url: String,
+    #[serde(deserialize_with = "range::timeout")]
     pub timeout: Dur,
 }
 

@@ -6,6 +6,7 @@ pub mod api;
 pub mod http;
 
 use crate::config::Dur;
+use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
 use api::{Container, Stats};
@@ -39,7 +40,9 @@ pub const STATS_CAP: usize = 1024 * 1024;
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub endpoint: String,
+    #[serde(deserialize_with = "range::timeout")]
     pub timeout: Dur,
+    #[serde(deserialize_with = "range::count::<_, 1, 64>")]
     pub max_concurrent: usize,
     /// rtcollector's Swarm switch: accepted, but services are not collected.
     pub gather_services: bool,

@@ -34,9 +34,9 @@ fn endpoints() {
         yaml_serde::from_str("{endpoint: 'unix:///var/run/docker.sock', gather_services: false}")
             .unwrap();
     assert!(build(&cfg, &BuildCtx::with_roots("/proc", "/sys")).is_ok());
+    // Rejected when parsed (out of its range) or when built.
     assert!(yaml_serde::from_str::<Config>("{max_concurrent: 0}")
-        .map(|c| build(&c, &BuildCtx::with_roots("/proc", "/sys")).is_err())
-        .unwrap());
+        .map_or(true, |c| build(&c, &BuildCtx::with_roots("/proc", "/sys")).is_err()));
 }
 
 #[test]

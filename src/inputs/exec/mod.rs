@@ -9,6 +9,7 @@
 pub mod parse;
 
 use crate::config::Dur;
+use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::command::{self, Captured, Limits, Outcome};
 use crate::inputs::BuildCtx;
@@ -59,6 +60,7 @@ const REAP_GRACE: Duration = Duration::from_secs(1);
 pub struct Config {
     pub commands: Vec<CommandLine>,
     pub data_format: DataFormat,
+    #[serde(deserialize_with = "range::timeout")]
     pub timeout: Dur,
     pub ignore_error: bool,
     pub shell: bool,

@@ -6,6 +6,7 @@
 //! other input (see `support::http`).
 
 use crate::config::{Dur, Secret, Size};
+use crate::config::range;
 use crate::core::{clock, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::http::{Client, ClientOptions, FetchError, Fetched, RequestSpec, Target};
 use crate::inputs::BuildCtx;
@@ -45,14 +46,17 @@ pub const SAMPLE: &str = "\
 pub struct Config {
     pub urls: Vec<String>,
     pub method: String,
+    #[serde(deserialize_with = "range::timeout")]
     pub timeout: Dur,
     pub follow_redirects: bool,
     pub headers: BTreeMap<String, Secret>,
     pub body: Secret,
+    #[serde(deserialize_with = "range::whole::<_, u16, 0, 599>")]
     pub response_status_code: u16,
     pub response_string_match: String,
     pub insecure_skip_verify: bool,
     pub tls_ca: Option<PathBuf>,
+    #[serde(deserialize_with = "range::size::<_, 0, { 16 * range::MIB }>")]
     pub response_body_max_size: Size,
 }
 

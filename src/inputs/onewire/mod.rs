@@ -5,6 +5,7 @@
 //! while the executor goes on with the other inputs and outputs.
 
 use crate::config::Dur;
+use crate::config::range;
 use crate::core::offload::{self, InFlight};
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::sensors::attr::{parse_int, IntAttr};
@@ -31,6 +32,7 @@ pub const SAMPLE: &str = "\
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    #[serde(deserialize_with = "range::rescan")]
     pub rescan_interval: Dur,
 }
 

@@ -11,6 +11,7 @@ pub mod state;
 pub mod uapi;
 
 use crate::config::units::Millis;
+use crate::config::range;
 use crate::core::input::ListenFuture;
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
@@ -77,6 +78,7 @@ fn default_impulses_per_kwh() -> f64 {
 pub struct Config {
     /// A chip name under /dev (`gpiochip0`) or a path.
     pub chip: String,
+    #[serde(deserialize_with = "range::millis::<_, 0, { range::SECOND_MS }>")]
     pub debounce: Millis,
     pub edge: EdgeOption,
     pub bias: Bias,

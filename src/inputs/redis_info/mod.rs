@@ -7,6 +7,7 @@
 pub mod info;
 
 use crate::config::{Dur, Secret};
+use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
 use crate::outputs::redistimeseries::config::{RedisUrl, Target};
@@ -40,7 +41,9 @@ pub const SAMPLE: &str = "\
 pub struct Config {
     pub url: Option<RedisUrl>,
     pub host: String,
+    #[serde(deserialize_with = "range::port")]
     pub port: u16,
+    #[serde(deserialize_with = "range::redis_db")]
     pub db: i64,
     pub username: Option<String>,
     pub password: Option<Secret>,
@@ -50,8 +53,10 @@ pub struct Config {
     pub ssl_keyfile: Option<PathBuf>,
     /// Accepts any server certificate. For tests only: logs a warning.
     pub ssl_insecure_skip_verify: bool,
+    #[serde(deserialize_with = "range::timeout")]
     pub connect_timeout: Dur,
     /// How long `INFO` may take to answer.
+    #[serde(deserialize_with = "range::timeout")]
     pub timeout: Dur,
     /// INFO fields to write; empty: [`DEFAULT_FIELDS`].
     pub metrics: Vec<String>,

@@ -181,11 +181,12 @@ fn metrics_selects_fields() {
 
 #[test]
 fn bad_options_are_config_errors() {
-    let err = |yaml: &str| {
-        let cfg: Config = yaml_serde::from_str(yaml).unwrap();
-        build(&cfg, &BuildCtx::with_roots("/proc", "/sys"))
+    // Rejected when parsed (a value out of its range) or when built.
+    let err = |yaml: &str| match yaml_serde::from_str::<Config>(yaml) {
+        Err(e) => e.to_string(),
+        Ok(cfg) => build(&cfg, &BuildCtx::with_roots("/proc", "/sys"))
             .err()
-            .expect("rejected")
+            .expect("rejected"),
     };
     assert!(err("{username: u}").contains("password"));
     assert!(err("{ssl_certfile: /c.pem}").contains("ssl: true"));

@@ -9,6 +9,7 @@ pub mod bme280;
 pub mod sht3x;
 
 use crate::core::{CollectFuture, Emitter, Input, InputError};
+use crate::config::range;
 use crate::inputs::BuildCtx;
 use embedded_hal::i2c::{ErrorKind, I2c};
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,7 @@ pub struct Config {
     /// `N` of `/dev/i2c-N`.
     pub bus: u8,
     /// 7-bit address; the model's usual one when not given.
+    #[serde(deserialize_with = "range::opt_i2c_address")]
     pub address: Option<u8>,
     pub model: Model,
 }

@@ -5,6 +5,7 @@ pub mod attr;
 mod hwmon;
 
 use crate::config::Dur;
+use crate::config::range;
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
 use hwmon::{Chip, ChipFilter, Zone};
@@ -36,6 +37,7 @@ pub struct Config {
     #[serde(alias = "useBaseUnits")]
     pub use_base_units: bool,
     pub thermal_zones: bool,
+    #[serde(deserialize_with = "range::rescan")]
     pub rescan_interval: Dur,
 }
 

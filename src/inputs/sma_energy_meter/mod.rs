@@ -8,6 +8,7 @@ pub mod socket;
 pub mod wire;
 
 use crate::core::input::ListenFuture;
+use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
 use aggregate::{Aggregate, Outcome, AVERAGED, COUNTERS, PHASES, REASONS, WS_PER_WH};
@@ -49,6 +50,7 @@ pub enum Stat {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    #[serde(deserialize_with = "range::port")]
     pub port: u16,
     pub interface: Option<String>,
     pub interface_ip: Option<Ipv4Addr>,

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod registers;
 
 use crate::config::units::Dur;
+use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
 use conn::{Backoff, Function, LinkError};
@@ -47,6 +48,7 @@ pub const SAMPLE: &str = "\
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub inverters: Vec<InverterConfig>,
+    #[serde(deserialize_with = "range::timeout")]
     pub timeout: Dur,
     pub function: Function,
     pub registers: Registers,
@@ -69,6 +71,7 @@ pub struct InverterConfig {
     pub name: String,
     pub host: String,
     #[serde(default = "default_port")]
+    #[serde(deserialize_with = "range::port")]
     pub port: u16,
     #[serde(default)]
     pub unit_id: UnitId,

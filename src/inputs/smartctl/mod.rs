@@ -4,6 +4,7 @@ mod report;
 mod run;
 
 use crate::config::Dur;
+use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::command::Captured;
 use crate::inputs::BuildCtx;
@@ -42,6 +43,7 @@ pub struct Config {
     pub devices: Vec<String>,
     pub attributes: Vec<String>,
     pub nocheck: String,
+    #[serde(deserialize_with = "range::timeout")]
     pub timeout: Dur,
     /// Where `devices` patterns are matched (a container may mount the host's /dev elsewhere).
     pub dev_dir: PathBuf,

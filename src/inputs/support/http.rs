@@ -85,21 +85,29 @@ impl Target {
     pub fn parse(url: &str) -> Result<Target, String> {
         let uri: Uri = url
             .parse()
-            .map_err(|e| format!("`{}` is not a URL: {e}", redact(url)))?;
+            .map_err(|e| format!("`{}` is not a URL: {e}", redact_unchecked(url)))?;
         let tls = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
             _ => {
                 return Err(format!(
                     "`{}`: only http:// and https:// URLs can be checked",
-                    redact(url)
+                    redact_unchecked(url)
                 ))
             }
         };
         let host = uri
             .host()
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("`{}` has no host", redact(url)))?;
+            .ok_or_else(|| format!("`{}` has no host", redact_unchecked(url)))?;
+        // The parser leaves the port unchecked: `http://u:pa/ss@h` would be host `u` with
+        // port `pa`, and the password would show in the label.
+        if has_port_text(&uri) && uri.port_u16().is_none_or(|p| p == 0) {
+            return Err(format!(
+                "`{}`: the port is not a number from 1 to 65535 (a `/` in a password is written %2F)",
+                redact_unchecked(url)
+            ));
+        }
         let host = host
             .trim_start_matches('[')
             .trim_end_matches(']')
@@ -145,6 +153,26 @@ pub fn redact(url: &str) -> String {
         &url[..auth_start],
         &url[auth_start + at..]
     )
+}
+
+/// Whether the authority has a `:port` part, valid or not (`Uri::port` is `None` for both
+/// none and one that is not a number).
+fn has_port_text(uri: &Uri) -> bool {
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let after_ipv6 = host_port.rsplit(']').next().unwrap_or("");
+    after_ipv6.contains(':')
+}
+
+/// For a URL that is refused: everything from its scheme to its last `@` hidden. In a
+/// malformed URL a password can hold what [`redact`] takes for the end of the user part
+/// (`http://u:pa/ss@h` has the port `pa` to a URL parser).
+fn redact_unchecked(url: &str) -> String {
+    let Some(at) = url.rfind('@') else {
+        return url.to_string();
+    };
+    let start = url.find("://").map_or(0, |i| i + 3).min(at);
+    format!("{}***{}", &url[..start], &url[at..])
 }
 
 /// What a request got back.
@@ -528,6 +556,23 @@ mod tests {
         assert_eq!(redact("http://token@h/p"), "http://token:***@h/p");
         assert_eq!(redact("http://h/p?q=a@b"), "http://h/p?q=a@b");
         assert_eq!(redact("not a url"), "not a url");
+    }
+
+    #[test]
+    fn a_refused_url_shows_nothing_before_its_last_at_sign() {
+        for bad in [
+            "http://u:Secr3t/Pass@h:x/",
+            "ftp://u:Secr3t/Pass@h/",
+            "http://u:Secr3t/Pass@/",
+            "u:Secr3t@h",
+            "http://u:Se@cr3t@h:port",
+        ] {
+            let e = Target::parse(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} parsed"));
+            assert!(!e.contains("Secr3t") && !e.contains("cr3t"), "{e}");
+            assert!(e.contains("***@"), "{e}");
+        }
     }
 
     #[test]

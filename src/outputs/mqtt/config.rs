@@ -2,6 +2,7 @@
 //! access here: `rtcollector check` must work without a broker).
 
 use crate::config::{Dur, Secret};
+use crate::config::range;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub host: String,
+    #[serde(deserialize_with = "range::port")]
     pub port: u16,
     /// Default `rtcollector-<host>`. Two agents with the same id push each other off the broker.
     pub client_id: Option<String>,
@@ -22,9 +24,12 @@ pub struct Config {
     pub ssl_keyfile: Option<PathBuf>,
     /// Accepts any broker certificate. For tests only: logs a warning.
     pub ssl_insecure_skip_verify: bool,
+    #[serde(deserialize_with = "range::dur::<_, 0, { 65_535 * range::SECOND_MS }>")]
     pub keep_alive: Dur,
+    #[serde(deserialize_with = "range::timeout")]
     pub connect_timeout: Dur,
     /// How long one flush waits for the broker's acknowledgements (QoS 1 and 2).
+    #[serde(deserialize_with = "range::timeout")]
     pub write_timeout: Dur,
     pub qos: u8,
     pub retain: bool,

@@ -2,7 +2,7 @@
 //! turn them into a connection target (no network access here: `check` must not need Redis).
 
 use super::conn::ConnOptions;
-use crate::config::{Dur, Millis, Secret, Size};
+use crate::config::{range, Dur, Millis, Secret, Size};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,7 +19,9 @@ pub struct Config {
     /// `port`, `db`, `username`, `password` and `ssl` where it sets them.
     pub url: Option<RedisUrl>,
     pub host: String,
+    #[serde(deserialize_with = "range::port")]
     pub port: u16,
+    #[serde(deserialize_with = "range::redis_db")]
     pub db: i64,
     /// An ACL user (Redis 6+); needs `password`.
     pub username: Option<String>,
@@ -33,8 +35,10 @@ pub struct Config {
     pub ssl_keyfile: Option<PathBuf>,
     /// Accepts any server certificate. For tests only: logs a warning.
     pub ssl_insecure_skip_verify: bool,
+    #[serde(deserialize_with = "range::timeout")]
     pub connect_timeout: Dur,
     /// How long one flush may wait for the server's replies.
+    #[serde(deserialize_with = "range::timeout")]
     pub write_timeout: Dur,
     pub key_format: String,
     /// Labels added to every series.
@@ -231,15 +235,36 @@ impl Serialize for RedisUrl {
 
 impl<'de> Deserialize<'de> for RedisUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_string(RedisUrlVisitor)
+    }
+}
+
+/// Parses inside the visitor, so that a bad URL is reported at its value's line and column.
+struct RedisUrlVisitor;
+
+impl serde::de::Visitor<'_> for RedisUrlVisitor {
+    type Value = RedisUrl;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a redis:// or rediss:// URL, or secret:NAME")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RedisUrl, E> {
         // Through `Secret`, so `url: secret:redis/url` works too.
-        let text = Secret::deserialize(d)?;
-        RedisUrl::parse(text.expose()).map_err(serde::de::Error::custom)
+        let text = crate::config::secret::resolve::<E>(text)?;
+        RedisUrl::parse(text.expose()).map_err(E::custom)
     }
 }
 
 impl RedisUrl {
     /// Parses `redis[s]://[user[:password]@]host[:port][/db]`; user and password may be
-    /// percent-encoded. Messages never repeat the URL (it may hold a password).
+    /// percent-encoded. Messages never repeat any part of the URL (it may hold a password).
+    ///
+    /// The user and password end at the *last* `@`, so a password may hold `/`, `@`, `:`,
+    /// `?` and `#` as written (the URL standard, and redis-rs, want those percent-encoded
+    /// and would read `redis://u:a/b@h` as host `u`, port `a/b@h`); the user ends at the
+    /// first `:`. Every URL the standard accepts reads the same here, except one with an
+    /// `@` after its host (in a query, which Redis URLs do not use).
     pub fn parse(text: &str) -> Result<RedisUrl, String> {
         let (tls, rest) = if let Some(r) = text.strip_prefix("rediss://") {
             (true, r)
@@ -248,13 +273,13 @@ impl RedisUrl {
         } else {
             return Err("url: must start with redis:// or rediss://".into());
         };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, ""),
+        let (userinfo, after_user) = match rest.rfind('@') {
+            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+            None => (None, rest),
         };
-        let (userinfo, hostport) = match authority.rfind('@') {
-            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-            None => (None, authority),
+        let (hostport, path) = match after_user.find('/') {
+            Some(i) => (&after_user[..i], &after_user[i + 1..]),
+            None => (after_user, ""),
         };
         let (mut username, mut password) = (None, None);
         if let Some(info) = userinfo {
@@ -285,19 +310,19 @@ impl RedisUrl {
             return Err("url: no host".into());
         }
         let port = port
-            .map(|p| {
-                p.parse::<u16>()
-                    .map_err(|_| format!("url: invalid port `{p}`"))
+            .map(|p| match p.parse::<u16>() {
+                Ok(p) if p > 0 => Ok(p),
+                _ => Err("url: the port after the host is not a number from 1 to 65535"),
             })
             .transpose()?;
         let path = path.split(['?', '#']).next().unwrap_or("");
         let db = if path.is_empty() {
             None
         } else {
-            Some(
-                path.parse::<i64>()
-                    .map_err(|_| format!("url: invalid database number `{path}`"))?,
-            )
+            match path.parse::<i64>() {
+                Ok(db) if (0..=i64::from(i32::MAX)).contains(&db) => Some(db),
+                _ => return Err("url: the database after `/` is not a whole number from 0 to 2147483647".into()),
+            }
         };
         Ok(RedisUrl {
             tls,
@@ -506,10 +531,30 @@ mod tests {
             "redis://u:hunter2@x:port",
             "redis://u:hunter2@x/zero",
             "redis://u:hunter2@",
+            "redis://hunter2:hunter2",
+            "redis://hunter2/hunter2",
+            "redis://u:%zzhunter2@x",
+            "redis://[hunter2",
+            "redis://u:hunter2@x:0",
         ] {
             let e = RedisUrl::parse(bad).unwrap_err();
             assert!(!e.contains("hunter2"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_password_may_hold_slashes_at_signs_and_colons() {
+        let u = RedisUrl::parse("redis://admin:Secr3tXYZ/Pass@127.0.0.1:26499/0").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.db), ("127.0.0.1", Some(26499), Some(0)));
+        assert_eq!(u.username.as_deref(), Some("admin"));
+        assert_eq!(u.password.unwrap().expose(), "Secr3tXYZ/Pass");
+        let u = RedisUrl::parse("rediss://:p@ss:w/rd?#@[::1]").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.tls), ("::1", None, true));
+        assert_eq!(u.username, None);
+        assert_eq!(u.password.unwrap().expose(), "p@ss:w/rd?#");
+        // Percent-encoded, as the URL standard wants it, reads the same.
+        let u = RedisUrl::parse("redis://admin:Secr3tXYZ%2FPass@h").unwrap();
+        assert_eq!(u.password.unwrap().expose(), "Secr3tXYZ/Pass");
     }
 
     #[test]
