@@ -458,9 +458,10 @@ fn a_simulator_that_cannot_listen_exits_with_the_reason_and_a_stopped_ones_port_
     sim.stop();
     // A bind without SO_REUSEADDR, as for another program's server or an outgoing
     // connection's source port (std's TcpListener sets SO_REUSEADDR, so not that).
-    let plain = rustix::net::socket(
+    let plain = rustix::net::socket_with(
         rustix::net::AddressFamily::INET,
         rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
         None,
     )
     .expect("a socket");

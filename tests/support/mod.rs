@@ -114,8 +114,15 @@ pub struct ReservedPort {
 }
 
 pub fn reserve_port() -> ReservedPort {
-    use rustix::net::{bind, socket, sockopt, AddressFamily, SocketType};
-    let socket = socket(AddressFamily::INET, SocketType::STREAM, None).expect("a TCP socket");
+    use rustix::net::{bind, socket_with, sockopt, AddressFamily, SocketFlags, SocketType};
+    // CLOEXEC: the peers and agents other tests start meanwhile must not inherit it.
+    let socket = socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .expect("a TCP socket");
     sockopt::set_socket_reuseaddr(&socket, true).expect("SO_REUSEADDR");
     let any = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0);
     bind(&socket, &any).expect("bind a free loopback port");
