@@ -101,6 +101,41 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port kept for a peer that a test stops and starts again on it. Between a stop
+/// and the next start a port from [`free_port`] is free for anyone: another test's
+/// `free_port()` or an outgoing connection's source port can take it, and the restarted peer
+/// then cannot bind. This holds a bound, never listening socket with SO_REUSEADDR for the
+/// test's whole life: nothing else can bind the port, a connect to it is refused as to a
+/// stopped server, and the peer (redis-server, mosquitto and asyncio's servers all bind with
+/// SO_REUSEADDR) can still listen on it.
+pub struct ReservedPort {
+    _socket: std::os::fd::OwnedFd,
+    pub port: u16,
+}
+
+pub fn reserve_port() -> ReservedPort {
+    use rustix::net::{bind, socket_with, sockopt, AddressFamily, SocketFlags, SocketType};
+    // CLOEXEC: the peers and agents other tests start meanwhile must not inherit it.
+    let socket = socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .expect("a TCP socket");
+    sockopt::set_socket_reuseaddr(&socket, true).expect("SO_REUSEADDR");
+    let any = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0);
+    bind(&socket, &any).expect("bind a free loopback port");
+    let local = rustix::net::getsockname(&socket).expect("getsockname");
+    let port = std::net::SocketAddrV4::try_from(local)
+        .expect("an IPv4 address")
+        .port();
+    ReservedPort {
+        _socket: socket,
+        port,
+    }
+}
+
 /// A private redis-server process.
 pub struct Server {
     child: Option<Child>,
@@ -108,6 +143,8 @@ pub struct Server {
     args: Vec<String>,
     /// Plain-text port (always open: the tests read back through it).
     pub port: u16,
+    /// Keeps `port` ours while the server is stopped for a restart.
+    _port_hold: ReservedPort,
     pub dir: tempfile::TempDir,
     password: Option<String>,
 }
@@ -125,7 +162,8 @@ impl Server {
 
     fn start(bin: PathBuf, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
+        let hold = reserve_port();
+        let port = hold.port;
         let mut args: Vec<String> = [
             "--port",
             &port.to_string(),
@@ -155,6 +193,7 @@ impl Server {
             bin,
             args,
             port,
+            _port_hold: hold,
             dir,
             password,
         };

@@ -10,7 +10,7 @@
 //!
 //! Fails, never skips, without it.
 
-use super::free_port;
+use super::{reserve_port, ReservedPort};
 use nix::sys::signal::Signal;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -51,6 +51,8 @@ pub fn bin_dir() -> PathBuf {
 pub struct Broker {
     child: Option<Child>,
     pub port: u16,
+    /// Keeps `port` ours while the broker is stopped for a restart.
+    _port_hold: ReservedPort,
     pub dir: tempfile::TempDir,
     /// Arguments mosquitto_sub/mosquitto_pub need (credentials, TLS).
     pub client_args: Vec<String>,
@@ -64,7 +66,8 @@ impl Broker {
     /// `listener PORT 127.0.0.1` followed by `extra`.
     pub fn start(extra: &str, client_args: Vec<String>) -> Broker {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
+        let hold = reserve_port();
+        let port = hold.port;
         let extra = extra.replace("$DIR", &dir.path().display().to_string());
         // Started as root, mosquitto drops to user `mosquitto`, which cannot read our temp
         // files (certificates, persistence): stay who we are.
@@ -79,6 +82,7 @@ impl Broker {
         let mut b = Broker {
             child: None,
             port,
+            _port_hold: hold,
             dir,
             client_args,
         };

@@ -10,7 +10,7 @@
 //!
 //! Nothing is skipped: without it, or when the simulator does not start, the test fails.
 
-use super::free_port;
+use super::{reserve_port, ReservedPort};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -41,10 +41,16 @@ pub fn python() -> PathBuf {
     py
 }
 
+pub fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sma_inverter/sim_inverter.py")
+}
+
 /// A simulated inverter process.
 pub struct Sim {
     child: Option<Child>,
     pub port: u16,
+    /// Keeps `port` ours while the simulator is stopped for a restart.
+    _port_hold: ReservedPort,
     dir: tempfile::TempDir,
     silent: bool,
 }
@@ -57,9 +63,11 @@ impl Sim {
     pub fn start_with(config: Value, silent: bool) -> Sim {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("sim.json"), config.to_string()).expect("write config");
+        let hold = reserve_port();
         let mut sim = Sim {
             child: None,
-            port: free_port(),
+            port: hold.port,
+            _port_hold: hold,
             dir,
             silent,
         };
@@ -68,10 +76,8 @@ impl Sim {
     }
 
     pub fn spawn(&mut self) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/sma_inverter/sim_inverter.py");
         let mut cmd = Command::new(python());
-        cmd.arg(script)
+        cmd.arg(script())
             .args(["--port", &self.port.to_string()])
             .arg("--config")
             .arg(self.dir.path().join("sim.json"))
@@ -79,7 +85,7 @@ impl Sim {
             .arg(self.log_path())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
-                std::fs::File::create(self.dir.path().join("stderr")).expect("stderr file"),
+                std::fs::File::create(self.stderr_path()).expect("stderr file"),
             ));
         if self.silent {
             cmd.arg("--silent");
@@ -95,11 +101,11 @@ impl Sim {
         let first = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
         if !first.starts_with("READY") {
             let _ = child.kill();
-            let _ = child.wait();
+            let status = child.wait();
             panic!(
-                "the simulated inverter did not start on port {}: {}",
+                "the simulated inverter did not start on port {} ({status:?}): {}",
                 self.port,
-                std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+                std::fs::read_to_string(self.stderr_path()).unwrap_or_default()
             );
         }
         self.child = Some(child);
@@ -116,6 +122,21 @@ impl Sim {
         self.dir.path().join("requests.log")
     }
 
+    fn stderr_path(&self) -> PathBuf {
+        self.dir.path().join("stderr")
+    }
+
+    /// The simulator's stderr and request log, for a failure message.
+    pub fn logs(&self) -> String {
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_else(|e| format!("({e})"));
+        format!(
+            "simulated inverter on port {}:\n-- stderr:\n{}\n-- requests:\n{}",
+            self.port,
+            read(self.stderr_path()),
+            read(self.log_path())
+        )
+    }
+
     /// One line per request: `fc=3 unit=3 addr=30201 count=18 -> ok`.
     pub fn requests(&self) -> Vec<String> {
         std::fs::read_to_string(self.log_path())
@@ -129,5 +150,9 @@ impl Sim {
 impl Drop for Sim {
     fn drop(&mut self) {
         self.stop();
+        // The logs live in the temp dir that goes with `self`: a failing test shows them.
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
     }
 }
