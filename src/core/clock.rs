@@ -24,6 +24,34 @@ pub fn ticks_missed(tick_ms: i64, now_ms: i64, interval_ms: i64) -> i64 {
     (next_boundary(now_ms, interval_ms) - tick_ms) / interval_ms - 1
 }
 
+/// What an input's schedule does after the run of `tick_ms`, which ended at `now_ms` and
+/// took `took_ms`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AfterRun {
+    /// Go on with the next tick, even when it is due already: a wake-up that came late by
+    /// less than an interval (a busy machine) costs no collection.
+    Next,
+    /// The run itself took longer than the interval: skip the ticks it overlapped.
+    Slow { skipped: i64 },
+    /// Several boundaries passed during a quick run: the wall clock stepped forward, or the
+    /// agent was stopped or starved that long. Collecting the missed ticks now would stamp
+    /// one reading with many times, so they are skipped.
+    Realign { skipped: i64 },
+}
+
+pub fn after_run(tick_ms: i64, now_ms: i64, interval_ms: i64, took_ms: i64) -> AfterRun {
+    let missed = ticks_missed(tick_ms, now_ms, interval_ms);
+    if missed <= 0 {
+        AfterRun::Next
+    } else if took_ms >= interval_ms {
+        AfterRun::Slow { skipped: missed }
+    } else if missed == 1 {
+        AfterRun::Next
+    } else {
+        AfterRun::Realign { skipped: missed }
+    }
+}
+
 /// A jitter in `[0, max_ms)` that differs per input (seeded by its name) and per tick.
 pub fn jitter_ms(seed: u64, tick_ms: i64, max_ms: i64) -> i64 {
     if max_ms <= 0 {
@@ -39,6 +67,24 @@ pub fn jitter_ms(seed: u64, tick_ms: i64, max_ms: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_late_wake_up_collects_the_next_tick_and_only_long_gaps_skip() {
+        let at = |ms: i64| 10_000 + ms;
+        // On time, and late by most of an interval: nothing is skipped.
+        assert_eq!(after_run(at(0), at(30), 100, 30), AfterRun::Next);
+        assert_eq!(after_run(at(0), at(160), 100, 10), AfterRun::Next);
+        // A run longer than the interval skips what it overlapped.
+        assert_eq!(
+            after_run(at(0), at(250), 100, 250),
+            AfterRun::Slow { skipped: 2 }
+        );
+        // A clock step of a minute during a quick run.
+        assert_eq!(
+            after_run(at(0), at(60_010), 100, 10),
+            AfterRun::Realign { skipped: 600 }
+        );
+    }
 
     #[test]
     fn boundaries() {

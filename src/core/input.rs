@@ -215,20 +215,28 @@ impl InputRunner {
             self.collect_once(tick, &shared).await;
             let took = started.elapsed();
             let now = clock::now_ms();
-            let missed = clock::ticks_missed(tick, now, interval_ms);
-            if missed > 0 && took < schedule.interval {
-                // The run was quick: the clock stepped forward. Re-align without blame.
-                log::debug!("input {}: clock moved forward, re-aligning", self.name);
-            } else if missed > 0 {
-                add(&self.stats.slow_runs, 1);
-                log::warn!(
-                    "input {} is slow: one run took {:?}, longer than its interval of {:?}; skipping {missed} run(s)",
-                    self.name,
-                    took,
-                    schedule.interval
-                );
-            }
-            tick += (missed + 1) * interval_ms;
+            let took_ms = i64::try_from(took.as_millis()).unwrap_or(i64::MAX);
+            let skipped = match clock::after_run(tick, now, interval_ms, took_ms) {
+                clock::AfterRun::Next => 0,
+                clock::AfterRun::Slow { skipped } => {
+                    add(&self.stats.slow_runs, 1);
+                    log::warn!(
+                        "input {} is slow: one run took {:?}, longer than its interval of {:?}; skipping {skipped} run(s)",
+                        self.name,
+                        took,
+                        schedule.interval
+                    );
+                    skipped
+                }
+                clock::AfterRun::Realign { skipped } => {
+                    log::info!(
+                        "input {}: {skipped} runs skipped: the clock stepped forward or the agent was stalled",
+                        self.name
+                    );
+                    skipped
+                }
+            };
+            tick += (skipped + 1) * interval_ms;
         }
     }
 }
