@@ -29,12 +29,13 @@
 //!
 //! ```sh
 //! export RTC_REDIS_STACK_DIR="$(scripts/setup-redis-stack)"
-//! cargo bench --bench outage                     # ~7 minutes
+//! cargo bench --bench outage                     # about 5 minutes
 //! RTC_OUTAGE_SERIES=500 RTC_OUTAGE_SECS=20 RTC_OUTAGE_SHORT_SECS=10 cargo bench --bench outage
 //! RTC_OUTAGE_ONLY=full-disk,read-only-disk cargo bench --bench outage
 //! ```
 //!
-//! Also `RTC_OUTAGE_TMPFS_KIB` (256) and `RTC_OUTAGE_SIGHUPS` (400). The tmpfs scenarios
+//! Also `RTC_OUTAGE_TMPFS_KIB` (256), `RTC_OUTAGE_SIGHUPS` (400) and `RTC_OUTAGE_LINGER_SECS`
+//! (2: how long an agent runs on after catching up before its SIGTERM). The tmpfs scenarios
 //! mount in a private mount namespace (`unshare -rm`), which needs no root.
 
 #[path = "../tests/support/mod.rs"]
