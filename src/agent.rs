@@ -269,12 +269,18 @@ async fn stop_outputs(
 fn adopt_queues(gen: &mut Generation, old: &mut [OutputRunner], shared: &Shared) {
     let (capacity, batch_size) = (gen.config.max_buffer_size, gen.config.metric_batch_size);
     for runner in old.iter_mut() {
-        match gen
-            .outputs
-            .iter_mut()
-            .find(|o| o.queue.key == runner.queue.key)
-        {
-            Some(new) => new.queue = Rc::new(runner.queue.resized(capacity, batch_size)),
+        let key = runner.queue.key.clone();
+        let unchanged = runner.queue.ring.borrow().capacity() == capacity
+            && runner.queue.batch_size == batch_size;
+        match gen.outputs.iter_mut().find(|o| o.queue.key == key) {
+            Some(new) if unchanged => new.queue = runner.queue.clone(),
+            Some(new) => {
+                // A smaller ring would drop the oldest: what does not fit goes to disk.
+                if runner.queue.ring.borrow().len() > capacity {
+                    runner.spill_ring(shared);
+                }
+                new.queue = Rc::new(runner.queue.resized(capacity, batch_size));
+            }
             None => {
                 runner.spill_ring(shared);
                 runner.sync_spill(true);

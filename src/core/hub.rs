@@ -240,9 +240,10 @@ impl Hub {
     /// replayed, and every id while a batch no ring holds is being written.
     pub fn mark_held(&self, held: &mut [bool]) {
         for q in self.queues.borrow().iter() {
-            // A batch in flight that is in no ring any more (spilled during its write, or
-            // replayed from disk) could carry any id: hold them all until it is done.
-            if q.replaying.get() || q.inflight_on_disk.get().is_some() {
+            // A batch in flight may be in no ring any more (spilled during its write, pushed
+            // out of a full ring without a disk, or replayed from disk) and could carry any
+            // id: hold them all until it is done.
+            if q.replaying.get() || q.inflight.get().is_some() {
                 held.fill(true);
                 return;
             }

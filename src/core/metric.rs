@@ -79,6 +79,8 @@ pub struct SeriesTable {
     /// A series unseen for this long is retired; `None`: series are never forgotten.
     forget_after_ms: Option<i64>,
     last_sweep_ms: i64,
+    /// Retired series wait to be freed: the last sweep found a collection under way.
+    free_pending: bool,
     /// Collections under way: their samples are not published yet, so no slot is freed.
     collecting: u32,
 }
@@ -109,6 +111,7 @@ impl SeriesTable {
             now_ms: i64::MIN,
             forget_after_ms: None,
             last_sweep_ms: i64::MIN,
+            free_pending: false,
             collecting: 0,
         }
     }
@@ -143,16 +146,22 @@ impl SeriesTable {
     /// replay dictionary holds its id, and no collection is under way (whose samples, not
     /// yet published, could carry it); `freed` then hears of it, so that the disk buffer's
     /// writer defines the id afresh. Caches keyed by id check [`Self::generation`].
-    /// Runs at most every quarter of the forget time.
+    /// Retires at most every quarter of the forget time; frees then, or at the next call
+    /// when a collection was under way.
     pub fn sweep(&mut self, held: impl FnOnce(&mut Vec<bool>), freed: impl FnOnce(&[SeriesId])) {
         let Some(after) = self.forget_after_ms else {
             return;
         };
-        if self.now_ms.saturating_sub(self.last_sweep_ms) < (after / 4).max(1) {
+        let due = self.now_ms.saturating_sub(self.last_sweep_ms) >= (after / 4).max(1);
+        if due {
+            self.last_sweep_ms = self.now_ms;
+            self.retire_unseen(after);
+        } else if !self.free_pending {
             return;
         }
-        self.last_sweep_ms = self.now_ms;
-        self.retire_unseen(after);
+        // With several inputs one is often mid-collection: try again at the next sweep
+        // call rather than a quarter of the forget time later.
+        self.free_pending = !self.retired.is_empty() && self.collecting > 0;
         if self.retired.is_empty() || self.collecting > 0 {
             return;
         }

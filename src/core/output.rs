@@ -108,10 +108,12 @@ impl OutputRunner {
     /// Sends batches until the queue is empty or a batch fails: first what the disk holds
     /// (older), then the memory ring. Returns false on failure; the failed batch stays.
     pub async fn flush(&mut self, shared: &Shared) -> bool {
-        if !self.replay(shared).await {
-            return false;
-        }
         loop {
+            // Before every ring batch, not once: a write that outlasts a full ring sends the
+            // ring (older samples) to disk, which must go before the ring's newer ones.
+            if !self.replay(shared).await {
+                return false;
+            }
             let start_seq = {
                 let ring = self.queue.ring.borrow();
                 ring.peek_into(self.queue.batch_size, &mut self.batch);

@@ -263,10 +263,21 @@ pub struct Census {
 /// Counts a frame's samples and follows the segment's dictionary: `defined[i]` says
 /// whether segment index `i` was defined by a readable frame so far (this frame's
 /// definitions are added).
+/// Where a frame's definitions go in a dictionary that knows `known` so far. Definitions
+/// are written in order, so a frame defines right after the ones before it, or a little
+/// later when damaged frames were skipped; an index beyond what any file could define
+/// is damage that passed the CRC, refused rather than allocated for.
+fn definition_range(body: &DecBody, known: usize) -> Result<(usize, usize), postcard::Error> {
+    let base = body.def_base as usize;
+    if base > known.saturating_add(MAX_PAYLOAD) {
+        return Err(postcard::Error::DeserializeBadEncoding);
+    }
+    Ok((base, base.saturating_add(body.series.len())))
+}
+
 pub fn census(payload: &[u8], defined: &mut Vec<bool>) -> Result<Census, postcard::Error> {
     let body: DecBody = postcard::from_bytes(payload)?;
-    let base = body.def_base as usize;
-    let end = base.saturating_add(body.series.len());
+    let (base, end) = definition_range(&body, defined.len())?;
     if defined.len() < end {
         defined.resize(end, false);
     }
@@ -304,8 +315,7 @@ pub fn decode(
     // Absent in frames written before series carried their input; an annotation the body
     // does not need, so a part that does not decode costs the inputs, never the samples.
     let origins: Vec<&str> = postcard::from_bytes(rest).unwrap_or_default();
-    let base = body.def_base as usize;
-    let end = base.saturating_add(body.series.len());
+    let (base, end) = definition_range(&body, dict.len())?;
     if dict.len() < end {
         dict.resize(end, None);
     }
@@ -352,4 +362,31 @@ fn intern_as_written(table: &mut SeriesTable, s: &DecSeries) -> Option<SeriesId>
 /// yardstick for what buffering costs in flash.
 pub fn plain_sample_len(s: &Sample) -> usize {
     postcard::to_stdvec(&(s.series, s.ts_ms, s.value)).map_or(0, |v| v.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_definition_index_no_file_could_reach_is_refused_not_allocated() {
+        let series = [EncSeries {
+            name: "m",
+            labels: &[],
+        }];
+        let body = EncBody {
+            base_ts: 0,
+            def_base: u32::MAX,
+            series: &series,
+            samples: &[],
+        };
+        let payload = postcard::to_stdvec(&body).unwrap();
+        let mut table = SeriesTable::new("h", 10);
+        let (mut dict, mut out) = (Vec::new(), Vec::new());
+        assert!(decode(&payload, &mut dict, &mut table, &mut out).is_err());
+        assert!(dict.is_empty(), "nothing was allocated for it");
+        let mut defined = Vec::new();
+        assert!(census(&payload, &mut defined).is_err());
+        assert!(defined.is_empty());
+    }
 }

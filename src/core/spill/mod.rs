@@ -839,6 +839,9 @@ impl Spill {
         };
         st.data_dirty = false;
         st.pos_dirty = false;
+        // Its dictionary holds series ids, which would stay held (never forgotten) until
+        // the next outage's replay.
+        self.reader = Reader::default();
         self.end_full_streak();
         self.publish();
     }
