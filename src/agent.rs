@@ -43,7 +43,7 @@ pub struct Generation {
 struct InputIdentity {
     key: String,
     /// The entry as written (after `${VAR}`), or `None` when it cannot be compared: it
-    /// names a `secret:`, whose value may have changed behind the same text.
+    /// names a `secret:` or a certificate file, which may have changed behind the same text.
     entry: Option<yaml_serde::Value>,
     schedule: Schedule,
     procfs_root: PathBuf,
@@ -69,15 +69,22 @@ fn input_entries(source: &str) -> Vec<yaml_serde::Value> {
     }
 }
 
-fn names_a_secret(value: &yaml_serde::Value) -> bool {
+/// Options whose file an input reads when it is built: the same text may name a renewed
+/// certificate.
+const FILES_READ_AT_BUILD: &[&str] = &["ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "tls_ca"];
+
+/// Whether an entry depends on more than its text: a `secret:` or a file read at build.
+fn reads_beyond_its_text(value: &yaml_serde::Value) -> bool {
     use yaml_serde::Value;
     match value {
         Value::String(s) => s.starts_with(config::secret::PREFIX),
-        Value::Sequence(items) => items.iter().any(names_a_secret),
-        Value::Mapping(map) => map
-            .iter()
-            .any(|(k, v)| names_a_secret(k) || names_a_secret(v)),
-        Value::Tagged(tagged) => names_a_secret(&tagged.value),
+        Value::Sequence(items) => items.iter().any(reads_beyond_its_text),
+        Value::Mapping(map) => map.iter().any(|(k, v)| {
+            k.as_str().is_some_and(|k| FILES_READ_AT_BUILD.contains(&k))
+                || reads_beyond_its_text(k)
+                || reads_beyond_its_text(v)
+        }),
+        Value::Tagged(tagged) => reads_beyond_its_text(&tagged.value),
         _ => false,
     }
 }
@@ -153,7 +160,7 @@ pub fn build_generation(
         };
         identities.push(InputIdentity {
             key: key.clone(),
-            entry: written.next().filter(|e| !names_a_secret(e)),
+            entry: written.next().filter(|e| !reads_beyond_its_text(e)),
             schedule,
             procfs_root: ctx.procfs_root.clone(),
             sysfs_root: ctx.sysfs_root.clone(),
@@ -704,12 +711,19 @@ mod tests {
     }
 
     #[test]
-    fn an_input_that_names_a_secret_is_always_rebuilt() {
+    fn an_input_that_names_a_secret_or_a_certificate_is_always_rebuilt() {
         std::env::set_var("SECRET_RTC_AGENT_TEST", "pw");
         let text =
             "inputs:\n  - redis:\n      host: 127.0.0.1\n      password: secret:rtc_agent_test\n";
         let before = identities(text);
         assert!(!before[0].same_as(&identities(text)[0]));
+        let entry = |text: &str| yaml_serde::from_str::<yaml_serde::Value>(text).unwrap();
+        assert!(reads_beyond_its_text(&entry(
+            "http_response: {urls: [\"https://a\"], tls_ca: /etc/ca.pem}"
+        )));
+        assert!(!reads_beyond_its_text(&entry(
+            "http_response: {urls: [\"https://a\"]}"
+        )));
     }
 
     #[test]
