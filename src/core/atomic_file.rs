@@ -9,6 +9,17 @@ use std::path::Path;
 /// Replaces `path` with `bytes`: a sibling temp file (`<name>.tmp`), fsync, rename, fsync of
 /// the directory. The directory must exist.
 pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace_with(path, bytes, true)
+}
+
+/// [`replace`] without the fsyncs: a process killed afterwards reads the new content back,
+/// a power loss may read the old one. For progress worth keeping across a crash of the
+/// agent, too frequent to fsync each time.
+pub fn replace_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace_with(path, bytes, false)
+}
+
+fn replace_with(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
@@ -20,10 +31,15 @@ pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .mode(0o600)
         .open(&tmp)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
+    if durable {
+        f.sync_all()?;
+    }
     drop(f);
     fs::rename(&tmp, path)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    if durable {
+        sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    }
+    Ok(())
 }
 
 /// Makes a rename or a new file in `dir` durable.

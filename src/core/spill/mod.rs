@@ -296,7 +296,7 @@ impl Spill {
         );
         // What was acknowledged since the last sync need not be sent again after the retry.
         if let Some(st) = self.state.as_ref().filter(|st| st.pos_dirty) {
-            let _ = write_position(&self.cfg.dir, &st.cursor, st.dropped);
+            let _ = write_position(&self.cfg.dir, &st.cursor, st.dropped, true);
         }
         self.disabled_since = Some(Instant::now());
         self.state = None;
@@ -738,8 +738,24 @@ impl Spill {
     /// Marks a batch from [`Spill::next_batch`] as delivered.
     pub fn ack(&mut self, token: Token) {
         self.skip_to(token.seg, token.next_offset, token.samples);
+        self.note_position();
         self.end_full_streak();
         self.publish();
+    }
+
+    /// Writes the read position now, without an fsync (the next sync makes it durable): an
+    /// agent killed during a replay then resumes after the last batch the output took,
+    /// instead of sending up to a sync interval of batches twice.
+    fn note_position(&mut self) {
+        let Some(st) = self
+            .state
+            .as_ref()
+            .filter(|st| st.pos_dirty && !st.segs.is_empty())
+        else {
+            return;
+        };
+        // A failure here is seen again, and handled, by the next sync's durable write.
+        let _ = write_position(&self.cfg.dir, &st.cursor, st.dropped, false);
     }
 
     fn skip_to(&mut self, seg: u64, offset: u64, samples: u64) {
@@ -959,7 +975,7 @@ impl State {
             f.sync_data()?;
         }
         if !self.segs.is_empty() {
-            write_position(dir, &self.cursor, self.dropped)?;
+            write_position(dir, &self.cursor, self.dropped, true)?;
         }
         self.data_dirty = false;
         self.pos_dirty = false;
@@ -1025,7 +1041,7 @@ struct PositionFile {
 }
 
 /// Temp file, fsync, rename, fsync of the directory: the position is old or new, never torn.
-fn write_position(dir: &Path, c: &Cursor, dropped: u64) -> io::Result<()> {
+fn write_position(dir: &Path, c: &Cursor, dropped: u64, durable: bool) -> io::Result<()> {
     let body = postcard::to_stdvec(&PositionFile {
         seg: c.seg,
         offset: c.offset,
@@ -1037,7 +1053,11 @@ fn write_position(dir: &Path, c: &Cursor, dropped: u64) -> io::Result<()> {
     bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&frame::checksum(&body).to_le_bytes());
     bytes.extend_from_slice(&body);
-    atomic_file::replace(&dir.join(POSITION), &bytes)
+    if durable {
+        atomic_file::replace(&dir.join(POSITION), &bytes)
+    } else {
+        atomic_file::replace_unsynced(&dir.join(POSITION), &bytes)
+    }
 }
 
 fn read_position(dir: &Path) -> Option<PositionFile> {
