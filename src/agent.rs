@@ -18,7 +18,9 @@ use futures_lite::future;
 use smol::{LocalExecutor, Task};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -42,9 +44,10 @@ pub struct Generation {
 #[derive(Debug, PartialEq)]
 struct InputIdentity {
     key: String,
-    /// The entry as written (after `${VAR}`), or `None` when it cannot be compared: it
-    /// names a `secret:` or a certificate file, which may have changed behind the same text.
-    entry: Option<yaml_serde::Value>,
+    /// The options as `check` prints them, or `None` when they cannot be compared: they
+    /// hold a secret (printed masked, and a `secret:` may have changed behind the same
+    /// text) or name a certificate file read at build (it may have been renewed).
+    options: Option<String>,
     schedule: Schedule,
     procfs_root: PathBuf,
     sysfs_root: PathBuf,
@@ -54,39 +57,19 @@ struct InputIdentity {
 
 impl InputIdentity {
     fn same_as(&self, other: &InputIdentity) -> bool {
-        self.entry.is_some() && self == other
+        self.options.is_some() && self == other
     }
 }
 
-/// The `inputs:` entries of the config's text, for [`InputIdentity`].
-fn input_entries(source: &str) -> Vec<yaml_serde::Value> {
-    let Ok(mut doc) = yaml_serde::from_str::<yaml_serde::Value>(source) else {
-        return Vec::new();
-    };
-    match doc.get_mut("inputs").map(std::mem::take) {
-        Some(yaml_serde::Value::Sequence(entries)) => entries,
-        _ => Vec::new(),
-    }
-}
-
-/// Options whose file an input reads when it is built: the same text may name a renewed
-/// certificate.
+/// Options whose file an input reads when it is built.
 const FILES_READ_AT_BUILD: &[&str] = &["ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "tls_ca"];
 
-/// Whether an entry depends on more than its text: a `secret:` or a file read at build.
-fn reads_beyond_its_text(value: &yaml_serde::Value) -> bool {
-    use yaml_serde::Value;
-    match value {
-        Value::String(s) => s.starts_with(config::secret::PREFIX),
-        Value::Sequence(items) => items.iter().any(reads_beyond_its_text),
-        Value::Mapping(map) => map.iter().any(|(k, v)| {
-            k.as_str().is_some_and(|k| FILES_READ_AT_BUILD.contains(&k))
-                || reads_beyond_its_text(k)
-                || reads_beyond_its_text(v)
-        }),
-        Value::Tagged(tagged) => reads_beyond_its_text(&tagged.value),
-        _ => false,
-    }
+/// Whether options printed as `yaml` depend on more than that text.
+fn reads_beyond_its_text(yaml: &str) -> bool {
+    yaml.contains(config::secret::MASK)
+        || FILES_READ_AT_BUILD
+            .iter()
+            .any(|key| yaml.contains(&format!("{key}: ")))
 }
 
 /// A config problem found while building plugin `index` of `section` (after parsing): where
@@ -146,7 +129,6 @@ pub fn build_generation(
         state_dir: config.buffer_dir.clone(),
     };
     let input_keys = instance_keys(config.inputs.iter().map(|e| e.name.as_str()));
-    let mut written = input_entries(&config.source.0).into_iter();
     let mut inputs = Vec::new();
     let mut identities = Vec::new();
     for (i, (entry, key)) in config.inputs.iter().zip(&input_keys).enumerate() {
@@ -160,7 +142,7 @@ pub fn build_generation(
         };
         identities.push(InputIdentity {
             key: key.clone(),
-            entry: written.next().filter(|e| !reads_beyond_its_text(e)),
+            options: Some(entry.options.yaml()).filter(|o| !reads_beyond_its_text(o)),
             schedule,
             procfs_root: ctx.procfs_root.clone(),
             sysfs_root: ctx.sysfs_root.clone(),
@@ -307,7 +289,10 @@ async fn flush_all(runners: &mut [OutputRunner], shared: &Shared) -> bool {
 }
 
 /// `work`'s result, or `None` once `budget` has passed (`work` is then dropped).
-async fn within<T>(budget: Duration, work: impl std::future::Future<Output = T>) -> Option<T> {
+///
+/// `work` is boxed: the futures given here are the largest of the agent (every output's
+/// flush), and each caller's own copy inlined into a generic `Or` cost the binary tens of KB.
+async fn within<T>(budget: Duration, work: Pin<Box<dyn Future<Output = T> + '_>>) -> Option<T> {
     let timeout = async {
         smol::Timer::after(budget).await;
         None
@@ -433,7 +418,7 @@ async fn shutdown(running: Running, shared: &Shared) {
         let mut runners = stop(running).await;
         flush_all(&mut runners, shared).await
     };
-    let flushed = within(SHUTDOWN_BUDGET, stop_and_flush).await;
+    let flushed = within(SHUTDOWN_BUDGET, Box::pin(stop_and_flush)).await;
     if flushed.is_none() {
         log::warn!("stopping: outputs did not finish flushing within {SHUTDOWN_BUDGET:?}");
     }
@@ -587,7 +572,13 @@ async fn run_once(gen: Generation, shared: &Rc<Shared>) -> i32 {
         runner.collect_once(ts, shared).await;
     }
     let mut outputs = gen.outputs;
-    if within(Duration::from_secs(30), flush_all(&mut outputs, shared)).await == Some(true) {
+    if within(
+        Duration::from_secs(30),
+        Box::pin(flush_all(&mut outputs, shared)),
+    )
+    .await
+        == Some(true)
+    {
         0
     } else {
         log::error!("not every sample could be delivered");
@@ -717,13 +708,10 @@ mod tests {
             "inputs:\n  - redis:\n      host: 127.0.0.1\n      password: secret:rtc_agent_test\n";
         let before = identities(text);
         assert!(!before[0].same_as(&identities(text)[0]));
-        let entry = |text: &str| yaml_serde::from_str::<yaml_serde::Value>(text).unwrap();
-        assert!(reads_beyond_its_text(&entry(
-            "http_response: {urls: [\"https://a\"], tls_ca: /etc/ca.pem}"
-        )));
-        assert!(!reads_beyond_its_text(&entry(
-            "http_response: {urls: [\"https://a\"]}"
-        )));
+        assert!(reads_beyond_its_text(
+            "{ urls: [\"https://a\"], tls_ca: /etc/ca.pem }"
+        ));
+        assert!(!reads_beyond_its_text("{ urls: [\"https://a\"] }"));
     }
 
     #[test]

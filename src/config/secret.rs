@@ -130,11 +130,13 @@ struct SecretVisitor;
 /// [`with_store`]: for a visitor that reads a value which may hold a secret and parses it
 /// further (a URL with a password), reporting errors at the value's line and column.
 pub fn resolve<E: serde::de::Error>(text: &str) -> Result<Secret, E> {
+    resolve_text(text).map_err(E::custom)
+}
+
+/// Not generic, so that each deserializer's error type adds only a `map_err`.
+fn resolve_text(text: &str) -> Result<Secret, String> {
     match text.strip_prefix(PREFIX) {
-        Some(name) => ACTIVE_STORE
-            .with(|s| s.borrow().resolve(name))
-            .map(Secret)
-            .map_err(E::custom),
+        Some(name) => ACTIVE_STORE.with(|s| s.borrow().resolve(name)).map(Secret),
         None => Ok(Secret(text.to_owned())),
     }
 }

@@ -141,19 +141,30 @@ fn write_readable(value: f64, out: &mut String) {
         let _ = write!(out, "{value}");
         return;
     }
+    // Rounded by arithmetic and printed in the shortest form that reads back the same,
+    // not with a precision (`{:.3}`): exact-precision float formatting costs the minimal
+    // binary several KB.
     let start = out.len();
     if magnitude < 1e-4 {
-        let _ = write!(out, "{:.*e}", (READABLE_DIGITS - 1) as usize, value);
-        if let Some(e) = out[start..].find('e').map(|i| start + i) {
-            let mantissa_end = out[..e].trim_end_matches('0').trim_end_matches('.').len();
-            out.replace_range(mantissa_end..e, "");
+        let mut exponent = magnitude.log10().floor() as i32;
+        let mut mantissa = round_to(value / 10f64.powi(exponent), READABLE_DIGITS - 1);
+        if mantissa.abs() >= 10.0 {
+            mantissa /= 10.0;
+            exponent += 1;
         }
+        let _ = write!(out, "{mantissa}e{exponent}");
         return;
     }
     let int_digits = magnitude.log10().floor() as i32 + 1;
-    let decimals = (READABLE_DIGITS - int_digits).max(0) as usize;
-    let _ = write!(out, "{value:.decimals$}");
+    let decimals = (READABLE_DIGITS - int_digits).max(0);
+    let _ = write!(out, "{}", round_to(value, decimals));
     trim_fraction_zeros(out, start);
+}
+
+/// `value` rounded to `decimals` places.
+fn round_to(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
 }
 
 /// Drops trailing zeros (and a bare point) of the number written at `out[start..]`.
