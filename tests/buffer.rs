@@ -599,6 +599,8 @@ enum Disk {
     Full,
     /// A read-only tmpfs.
     ReadOnly,
+    /// An empty 32 KiB tmpfs: it fills during the outage.
+    FillsUp,
 }
 
 /// The agent's `buffer_dir` for `disk`, and the wrapper that prepares it: the tmpfs cases
@@ -625,6 +627,7 @@ fn buffer_for(s: &Scratch, disk: Disk) -> (PathBuf, Vec<String>) {
             (mnt.join("buffer"), mount("size=16k", &fill))
         }
         Disk::ReadOnly => (mnt.join("buffer"), mount("ro,size=1m", "")),
+        Disk::FillsUp => (mnt.join("buffer"), mount("size=32k", "")),
     }
 }
 
@@ -692,6 +695,49 @@ fn a_down_output_with_a_full_disk_retries_on_its_own() {
 #[test]
 fn a_down_output_with_a_read_only_disk_retries_on_its_own() {
     a_down_output_sends_everything_by_itself_once_redis_is_back(Disk::ReadOnly, "retry-ro");
+}
+
+/// A disk that fills during the outage (300 extra series a second into a 32 KiB tmpfs): what
+/// reached it before it filled is sent as soon as Redis is back, before the newer samples
+/// held in memory, not a minute later when the disk is tried again for writing.
+#[test]
+fn what_a_disk_held_before_it_filled_is_sent_as_soon_as_redis_is_back() {
+    let s = Scratch::new();
+    let mut server = durable_redis();
+    let host = "fills-up";
+    let (buffer, wrapper) = buffer_for(&s, Disk::FillsUp);
+    let script = s.write(
+        "gen.sh",
+        "awk 'BEGIN { for (i = 1; i <= 300; i++) print \"fill_\" i, i }'\n",
+    );
+    let procfs = util::fixture("basic").join("proc");
+    let path = s.config(&format!(
+        "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\nbuffer_sync_interval: 1s\ninputs:\n  - linux_mem\n  - exec:\n      commands: [\"sh {}\"]\n      data_format: metrics\noutputs:\n  - redistimeseries:\n      url: redis://127.0.0.1:{}/\n",
+        procfs.display(),
+        buffer.display(),
+        script.display(),
+        server.port
+    ));
+    let prefix: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let agent = Agent::start_under(&prefix, &path);
+    let first = wait_for_stamp(&server, host, 0, Duration::from_secs(10));
+    assert!(!first.is_empty(), "{:#?}", agent.drain());
+    server.stop();
+    let (lines, filled) = agent.wait_for(Duration::from_secs(20), |l| {
+        l.contains("No space left on device")
+    });
+    assert!(filled, "the tmpfs fills during the outage: {lines:#?}");
+    std::thread::sleep(Duration::from_secs(3));
+    server.restart();
+    let restarted = now_ms();
+    // Well within the minute after which the disk would be tried again for writing.
+    let got = wait_for_stamp(&server, host, restarted + 3000, Duration::from_secs(20));
+    let lost = missing(&got, first[0], restarted + 3000);
+    assert!(
+        lost.is_empty(),
+        "every second is in Redis, also those written to the disk before it filled; missing {lost:?}\nagent: {:#?}",
+        agent.drain()
+    );
 }
 
 /// 300 series a second into a ring of 500, and a Redis that accepts connections but never

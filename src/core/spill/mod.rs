@@ -268,7 +268,9 @@ impl Spill {
         );
         self.disabled_since = None;
         self.retrying = true;
-        self.reader = Reader::default();
+        if self.state.is_none() {
+            self.reader = Reader::default();
+        }
         true
     }
 
@@ -302,6 +304,60 @@ impl Spill {
         self.state = None;
         add(&self.stats.disk_io_errors, 1);
         self.publish();
+    }
+
+    /// A write or sync failed (a full disk, most often): new samples stay in memory until
+    /// the retry, but what is on disk is still replayed, oldest first, and deleting it as
+    /// it is delivered frees the disk. Only when the torn tail cannot be cut off does the
+    /// buffer close as after a read error.
+    fn fail_write(&mut self, what: &str, e: &io::Error) {
+        if !self.stop_writing() {
+            self.fail(what, e);
+            return;
+        }
+        if std::mem::take(&mut self.retrying) {
+            self.retry_after = (self.retry_after * 2).min(MAX_RETRY_AFTER);
+        }
+        log::error!(
+            "output {}: {what} {}: {e}; buffering in memory only (what is already on disk is still sent), trying the disk again in {:?}",
+            self.stats.name,
+            self.cfg.dir.display(),
+            self.retry_after
+        );
+        self.disabled_since = Some(Instant::now());
+        add(&self.stats.disk_io_errors, 1);
+        self.publish();
+    }
+
+    /// Closes the segment and the dictionary being written, each cut back to its last
+    /// whole frame (a cut frees space, so it works on a full disk). False when a cut fails.
+    fn stop_writing(&mut self) -> bool {
+        let Some(st) = self.state.as_mut() else {
+            return false;
+        };
+        if let Some((id, file)) = st.writer.take() {
+            let whole = st.segs.back().filter(|s| s.id == id).map_or(0, |s| s.bytes);
+            if file.set_len(whole).is_err() {
+                return false;
+            }
+            st.closed.push(file);
+        }
+        if let Some(file) = st.dict_writer.take() {
+            let whole = st.dicts.back().map_or(0, |d| d.bytes);
+            if file.set_len(whole).is_err() {
+                return false;
+            }
+            st.closed.push(file);
+        }
+        // A dictionary opened for a segment that could not be created: the next one would
+        // take its number.
+        let newest_seg = st.segs.back().map(|s| s.id);
+        if st.dicts.back().is_some_and(|d| newest_seg < Some(d.id)) {
+            if let Some(d) = st.dicts.pop_back() {
+                let _ = fs::remove_file(dict_path(&self.cfg.dir, d.id));
+            }
+        }
+        true
     }
 
     fn open(&mut self) -> io::Result<()> {
@@ -403,7 +459,7 @@ impl Spill {
         }
         for chunk in samples.chunks(per_frame.max(1)) {
             if let Err(e) = self.append_frame(chunk, table) {
-                self.fail("cannot write to the buffer directory", &e);
+                self.fail_write("cannot write to the buffer directory", &e);
                 return false;
             }
         }
@@ -429,7 +485,7 @@ impl Spill {
                 Some(at)
             }
             Err(e) => {
-                self.fail("cannot write to the buffer directory", &e);
+                self.fail_write("cannot write to the buffer directory", &e);
                 None
             }
         }
@@ -878,6 +934,11 @@ impl Spill {
     /// fsyncs the open segment and writes the position when `force`, or when the last sync
     /// is `buffer_sync_interval` old and something changed.
     pub fn maybe_sync(&mut self, force: bool) {
+        // After a failed write the disk is left alone until the retry (a full disk would
+        // refuse every position file); replay still notes its position as it goes.
+        if self.is_disabled() && !force {
+            return;
+        }
         let Some(st) = self.state.as_mut() else {
             return;
         };
@@ -888,7 +949,7 @@ impl Spill {
         }
         let result = st.sync(&self.cfg.dir);
         if let Err(e) = result {
-            self.fail("cannot sync the buffer directory", &e);
+            self.fail_write("cannot sync the buffer directory", &e);
         }
     }
 

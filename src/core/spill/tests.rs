@@ -322,7 +322,68 @@ fn after_an_io_error_the_disk_is_tried_again_and_what_it_held_is_replayed() {
 }
 
 #[test]
-fn a_disabled_buffer_is_read_again_on_replay_once_the_retry_is_due() {
+fn after_a_failed_write_what_is_on_disk_is_still_replayed_before_the_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 50, 20, 0);
+    let st = stats();
+    let mut spill = Spill::new(cfg(&buffer, 32 << 10), st.clone());
+    // One frame bigger than a segment: the next append starts a new segment file.
+    assert!(spill.append(&written, &table, written.len()));
+    spill.maybe_sync(true);
+    // Starting the next segment fails (a full disk does the same): writing stops...
+    take_dir_away(&buffer);
+    assert!(!spill.append(&written, &table, 1000));
+    assert!(spill.is_disabled());
+    bring_dir_back(&buffer);
+    assert!(
+        !spill.append(&written, &table, 1000),
+        "no write before the retry"
+    );
+    // ...but replay goes on at once, oldest first, and empties the directory.
+    let got = drain(&mut spill, &mut table);
+    let want: Vec<_> = written.iter().map(|s| identify(&table, s)).collect();
+    assert_eq!(got, want);
+    assert!(
+        segments(&buffer).is_empty(),
+        "delivered segments are removed"
+    );
+    assert_eq!(st.disk_io_errors.get(), 1);
+    // Once the retry is due, the buffer takes samples again.
+    spill.retry_after = Duration::ZERO;
+    assert!(spill.append(&written, &table, 1000));
+    assert!(!spill.is_disabled());
+    assert_eq!(drain(&mut spill, &mut table), want);
+}
+
+#[test]
+fn a_write_that_fails_midway_leaves_no_torn_frame_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 50, 4, 0);
+    let st = stats();
+    let mut spill = Spill::new(cfg(&buffer, 64 << 20), st.clone());
+    assert!(spill.append(&written, &table, 50));
+    // Half a frame reached the disk before the device refused the rest.
+    let seg = segments(&buffer).pop().expect("a segment");
+    let whole = fs::metadata(&seg).unwrap().len();
+    let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+    f.write_all(&[0x5a; 37]).unwrap();
+    assert!(spill.stop_writing());
+    assert_eq!(
+        fs::metadata(&seg).unwrap().len(),
+        whole,
+        "cut back to whole frames"
+    );
+    let got = drain(&mut spill, &mut table);
+    assert_eq!(got.len(), written.len());
+    assert_eq!(st.disk_corrupt_frames.get(), 0);
+}
+
+#[test]
+fn a_buffer_that_cannot_be_read_is_read_again_once_the_retry_is_due() {
     let dir = tempfile::tempdir().unwrap();
     let buffer = dir.path().join("buffer");
     let mut table = SeriesTable::new("pi", 1000);
@@ -331,7 +392,8 @@ fn a_disabled_buffer_is_read_again_on_replay_once_the_retry_is_due() {
     assert!(spill.append(&written, &table, written.len()));
     spill.maybe_sync(true);
     take_dir_away(&buffer);
-    assert!(!spill.append(&written, &table, 1000));
+    assert!(spill.next_batch(&mut table, &mut Vec::new()).is_none());
+    assert!(spill.is_disabled());
     bring_dir_back(&buffer);
     assert!(
         spill.next_batch(&mut table, &mut Vec::new()).is_none(),
