@@ -301,60 +301,133 @@ pub fn census(payload: &[u8], defined: &mut Vec<bool>) -> Result<Census, postcar
     })
 }
 
-/// Decodes a CRC-checked payload into `out` (cleared first). Its series definitions are
-/// interned into `table` and recorded in `dict` (the segment's index → id). Returns how
-/// many samples could not be kept (series undefined after a damaged frame, table full).
-pub fn decode(
-    payload: &[u8],
-    dict: &mut Vec<Option<SeriesId>>,
-    table: &mut SeriesTable,
-    out: &mut Vec<Sample>,
-) -> Result<u64, postcard::Error> {
-    out.clear();
-    let (body, rest): (DecBody, _) = postcard::take_from_bytes(payload)?;
-    // Absent in frames written before series carried their input; an annotation the body
-    // does not need, so a part that does not decode costs the inputs, never the samples.
-    let origins: Vec<&str> = postcard::from_bytes(rest).unwrap_or_default();
-    let (base, end) = definition_range(&body, dict.len())?;
-    if dict.len() < end {
-        dict.resize(end, None);
+/// The replay side's dictionary: index → series, for the segments of one dictionary file
+/// (or one segment of an earlier build). Definitions are kept as written and interned
+/// only when a replayed sample first names them: a dictionary holds every series its
+/// process ever defined, which may be more than `max_series`, and most of them may have
+/// no sample left to replay. Held in memory: at most the bytes of the definitions read.
+#[derive(Default)]
+pub struct Dictionary {
+    entries: Vec<Entry>,
+    /// Definitions not interned yet, each postcard-encoded as (name, labels, input).
+    stored: Vec<u8>,
+}
+
+#[derive(Clone, Copy)]
+enum Entry {
+    /// Never defined, or defined in a damaged frame.
+    Missing,
+    Stored {
+        at: usize,
+        len: usize,
+    },
+    Interned(SeriesId),
+}
+
+type StoredDef<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+
+impl Dictionary {
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.stored.clear();
     }
-    for (i, (slot, s)) in dict[base..end].iter_mut().zip(&body.series).enumerate() {
-        *slot = intern_as_written(table, s);
-        match (*slot, origins.get(i)) {
-            (Some(id), Some(origin)) if !origin.is_empty() => {
-                let origin = table.origin_id(origin);
-                table.set_origin(id, origin);
+
+    /// The series interned from it so far.
+    pub fn interned(&self) -> impl Iterator<Item = SeriesId> + '_ {
+        self.entries.iter().filter_map(|e| match e {
+            Entry::Interned(id) => Some(*id),
+            _ => None,
+        })
+    }
+
+    /// Records the definitions of a CRC-checked payload; its samples are not read.
+    pub fn learn(&mut self, payload: &[u8]) -> Result<(), postcard::Error> {
+        let (body, rest): (DecBody, _) = postcard::take_from_bytes(payload)?;
+        self.learn_body(&body, rest)
+    }
+
+    fn learn_body(&mut self, body: &DecBody, rest: &[u8]) -> Result<(), postcard::Error> {
+        // Absent in frames written before series carried their input; an annotation the
+        // body does not need, so a part that does not decode costs the inputs, never the
+        // samples.
+        let origins: Vec<&str> = postcard::from_bytes(rest).unwrap_or_default();
+        let (base, end) = definition_range(body, self.entries.len())?;
+        if self.entries.len() < end {
+            self.entries.resize(end, Entry::Missing);
+        }
+        for (i, s) in body.series.iter().enumerate() {
+            let at = self.stored.len();
+            let def: (&str, &[(&str, &str)], &str) =
+                (s.name, &s.labels, origins.get(i).copied().unwrap_or(""));
+            self.stored = postcard::to_extend(&def, std::mem::take(&mut self.stored))?;
+            let len = self.stored.len() - at;
+            self.entries[base + i] = Entry::Stored { at, len };
+        }
+        Ok(())
+    }
+
+    /// Decodes a CRC-checked payload into `out` (cleared first): its definitions are
+    /// recorded, and the series its samples name are interned into `table`. Returns how
+    /// many samples could not be kept (series undefined after a damaged frame, table full).
+    pub fn decode(
+        &mut self,
+        payload: &[u8],
+        table: &mut SeriesTable,
+        out: &mut Vec<Sample>,
+    ) -> Result<u64, postcard::Error> {
+        out.clear();
+        let (body, rest): (DecBody, _) = postcard::take_from_bytes(payload)?;
+        self.learn_body(&body, rest)?;
+        let mut lost = 0;
+        for r in &body.samples {
+            match self.series(r.series as usize, table) {
+                Some(series) => out.push(Sample {
+                    series,
+                    ts_ms: body.base_ts.wrapping_add(r.dt),
+                    value: r.value,
+                }),
+                None => lost += 1,
             }
-            _ => {}
         }
+        Ok(lost)
     }
-    let mut lost = 0;
-    for r in &body.samples {
-        match dict.get(r.series as usize).copied().flatten() {
-            Some(series) => out.push(Sample {
-                series,
-                ts_ms: body.base_ts.wrapping_add(r.dt),
-                value: r.value,
-            }),
-            None => lost += 1,
+
+    /// The series at `index`, interned on its first use.
+    fn series(&mut self, index: usize, table: &mut SeriesTable) -> Option<SeriesId> {
+        let (at, len) = match *self.entries.get(index)? {
+            Entry::Missing => return None,
+            Entry::Interned(id) => return Some(id),
+            Entry::Stored { at, len } => (at, len),
+        };
+        let (name, labels, origin): StoredDef =
+            postcard::from_bytes(&self.stored[at..at + len]).ok()?;
+        // A full table refuses it now; a later sample may find room.
+        let id = intern_as_written(table, name, &labels)?;
+        if !origin.is_empty() {
+            let origin = table.origin_id(origin);
+            table.set_origin(id, origin);
         }
+        self.entries[index] = Entry::Interned(id);
+        Some(id)
     }
-    Ok(lost)
 }
 
 /// Interns a series with the `host` it was written with, which may differ from today's.
-fn intern_as_written(table: &mut SeriesTable, s: &DecSeries) -> Option<SeriesId> {
-    let host = s.labels.iter().find(|(k, _)| *k == "host").map(|(_, v)| *v);
+fn intern_as_written(
+    table: &mut SeriesTable,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<SeriesId> {
+    let host = labels.iter().find(|(k, _)| *k == "host").map(|(_, v)| *v);
     match host {
         Some(h) if h != table.host() => {
             let today: Box<str> = table.host().into();
             table.set_host(h);
-            let id = table.intern(s.name, "", &s.labels).ok();
+            let id = table.intern(name, "", labels).ok();
             table.set_host(&today);
             id
         }
-        _ => table.intern(s.name, "", &s.labels).ok(),
+        _ => table.intern(name, "", labels).ok(),
     }
 }
 
@@ -382,9 +455,9 @@ mod tests {
         };
         let payload = postcard::to_stdvec(&body).unwrap();
         let mut table = SeriesTable::new("h", 10);
-        let (mut dict, mut out) = (Vec::new(), Vec::new());
-        assert!(decode(&payload, &mut dict, &mut table, &mut out).is_err());
-        assert!(dict.is_empty(), "nothing was allocated for it");
+        let (mut dict, mut out) = (Dictionary::default(), Vec::new());
+        assert!(dict.decode(&payload, &mut table, &mut out).is_err());
+        assert!(dict.entries.is_empty(), "nothing was allocated for it");
         let mut defined = Vec::new();
         assert!(census(&payload, &mut defined).is_err());
         assert!(defined.is_empty());

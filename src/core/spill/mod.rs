@@ -179,8 +179,7 @@ struct Reader {
     upto: u64,
     dict_file: Option<u64>,
     dict_upto: u64,
-    dict: Vec<Option<super::metric::SeriesId>>,
-    scratch: Vec<Sample>,
+    dict: frame::Dictionary,
 }
 
 struct State {
@@ -240,8 +239,8 @@ impl Spill {
 
     /// Marks the series ids the replay dictionary refers to (see `Hub::mark_held`).
     pub fn mark_held(&self, held: &mut [bool]) {
-        for id in self.reader.dict.iter().flatten() {
-            if let Some(h) = held.get_mut(*id as usize) {
+        for id in self.reader.dict.interned() {
+            if let Some(h) = held.get_mut(id as usize) {
                 *h = true;
             }
         }
@@ -659,14 +658,14 @@ impl Spill {
                 };
             }
             let offset = st.cursor.offset;
-            if let Err(e) = self.prime_dict(head.id, offset, table) {
+            if let Err(e) = self.prime_dict(head.id, offset) {
                 self.fail("cannot read the buffer directory", &e);
                 return None;
             }
             match self.read_at(head.id, offset) {
                 Ok(Read::Frame { next_offset }) => {
                     self.reader.upto = next_offset;
-                    let decoded = frame::decode(&self.read_buf, &mut self.reader.dict, table, out);
+                    let decoded = self.reader.dict.decode(&self.read_buf, table, out);
                     match decoded {
                         Ok(lost) => {
                             self.count_lost(lost);
@@ -731,7 +730,7 @@ impl Spill {
 
     /// Replay resumes in the middle of segment `seg` (after a restart): reads the series
     /// definitions of the frames before `offset`.
-    fn prime_dict(&mut self, seg: u64, offset: u64, table: &mut SeriesTable) -> io::Result<()> {
+    fn prime_dict(&mut self, seg: u64, offset: u64) -> io::Result<()> {
         let dict_file = self
             .state
             .as_ref()
@@ -746,7 +745,7 @@ impl Spill {
             }
         }
         if let Some(id) = dict_file {
-            self.read_dictionary(id, table)?;
+            self.read_dictionary(id)?;
         }
         if self.reader.upto >= offset {
             return Ok(());
@@ -756,8 +755,7 @@ impl Spill {
         while at < offset {
             match read_frame(&file, at, &mut self.read_buf)? {
                 Read::Frame { next_offset } => {
-                    let r = &mut self.reader;
-                    let _ = frame::decode(&self.read_buf, &mut r.dict, table, &mut r.scratch);
+                    let _ = self.reader.dict.learn(&self.read_buf);
                     at = next_offset;
                 }
                 Read::BadCrc { next_offset } => at = next_offset,
@@ -770,14 +768,13 @@ impl Spill {
     }
 
     /// Reads the definitions appended to dictionary `id` since the last call.
-    fn read_dictionary(&mut self, id: u64, table: &mut SeriesTable) -> io::Result<()> {
+    fn read_dictionary(&mut self, id: u64) -> io::Result<()> {
         let file = File::open(dict_path(&self.cfg.dir, id))?;
         let mut at = self.reader.dict_upto;
         loop {
             match read_frame(&file, at, &mut self.read_buf)? {
                 Read::Frame { next_offset } => {
-                    let r = &mut self.reader;
-                    let _ = frame::decode(&self.read_buf, &mut r.dict, table, &mut r.scratch);
+                    let _ = self.reader.dict.learn(&self.read_buf);
                     at = next_offset;
                 }
                 Read::BadCrc {

@@ -564,8 +564,8 @@ fn a_frame_without_the_trailing_inputs_of_an_older_build_still_decodes() {
     let old = &payload[..payload.len() - tail.len()];
     let decode = |payload: &[u8]| {
         let mut fresh = SeriesTable::new("pi", 1000);
-        let (mut dict, mut out) = (Vec::new(), Vec::new());
-        let lost = frame::decode(payload, &mut dict, &mut fresh, &mut out).unwrap();
+        let (mut dict, mut out) = (frame::Dictionary::default(), Vec::new());
+        let lost = dict.decode(payload, &mut fresh, &mut out).unwrap();
         let origins: Vec<Option<String>> = out
             .iter()
             .map(|s| fresh.origin(s.series).map(String::from))
@@ -1034,10 +1034,12 @@ fn a_reused_series_id_is_defined_again_in_the_open_segment() {
     encode(&mut encoder, &[at(b, 3.0), at(keep, 4.0)], &table);
 
     let mut fresh = SeriesTable::new("pi", 10);
-    let (mut dict, mut out, mut named) = (Vec::new(), Vec::new(), Vec::<(String, f64)>::new());
+    let mut dict = frame::Dictionary::default();
+    let (mut out, mut named) = (Vec::new(), Vec::<(String, f64)>::new());
     for (defs, refs) in &written {
         for frame in [defs, refs].into_iter().filter(|f| !f.is_empty()) {
-            frame::decode(&frame[frame::HEADER_LEN..], &mut dict, &mut fresh, &mut out).unwrap();
+            dict.decode(&frame[frame::HEADER_LEN..], &mut fresh, &mut out)
+                .unwrap();
             named.extend(
                 out.iter()
                     .map(|s| (fresh.get(s.series).name.to_string(), s.value)),
@@ -1083,4 +1085,37 @@ fn batches_acknowledged_before_a_kill_are_not_replayed_again() {
         .map(|s| identify(&table, s))
         .collect();
     assert_eq!(rest, expected);
+}
+
+#[test]
+fn replay_interns_only_the_series_its_samples_name_however_many_the_dictionary_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    // 500 series defined in the dictionary file; only the last 5 still have samples on disk.
+    let all = samples(&mut table, 500, 1, 0);
+    let tail: Vec<Sample> = all[495..].to_vec();
+    {
+        let mut spill = Spill::new(cfg(dir.path(), 32 << 10), stats());
+        // One frame bigger than a segment: the tail goes to a segment of its own.
+        assert!(spill.append(&all, &table, all.len()));
+        assert!(spill.append(&tail, &table, tail.len()));
+        let mut batch = Vec::new();
+        let token = spill.next_batch(&mut table, &mut batch).expect("a batch");
+        assert_eq!(batch.len(), 500);
+        spill.ack(token);
+        spill.maybe_sync(true);
+    }
+    // A new process whose table has room for 10 series.
+    let mut small = SeriesTable::new("pi", 10);
+    let mut spill = Spill::new(cfg(dir.path(), 32 << 10), stats());
+    let st = spill.stats.clone();
+    let got = drain(&mut spill, &mut small);
+    let want: Vec<_> = tail.iter().map(|s| identify(&table, s)).collect();
+    assert_eq!(got, want, "every sample on disk is replayed");
+    assert_eq!(
+        small.len(),
+        5,
+        "only the series named by samples are interned"
+    );
+    assert_eq!(st.dropped.get(), 0);
 }
