@@ -1119,3 +1119,77 @@ fn replay_interns_only_the_series_its_samples_name_however_many_the_dictionary_h
     );
     assert_eq!(st.dropped.get(), 0);
 }
+
+/// The directory a build of 2026-12-06 (the dictionary-file format) left after spilling
+/// `golden_samples` in frames of 7 and acknowledging the first: what later builds must
+/// still read. Written once by `write_the_golden_buffer` (ignored), then never again.
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/core/spill/testdata/dictionary-format")
+}
+
+fn golden_samples(table: &mut SeriesTable) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for t in 0..6i64 {
+        for (i, name) in ["cpu_usage_user", "mem_used_bytes", "net_rx_bytes"]
+            .iter()
+            .enumerate()
+        {
+            let core = format!("cpu{t}");
+            let id = table.intern(name, "", &[("core", &core)]).unwrap();
+            let origin = table.origin_id("linux_cpu");
+            table.set_origin(id, origin);
+            out.push(Sample {
+                series: id,
+                ts_ms: T0 + t * 1000,
+                value: t as f64 * 10.0 + i as f64 + 0.25,
+            });
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "writes the golden buffer directory; run once, by hand"]
+fn write_the_golden_buffer() {
+    let dir = golden_dir();
+    let _ = fs::remove_dir_all(&dir);
+    let mut table = SeriesTable::new("golden", 100);
+    let written = golden_samples(&mut table);
+    let mut spill = Spill::new(cfg(&dir, 64 << 20), stats());
+    assert!(spill.append(&written, &table, 7));
+    let mut batch = Vec::new();
+    let token = spill.next_batch(&mut table, &mut batch).expect("a batch");
+    spill.ack(token);
+    spill.maybe_sync(true);
+}
+
+#[test]
+fn a_buffer_written_by_the_dictionary_format_build_still_replays() {
+    let copy = tempfile::tempdir().unwrap();
+    for entry in fs::read_dir(golden_dir()).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+    }
+    let mut expected_table = SeriesTable::new("golden", 100);
+    let written = golden_samples(&mut expected_table);
+    let want: Vec<_> = written[7..]
+        .iter()
+        .map(|s| identify(&expected_table, s))
+        .collect();
+    let mut table = SeriesTable::new("pi", 100);
+    let mut spill = Spill::new(cfg(copy.path(), 64 << 20), stats());
+    assert_eq!(spill.pending(), 11);
+    let mut got = Vec::new();
+    let mut batch = Vec::new();
+    while let Some(token) = spill.next_batch(&mut table, &mut batch) {
+        for s in &batch {
+            got.push(identify(&table, s));
+            assert_eq!(table.origin(s.series), Some("linux_cpu"));
+        }
+        spill.ack(token);
+    }
+    assert_eq!(
+        got, want,
+        "same series (host included), timestamps and values"
+    );
+}
