@@ -19,7 +19,7 @@ mod support;
 use rtcollector::core::hub::{Hub, OutputQueue};
 use rtcollector::core::input::Shared;
 use rtcollector::core::output::OutputRunner;
-use rtcollector::core::spill::{frame, Spill, SpillConfig};
+use rtcollector::core::spill::{samples as codec, Spill, SpillConfig};
 use rtcollector::core::stats::AgentStats;
 use rtcollector::core::{Sample, SeriesTable};
 use rtcollector::outputs::redistimeseries::{build, Config};
@@ -118,7 +118,7 @@ fn flash_ratio(dir: &std::path::Path) {
             assert!(spill.append(tick, &table, BATCH));
         }
         let per = (out.disk_written_bytes.get() - before) as f64 / n as f64;
-        let plain = samples.iter().map(frame::plain_sample_len).sum::<usize>() as f64 / n as f64;
+        let plain = samples.iter().map(codec::plain_sample_len).sum::<usize>() as f64 / n as f64;
         println!(
             "  {label:<12}: {per:>6.2} flash bytes per sample, encoded sample {plain:.2} bytes, ratio {:.2} (target <= 1.5)",
             per / plain

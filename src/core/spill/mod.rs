@@ -1,35 +1,45 @@
-//! An output's outage buffer on flash: segment files of CRC-checked frames.
+//! An output's outage buffer on flash: a store of CRC-checked frames in segment files,
+//! and a codec per item kind that gives the frames meaning ([`codec::Codec`]; samples:
+//! [`samples`]). The store (this file and [`scan`]) knows segments, the side files of
+//! definitions, the read position, the size cap, damage, the retry after I/O errors and the
+//! status; it never looks inside a payload.
 //!
 //! Nothing touches the disk while the output is healthy. When a flush fails, the output's
-//! memory ring is appended here; when the output is back, these samples go first, oldest
+//! memory ring is appended here; when the output is back, these items go first, oldest
 //! first, one frame per batch. Layout of the directory (one per output key):
 //!
 //! - `<16 hex digits>.seg`: segments, named by a sequence number, each up to a few hundred
 //!   KiB of frames (see [`frame`]); a new process never appends to an old segment, so a torn
 //!   tail stays a tail;
-//! - `<16 hex digits>.dict`: the names of the series that the segments from that number on
-//!   refer to (up to the next `.dict`), written once per process and kept until the last of
-//!   those segments is gone, so that a segment does not repeat every series' name;
+//! - `<16 hex digits>.dict`: the side file: definitions (for samples, the names of the
+//!   series) that the segments from that number on refer to (up to the next `.dict`),
+//!   written once per process and kept until the last of those segments is gone, so that a
+//!   segment does not repeat every series' name;
 //! - `position`: the read position (segment, offset) and the dropped count, written
 //!   atomically (temp file, fsync, rename, fsync of the directory) at most once per sync
-//!   interval and at shutdown.
+//!   interval and at shutdown, and without an fsync at every acknowledged replay batch.
 //!
 //! Damage never stops the agent: a torn or corrupted frame is skipped and counted, unknown
 //! files are ignored, a bad position file means replaying from the oldest segment
-//! (at-least-once), and an I/O error switches the output to memory-only buffering until a
-//! retry a minute later (a disk that was full or briefly gone is used again without a
-//! restart; the retry scans the directory as a start does).
+//! (at-least-once). A failed write (a full disk) stops only the writing until a retry a
+//! minute later, while what is on disk is still replayed; a failed read closes the
+//! directory until the retry scans it as a start does.
 
+pub mod codec;
 pub mod frame;
+pub mod samples;
 mod scan;
+#[cfg(test)]
+mod store_tests;
 #[cfg(test)]
 mod tests;
 
 use super::atomic_file;
-use super::metric::{Sample, SeriesTable};
 use super::stats::{add, OutputStats};
-pub use scan::status;
+use codec::{Codec, Summary};
+pub use samples::SampleCodec;
 use scan::{open_regular, read_frame, scan_dir, Read, Scan};
+pub use scan::{status, status_of};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write};
@@ -79,10 +89,10 @@ struct Segment {
 }
 
 impl Segment {
-    fn note(&mut self, s: &frame::Summary, frame_len: u64) {
+    fn note(&mut self, s: &Summary, frame_len: u64) {
         self.bytes += frame_len;
-        self.samples += s.samples;
-        if s.samples > 0 {
+        self.samples += s.items;
+        if s.items > 0 {
             self.first_ts = Some(self.first_ts.map_or(s.first_ts, |t| t.min(s.first_ts)));
             self.last_ts = Some(self.last_ts.map_or(s.last_ts, |t| t.max(s.last_ts)));
         }
@@ -143,8 +153,9 @@ pub struct DiskStatus {
     pub unreadable: u64,
 }
 
-/// One output's flash buffer.
-pub struct Spill {
+/// One output's flash buffer: a store of opaque frames in segment files, given meaning by
+/// the codec of its item kind.
+pub struct Spill<C: Codec = SampleCodec> {
     cfg: SpillConfig,
     stats: Rc<OutputStats>,
     /// `None` until the directory is first needed: a healthy agent creates nothing.
@@ -156,7 +167,7 @@ pub struct Spill {
     /// Set when the disk is tried again after an error; a new error then doubles
     /// `retry_after` (up to an hour: each retry reads the whole directory), a success resets it.
     retrying: bool,
-    encoder: frame::Encoder,
+    codec: C,
     out: Vec<u8>,
     defs: Vec<u8>,
     read_buf: Vec<u8>,
@@ -179,7 +190,6 @@ struct Reader {
     upto: u64,
     dict_file: Option<u64>,
     dict_upto: u64,
-    dict: frame::Dictionary,
 }
 
 struct State {
@@ -201,9 +211,31 @@ struct State {
 }
 
 impl Spill {
+    /// A buffer of samples; see [`Spill::with_codec`].
+    pub fn new(cfg: SpillConfig, stats: Rc<OutputStats>) -> Spill {
+        Spill::with_codec(cfg, stats, SampleCodec::default())
+    }
+
+    /// Series ids given to other series: the segment being written defines them again
+    /// (under their new name) instead of pointing at their earlier definition.
+    pub fn forget(&mut self, ids: &[super::metric::SeriesId]) {
+        self.codec.forget(ids);
+    }
+
+    /// Marks the series ids the replay dictionary refers to (see `Hub::mark_held`).
+    pub fn mark_held(&self, held: &mut [bool]) {
+        for id in self.codec.interned() {
+            if let Some(h) = held.get_mut(id as usize) {
+                *h = true;
+            }
+        }
+    }
+}
+
+impl<C: Codec> Spill<C> {
     /// Opens `cfg.dir` if it exists (what an earlier run left is replayed); otherwise the
     /// directory is created on the first spill.
-    pub fn new(cfg: SpillConfig, stats: Rc<OutputStats>) -> Spill {
+    pub fn with_codec(cfg: SpillConfig, stats: Rc<OutputStats>, codec: C) -> Spill<C> {
         let mut spill = Spill {
             cfg,
             stats,
@@ -211,7 +243,7 @@ impl Spill {
             disabled_since: None,
             retry_after: RETRY_AFTER,
             retrying: false,
-            encoder: frame::Encoder::default(),
+            codec,
             out: Vec::new(),
             defs: Vec::new(),
             read_buf: Vec::new(),
@@ -229,21 +261,6 @@ impl Spill {
 
     pub fn dir(&self) -> &Path {
         &self.cfg.dir
-    }
-
-    /// Series ids given to other series: the segment being written defines them again
-    /// (under their new name) instead of pointing at their earlier definition.
-    pub fn forget(&mut self, ids: &[super::metric::SeriesId]) {
-        self.encoder.forget(ids);
-    }
-
-    /// Marks the series ids the replay dictionary refers to (see `Hub::mark_held`).
-    pub fn mark_held(&self, held: &mut [bool]) {
-        for id in self.reader.dict.interned() {
-            if let Some(h) = held.get_mut(id as usize) {
-                *h = true;
-            }
-        }
     }
 
     pub fn is_disabled(&self) -> bool {
@@ -361,7 +378,7 @@ impl Spill {
 
     fn open(&mut self) -> io::Result<()> {
         create_private_dir(&self.cfg.dir)?;
-        let scan = scan_dir(&self.cfg.dir, true)?;
+        let scan = scan_dir(&self.cfg.dir, true, C::census)?;
         // Above every name in use (unreadable entries too) and never below the position's
         // segment: numbers it calls consumed are not reused. `seg_id` never names u64::MAX.
         let next_id = scan
@@ -443,7 +460,7 @@ impl Spill {
 
     /// Appends `samples` as frames of at most `per_frame` samples. Returns false when they
     /// could not be written (the buffer is off): the caller keeps them in memory.
-    pub fn append(&mut self, samples: &[Sample], table: &SeriesTable, per_frame: usize) -> bool {
+    pub fn append(&mut self, samples: &[C::Item], table: &C::Table, per_frame: usize) -> bool {
         if !self.usable() {
             return false;
         }
@@ -468,7 +485,7 @@ impl Spill {
 
     /// Appends `samples` as one frame and says where it is. `None` when it could not be
     /// written (the buffer is off).
-    pub fn append_one(&mut self, samples: &[Sample], table: &SeriesTable) -> Option<FrameRef> {
+    pub fn append_one(&mut self, samples: &[C::Item], table: &C::Table) -> Option<FrameRef> {
         if samples.is_empty() || !self.usable() {
             return None;
         }
@@ -513,7 +530,7 @@ impl Spill {
         }
     }
 
-    fn append_frame(&mut self, chunk: &[Sample], table: &SeriesTable) -> io::Result<FrameRef> {
+    fn append_frame(&mut self, chunk: &[C::Item], table: &C::Table) -> io::Result<FrameRef> {
         let target = self.cfg.segment_target();
         let Some(st) = self.state.as_mut() else {
             return Err(io::Error::other("buffer not open"));
@@ -523,15 +540,16 @@ impl Spill {
             _ => true,
         };
         if rotate {
-            let dictionary = self.encoder.uses_dictionary_file();
+            let dictionary = self.codec.uses_side_file();
             if st.rotate(&self.cfg.dir, dictionary, self.cfg.max_bytes / 4)? {
-                self.encoder.new_dictionary();
+                self.codec.start_side_file();
             }
-            self.encoder.new_segment();
+            self.codec.start_segment();
         }
         self.out.clear();
         self.defs.clear();
-        self.encoder
+        let summary = self
+            .codec
             .encode(chunk, table, &mut self.out, &mut self.defs)
             .map_err(io::Error::other)?;
         let len = self.out.len() as u64;
@@ -556,11 +574,6 @@ impl Spill {
         let offset = st.segs.back().map_or(0, |s| s.bytes);
         file.write_all(&self.out)?;
         add(&self.stats.disk_written_bytes, len);
-        let summary = frame::Summary {
-            samples: chunk.len() as u64,
-            first_ts: chunk.iter().map(|s| s.ts_ms).min().unwrap_or(0),
-            last_ts: chunk.iter().map(|s| s.ts_ms).max().unwrap_or(0),
-        };
         if let Some(last) = st.segs.back_mut() {
             last.note(&summary, len);
         }
@@ -569,7 +582,7 @@ impl Spill {
             seg,
             offset,
             next_offset: offset + len,
-            samples: summary.samples,
+            samples: summary.items,
         })
     }
 
@@ -640,7 +653,7 @@ impl Spill {
 
     /// The next batch to replay, oldest first, into `out`, its series interned into
     /// `table`. `None` when the disk holds nothing more (the files are removed then).
-    pub fn next_batch(&mut self, table: &mut SeriesTable, out: &mut Vec<Sample>) -> Option<Token> {
+    pub fn next_batch(&mut self, table: &mut C::Table, out: &mut Vec<C::Item>) -> Option<Token> {
         if self.state.is_none() && self.is_disabled() && self.usable() && self.cfg.dir.is_dir() {
             if let Err(e) = self.open() {
                 self.fail("cannot read the buffer directory", &e);
@@ -665,7 +678,7 @@ impl Spill {
             match self.read_at(head.id, offset) {
                 Ok(Read::Frame { next_offset }) => {
                     self.reader.upto = next_offset;
-                    let decoded = self.reader.dict.decode(&self.read_buf, table, out);
+                    let decoded = self.codec.decode(&self.read_buf, table, out);
                     match decoded {
                         Ok(lost) => {
                             self.count_lost(lost);
@@ -739,7 +752,7 @@ impl Spill {
             self.reader.seg = Some(seg);
             self.reader.upto = 0;
             if dict_file.is_none() || dict_file != self.reader.dict_file {
-                self.reader.dict.clear();
+                self.codec.reset_reader();
                 self.reader.dict_file = dict_file;
                 self.reader.dict_upto = 0;
             }
@@ -755,7 +768,7 @@ impl Spill {
         while at < offset {
             match read_frame(&file, at, &mut self.read_buf)? {
                 Read::Frame { next_offset } => {
-                    let _ = self.reader.dict.learn(&self.read_buf);
+                    let _ = self.codec.learn(&self.read_buf);
                     at = next_offset;
                 }
                 Read::BadCrc { next_offset } => at = next_offset,
@@ -774,7 +787,7 @@ impl Spill {
         loop {
             match read_frame(&file, at, &mut self.read_buf)? {
                 Read::Frame { next_offset } => {
-                    let _ = self.reader.dict.learn(&self.read_buf);
+                    let _ = self.codec.learn(&self.read_buf);
                     at = next_offset;
                 }
                 Read::BadCrc {
@@ -921,13 +934,13 @@ impl Spill {
     }
 }
 
-impl Drop for Spill {
+impl<C: Codec> Drop for Spill<C> {
     fn drop(&mut self) {
         self.end_full_streak();
     }
 }
 
-impl Spill {
+impl<C: Codec> Spill<C> {
     /// fsyncs the open segment and writes the position when `force`, or when the last sync
     /// is `buffer_sync_interval` old and something changed.
     pub fn maybe_sync(&mut self, force: bool) {

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// How a scan counts a frame's items: the codec's [`Codec::census`].
+pub(super) type CensusFn = fn(&[u8], &mut Vec<bool>) -> Result<codec::Census, postcard::Error>;
+
 pub(super) enum Read {
     Frame {
         next_offset: u64,
@@ -112,7 +115,7 @@ pub(super) struct Scan {
 /// Reads a buffer directory. With `tidy`, removes what the position says was consumed,
 /// empty segments, and a left-over temp file; without, changes nothing (for `status`).
 /// An entry that cannot be read is skipped and listed; only an unreadable directory fails.
-pub(super) fn scan_dir(dir: &Path, tidy: bool) -> io::Result<Scan> {
+pub(super) fn scan_dir(dir: &Path, tidy: bool, census: CensusFn) -> io::Result<Scan> {
     let (mut ids, mut dict_ids) = (Vec::new(), Vec::new());
     for entry in fs::read_dir(dir)?.filter_map(|e| e.ok()) {
         let name = entry.file_name();
@@ -145,7 +148,7 @@ pub(super) fn scan_dir(dir: &Path, tidy: bool) -> io::Result<Scan> {
         empty: Vec::new(),
     };
     let mut buf = Vec::new();
-    let dicts = scan_dicts(dir, &dict_ids, &mut buf, &mut scan);
+    let dicts = scan_dicts(dir, &dict_ids, &mut buf, &mut scan, census);
     for id in ids {
         let path = seg_path(dir, id);
         if id < start {
@@ -168,7 +171,7 @@ pub(super) fn scan_dir(dir: &Path, tidy: bool) -> io::Result<Scan> {
                 continue;
             }
         };
-        let found = match scan_segment_from(&path, id, from, defined, &mut buf) {
+        let found = match scan_segment_from(&path, id, from, defined, &mut buf, census) {
             Ok(found) => found,
             Err(e) => {
                 scan.unreadable.push((path, e));
@@ -214,13 +217,14 @@ pub(super) fn scan_dicts(
     ids: &[u64],
     buf: &mut Vec<u8>,
     scan: &mut Scan,
+    census: CensusFn,
 ) -> Vec<(Dict, Option<Vec<bool>>)> {
     let mut out = Vec::new();
     for &id in ids {
         let path = dict_path(dir, id);
         let read = open_regular(&path).and_then(|file| {
             let mut defined = Vec::new();
-            let found = scan_segment(&file, id, 0, &mut defined, buf)?;
+            let found = scan_segment(&file, id, 0, &mut defined, buf, census)?;
             Ok((found.seg.bytes, found.corrupt, defined))
         });
         match read {
@@ -295,9 +299,10 @@ pub(super) fn scan_segment_from(
     from: u64,
     defined: Vec<bool>,
     buf: &mut Vec<u8>,
+    census: CensusFn,
 ) -> io::Result<SegmentScan> {
     let file = open_regular(path)?;
-    let found = scan_segment(&file, id, from, &mut defined.clone(), buf)?;
+    let found = scan_segment(&file, id, from, &mut defined.clone(), buf, census)?;
     if found.from_found {
         return Ok(found);
     }
@@ -306,7 +311,7 @@ pub(super) fn scan_segment_from(
         path.display()
     );
     let mut defined = defined;
-    scan_segment(&file, id, 0, &mut defined, buf)
+    scan_segment(&file, id, 0, &mut defined, buf, census)
 }
 
 /// Counts a segment's samples (and those before `from`, already delivered), the samples
@@ -319,6 +324,7 @@ pub(super) fn scan_segment(
     from: u64,
     defined: &mut Vec<bool>,
     buf: &mut Vec<u8>,
+    census: CensusFn,
 ) -> io::Result<SegmentScan> {
     let file_len = file.metadata()?.len();
     let mut seg = Segment {
@@ -332,11 +338,11 @@ pub(super) fn scan_segment(
         from_found |= offset == from;
         match read_frame(file, offset, buf)? {
             Read::Frame { next_offset } => {
-                match frame::census(buf, defined) {
+                match census(buf, defined) {
                     Ok(c) if next_offset <= from => {
                         // Delivered already: counted, but not in the time span.
-                        read += c.summary.samples;
-                        seg.samples += c.summary.samples;
+                        read += c.summary.items;
+                        seg.samples += c.summary.items;
                         seg.bytes += next_offset - offset;
                     }
                     Ok(c) => {
@@ -375,16 +381,21 @@ pub(super) fn scan_segment(
     })
 }
 
-/// What is in a buffer directory, read without changing it. A directory that does not
-/// exist holds nothing; one that cannot be read is an error, never an empty buffer.
+/// What is in a buffer directory of samples, read without changing it. A directory that
+/// does not exist holds nothing; one that cannot be read is an error, never an empty buffer.
 pub fn status(dir: &Path) -> io::Result<DiskStatus> {
+    status_of(dir, <SampleCodec as Codec>::census)
+}
+
+/// [`status`] for a directory of any item kind.
+pub fn status_of(dir: &Path, census: CensusFn) -> io::Result<DiskStatus> {
     match fs::metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DiskStatus::default()),
         Err(e) => return Err(e),
         Ok(m) if !m.is_dir() => return Err(io::Error::other("not a directory")),
         Ok(_) => {}
     }
-    let scan = scan_dir(dir, false)?;
+    let scan = scan_dir(dir, false, census)?;
     let mut st = DiskStatus {
         segments: scan.segs.len() as u64,
         bytes: scan.segs.iter().map(|s| s.bytes).sum(),

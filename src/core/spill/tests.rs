@@ -1,4 +1,5 @@
 use super::*;
+use crate::core::metric::{Sample, SeriesTable};
 use crate::core::stats::OutputStats;
 
 const T0: i64 = 1_700_000_000_000;
@@ -466,7 +467,7 @@ fn flash_bytes_per_sample_stay_close_to_the_encoded_sample() {
         let per_sample = st.disk_written_bytes.get() as f64 / written.len() as f64;
         let plain: f64 = written
             .iter()
-            .map(|s| frame::plain_sample_len(s) as f64)
+            .map(|s| samples::plain_sample_len(s) as f64)
             .sum::<f64>()
             / written.len() as f64;
         let ratio = per_sample / plain;
@@ -489,7 +490,7 @@ fn a_damaged_frame_loses_the_series_it_defined_for_the_rest_of_its_segment_only(
     let all = samples(&mut later_table, 4, 3, 3);
     let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
     // The layout of earlier builds: definitions in the segment's frames.
-    spill.encoder = frame::Encoder::per_segment();
+    spill.codec = SampleCodec::per_segment();
     assert!(spill.append(&early, &later_table, 100));
     assert!(spill.append(&all, &later_table, 100));
     assert!(spill.append(&all, &later_table, 100));
@@ -552,7 +553,7 @@ fn a_frame_without_the_trailing_inputs_of_an_older_build_still_decodes() {
     let written = samples(&mut table, 2, 2, 0);
     let input = table.origin_id("linux_cpu");
     table.set_origin(written[0].series, input);
-    let mut encoder = frame::Encoder::per_segment();
+    let mut encoder = samples::Encoder::per_segment();
     let mut bytes = Vec::new();
     encoder
         .encode(&written, &table, &mut bytes, &mut Vec::new())
@@ -564,7 +565,7 @@ fn a_frame_without_the_trailing_inputs_of_an_older_build_still_decodes() {
     let old = &payload[..payload.len() - tail.len()];
     let decode = |payload: &[u8]| {
         let mut fresh = SeriesTable::new("pi", 1000);
-        let (mut dict, mut out) = (frame::Dictionary::default(), Vec::new());
+        let (mut dict, mut out) = (samples::Dictionary::default(), Vec::new());
         let lost = dict.decode(payload, &mut fresh, &mut out).unwrap();
         let origins: Vec<Option<String>> = out
             .iter()
@@ -725,7 +726,7 @@ fn a_damaged_first_frame_promises_only_what_arrives_and_counts_the_rest_as_dropp
     written.extend(late_samples.iter().copied());
     let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
     // The layout of earlier builds: definitions in the segment's frames.
-    spill.encoder = frame::Encoder::per_segment();
+    spill.codec = SampleCodec::per_segment();
     assert!(spill.append(&written, &table, 20));
     spill.maybe_sync(true);
     drop(spill);
@@ -762,7 +763,7 @@ fn an_empty_segment_is_noted_and_removed() {
     spill.maybe_sync(true);
     drop(spill);
     fs::write(dir.path().join("0000000000000001.seg"), b"").unwrap();
-    let scan = scan_dir(dir.path(), true).unwrap();
+    let scan = scan_dir(dir.path(), true, SampleCodec::census).unwrap();
     assert_eq!(scan.empty, [1]);
     assert_eq!(segments(dir.path()).len(), 1);
 }
@@ -958,7 +959,7 @@ fn fifty_thousand_series_cost_no_more_flash_per_sample_than_a_few() {
     }
     let per = st.disk_written_bytes.get() as f64 / written.len() as f64;
     let plain =
-        written.iter().map(frame::plain_sample_len).sum::<usize>() as f64 / written.len() as f64;
+        written.iter().map(samples::plain_sample_len).sum::<usize>() as f64 / written.len() as f64;
     assert!(per / plain <= 1.5, "{per:.2} B vs {plain:.2} B a sample");
     assert_eq!(st.disk_dropped.get(), 0, "ten ticks fit in 16 MiB");
     assert_eq!(spill.pending(), written.len() as u64);
@@ -1006,10 +1007,10 @@ fn a_reused_series_id_is_defined_again_in_the_open_segment() {
     let a = table.intern("a", "", &[]).unwrap();
     let keep = table.intern("keep", "", &[]).unwrap();
     table.end_collection();
-    let mut encoder = frame::Encoder::default();
+    let mut encoder = samples::Encoder::default();
     // What each encode wrote: the definitions it added to the dictionary, then its samples.
     let mut written: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    let mut encode = |encoder: &mut frame::Encoder, samples: &[Sample], table: &SeriesTable| {
+    let mut encode = |encoder: &mut samples::Encoder, samples: &[Sample], table: &SeriesTable| {
         let (mut refs, mut defs) = (Vec::new(), Vec::new());
         encoder
             .encode(samples, table, &mut refs, &mut defs)
@@ -1034,7 +1035,7 @@ fn a_reused_series_id_is_defined_again_in_the_open_segment() {
     encode(&mut encoder, &[at(b, 3.0), at(keep, 4.0)], &table);
 
     let mut fresh = SeriesTable::new("pi", 10);
-    let mut dict = frame::Dictionary::default();
+    let mut dict = samples::Dictionary::default();
     let (mut out, mut named) = (Vec::new(), Vec::<(String, f64)>::new());
     for (defs, refs) in &written {
         for frame in [defs, refs].into_iter().filter(|f| !f.is_empty()) {
