@@ -342,6 +342,9 @@ fn lock_buffer_dir(dir: &Path) -> Result<Option<DirLock>, ()> {
 fn persist_unsent(queues: &[Rc<OutputQueue>], shared: &Shared) {
     let table = shared.table.borrow();
     for q in queues {
+        if let Some(spill) = q.spill.borrow_mut().as_mut() {
+            spill.retry_now();
+        }
         q.spill_ring(&table);
         if let Some(spill) = q.spill.borrow_mut().as_mut() {
             spill.maybe_sync(true);

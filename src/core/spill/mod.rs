@@ -167,6 +167,8 @@ pub struct Spill<C: Codec = SampleCodec> {
     /// Set when the disk is tried again after an error; a new error then doubles
     /// `retry_after` (up to an hour: each retry reads the whole directory), a success resets it.
     retrying: bool,
+    /// Set at shutdown: the disk is tried once more whatever the schedule.
+    retry_forced: bool,
     codec: C,
     out: Vec<u8>,
     defs: Vec<u8>,
@@ -243,6 +245,7 @@ impl<C: Codec> Spill<C> {
             disabled_since: None,
             retry_after: RETRY_AFTER,
             retrying: false,
+            retry_forced: false,
             codec,
             out: Vec::new(),
             defs: Vec::new(),
@@ -274,7 +277,7 @@ impl<C: Codec> Spill<C> {
         let Some(since) = self.disabled_since else {
             return true;
         };
-        if since.elapsed() < self.retry_after {
+        if since.elapsed() < self.retry_after && !self.retry_forced {
             return false;
         }
         log::info!(
@@ -284,10 +287,17 @@ impl<C: Codec> Spill<C> {
         );
         self.disabled_since = None;
         self.retrying = true;
+        self.retry_forced = false;
         if self.state.is_none() {
             self.reader = Reader::default();
         }
         true
+    }
+
+    /// At shutdown: what is still in memory is worth one more try of a disk that failed
+    /// (a full disk may have room again now that replay deleted what it sent).
+    pub fn retry_now(&mut self) {
+        self.retry_forced = true;
     }
 
     /// Samples on disk not yet acknowledged.

@@ -359,6 +359,29 @@ fn after_a_failed_write_what_is_on_disk_is_still_replayed_before_the_retry() {
 }
 
 #[test]
+fn at_shutdown_a_failed_disk_is_tried_once_more_whatever_the_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 50, 20, 0);
+    let mut spill = Spill::new(cfg(&buffer, 32 << 10), stats());
+    assert!(spill.append(&written, &table, written.len()));
+    take_dir_away(&buffer);
+    assert!(!spill.append(&written, &table, 1000));
+    bring_dir_back(&buffer);
+    assert!(
+        !spill.append(&written, &table, 1000),
+        "the retry is not due"
+    );
+    spill.retry_now();
+    assert!(
+        spill.append(&written, &table, 1000),
+        "but shutdown tries anyway"
+    );
+    assert_eq!(drain(&mut spill, &mut table).len(), 2 * written.len());
+}
+
+#[test]
 fn a_write_that_fails_midway_leaves_no_torn_frame_behind() {
     let dir = tempfile::tempdir().unwrap();
     let buffer = dir.path().join("buffer");
