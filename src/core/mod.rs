@@ -17,5 +17,5 @@ pub mod stats;
 
 pub use emit::{Emitter, InputError};
 pub use input::{ready, CollectFuture, Input};
-pub use metric::{Sample, Series, SeriesId, SeriesTable};
+pub use metric::{Sample, Series, SeriesId, SeriesKind, SeriesTable};
 pub use output::{ready_write, Output, OutputError, SeriesView, WriteFuture, WriteReport};
