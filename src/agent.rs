@@ -641,8 +641,8 @@ async fn run_once(gen: Generation, shared: &Rc<Shared>) -> i32 {
     // listening inputs need time to receive: give them a span worth measuring.
     let mut inputs = gen.inputs;
     let listening = smol::LocalExecutor::new();
-    for (runner, _) in inputs.iter_mut() {
-        if let Some(listener) = runner.take_listener() {
+    for (runner, schedule) in inputs.iter_mut() {
+        if let Some(listener) = runner.take_listener(*schedule, shared) {
             listening.spawn(listener).detach();
         }
     }

@@ -278,6 +278,17 @@ impl Hub {
         }
     }
 
+    /// Whether every queue can take `n` more samples without dropping older ones: its ring
+    /// has room, or a usable disk buffer to move the ring to. Latest-value outputs always do.
+    pub fn has_room_for(&self, n: usize) -> bool {
+        self.queues.borrow().iter().all(|q| {
+            let ring = q.ring.borrow();
+            let free = ring.capacity() - ring.len();
+            let disk = q.spill.borrow().as_ref().is_some_and(|s| !s.is_disabled());
+            free >= n || (disk && n <= ring.capacity())
+        })
+    }
+
     pub fn publish(&self, samples: &[Sample], table: &SeriesTable, stats: &AgentStats) {
         if samples.is_empty() {
             return;

@@ -10,6 +10,7 @@ pub mod input;
 pub mod metric;
 pub mod offload;
 pub mod output;
+pub mod publish;
 pub mod rate;
 pub mod ring;
 pub mod spill;
