@@ -112,8 +112,10 @@ pub trait Output: 'static {
 
     /// For outputs that answer requests (a `/metrics` endpoint): a future that runs on the
     /// executor beside the writes, the output side of [`Input::listen`](super::input::Input::listen),
-    /// sharing state with the output. Taken once, after a successful start; dropped when the
-    /// output stops. Default: none.
+    /// sharing state with the output. Taken once, when the runner's first start succeeds (a
+    /// queued output whose first start failed does not serve until a reload restarts it; a
+    /// latest-value output retries its start until it serves); dropped when the output
+    /// stops. Default: none.
     fn serve(&mut self, _series: SeriesHandle) -> Option<ServeFuture> {
         None
     }

@@ -24,11 +24,11 @@ pub enum Published {
 
 /// A listener's handle for publishing samples into the hub, given once when the input starts.
 ///
-/// Samples carry the timestamp of the input's current interval boundary, as collected ones
-/// carry their tick's, so they line up with the other inputs' ('now' floored to the input's
-/// interval); a sample whose source gave its own time keeps it
-/// ([`Emitter::gauge_at`]). Counters get their `_rate` series from the publisher's own
-/// readings.
+/// Samples carry the input's current interval boundary (the time of the publish floored to
+/// the input's interval), as collected ones carry their tick's, so they line up with the
+/// other inputs'; a sample whose source gave its own time keeps it ([`Emitter::gauge_at`]).
+/// Counters get their `_rate` series from the publisher's own readings, apart from
+/// `collect`'s.
 pub struct Publisher {
     input: String,
     shared: Rc<Shared>,
