@@ -112,10 +112,9 @@ pub trait Output: 'static {
 
     /// For outputs that answer requests (a `/metrics` endpoint): a future that runs on the
     /// executor beside the writes, the output side of [`Input::listen`](super::input::Input::listen),
-    /// sharing state with the output. Taken once, when the runner's first start succeeds (a
-    /// queued output whose first start failed does not serve until a reload restarts it; a
-    /// latest-value output retries its start until it serves); dropped when the output
-    /// stops. Default: none.
+    /// sharing state with the output. Taken once, when the output has started (a start that
+    /// failed is tried again, see [`Output::start`]); dropped when the output stops.
+    /// Default: none.
     fn serve(&mut self, _series: SeriesHandle) -> Option<ServeFuture> {
         None
     }
@@ -459,8 +458,8 @@ impl OutputRunner {
     /// push the retry away.
     ///
     /// The output is started first, so it connects before the first flush is due; a start
-    /// that fails is tried again at every flush (the output is down meanwhile). Once started
-    /// at that first attempt, it serves beside the flushes.
+    /// that fails is tried again at every flush (the output is down meanwhile). Once started,
+    /// it serves beside the flushes.
     pub async fn run(
         mut self,
         flush_interval: Duration,
@@ -478,12 +477,18 @@ impl OutputRunner {
         if !future::or(stopped, first_start).await {
             return self;
         }
-        let serve = match self.life.started {
-            true => self.life.output.serve(SeriesHandle(shared.table.clone())),
-            false => None,
-        };
-        with_serving(self.flush_loop(flush_interval, &shared, &stop), serve).await;
-        self
+        loop {
+            // Not started yet: flush (which tries the start again) until it is, then serve.
+            let serve = match self.life.started {
+                true => self.life.output.serve(SeriesHandle(shared.table.clone())),
+                false => None,
+            };
+            let until_started = !self.life.started;
+            let flushing = self.flush_loop(flush_interval, &shared, &stop, until_started);
+            if with_serving(flushing, serve).await == LoopEnd::Stopped {
+                return self;
+            }
+        }
     }
 
     async fn flush_loop(
@@ -491,7 +496,8 @@ impl OutputRunner {
         flush_interval: Duration,
         shared: &Rc<Shared>,
         stop: &smol::channel::Receiver<()>,
-    ) {
+        until_started: bool,
+    ) -> LoopEnd {
         let every_ms = i64::try_from(flush_interval.as_millis())
             .unwrap_or(i64::MAX / 2)
             .max(1);
@@ -512,7 +518,7 @@ impl OutputRunner {
                 Event::Stop
             };
             match future::or(stopped, future::or(batch_full, tick)).await {
-                Event::Stop => return,
+                Event::Stop => return LoopEnd::Stopped,
                 // While down, retry on the flush schedule only; a full batch goes to disk.
                 Event::BatchFull if self.queue.stats.down.get() => self.spill_ring(shared),
                 Event::BatchFull => self.flush_or_spill(shared).await,
@@ -523,6 +529,9 @@ impl OutputRunner {
             }
             self.sync_spill(false);
             self.forward_disk_drops(shared);
+            if until_started && self.life.started {
+                return LoopEnd::Started;
+            }
         }
     }
 
@@ -536,6 +545,12 @@ impl OutputRunner {
 /// The first flush time after `now_ms`: `settle_ms` past an interval boundary.
 fn next_flush_at(now_ms: i64, every_ms: i64, settle_ms: i64) -> i64 {
     super::clock::next_boundary(now_ms - settle_ms, every_ms) + settle_ms
+}
+
+#[derive(PartialEq)]
+enum LoopEnd {
+    Stopped,
+    Started,
 }
 
 enum Event {
@@ -752,6 +767,32 @@ mod tests {
             ["start", "serving for h", "write 2", "close"],
             "started once, closed once"
         );
+    }
+
+    #[test]
+    fn an_output_whose_first_start_failed_serves_once_a_flush_has_started_it() {
+        let (output, events, refuse_start) = recorder();
+        refuse_start.set(true);
+        let shared = shared();
+        let queue = Rc::new(OutputQueue::new("rec", 100, 10, Rc::default()));
+        let runner = OutputRunner::new("rec", Box::new(output), queue);
+        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+        let ex = smol::LocalExecutor::new();
+        let running = ex.spawn(runner.run(Duration::from_millis(10), shared, stop_rx));
+        future::block_on(ex.run(async {
+            while events.borrow().is_empty() {
+                smol::future::yield_now().await;
+            }
+            refuse_start.set(false);
+            while !events.borrow().iter().any(|e| e.starts_with("serving")) {
+                smol::Timer::after(Duration::from_millis(1)).await;
+            }
+            drop(stop_tx);
+            running.await
+        }));
+        let events = events.borrow();
+        assert_eq!(events[0], "start refused");
+        assert_eq!(events[events.len() - 2..], ["start", "serving for h"]);
     }
 
     #[test]
