@@ -782,6 +782,39 @@ fn a_clean_stop_says_offline_and_the_first_flush_does_not_report_the_output_down
 }
 
 #[test]
+fn a_reload_closes_the_old_output_before_the_new_one_connects_with_the_same_client_id() {
+    let broker = Broker::anonymous();
+    let sub = Sub::start(&broker, &["-t", "rtcollector/reload/status"]);
+    let s = Scratch::new();
+    let agent = Agent::start(&agent_config(&s, "reload", broker.port, ""));
+    let online = |m: &Msg| m.payload == "online";
+    let got = sub.until(Duration::from_secs(15), online);
+    assert!(got.iter().any(online), "{got:#?}");
+    agent.signal(Signal::SIGHUP);
+    let (lines, reloaded) = agent.wait_for(Duration::from_secs(15), |l| l.contains("reloaded"));
+    assert!(reloaded, "{lines:#?}");
+    let mut payloads = Vec::new();
+    sub.until(Duration::from_secs(15), |m| {
+        payloads.push(m.payload.clone());
+        m.payload == "online"
+    });
+    assert_eq!(
+        payloads,
+        ["offline", "online"],
+        "a goodbye, then the new connection"
+    );
+    let log = broker.log();
+    assert!(
+        log.contains("Client rtcollector-reload disconnected"),
+        "the old output sent DISCONNECT: {log}"
+    );
+    assert!(
+        !log.contains("already connected"),
+        "the new output did not have to take the client id over: {log}"
+    );
+}
+
+#[test]
 fn qos1_samples_of_a_30s_broker_outage_arrive_after_the_restart() {
     // A broker that keeps sessions across restarts, and a subscriber with a persistent
     // session, so whatever the broker accepts arrives at the subscriber.
