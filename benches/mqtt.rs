@@ -140,6 +140,7 @@ fn run(qos: u8, port: u16, n: usize, m: usize) {
         })
         .collect();
     // Connect (the first writes say Retry until the thread has a connection).
+    smol::block_on(out.start()).expect("the mqtt thread starts");
     let warm = &batches[0];
     let deadline = Instant::now() + Duration::from_secs(10);
     while smol::block_on(out.write(warm, SeriesView(&table))).is_err() {

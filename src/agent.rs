@@ -7,7 +7,7 @@ use crate::core::dir_lock::{DirLock, LockError};
 use crate::core::hub::{Hub, OutputQueue};
 use crate::core::input::{InputRunner, Schedule, Shared};
 use crate::core::offload;
-use crate::core::output::OutputRunner;
+use crate::core::output::{Buffering, LatestRunner, OutputRunner};
 use crate::core::spill::Spill;
 use crate::core::stats::AgentStats;
 use crate::core::SeriesTable;
@@ -27,6 +27,10 @@ use std::time::{Duration, Instant};
 /// How long a stop may take: every output gets one last flush within it.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4_500);
 
+/// How long outputs may take to leave their destinations cleanly (MQTT's `offline`) at a
+/// stop or reload, after the last flush.
+const CLOSE_BUDGET: Duration = Duration::from_secs(2);
+
 /// How long `--once` waits between building the inputs and collecting.
 const ONCE_BASELINE_SPAN: Duration = Duration::from_secs(1);
 
@@ -37,6 +41,8 @@ pub struct Generation {
     /// What each input was built from, in the order of `inputs`.
     identities: Vec<InputIdentity>,
     pub outputs: Vec<OutputRunner>,
+    /// Outputs that keep only the latest value per series: no queue.
+    pub latest: Vec<LatestRunner>,
 }
 
 /// Everything an input is built from. A reload keeps an input running, with its CPU and
@@ -114,7 +120,8 @@ pub fn instance_keys<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
         .collect()
 }
 
-/// Builds every input and output of `config`, each output with an empty queue.
+/// Builds every input and output of `config`, each output with an empty queue unless it
+/// keeps only the latest values ([`Buffering::Latest`]).
 pub fn build_generation(
     path: &Path,
     config: Config,
@@ -153,6 +160,7 @@ pub fn build_generation(
     }
     let output_keys = instance_keys(config.outputs.iter().map(|e| e.name.as_str()));
     let mut outputs = Vec::new();
+    let mut latest = Vec::new();
     for (i, (entry, key)) in config.outputs.iter().zip(&output_keys).enumerate() {
         let octx = OutputCtx {
             hostname: hostname.clone(),
@@ -162,13 +170,10 @@ pub fn build_generation(
             .options
             .build(&octx)
             .map_err(|m| build_error(path, &config.source.0, ("outputs", i, &entry.name), m))?;
-        let queue = Rc::new(OutputQueue::new(
-            key,
-            config.max_buffer_size,
-            config.metric_batch_size,
-            stats.output(key),
-        ));
-        outputs.push(OutputRunner::new(key, output, queue));
+        match runner_for(key, output, &config, stats) {
+            Runner::Queued(runner) => outputs.push(runner),
+            Runner::Latest(runner) => latest.push(runner),
+        }
     }
     stats.retain(&input_keys, &output_keys);
     Ok(Generation {
@@ -176,14 +181,50 @@ pub fn build_generation(
         inputs,
         identities,
         outputs,
+        latest,
     })
+}
+
+enum Runner {
+    Queued(OutputRunner),
+    Latest(LatestRunner),
+}
+
+/// The runner for `output`: with a queue of its own, or none for an output that keeps only
+/// the latest values ([`Buffering::Latest`]).
+fn runner_for(
+    key: &str,
+    mut output: Box<dyn crate::core::Output>,
+    config: &Config,
+    stats: &AgentStats,
+) -> Runner {
+    match output.buffering() {
+        Buffering::Queue => {
+            let queue = Rc::new(OutputQueue::new(
+                key,
+                config.max_buffer_size,
+                config.metric_batch_size,
+                stats.output(key),
+            ));
+            Runner::Queued(OutputRunner::new(key, output, queue))
+        }
+        Buffering::Latest(sink) => Runner::Latest(LatestRunner::new(key, output, sink)),
+    }
 }
 
 /// The tasks of the generation that is running.
 struct Running {
     inputs: Vec<RunningInput>,
     outputs: Vec<Task<OutputRunner>>,
+    latest: Vec<Task<LatestRunner>>,
     stop_outputs: smol::channel::Sender<()>,
+}
+
+/// The outputs of a generation once their tasks have ended, to flush and close.
+#[derive(Default)]
+struct Stopped {
+    queued: Vec<OutputRunner>,
+    latest: Vec<LatestRunner>,
 }
 
 struct RunningInput {
@@ -202,6 +243,9 @@ fn start<'a>(
     shared
         .hub
         .set_queues(gen.outputs.iter().map(|o| o.queue.clone()).collect());
+    shared
+        .hub
+        .set_latest(gen.latest.iter().map(|o| o.sink.clone()).collect());
     let inputs = gen
         .inputs
         .into_iter()
@@ -223,31 +267,58 @@ fn start<'a>(
         .into_iter()
         .map(|runner| ex.spawn(runner.run(flush, shared.clone(), stop_rx.clone())))
         .collect();
+    let latest = gen
+        .latest
+        .into_iter()
+        .map(|runner| ex.spawn(runner.run(flush, shared.clone(), stop_rx.clone())))
+        .collect();
     Running {
         inputs,
         outputs,
+        latest,
         stop_outputs,
     }
 }
 
-/// Stops inputs, then outputs; returns the output runners so they can flush once more.
-async fn stop(running: Running) -> Vec<OutputRunner> {
+/// Stops inputs, then outputs; returns the output runners so they can flush once more and
+/// close.
+async fn stop(running: Running) -> Stopped {
     for input in running.inputs {
         input.task.cancel().await;
     }
-    stop_outputs(running.outputs, running.stop_outputs).await
+    stop_outputs(running.outputs, running.latest, running.stop_outputs).await
 }
 
 async fn stop_outputs(
     outputs: Vec<Task<OutputRunner>>,
+    latest: Vec<Task<LatestRunner>>,
     stop: smol::channel::Sender<()>,
-) -> Vec<OutputRunner> {
+) -> Stopped {
     drop(stop);
-    let mut runners = Vec::new();
+    let mut stopped = Stopped::default();
     for task in outputs {
-        runners.push(task.await);
+        stopped.queued.push(task.await);
     }
-    runners
+    for task in latest {
+        stopped.latest.push(task.await);
+    }
+    stopped
+}
+
+/// Lets every output leave its destination cleanly, all within [`CLOSE_BUDGET`]; one not
+/// done by then is dropped, which leaves without waiting.
+async fn close_all(stopped: &mut Stopped) {
+    let closing = async {
+        for runner in stopped.queued.iter_mut() {
+            runner.close().await;
+        }
+        for runner in stopped.latest.iter_mut() {
+            runner.close().await;
+        }
+    };
+    if within(CLOSE_BUDGET, Box::pin(closing)).await.is_none() {
+        log::warn!("outputs did not close within {CLOSE_BUDGET:?}: left without a goodbye");
+    }
 }
 
 /// Gives each output of `gen` the queue of the stopped output with its key, resized, so a
@@ -402,7 +473,7 @@ async fn run_on(ex: &LocalExecutor<'_>, path: PathBuf, config: Config) -> i32 {
         "rtcollector {} started: {} inputs, {} outputs, host {hostname}",
         env!("CARGO_PKG_VERSION"),
         gen.inputs.len(),
-        gen.outputs.len()
+        gen.outputs.len() + gen.latest.len()
     );
     let mut running = start(ex, gen, &shared, Vec::new());
     while signals.next().await == Request::Reload {
@@ -417,9 +488,10 @@ async fn run_on(ex: &LocalExecutor<'_>, path: PathBuf, config: Config) -> i32 {
 async fn shutdown(running: Running, shared: &Shared) {
     let started = Instant::now();
     log::info!("stopping: flushing outputs");
+    let mut stopped = Stopped::default();
     let stop_and_flush = async {
-        let mut runners = stop(running).await;
-        flush_all(&mut runners, shared).await
+        stopped = stop(running).await;
+        flush_all(&mut stopped.queued, shared).await
     };
     let flushed = within(SHUTDOWN_BUDGET, Box::pin(stop_and_flush)).await;
     if flushed.is_none() {
@@ -427,6 +499,7 @@ async fn shutdown(running: Running, shared: &Shared) {
     }
     let queues = shared.hub.queues();
     persist_unsent(&queues, shared);
+    close_all(&mut stopped).await;
     let left: usize = queues.iter().map(|q| q.ring.borrow().len()).sum();
     let on_disk: u64 = queues.iter().map(|q| q.stats.disk_samples.get()).sum();
     if flushed != Some(true) && left > 0 {
@@ -479,6 +552,7 @@ async fn reload<'a>(
     let Running {
         inputs,
         outputs,
+        latest,
         stop_outputs: stop,
     } = running;
     let (kept, changed): (Vec<RunningInput>, Vec<RunningInput>) = inputs
@@ -494,17 +568,24 @@ async fn reload<'a>(
         signals.stopped().await;
         None
     };
-    let Some(mut old) =
-        future::or(async { Some(stop_outputs(outputs, stop).await) }, stopped).await
+    let Some(mut old) = future::or(
+        async { Some(stop_outputs(outputs, latest, stop).await) },
+        stopped,
+    )
+    .await
     else {
         log::info!("reload abandoned: stopping");
         return Running {
             inputs: kept,
             outputs: Vec::new(),
+            latest: Vec::new(),
             stop_outputs: smol::channel::bounded(1).0,
         };
     };
-    adopt_queues(&mut gen, &mut old, shared);
+    // Before the new outputs start: an MQTT output's successor connects with the same
+    // client id.
+    close_all(&mut old).await;
+    adopt_queues(&mut gen, &mut old.queued, shared);
     drop(old);
     attach_spills(&gen);
     shared.table.borrow_mut().set_host(&gen.config.hostname());
@@ -517,7 +598,7 @@ async fn reload<'a>(
         "reloaded: {} inputs ({} unchanged, kept running), {} outputs",
         gen.inputs.len(),
         kept.len(),
-        gen.outputs.len()
+        gen.outputs.len() + gen.latest.len()
     );
     start(ex, gen, shared, kept)
 }
@@ -563,8 +644,8 @@ async fn run_once(gen: Generation, shared: &Rc<Shared>) -> i32 {
     // listening inputs need time to receive: give them a span worth measuring.
     let mut inputs = gen.inputs;
     let listening = smol::LocalExecutor::new();
-    for (runner, _) in inputs.iter_mut() {
-        if let Some(listener) = runner.take_listener() {
+    for (runner, schedule) in inputs.iter_mut() {
+        if let Some(listener) = runner.take_listener(*schedule, shared) {
             listening.spawn(listener).detach();
         }
     }
@@ -574,14 +655,19 @@ async fn run_once(gen: Generation, shared: &Rc<Shared>) -> i32 {
         let ts = clock::floor_boundary(now, (schedule.interval.as_millis() as i64).max(1));
         runner.collect_once(ts, shared).await;
     }
-    let mut outputs = gen.outputs;
-    if within(
+    // Outputs that keep only the latest value are pulled from, which a single run cannot
+    // wait for: they are not started.
+    let mut outputs = Stopped {
+        queued: gen.outputs,
+        latest: Vec::new(),
+    };
+    let delivered = within(
         Duration::from_secs(30),
-        Box::pin(flush_all(&mut outputs, shared)),
+        Box::pin(flush_all(&mut outputs.queued, shared)),
     )
-    .await
-        == Some(true)
-    {
+    .await;
+    close_all(&mut outputs).await;
+    if delivered == Some(true) {
         0
     } else {
         log::error!("not every sample could be delivered");
@@ -669,6 +755,74 @@ mod tests {
             1,
             "the one that did not fit is counted"
         );
+    }
+
+    /// Keeps nothing; declares itself a latest-value output when given a sink.
+    struct Pulled(Option<Rc<dyn crate::core::output::LatestSink>>);
+
+    impl crate::core::output::LatestSink for std::cell::Cell<usize> {
+        fn accept(&self, samples: &[Sample], _: &SeriesTable) {
+            self.set(self.get() + samples.len());
+        }
+    }
+
+    impl crate::core::Output for Pulled {
+        fn write<'a>(
+            &'a mut self,
+            batch: &'a [Sample],
+            _: crate::core::SeriesView<'a>,
+        ) -> crate::core::WriteFuture<'a> {
+            crate::core::ready_write(Ok(crate::core::WriteReport {
+                written: batch.len() as u64,
+                rejected: 0,
+            }))
+        }
+
+        fn buffering(&mut self) -> Buffering {
+            match self.0.take() {
+                Some(sink) => Buffering::Latest(sink),
+                None => Buffering::Queue,
+            }
+        }
+    }
+
+    #[test]
+    fn an_output_that_keeps_only_the_latest_values_gets_no_queue_and_its_sink_every_publish() {
+        let stats: Rc<AgentStats> = Rc::default();
+        let c = config("outputs: [stdout]\n");
+        let counted = Rc::new(std::cell::Cell::new(0));
+        let Runner::Latest(pulled) = runner_for(
+            "pulled",
+            Box::new(Pulled(Some(counted.clone()))),
+            &c,
+            &stats,
+        ) else {
+            panic!("a latest-value output was given a queue");
+        };
+        let Runner::Queued(queued) = runner_for("queued", Box::new(Pulled(None)), &c, &stats)
+        else {
+            panic!("a queued output was given none");
+        };
+        let mut gen = build_generation(Path::new("a.yaml"), c, &stats).unwrap();
+        gen.outputs = vec![queued];
+        gen.latest = vec![pulled];
+        let shared = Rc::new(shared_for_tests(&stats));
+        let ex = LocalExecutor::new();
+        let running = start(&ex, gen, &shared, Vec::new());
+        let keys: Vec<String> = shared.hub.queues().iter().map(|q| q.key.clone()).collect();
+        assert_eq!(keys, ["queued"], "only the queued output has a queue");
+        let sample = Sample {
+            series: 0,
+            ts_ms: 0,
+            value: 1.0,
+        };
+        shared
+            .hub
+            .publish(&[sample, sample], &shared.table.borrow(), &stats);
+        assert_eq!(counted.get(), 2);
+        let mut stopped = futures_lite::future::block_on(ex.run(stop(running)));
+        assert_eq!((stopped.queued.len(), stopped.latest.len()), (1, 1));
+        futures_lite::future::block_on(close_all(&mut stopped));
     }
 
     fn identities(text: &str) -> Vec<InputIdentity> {

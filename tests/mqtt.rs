@@ -34,17 +34,20 @@ const SERIAL: &str = "3012345678";
 
 // ---- the output driven from the library, with exact samples ----------------------------
 
+/// Built and started, as the agent's output runner does before the first write.
 fn output(yaml: &str) -> Mqtt {
     capture_logs();
     let cfg: Config = yaml_serde::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
-    build(
+    let mut o = build(
         &cfg,
         &OutputCtx {
             hostname: "test".into(),
             key: "mqtt".into(),
         },
     )
-    .unwrap_or_else(|e| panic!("{yaml}: {e}"))
+    .unwrap_or_else(|e| panic!("{yaml}: {e}"));
+    smol::block_on(o.start()).unwrap_or_else(|e| panic!("{yaml}: cannot start: {e}"));
+    o
 }
 
 /// Name, labels, value.
@@ -158,6 +161,46 @@ fn value_layout_publishes_the_bare_number_on_one_topic_per_series() {
             topic: "rtcollector/test/status".into(),
             payload: "online".into()
         }]
+    );
+}
+
+#[test]
+fn start_connects_before_any_write_and_close_says_offline_and_disconnects() {
+    let broker = Broker::anonymous();
+    let sub = Sub::start(&broker, &["-t", "life/#"]);
+    // `output` starts it: online is out with no write yet.
+    let mut o = output(&format!(
+        "port: {}\nhost: 127.0.0.1\nclient_id: life\ntopic_prefix: life\n",
+        broker.port
+    ));
+    let got = sub.until(Duration::from_secs(10), |m| {
+        m.topic == "life/status" && m.payload == "online"
+    });
+    assert!(
+        got.iter()
+            .any(|m| m.topic == "life/status" && m.payload == "online"),
+        "{got:#?}"
+    );
+    let (table, batch) = table();
+    assert_eq!(write_ok(&mut o, &table, &batch).written, 5);
+    smol::block_on(o.close());
+    drop(sub);
+    // Retained: a subscriber that comes later is told so.
+    let later = Sub::start(&broker, &["-t", "life/status"]);
+    let got = later.until(Duration::from_secs(10), |m| m.payload == "offline");
+    assert!(
+        got.iter().any(|m| m.payload == "offline" && m.retained),
+        "{got:#?}"
+    );
+    // A DISCONNECT (no last will), sent before close returned: nothing is left to drop.
+    assert!(
+        broker.log().contains("Client life disconnected"),
+        "{}",
+        broker.log()
+    );
+    assert!(
+        matches!(write(&mut o, &table, &batch), Err(OutputError::Retry(_))),
+        "a closed output writes nothing"
     );
 }
 
@@ -735,6 +778,39 @@ fn a_clean_stop_says_offline_and_the_first_flush_does_not_report_the_output_down
             broker.port
         ))),
         "{lines:#?}"
+    );
+}
+
+#[test]
+fn a_reload_closes_the_old_output_before_the_new_one_connects_with_the_same_client_id() {
+    let broker = Broker::anonymous();
+    let sub = Sub::start(&broker, &["-t", "rtcollector/reload/status"]);
+    let s = Scratch::new();
+    let agent = Agent::start(&agent_config(&s, "reload", broker.port, ""));
+    let online = |m: &Msg| m.payload == "online";
+    let got = sub.until(Duration::from_secs(15), online);
+    assert!(got.iter().any(online), "{got:#?}");
+    agent.signal(Signal::SIGHUP);
+    let (lines, reloaded) = agent.wait_for(Duration::from_secs(15), |l| l.contains("reloaded"));
+    assert!(reloaded, "{lines:#?}");
+    let mut payloads = Vec::new();
+    sub.until(Duration::from_secs(15), |m| {
+        payloads.push(m.payload.clone());
+        m.payload == "online"
+    });
+    assert_eq!(
+        payloads,
+        ["offline", "online"],
+        "a goodbye, then the new connection"
+    );
+    let log = broker.log();
+    assert!(
+        log.contains("Client rtcollector-reload disconnected"),
+        "the old output sent DISCONNECT: {log}"
+    );
+    assert!(
+        !log.contains("already connected"),
+        "the new output did not have to take the client id over: {log}"
     );
 }
 

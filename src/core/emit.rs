@@ -1,6 +1,6 @@
 //! What an input writes its readings into during one collection.
 
-use super::metric::{InternError, Sample, SeriesTable};
+use super::metric::{InternError, Sample, SeriesKind, SeriesTable};
 use super::rate::RateTracker;
 use std::cell::RefCell;
 use std::fmt;
@@ -79,7 +79,7 @@ impl<'a> Emitter<'a> {
         if !value.is_finite() {
             return;
         }
-        if let Some(series) = self.intern(name, "", labels) {
+        if let Some(series) = self.intern(name, "", labels, SeriesKind::Gauge) {
             self.out.push(Sample {
                 series,
                 ts_ms,
@@ -96,10 +96,27 @@ impl<'a> Emitter<'a> {
         labels: &[(&str, &str)],
         value: f64,
     ) {
+        self.push_now(name, suffix, labels, value, SeriesKind::Gauge);
+    }
+
+    /// A per-second rate derived from a counter (see [`Emitter::rate_only`]), named
+    /// `name + suffix` (`_rate`, `_bits_rate`), so outputs know it for a rate.
+    pub fn rate_suffixed(&mut self, name: &str, suffix: &str, labels: &[(&str, &str)], rate: f64) {
+        self.push_now(name, suffix, labels, rate, SeriesKind::Rate);
+    }
+
+    fn push_now(
+        &mut self,
+        name: &str,
+        suffix: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+        kind: SeriesKind,
+    ) {
         if !value.is_finite() {
             return;
         }
-        if let Some(series) = self.intern(name, suffix, labels) {
+        if let Some(series) = self.intern(name, suffix, labels, kind) {
             self.out.push(Sample {
                 series,
                 ts_ms: self.ts_ms,
@@ -112,9 +129,9 @@ impl<'a> Emitter<'a> {
     /// `name_rate` (from the second reading on, and not across a reset). Returns the rate
     /// so an input can derive more from it (for example bits per second).
     pub fn counter(&mut self, name: &str, labels: &[(&str, &str)], value: f64) -> Option<f64> {
-        self.gauge(name, labels, value);
+        self.push_now(name, "", labels, value, SeriesKind::Counter);
         let rate = self.rate_only(name, labels, value)?;
-        self.gauge_suffixed(name, "_rate", labels, rate);
+        self.rate_suffixed(name, "_rate", labels, rate);
         Some(rate)
     }
 
@@ -123,7 +140,7 @@ impl<'a> Emitter<'a> {
         if !value.is_finite() {
             return None;
         }
-        let raw = self.intern(name, "", labels)?;
+        let raw = self.intern(name, "", labels, SeriesKind::Counter)?;
         let generation = self.table.borrow().generation(raw);
         self.rates
             .observe_generation(raw, generation, value, self.ts_ms)
@@ -162,9 +179,15 @@ impl<'a> Emitter<'a> {
         self.origin = origin;
     }
 
-    fn intern(&mut self, name: &str, suffix: &str, labels: &[(&str, &str)]) -> Option<u32> {
+    fn intern(
+        &mut self,
+        name: &str,
+        suffix: &str,
+        labels: &[(&str, &str)],
+        kind: SeriesKind,
+    ) -> Option<u32> {
         let mut table = self.table.borrow_mut();
-        match table.intern(name, suffix, labels) {
+        match table.intern_kind(name, suffix, labels, kind) {
             Ok(id) => {
                 table.set_origin(id, self.origin);
                 Some(id)
@@ -206,6 +229,50 @@ mod tests {
         assert_eq!(
             names(&table, &out),
             [("c".into(), 110.0), ("c_rate".into(), 10.0)]
+        );
+    }
+
+    #[test]
+    fn gauges_counters_and_their_rates_are_interned_with_their_kind() {
+        let table = RefCell::new(SeriesTable::new("h", 100));
+        let mut rates = RateTracker::default();
+        let mut out = Vec::new();
+        for ts in [0, 10_000] {
+            let mut em = Emitter::new(&table, &mut rates, &mut out, ts);
+            em.gauge("g", &[], 1.0);
+            em.gauge_at("e", &[], 1.0, 5);
+            if let Some(rate) = em.counter("c", &[], (ts / 1000) as f64) {
+                em.rate_suffixed("c", "_bits_rate", &[], rate * 8.0);
+            }
+            em.rate_only("q", &[], 1.0);
+        }
+        let t = table.borrow();
+        let kinds: Vec<(String, f64, Option<SeriesKind>)> = out
+            .iter()
+            .map(|s| (t.get(s.series).name.to_string(), s.value, t.kind(s.series)))
+            .collect();
+        let g = Some(SeriesKind::Gauge);
+        let c = Some(SeriesKind::Counter);
+        let r = Some(SeriesKind::Rate);
+        assert_eq!(
+            kinds,
+            [
+                ("g".into(), 1.0, g),
+                ("e".into(), 1.0, g),
+                ("c".into(), 0.0, c),
+                ("g".into(), 1.0, g),
+                ("e".into(), 1.0, g),
+                ("c".into(), 10.0, c),
+                ("c_rate".into(), 1.0, r),
+                ("c_bits_rate".into(), 8.0, r),
+            ]
+        );
+        drop(t);
+        let q = table.borrow_mut().intern("q", "", &[]).unwrap();
+        assert_eq!(
+            table.borrow().kind(q),
+            c,
+            "a counter read only for its rate"
         );
     }
 

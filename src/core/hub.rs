@@ -1,6 +1,7 @@
 //! Fan-out from inputs to the outputs' buffers.
 
 use super::metric::{Sample, SeriesTable};
+use super::output::LatestSink;
 use super::ring::Ring;
 use super::spill::{FrameRef, Spill};
 use super::stats::{add, AgentStats, OutputStats};
@@ -220,15 +221,23 @@ impl OutputQueue {
     }
 }
 
-/// All outputs' queues; inputs publish here.
+/// All outputs' queues, and the sinks of the outputs that keep only the latest value per
+/// series (they have no queue); inputs publish here.
 #[derive(Default)]
 pub struct Hub {
     queues: RefCell<Vec<Rc<OutputQueue>>>,
+    latest: RefCell<Vec<Rc<dyn LatestSink>>>,
 }
 
 impl Hub {
     pub fn set_queues(&self, queues: Vec<Rc<OutputQueue>>) {
         *self.queues.borrow_mut() = queues;
+    }
+
+    /// The sinks of the latest-value outputs ([`Buffering::Latest`](super::output::Buffering)).
+    /// Their ids are not held for them (see [`LatestSink::accept`]).
+    pub fn set_latest(&self, sinks: Vec<Rc<dyn LatestSink>>) {
+        *self.latest.borrow_mut() = sinks;
     }
 
     pub fn queues(&self) -> Vec<Rc<OutputQueue>> {
@@ -269,9 +278,23 @@ impl Hub {
         }
     }
 
+    /// Whether every queue can take `n` more samples without dropping older ones: its ring
+    /// has room, or a usable disk buffer to move the ring to. Latest-value outputs always do.
+    pub fn has_room_for(&self, n: usize) -> bool {
+        self.queues.borrow().iter().all(|q| {
+            let ring = q.ring.borrow();
+            let free = ring.capacity() - ring.len();
+            let disk = q.spill.borrow().as_ref().is_some_and(|s| !s.is_disabled());
+            free >= n || (disk && n <= ring.capacity())
+        })
+    }
+
     pub fn publish(&self, samples: &[Sample], table: &SeriesTable, stats: &AgentStats) {
         if samples.is_empty() {
             return;
+        }
+        for sink in self.latest.borrow().iter() {
+            sink.accept(samples, table);
         }
         for q in self.queues.borrow().iter() {
             let dropped = q.push_or_spill(samples, table);

@@ -4,6 +4,7 @@ use super::clock;
 use super::emit::{Emitter, InputError};
 use super::hub::Hub;
 use super::metric::{Sample, SeriesTable};
+use super::publish::Publisher;
 use super::rate::RateTracker;
 use super::stats::{add, AgentStats, InputStats};
 use std::cell::RefCell;
@@ -25,6 +26,15 @@ pub trait Input: 'static {
     /// receives to `collect` through state they share. Taken once, when the input starts.
     fn listen(&mut self) -> Option<ListenFuture> {
         None
+    }
+
+    /// [`Input::listen`] for inputs that are pushed to (an HTTP ingress, an MQTT consumer):
+    /// the listener publishes what it receives itself through `publisher`, and learns
+    /// whether the agent took it or its queues are full (to answer 503). Default: the input's
+    /// [`Input::listen`], without the publisher.
+    fn listen_with(&mut self, publisher: Publisher) -> Option<ListenFuture> {
+        drop(publisher);
+        self.listen()
     }
 }
 
@@ -179,15 +189,22 @@ impl InputRunner {
         }
     }
 
-    /// The input's listener, if it has one; see [`Input::listen`].
-    pub fn take_listener(&mut self) -> Option<ListenFuture> {
-        self.input.listen()
+    /// The input's listener, if it has one, with a publisher stamping at the input's
+    /// interval; see [`Input::listen_with`].
+    pub fn take_listener(
+        &mut self,
+        schedule: Schedule,
+        shared: &Rc<Shared>,
+    ) -> Option<ListenFuture> {
+        let interval_ms = i64::try_from(schedule.interval.as_millis()).unwrap_or(i64::MAX);
+        let publisher = Publisher::new(&self.name, shared.clone(), self.stats.clone(), interval_ms);
+        self.input.listen_with(publisher)
     }
 
     /// Collects on every interval boundary until the task is dropped, with the input's
     /// listener (if any) running beside it in the same task.
     pub async fn run(mut self, schedule: Schedule, shared: Rc<Shared>) {
-        match self.take_listener() {
+        match self.take_listener(schedule, &shared) {
             Some(listener) => {
                 let listener = async {
                     listener.await;
@@ -309,5 +326,72 @@ mod tests {
             },
         ));
         assert!(received.get() > 0, "the listener never ran");
+    }
+
+    /// Publishes one reading from its listener and keeps what it was told.
+    struct Pushed {
+        told: Rc<Cell<Option<crate::core::publish::Published>>>,
+    }
+
+    impl Input for Pushed {
+        fn collect<'a>(&'a mut self, _: &'a mut Emitter<'_>) -> CollectFuture<'a> {
+            ready(Ok(()))
+        }
+
+        fn listen_with(&mut self, mut publisher: Publisher) -> Option<ListenFuture> {
+            let told = self.told.clone();
+            Some(Box::pin(async move {
+                told.set(Some(publisher.publish(|em| em.gauge("pushed", &[], 7.0))));
+            }))
+        }
+    }
+
+    #[test]
+    fn a_push_listener_publishes_through_its_publisher_into_the_outputs_queues() {
+        let told = Rc::new(Cell::new(None));
+        let stats: Rc<AgentStats> = Rc::default();
+        let queue = Rc::new(crate::core::hub::OutputQueue::new(
+            "o",
+            10,
+            10,
+            stats.output("o"),
+        ));
+        let hub = Hub::default();
+        hub.set_queues(vec![queue.clone()]);
+        let shared = Rc::new(Shared {
+            table: Rc::new(RefCell::new(SeriesTable::new("h", 100))),
+            hub: Rc::new(hub),
+            stats: stats.clone(),
+        });
+        let input = Pushed { told: told.clone() };
+        let runner = InputRunner::new("pushed", Box::new(input), stats.input("pushed"));
+        let schedule = Schedule {
+            interval: Duration::from_secs(3600),
+            jitter: Duration::ZERO,
+        };
+        let until_told = async {
+            while told.get().is_none() {
+                smol::future::yield_now().await;
+            }
+        };
+        smol::block_on(futures_lite::future::or(
+            runner.run(schedule, shared.clone()),
+            until_told,
+        ));
+        assert_eq!(
+            told.get(),
+            Some(crate::core::publish::Published::Accepted(1))
+        );
+        let mut held: Vec<Sample> = Vec::new();
+        queue.ring.borrow().peek_into(10, &mut held);
+        assert_eq!(held.len(), 1);
+        assert_eq!(&*shared.table.borrow().get(held[0].series).name, "pushed");
+        assert_eq!(held[0].value, 7.0);
+        assert_eq!(
+            held[0].ts_ms % 3_600_000,
+            0,
+            "stamped at the input's interval"
+        );
+        assert_eq!(stats.input("pushed").gathered.get(), 1);
     }
 }

@@ -39,6 +39,21 @@ impl Series {
     }
 }
 
+/// What a series' values mean, recorded when it is interned, so an output can say so (a
+/// Prometheus endpoint writes `# TYPE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeriesKind {
+    /// A value that is what it is now ([`Emitter::gauge`](super::emit::Emitter::gauge)).
+    Gauge,
+    /// A monotonic count, as read ([`Emitter::counter`](super::emit::Emitter::counter)).
+    Counter,
+    /// A per-second rate the agent derived from a counter (the `_rate` series).
+    Rate,
+    /// Interned without a kind: read back from a disk buffer written by an earlier run (its
+    /// frames carry no kind), or a test. Becomes the kind an input interns it with.
+    Untyped,
+}
+
 /// Why a series could not be interned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InternError {
@@ -69,6 +84,8 @@ pub struct SeriesTable {
     generation: Vec<u32>,
     /// Per slot: the newest collection time (ms) the series was interned at.
     last_seen: Vec<i64>,
+    /// Per slot: the series' kind; meaningless for a free slot ([`Self::kind`] says `None`).
+    kind: Vec<SeriesKind>,
     life: Vec<Life>,
     /// Slots whose series went unseen: no longer found by `intern`, still named for the
     /// samples that may be queued with their id.
@@ -105,6 +122,7 @@ impl SeriesTable {
             max_series,
             generation: Vec::new(),
             last_seen: Vec::new(),
+            kind: Vec::new(),
             life: Vec::new(),
             retired: Vec::new(),
             free: Vec::new(),
@@ -270,6 +288,15 @@ impl SeriesTable {
         &self.series[id as usize]
     }
 
+    /// The kind series `id` was interned with; `None` once its slot is free (forgotten and
+    /// held by nothing). A retired series keeps its kind while queued samples name it.
+    pub fn kind(&self, id: SeriesId) -> Option<SeriesKind> {
+        match self.life.get(id as usize)? {
+            Life::Free => None,
+            Life::Live | Life::Retired => Some(self.kind[id as usize]),
+        }
+    }
+
     /// The number naming input `name` in [`SeriesTable::set_origin`]; stable for the table's
     /// life. Inputs are few, so a scan beats a map.
     pub fn origin_id(&mut self, name: &str) -> u16 {
@@ -300,12 +327,25 @@ impl SeriesTable {
         self.origins.get(i as usize).map(|o| &**o)
     }
 
-    /// Finds or creates the series `name + suffix` with `labels` (any order) and this host.
+    /// Finds or creates the series `name + suffix` with `labels` (any order) and this host,
+    /// of no particular kind ([`SeriesKind::Untyped`]; an existing series keeps its own).
     pub fn intern(
         &mut self,
         name: &str,
         suffix: &str,
         labels: &[(&str, &str)],
+    ) -> Result<SeriesId, InternError> {
+        self.intern_kind(name, suffix, labels, SeriesKind::Untyped)
+    }
+
+    /// [`Self::intern`] for a series of `kind`. A series keeps the kind it was created with,
+    /// unless that was [`SeriesKind::Untyped`] (read back from disk before an input named it).
+    pub fn intern_kind(
+        &mut self,
+        name: &str,
+        suffix: &str,
+        labels: &[(&str, &str)],
+        kind: SeriesKind,
     ) -> Result<SeriesId, InternError> {
         let mut sorted: heapless::Vec<(&str, &str), MAX_LABELS> = heapless::Vec::new();
         for &(k, v) in labels {
@@ -320,7 +360,11 @@ impl SeriesTable {
         let mut cursor = self.heads.get(&hash).copied();
         while let Some(id) = cursor {
             if self.matches(id, name, suffix, &sorted) {
-                self.last_seen[id as usize] = self.now_ms;
+                let i = id as usize;
+                self.last_seen[i] = self.now_ms;
+                if self.kind[i] == SeriesKind::Untyped {
+                    self.kind[i] = kind;
+                }
                 return Ok(id);
             }
             cursor = self.chain[id as usize];
@@ -328,7 +372,7 @@ impl SeriesTable {
         if self.len() >= self.max_series {
             return Err(InternError::TableFull);
         }
-        Ok(self.insert(hash, name, suffix, &sorted))
+        Ok(self.insert(hash, name, suffix, &sorted, kind))
     }
 
     fn matches(&self, id: SeriesId, name: &str, suffix: &str, sorted: &[(&str, &str)]) -> bool {
@@ -347,7 +391,14 @@ impl SeriesTable {
         same_labels && s.label("host") == Some(&*self.host)
     }
 
-    fn insert(&mut self, hash: u64, name: &str, suffix: &str, sorted: &[(&str, &str)]) -> SeriesId {
+    fn insert(
+        &mut self,
+        hash: u64,
+        name: &str,
+        suffix: &str,
+        sorted: &[(&str, &str)],
+        kind: SeriesKind,
+    ) -> SeriesId {
         let mut full = String::with_capacity(name.len() + suffix.len());
         full.push_str(name);
         full.push_str(suffix);
@@ -369,6 +420,7 @@ impl SeriesTable {
                 self.origin_of[i] = NO_ORIGIN;
                 self.generation[i] = self.generation[i].wrapping_add(1);
                 self.last_seen[i] = self.now_ms;
+                self.kind[i] = kind;
                 self.life[i] = Life::Live;
                 self.chain[i] = head;
                 id
@@ -378,6 +430,7 @@ impl SeriesTable {
                 self.origin_of.push(NO_ORIGIN);
                 self.generation.push(0);
                 self.last_seen.push(self.now_ms);
+                self.kind.push(kind);
                 self.life.push(Life::Live);
                 self.chain.push(head);
                 (self.series.len() - 1) as SeriesId
@@ -567,6 +620,51 @@ mod tests {
         let c = collect(&mut t, 22_500, &["c"])[0];
         assert_eq!(c, b);
         assert_eq!(&*t.get(c).name, "c");
+    }
+
+    #[test]
+    fn a_series_keeps_its_first_kind_and_an_untyped_one_takes_the_kind_an_input_gives() {
+        let mut t = SeriesTable::new("h", 10);
+        let c = t.intern_kind("c", "", &[], SeriesKind::Counter).unwrap();
+        assert_eq!(t.intern_kind("c", "", &[], SeriesKind::Gauge), Ok(c));
+        assert_eq!(t.kind(c), Some(SeriesKind::Counter));
+        // Read back from disk before its input ran again.
+        let r = t.intern("c", "_rate", &[]).unwrap();
+        assert_eq!(t.kind(r), Some(SeriesKind::Untyped));
+        assert_eq!(t.intern_kind("c", "_rate", &[], SeriesKind::Rate), Ok(r));
+        assert_eq!(t.kind(r), Some(SeriesKind::Rate));
+        assert_eq!(t.intern("c", "_rate", &[]), Ok(r));
+        assert_eq!(
+            t.kind(r),
+            Some(SeriesKind::Rate),
+            "untyped does not overwrite"
+        );
+        assert_eq!(t.kind(99), None, "no such series");
+    }
+
+    #[test]
+    fn a_forgotten_series_keeps_its_kind_while_held_and_a_reused_slot_takes_the_new_kind() {
+        let mut t = forgetting_table(10);
+        t.begin_collection(0);
+        let c = t.intern_kind("c", "", &[], SeriesKind::Counter).unwrap();
+        t.end_collection();
+        t.begin_collection(20_000);
+        t.end_collection();
+        t.sweep(|held| held[c as usize] = true, |_| {});
+        assert_eq!(
+            t.kind(c),
+            Some(SeriesKind::Counter),
+            "retired, still queued"
+        );
+        t.begin_collection(22_500);
+        t.end_collection();
+        t.sweep(|_| {}, |_| {});
+        assert_eq!(t.kind(c), None, "freed: no kind");
+        t.begin_collection(22_500);
+        let g = t.intern_kind("g", "", &[], SeriesKind::Gauge).unwrap();
+        t.end_collection();
+        assert_eq!(g, c, "the slot is reused");
+        assert_eq!(t.kind(g), Some(SeriesKind::Gauge));
     }
 
     #[test]

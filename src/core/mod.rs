@@ -11,6 +11,7 @@ pub mod input;
 pub mod metric;
 pub mod offload;
 pub mod output;
+pub mod publish;
 pub mod rate;
 pub mod ring;
 pub mod spill;
@@ -18,5 +19,5 @@ pub mod stats;
 
 pub use emit::{Emitter, InputError};
 pub use input::{ready, CollectFuture, Input};
-pub use metric::{Sample, Series, SeriesId, SeriesTable};
+pub use metric::{Sample, Series, SeriesId, SeriesKind, SeriesTable};
 pub use output::{ready_write, Output, OutputError, SeriesView, WriteFuture, WriteReport};

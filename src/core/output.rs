@@ -41,6 +41,9 @@ impl fmt::Display for OutputError {
 }
 
 pub type WriteFuture<'a> = Pin<Box<dyn Future<Output = Result<WriteReport, OutputError>> + 'a>>;
+pub type StartFuture<'a> = Pin<Box<dyn Future<Output = Result<(), OutputError>> + 'a>>;
+pub type CloseFuture<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+pub type ServeFuture = Pin<Box<dyn Future<Output = ()>>>;
 
 /// Wraps a synchronous write as a [`WriteFuture`].
 pub fn ready_write(result: Result<WriteReport, OutputError>) -> WriteFuture<'static> {
@@ -57,11 +60,190 @@ impl SeriesView<'_> {
     }
 }
 
+/// Read access to the series table for a future that outlives one call ([`Output::serve`]).
+/// The same rule as [`SeriesView`]: borrow only inside the closure, never across an `.await`.
+#[derive(Clone)]
+pub struct SeriesHandle(pub Rc<RefCell<SeriesTable>>);
+
+impl SeriesHandle {
+    pub fn with<R>(&self, f: impl FnOnce(&SeriesTable) -> R) -> R {
+        f(&self.0.borrow())
+    }
+}
+
+/// How the agent hands an output its samples.
+pub enum Buffering {
+    /// Batches from a ring of `max_buffer_size` samples, which goes to the disk buffer while
+    /// the output is down: every sample is delivered, in order, or counted as dropped.
+    Queue,
+    /// No ring and no disk buffer: the hub hands every sample to this sink as it is
+    /// published, and the output keeps only the latest value per series itself (an endpoint
+    /// that is pulled, such as `/metrics`). Nothing is written or retried.
+    Latest(Rc<dyn LatestSink>),
+}
+
+/// Where the hub hands the samples of an output that keeps only the latest value per series
+/// ([`Buffering::Latest`]); shared by the output with its [`Output::serve`] future.
+pub trait LatestSink {
+    /// Called at every publish, on the executor: keep it short and allocation-free once a
+    /// series is known. Ids are those of `series` now; key a cache by id and
+    /// [`SeriesTable::generation`], and drop entries whose [`SeriesTable::kind`] is `None`
+    /// (forgotten: nothing holds a latest-value output's ids for it).
+    fn accept(&self, samples: &[Sample], series: &SeriesTable);
+}
+
 /// A destination for samples.
+///
+/// Lifecycle, driven by the output's runner: [`Output::start`] before the first write,
+/// [`Output::serve`] beside the writes for the runner's life, [`Output::close`] after the
+/// last flush at a stop or reload. An output dropped without `close` (a stop that ran out
+/// of time) must not block in `Drop`.
 pub trait Output: 'static {
+    /// Connects or starts what the writes need, before the first of them. A `Retry` is
+    /// reported as the output being down and `start` is called again before the next
+    /// flush. Default: nothing to start.
+    fn start(&mut self) -> StartFuture<'_> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// Writes one batch, oldest sample first. Called again with the same samples after a
     /// [`OutputError::Retry`], so a write must be safe to repeat.
     fn write<'a>(&'a mut self, batch: &'a [Sample], series: SeriesView<'a>) -> WriteFuture<'a>;
+
+    /// For outputs that answer requests (a `/metrics` endpoint): a future that runs on the
+    /// executor beside the writes, the output side of [`Input::listen`](super::input::Input::listen),
+    /// sharing state with the output. Taken once, when the output has started (a start that
+    /// failed is tried again, see [`Output::start`]); dropped when the output stops.
+    /// Default: none.
+    fn serve(&mut self, _series: SeriesHandle) -> Option<ServeFuture> {
+        None
+    }
+
+    /// Leaves the destination cleanly (MQTT's `offline` and DISCONNECT), after the last
+    /// flush. The caller bounds the time it may take. Default: nothing to close.
+    fn close(&mut self) -> CloseFuture<'_> {
+        Box::pin(std::future::ready(()))
+    }
+
+    /// How the output takes its samples; asked once, when the agent builds it. Default:
+    /// [`Buffering::Queue`].
+    fn buffering(&mut self) -> Buffering {
+        Buffering::Queue
+    }
+}
+
+/// An output with whether it has been started, for both kinds of runner.
+struct Lifecycle {
+    output: Box<dyn Output>,
+    started: bool,
+}
+
+impl Lifecycle {
+    /// Starts the output unless it is; `Err` with why it could not be.
+    async fn start(&mut self) -> Result<(), OutputError> {
+        if !self.started {
+            self.output.start().await?;
+            self.started = true;
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) {
+        if std::mem::take(&mut self.started) {
+            self.output.close().await;
+        }
+    }
+}
+
+/// Runs `work` with `serve` (if any) beside it, in the same task, until `work` ends.
+async fn with_serving<T>(work: impl Future<Output = T>, serve: Option<ServeFuture>) -> T {
+    match serve {
+        Some(serve) => {
+            let serve = async {
+                serve.await;
+                std::future::pending::<T>().await
+            };
+            future::or(work, serve).await
+        }
+        None => work.await,
+    }
+}
+
+/// Starts the output, retrying every `retry` until it is up or `stop` fires; `false` when
+/// stopped first. A failure is logged once, at warn.
+async fn start_until_stopped(
+    name: &str,
+    life: &mut Lifecycle,
+    retry: Duration,
+    stop: &smol::channel::Receiver<()>,
+) -> bool {
+    let mut warned = false;
+    let starting = async {
+        loop {
+            match life.start().await {
+                Ok(()) => return true,
+                Err(e) if !warned => {
+                    warned = true;
+                    log::warn!("output {name} cannot start: {e}; retrying");
+                }
+                Err(e) => log::debug!("output {name} cannot start: {e}"),
+            }
+            smol::Timer::after(retry).await;
+        }
+    };
+    let stopped = async {
+        let _ = stop.recv().await;
+        false
+    };
+    future::or(stopped, starting).await
+}
+
+/// An output that keeps only the latest value per series ([`Buffering::Latest`]): the hub
+/// hands it samples through `sink`; this runs its lifecycle.
+pub struct LatestRunner {
+    pub name: String,
+    life: Lifecycle,
+    pub sink: Rc<dyn LatestSink>,
+}
+
+impl LatestRunner {
+    pub fn new(name: &str, output: Box<dyn Output>, sink: Rc<dyn LatestSink>) -> Self {
+        LatestRunner {
+            name: name.to_string(),
+            life: Lifecycle {
+                output,
+                started: false,
+            },
+            sink,
+        }
+    }
+
+    /// Starts the output and serves until `stop` fires. A failed start is tried again every
+    /// `retry`.
+    pub async fn run(
+        mut self,
+        retry: Duration,
+        shared: Rc<Shared>,
+        stop: smol::channel::Receiver<()>,
+    ) -> Self {
+        if !start_until_stopped(&self.name, &mut self.life, retry, &stop).await {
+            return self;
+        }
+        let serve = self.life.output.serve(SeriesHandle(shared.table.clone()));
+        with_serving(
+            async {
+                let _ = stop.recv().await;
+            },
+            serve,
+        )
+        .await;
+        self
+    }
+
+    /// See [`Output::close`].
+    pub async fn close(&mut self) {
+        self.life.close().await;
+    }
 }
 
 /// A replayed batch being written (see `OutputQueue::replaying`); ends when the write
@@ -84,7 +266,7 @@ impl Drop for Replaying {
 /// An output with its queue and the scheduler's state for it.
 pub struct OutputRunner {
     pub name: String,
-    output: Box<dyn Output>,
+    life: Lifecycle,
     pub queue: Rc<OutputQueue>,
     batch: Vec<Sample>,
     /// The disk buffer's drop count already added to the agent-wide one.
@@ -98,7 +280,10 @@ impl OutputRunner {
         let disk_dropped_seen = queue.stats.disk_dropped.get();
         OutputRunner {
             name: name.to_string(),
-            output,
+            life: Lifecycle {
+                output,
+                started: false,
+            },
             queue,
             batch,
             disk_dropped_seen,
@@ -107,7 +292,12 @@ impl OutputRunner {
 
     /// Sends batches until the queue is empty or a batch fails: first what the disk holds
     /// (older), then the memory ring. Returns false on failure; the failed batch stays.
+    /// Starts the output first if it is not (see [`Output::start`]).
     pub async fn flush(&mut self, shared: &Shared) -> bool {
+        if let Err(e) = self.life.start().await {
+            self.note_failure(&e.to_string());
+            return false;
+        }
         loop {
             // Before every ring batch, not once: a write that outlasts a full ring sends the
             // ring (older samples) to disk, which must go before the ring's newer ones.
@@ -164,6 +354,7 @@ impl OutputRunner {
         let stats = self.queue.stats.clone();
         let started = Instant::now();
         let result = self
+            .life
             .output
             .write(&self.batch, SeriesView(&shared.table))
             .await;
@@ -219,6 +410,11 @@ impl OutputRunner {
         }
     }
 
+    /// See [`Output::close`].
+    pub async fn close(&mut self) {
+        self.life.close().await;
+    }
+
     fn note_failure(&mut self, msg: &str) {
         let ring = self.queue.ring.borrow();
         if self.queue.stats.down.replace(true) {
@@ -260,12 +456,48 @@ impl OutputRunner {
     /// while the output is down. A down output is tried again at every flush tick: the
     /// tick's time is kept across early wake-ups, so no amount of incoming samples can
     /// push the retry away.
+    ///
+    /// The output is started first, so it connects before the first flush is due; a start
+    /// that fails is tried again at every flush (the output is down meanwhile). Once started,
+    /// it serves beside the flushes.
     pub async fn run(
         mut self,
         flush_interval: Duration,
         shared: Rc<Shared>,
         stop: smol::channel::Receiver<()>,
     ) -> Self {
+        let first_start = async {
+            let _ = self.life.start().await;
+            true
+        };
+        let stopped = async {
+            let _ = stop.recv().await;
+            false
+        };
+        if !future::or(stopped, first_start).await {
+            return self;
+        }
+        loop {
+            // Not started yet: flush (which tries the start again) until it is, then serve.
+            let serve = match self.life.started {
+                true => self.life.output.serve(SeriesHandle(shared.table.clone())),
+                false => None,
+            };
+            let until_started = !self.life.started;
+            let flushing = self.flush_loop(flush_interval, &shared, &stop, until_started);
+            if with_serving(flushing, serve).await == LoopEnd::Stopped {
+                return self;
+            }
+        }
+    }
+
+    async fn flush_loop(
+        &mut self,
+        flush_interval: Duration,
+        shared: &Rc<Shared>,
+        stop: &smol::channel::Receiver<()>,
+        until_started: bool,
+    ) -> LoopEnd {
         let every_ms = i64::try_from(flush_interval.as_millis())
             .unwrap_or(i64::MAX / 2)
             .max(1);
@@ -286,17 +518,20 @@ impl OutputRunner {
                 Event::Stop
             };
             match future::or(stopped, future::or(batch_full, tick)).await {
-                Event::Stop => return self,
+                Event::Stop => return LoopEnd::Stopped,
                 // While down, retry on the flush schedule only; a full batch goes to disk.
-                Event::BatchFull if self.queue.stats.down.get() => self.spill_ring(&shared),
-                Event::BatchFull => self.flush_or_spill(&shared).await,
+                Event::BatchFull if self.queue.stats.down.get() => self.spill_ring(shared),
+                Event::BatchFull => self.flush_or_spill(shared).await,
                 Event::Tick => {
-                    self.flush_or_spill(&shared).await;
+                    self.flush_or_spill(shared).await;
                     next = next_flush_at(super::clock::now_ms(), every_ms, settle_ms);
                 }
             }
             self.sync_spill(false);
-            self.forward_disk_drops(&shared);
+            self.forward_disk_drops(shared);
+            if until_started && self.life.started {
+                return LoopEnd::Started;
+            }
         }
     }
 
@@ -310,6 +545,12 @@ impl OutputRunner {
 /// The first flush time after `now_ms`: `settle_ms` past an interval boundary.
 fn next_flush_at(now_ms: i64, every_ms: i64, settle_ms: i64) -> i64 {
     super::clock::next_boundary(now_ms - settle_ms, every_ms) + settle_ms
+}
+
+#[derive(PartialEq)]
+enum LoopEnd {
+    Stopped,
+    Started,
 }
 
 enum Event {
@@ -416,5 +657,233 @@ mod tests {
             0,
             "replayed files are removed"
         );
+    }
+
+    type Events = Rc<RefCell<Vec<String>>>;
+
+    /// Records its lifecycle in `events`; its start fails while `refuse_start` is set.
+    struct Recorder {
+        events: Events,
+        refuse_start: Rc<std::cell::Cell<bool>>,
+    }
+
+    impl Output for Recorder {
+        fn start(&mut self) -> StartFuture<'_> {
+            if self.refuse_start.get() {
+                self.events.borrow_mut().push("start refused".into());
+                return Box::pin(std::future::ready(Err(OutputError::Retry("no".into()))));
+            }
+            self.events.borrow_mut().push("start".into());
+            Box::pin(std::future::ready(Ok(())))
+        }
+
+        fn write<'a>(&'a mut self, batch: &'a [Sample], _: SeriesView<'a>) -> WriteFuture<'a> {
+            self.events
+                .borrow_mut()
+                .push(format!("write {}", batch.len()));
+            ready_write(Ok(WriteReport {
+                written: batch.len() as u64,
+                rejected: 0,
+            }))
+        }
+
+        fn serve(&mut self, series: SeriesHandle) -> Option<ServeFuture> {
+            let events = self.events.clone();
+            Some(Box::pin(async move {
+                let host = series.with(|t| t.host().to_string());
+                events.borrow_mut().push(format!("serving for {host}"));
+                std::future::pending::<()>().await
+            }))
+        }
+
+        fn close(&mut self) -> CloseFuture<'_> {
+            self.events.borrow_mut().push("close".into());
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    fn recorder() -> (Recorder, Events, Rc<std::cell::Cell<bool>>) {
+        let events = Rc::new(RefCell::new(Vec::new()));
+        let refuse_start = Rc::new(std::cell::Cell::new(false));
+        let output = Recorder {
+            events: events.clone(),
+            refuse_start: refuse_start.clone(),
+        };
+        (output, events, refuse_start)
+    }
+
+    fn shared() -> Rc<Shared> {
+        Rc::new(Shared {
+            table: Rc::new(RefCell::new(SeriesTable::new("h", 100))),
+            hub: Rc::new(Hub::default()),
+            stats: Rc::default(),
+        })
+    }
+
+    /// Runs `task` on a local executor until `events` has `n` entries, then stops it through
+    /// its stop channel and returns what it returned.
+    fn run_until<T: 'static>(
+        events: &Events,
+        n: usize,
+        task: impl FnOnce(smol::channel::Receiver<()>) -> Pin<Box<dyn Future<Output = T>>>,
+    ) -> T {
+        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+        let ex = smol::LocalExecutor::new();
+        let running = ex.spawn(task(stop_rx));
+        future::block_on(ex.run(async {
+            while events.borrow().len() < n {
+                smol::future::yield_now().await;
+            }
+            drop(stop_tx);
+            running.await
+        }))
+    }
+
+    #[test]
+    fn a_runner_starts_its_output_serves_beside_the_flushes_and_closes_it_once() {
+        let (output, events, _) = recorder();
+        let shared = shared();
+        let queue = Rc::new(OutputQueue::new("rec", 100, 10, Rc::default()));
+        let runner = OutputRunner::new("rec", Box::new(output), queue.clone());
+        let s = shared.clone();
+        let mut runner = run_until(&events, 2, move |stop| {
+            Box::pin(runner.run(Duration::from_secs(3600), s, stop))
+        });
+        assert_eq!(*events.borrow(), ["start", "serving for h"]);
+        let id = shared.table.borrow_mut().intern("m", "", &[]).unwrap();
+        let sample = Sample {
+            series: id,
+            ts_ms: 0,
+            value: 1.0,
+        };
+        queue.push(&[sample, sample]);
+        future::block_on(async {
+            assert!(runner.flush(&shared).await);
+            runner.close().await;
+            runner.close().await;
+        });
+        assert_eq!(
+            *events.borrow(),
+            ["start", "serving for h", "write 2", "close"],
+            "started once, closed once"
+        );
+    }
+
+    #[test]
+    fn an_output_whose_first_start_failed_serves_once_a_flush_has_started_it() {
+        let (output, events, refuse_start) = recorder();
+        refuse_start.set(true);
+        let shared = shared();
+        let queue = Rc::new(OutputQueue::new("rec", 100, 10, Rc::default()));
+        let runner = OutputRunner::new("rec", Box::new(output), queue);
+        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+        let ex = smol::LocalExecutor::new();
+        let running = ex.spawn(runner.run(Duration::from_millis(10), shared, stop_rx));
+        future::block_on(ex.run(async {
+            while events.borrow().is_empty() {
+                smol::future::yield_now().await;
+            }
+            refuse_start.set(false);
+            while !events.borrow().iter().any(|e| e.starts_with("serving")) {
+                smol::Timer::after(Duration::from_millis(1)).await;
+            }
+            drop(stop_tx);
+            running.await
+        }));
+        let events = events.borrow();
+        assert_eq!(events[0], "start refused");
+        assert_eq!(events[events.len() - 2..], ["start", "serving for h"]);
+    }
+
+    #[test]
+    fn an_output_that_fails_to_start_is_down_and_started_again_at_the_next_flush() {
+        let (output, events, refuse_start) = recorder();
+        let shared = shared();
+        let stats: Rc<AgentStats> = Rc::default();
+        let queue = Rc::new(OutputQueue::new("rec", 100, 10, stats.output("rec")));
+        let mut runner = OutputRunner::new("rec", Box::new(output), queue.clone());
+        let id = shared.table.borrow_mut().intern("m", "", &[]).unwrap();
+        queue.push(&[Sample {
+            series: id,
+            ts_ms: 0,
+            value: 1.0,
+        }]);
+        refuse_start.set(true);
+        future::block_on(async {
+            assert!(!runner.flush(&shared).await);
+            assert!(queue.stats.down.get(), "a failed start is an outage");
+            assert_eq!(queue.ring.borrow().len(), 1, "nothing lost");
+            runner.close().await;
+            refuse_start.set(false);
+            assert!(runner.flush(&shared).await);
+            runner.close().await;
+        });
+        assert!(!queue.stats.down.get());
+        assert_eq!(
+            *events.borrow(),
+            ["start refused", "start", "write 1", "close"],
+            "an output that never started is not closed"
+        );
+    }
+
+    /// Keeps the latest value per series, as a `/metrics` endpoint would.
+    #[derive(Default)]
+    struct Latest(RefCell<Vec<(String, f64)>>);
+
+    impl LatestSink for Latest {
+        fn accept(&self, samples: &[Sample], series: &SeriesTable) {
+            let mut kept = self.0.borrow_mut();
+            for s in samples {
+                let name = &*series.get(s.series).name;
+                match kept.iter_mut().find(|(n, _)| n == name) {
+                    Some(entry) => entry.1 = s.value,
+                    None => kept.push((name.to_string(), s.value)),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_latest_value_output_gets_every_publish_through_its_sink_and_runs_its_lifecycle() {
+        let (output, events, _) = recorder();
+        let shared = shared();
+        let sink = Rc::new(Latest::default());
+        shared.hub.set_latest(vec![sink.clone()]);
+        let (a, b) = {
+            let mut t = shared.table.borrow_mut();
+            (
+                t.intern("a", "", &[]).unwrap(),
+                t.intern("b", "", &[]).unwrap(),
+            )
+        };
+        for (ts_ms, value) in [(0, 1.0), (1000, 2.0)] {
+            let batch = [
+                Sample {
+                    series: a,
+                    ts_ms,
+                    value,
+                },
+                Sample {
+                    series: b,
+                    ts_ms,
+                    value: -value,
+                },
+            ];
+            shared
+                .hub
+                .publish(&batch, &shared.table.borrow(), &shared.stats);
+        }
+        assert_eq!(
+            *sink.0.borrow(),
+            [("a".to_string(), 2.0), ("b".to_string(), -2.0)]
+        );
+        assert!(shared.hub.queues().is_empty());
+        let runner = LatestRunner::new("latest", Box::new(output), sink);
+        let s = shared.clone();
+        let mut runner = run_until(&events, 2, move |stop| {
+            Box::pin(runner.run(Duration::from_secs(3600), s, stop))
+        });
+        future::block_on(runner.close());
+        assert_eq!(*events.borrow(), ["start", "serving for h", "close"]);
     }
 }

@@ -150,10 +150,10 @@ impl LinuxNet {
         for &(i, c) in &self.rows {
             let labels = [("iface", &*self.ifaces.get(i).name)];
             if let Some(rate) = em.counter("net_rx_bytes", &labels, c.rx_bytes as f64) {
-                em.gauge_suffixed("net_rx_bytes", "_bits_rate", &labels, rate * 8.0);
+                em.rate_suffixed("net_rx_bytes", "_bits_rate", &labels, rate * 8.0);
             }
             if let Some(rate) = em.counter("net_tx_bytes", &labels, c.tx_bytes as f64) {
-                em.gauge_suffixed("net_tx_bytes", "_bits_rate", &labels, rate * 8.0);
+                em.rate_suffixed("net_tx_bytes", "_bits_rate", &labels, rate * 8.0);
             }
             em.counter("net_rx_packets", &labels, c.rx_packets as f64);
             em.counter("net_tx_packets", &labels, c.tx_packets as f64);

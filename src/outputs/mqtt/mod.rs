@@ -2,7 +2,8 @@
 //! topic and optional Home Assistant discovery.
 //!
 //! Threads: rumqttc's event loop needs tokio, so it runs on one thread named `mqtt` with a
-//! tokio `current_thread` runtime (see [`eventloop`]), started at the first write. This side
+//! tokio `current_thread` runtime (see [`eventloop`]), started by [`Output::start`] and
+//! ended by [`Output::close`]. This side
 //! stays on the agent's smol executor: it hands messages to rumqttc's client (a bounded
 //! channel, capacity [`REQUEST_CHANNEL`]) and learns of acknowledgements through
 //! [`eventloop::Link`].
@@ -25,6 +26,7 @@ mod tests;
 pub use config::{Config, HomeAssistant, Layout};
 pub use discovery::{sensor_kind, SensorKind};
 
+use crate::core::output::{CloseFuture, StartFuture};
 use crate::core::{Output, OutputError, Sample, SeriesId, SeriesTable, SeriesView, WriteFuture, WriteReport};
 use crate::inputs::support::NameFilter;
 use crate::outputs::OutputCtx;
@@ -78,7 +80,7 @@ struct SeriesState {
     discovered: u64,
 }
 
-/// The thread and the handles to it, from the first write on.
+/// The thread and the handles to it, from the start on.
 struct Running {
     client: AsyncClient,
     link: Arc<Link>,
@@ -86,7 +88,8 @@ struct Running {
     thread: std::thread::JoinHandle<()>,
 }
 
-/// How long dropping the output waits for the thread to send `offline` and DISCONNECT.
+/// How long closing the output waits for room to hand over `offline` and DISCONNECT, and
+/// then for the thread to send them.
 const GOODBYE: Duration = Duration::from_secs(1);
 
 /// One message to hand to the client.
@@ -193,17 +196,53 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, String> {
 }
 
 impl Output for Mqtt {
+    /// Starts the `mqtt` thread and waits for its first connection attempt.
+    fn start(&mut self) -> StartFuture<'_> {
+        Box::pin(async {
+            if self.run.is_none() {
+                self.spawn_thread()?;
+                self.first_attempt().await;
+            }
+            Ok(())
+        })
+    }
+
     fn write<'a>(&'a mut self, batch: &'a [Sample], series: SeriesView<'a>) -> WriteFuture<'a> {
         Box::pin(self.write_batch(batch, series))
+    }
+
+    fn close(&mut self) -> CloseFuture<'_> {
+        Box::pin(self.goodbye())
     }
 }
 
 impl Drop for Mqtt {
-    /// Says `offline` and leaves cleanly (a reload builds a new output with the same client
-    /// id); the thread ends on the DISCONNECT. Waits up to [`GOODBYE`] for that, so `offline`
-    /// is out before the process exits; a thread still connecting or backing off ends at
-    /// its next look at the stop flag.
+    /// Not closed (a stop that ran out of time, a test): asks the thread to say `offline` and
+    /// leave, without waiting; when the request channel is full, the thread ends at its next
+    /// look at the stop flag instead.
     fn drop(&mut self) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        let handed = run.link.lock().connected
+            && run
+                .client
+                .try_publish(self.status_topic.as_str(), QoS::AtMostOnce, true, "offline")
+                .is_ok()
+            && run.client.try_disconnect().is_ok();
+        if !handed {
+            run.link.stop();
+        }
+    }
+}
+
+impl Mqtt {
+    /// Says `offline` and leaves cleanly (a reload builds a new output with the same client
+    /// id); the thread ends on the DISCONNECT. Waits up to [`GOODBYE`] for room in the request
+    /// channel and as long again for the thread, so `offline` is out before the process
+    /// exits; a thread still connecting or backing off ends at its next look at the stop
+    /// flag.
+    async fn goodbye(&mut self) {
         let Some(run) = self.run.take() else {
             return;
         };
@@ -211,7 +250,7 @@ impl Drop for Mqtt {
         if connected {
             // The request channel may be full of the last flush: wait for room (bounded),
             // or the DISCONNECT would be lost and the thread linger until its next ping.
-            let goodbye = async {
+            let handed = async {
                 let status = self.status_topic.as_str();
                 let _ = run
                     .client
@@ -222,28 +261,22 @@ impl Drop for Mqtt {
             let give_up = async {
                 smol::Timer::after(GOODBYE).await;
             };
-            future::block_on(future::or(goodbye, give_up));
-        }
-        let deadline = std::time::Instant::now() + GOODBYE;
-        while connected && !run.thread.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
+            future::or(handed, give_up).await;
+            let deadline = std::time::Instant::now() + GOODBYE;
+            while !run.thread.is_finished() && std::time::Instant::now() < deadline {
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
         }
         // Only now: the thread looks at the flag before each request, so setting it
         // earlier would drop the goodbye unsent.
         run.link.stop();
     }
-}
 
-impl Mqtt {
     async fn write_batch(
         &mut self,
         batch: &[Sample],
         series: SeriesView<'_>,
     ) -> Result<WriteReport, OutputError> {
-        if self.run.is_none() {
-            self.start()?;
-            self.first_attempt().await;
-        }
         let epoch = self.adopt_connection()?;
         let written = series.with(|table| self.plan(batch, table));
         let limit = self.write_timeout;
@@ -264,11 +297,7 @@ impl Mqtt {
         })
     }
 
-    /// Starts the `mqtt` thread at the first write.
-    fn start(&mut self) -> Result<(), OutputError> {
-        if self.run.is_some() {
-            return Ok(());
-        }
+    fn spawn_thread(&mut self) -> Result<(), OutputError> {
         let (client, mut eventloop) = AsyncClient::new(self.options.clone(), REQUEST_CHANNEL);
         let mut network = rumqttc::NetworkOptions::new();
         // rumqttc counts whole seconds.
