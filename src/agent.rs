@@ -72,32 +72,6 @@ fn reads_beyond_its_text(yaml: &str) -> bool {
             .any(|key| yaml.contains(&format!("{key}: ")))
 }
 
-/// A config problem found while building plugin `index` of `section` (after parsing): where
-/// its option is written in `source` (when the message starts with the option's name), the
-/// key path, and why.
-pub fn build_error(
-    path: &Path,
-    source: &str,
-    (section, index, name): (&str, usize, &str),
-    message: String,
-) -> ConfigError {
-    let option = config::locate::option_of(&message);
-    let at = config::locate::locate(source, section, index, option);
-    let message = match option {
-        Some(option) => format!(
-            "{section}[{index}].{name}.{option}{}",
-            &message[option.len()..]
-        ),
-        None => format!("{section}[{index}].{name}: {message}"),
-    };
-    ConfigError {
-        file: path.into(),
-        line: at.map(|(line, _)| line),
-        column: at.map(|(_, column)| column),
-        message,
-    }
-}
-
 /// Instance keys: the plugin name, with `#2`, `#3`… for repeats.
 pub fn instance_keys<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -135,7 +109,7 @@ pub fn build_generation(
         let input = entry
             .options
             .build(&ctx)
-            .map_err(|m| build_error(path, &config.source.0, ("inputs", i, &entry.name), m))?;
+            .map_err(|e| e.in_config(path, &config.source.0, ("inputs", i, &entry.name)))?;
         let schedule = Schedule {
             interval: config.input_interval(entry),
             jitter: config.collection_jitter.0,
@@ -161,7 +135,7 @@ pub fn build_generation(
         let output = entry
             .options
             .build(&octx)
-            .map_err(|m| build_error(path, &config.source.0, ("outputs", i, &entry.name), m))?;
+            .map_err(|e| e.in_config(path, &config.source.0, ("outputs", i, &entry.name)))?;
         let queue = Rc::new(OutputQueue::new(
             key,
             config.max_buffer_size,
@@ -712,27 +686,5 @@ mod tests {
             "{ urls: [\"https://a\"], tls_ca: /etc/ca.pem }"
         ));
         assert!(!reads_beyond_its_text("{ urls: [\"https://a\"] }"));
-    }
-
-    #[test]
-    fn build_errors_name_the_entry_and_point_at_the_option() {
-        let text = "inputs:\n  - linux_mem\n  - linux_cpu\n  - linux_net:\n      include_patterns: [\"(\"]\n";
-        let err = build_error(
-            Path::new("c.yaml"),
-            text,
-            ("inputs", 2, "linux_net"),
-            "include_patterns: invalid pattern `(`".into(),
-        );
-        assert_eq!(
-            err.to_string(),
-            "c.yaml:5:7: inputs[2].linux_net.include_patterns: invalid pattern `(`"
-        );
-        let err = build_error(
-            Path::new("c.yaml"),
-            text,
-            ("inputs", 2, "linux_net"),
-            "bad".into(),
-        );
-        assert_eq!(err.to_string(), "c.yaml:4:5: inputs[2].linux_net: bad");
     }
 }

@@ -794,7 +794,7 @@ fn without_the_tls_feature_ssl_is_a_clear_config_error() {
             hostname: "h".into(),
             key: "redistimeseries".into(),
         };
-        let err = build(&cfg, &ctx).err().expect("a config error");
+        let err = build(&cfg, &ctx).err().expect("a config error").to_string();
         assert!(err.contains("built without TLS"), "{err}");
     }
 }

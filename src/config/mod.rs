@@ -1,6 +1,7 @@
 //! The YAML config: rtcollector's keys, plus roots for /proc and /sys, environment
 //! interpolation, secrets, and errors that point at file, line, column and key.
 
+pub mod build_error;
 pub mod entry;
 pub mod interp;
 pub mod limits;
@@ -10,6 +11,7 @@ pub mod secret;
 pub mod units;
 pub mod yaml_text;
 
+pub use build_error::BuildError;
 pub use entry::{Common, Entry, Registry};
 pub use secret::{Secret, SecretStore};
 pub use units::{Dur, Millis, Size};

@@ -40,7 +40,7 @@ impl BuildCtx {
 /// An input's parsed options, able to build the input.
 /// `Send`: a reloaded config is parsed on a thread of its own.
 pub trait InputOptions: fmt::Debug + Send {
-    fn build(&self, ctx: &BuildCtx) -> Result<Box<dyn Input>, String>;
+    fn build(&self, ctx: &BuildCtx) -> Result<Box<dyn Input>, crate::config::BuildError>;
     /// The options as YAML on one line, secrets masked (`check`'s plan).
     fn yaml(&self) -> String;
 }

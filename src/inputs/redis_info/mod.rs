@@ -6,7 +6,7 @@
 
 pub mod info;
 
-use crate::config::{Dur, Secret};
+use crate::config::{BuildError, Dur, Secret};
 use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
@@ -169,7 +169,7 @@ pub const COUNTERS: [&str; 30] = [
     "dump_payload_sanitizations",
 ];
 
-pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<RedisInfo, String> {
+pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<RedisInfo, BuildError> {
     if cfg.connect_timeout.0.is_zero() || cfg.timeout.0.is_zero() {
         return Err("connect_timeout and timeout must be more than 0".into());
     }
@@ -199,7 +199,10 @@ pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<RedisInfo, String> {
         cfg.metrics.clone()
     };
     if let Some(bad) = selected.iter().find(|f| f.is_empty() || f.contains(':')) {
-        return Err(format!("metrics: `{bad}` is not an INFO field name"));
+        return Err(BuildError::at(
+            "metrics",
+            format!("`{bad}` is not an INFO field name"),
+        ));
     }
     selected.sort();
     selected.dedup();

@@ -41,7 +41,7 @@ pub(crate) use conn::tls::{
     is_ca_used_as_end_entity, rustls_config, TlsFiles, CA_AS_END_ENTITY_HINT, UNKNOWN_ISSUER_HINT,
 };
 
-use crate::config::Millis;
+use crate::config::{BuildError, Millis};
 use crate::core::metric::{Series, SeriesId};
 use crate::core::{Output, OutputError, Sample, SeriesTable, SeriesView, WriteFuture, WriteReport};
 use crate::outputs::OutputCtx;
@@ -166,7 +166,7 @@ pub struct RedisTimeSeries {
 
 /// Builds the output; does not connect (`rtcollector check` must work without Redis), but
 /// reads the TLS files so a bad path is a config error.
-pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, String> {
+pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, BuildError> {
     let target = cfg.target()?;
     cfg.validate_series()?;
     let key_format = KeyFormat::parse(&cfg.key_format)?;
