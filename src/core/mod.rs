@@ -12,6 +12,7 @@ pub mod offload;
 pub mod output;
 pub mod rate;
 pub mod ring;
+pub mod shared;
 pub mod spill;
 pub mod stats;
 

@@ -1,8 +1,8 @@
 //! The output contract and the loop that drains one output's queue.
 
 use super::hub::OutputQueue;
-use super::input::Shared;
 use super::metric::{Sample, SeriesTable};
+use super::shared::Shared;
 use super::stats::add;
 use futures_lite::future;
 use std::cell::RefCell;
