@@ -227,7 +227,7 @@ async fn stop_outputs(
 
 /// Gives each output of `gen` the queue of the stopped output with its key, resized, so a
 /// reload loses no buffered sample; the queue of an output the new config dropped goes to
-/// its disk buffer. Called once the old outputs have stopped and with no await before the
+/// its outage buffer on disk. Called once the old outputs have stopped and with no await before the
 /// new generation starts: nothing is sent from an old queue after it was copied, and inputs
 /// kept running publish to the new queues from their next tick on.
 fn adopt_queues(gen: &mut Generation, old: &mut [OutputRunner], shared: &Shared) {
@@ -275,7 +275,7 @@ async fn within<T>(budget: Duration, work: Pin<Box<dyn Future<Output = T> + '_>>
     future::or(async { Some(work.await) }, timeout).await
 }
 
-/// Gives every output queue that has none its disk buffer (`buffer_dir/<key>`). Not for
+/// Gives every output queue that has none its outage buffer on disk (`buffer_dir/<key>`). Not for
 /// `--once` or `check`: those never touch the buffer files.
 fn attach_spills(gen: &Generation) {
     for runner in &gen.outputs {
@@ -289,14 +289,14 @@ fn attach_spills(gen: &Generation) {
 
 /// Takes `buffer_dir` for this agent. `Err`: another agent runs on it (logged). A directory
 /// that cannot be made or locked is only noted (at info: trying the default config as a
-/// user does that): the disk buffer, if an output ever needs it, reports its own errors and
+/// user does that): the outage buffer, if an output ever needs it, reports its own errors and
 /// runs memory-only.
 fn lock_buffer_dir(dir: &Path) -> Result<Option<DirLock>, ()> {
     match DirLock::acquire(dir) {
         Ok(lock) => Ok(Some(lock)),
         Err(e @ LockError::Busy { .. }) => {
             log::error!(
-                "buffer_dir {} is {e}: two agents on one disk buffer would replay each other's samples twice or lose them; give each agent its own buffer_dir",
+                "buffer_dir {} is {e}: two agents on one outage buffer would replay each other's samples twice or lose them; give each agent its own buffer_dir",
                 dir.display()
             );
             Err(())
@@ -311,7 +311,7 @@ fn lock_buffer_dir(dir: &Path) -> Result<Option<DirLock>, ()> {
     }
 }
 
-/// At shutdown: what is still in memory goes to the disk buffer, and that is fsynced. From
+/// At shutdown: what is still in memory goes to the outage buffer on disk, and that is fsynced. From
 /// the hub's queues, not the runners: an output given up in the middle of a write still
 /// has its queue there, with the batch it was writing.
 fn persist_unsent(queues: &[Rc<OutputQueue>], shared: &Shared) {
@@ -385,7 +385,7 @@ async fn run_on(ex: &LocalExecutor<'_>, path: PathBuf, config: Config) -> i32 {
 }
 
 /// Stops the inputs and gives every output one last flush, all within [`SHUTDOWN_BUDGET`]
-/// however long a write hangs; then what is left goes to the disk buffer.
+/// however long a write hangs; then what is left goes to the outage buffer on disk.
 async fn shutdown(running: Running, shared: &Shared) {
     let started = Instant::now();
     log::info!("stopping: flushing outputs");
@@ -403,11 +403,11 @@ async fn shutdown(running: Running, shared: &Shared) {
     let on_disk: u64 = queues.iter().map(|q| q.stats.disk_samples.get()).sum();
     if flushed != Some(true) && left > 0 {
         log::warn!(
-            "stopped with {left} samples not delivered (lost: the disk buffer could not take them)"
+            "stopped with {left} samples not delivered (lost: the outage buffer could not take them)"
         );
     }
     if on_disk > 0 {
-        log::info!("{on_disk} samples wait in the disk buffer for the next start");
+        log::info!("{on_disk} samples wait in the outage buffer on disk for the next start");
     }
     log::info!("stopped in {:?}", started.elapsed());
 }

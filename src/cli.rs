@@ -28,8 +28,8 @@ USAGE:
 COMMANDS:
     run            collect and ship metrics until SIGTERM/SIGINT (SIGHUP reloads the config)
     check          validate the config and print what would run, secrets masked
-    buffer status  per output: samples, segments, bytes, time span and drops of its disk
-                   buffer (read from the files; the agent need not run)
+    buffer status  per output: samples, segments, bytes, time span and drops of its outage
+                   buffer on disk (read from the files; the agent need not run)
     inputs         list the built-in inputs
     outputs        list the built-in outputs
     sample-config  print a complete commented config
@@ -227,7 +227,7 @@ fn buffer_status(args: &Args) -> i32 {
             Ok(st) => print!("{}", status_text(&key, &cfg.dir, &memory, &st)),
             Err(e) => {
                 eprintln!(
-                    "error: output {key}: cannot read its disk buffer {}: {e}",
+                    "error: output {key}: cannot read its outage buffer {}: {e}",
                     cfg.dir.display()
                 );
                 code = 1;

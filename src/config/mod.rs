@@ -78,14 +78,14 @@ pub struct Config {
     /// Where outputs keep samples they could not deliver (one folder per output key).
     #[serde(default = "default_buffer_dir")]
     pub buffer_dir: PathBuf,
-    /// How often the disk buffer is fsynced during an outage (and always at shutdown): a
+    /// How often the outage buffer on disk is fsynced during an outage (and always at shutdown): a
     /// power loss costs at most this much of the buffered data.
     #[serde(
         default = "default_buffer_sync_interval",
         deserialize_with = "range::dur::<_, 100, { range::HOUR_MS }>"
     )]
     pub buffer_sync_interval: Dur,
-    /// Most bytes of each output's disk buffer; the oldest segment is dropped when full.
+    /// Most bytes of each output's outage buffer on disk; the oldest segment is dropped when full.
     #[serde(
         default = "default_max_disk_buffer",
         deserialize_with = "range::size::<_, { 16 * range::KIB }, { range::TIB }>"
@@ -164,7 +164,7 @@ impl Config {
         self.flush_interval.unwrap_or(self.interval).0
     }
 
-    /// The disk buffer of the output with this key.
+    /// The outage buffer on disk of the output with this key.
     pub fn spill_config(&self, key: &str) -> crate::core::spill::SpillConfig {
         crate::core::spill::SpillConfig {
             dir: self.buffer_dir.join(key),

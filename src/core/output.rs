@@ -235,13 +235,13 @@ impl OutputRunner {
     }
 
     /// What happens to the samples while the output is down, as far as this run knows.
-    /// A queue without a disk buffer is `--once`'s (the agent attaches one to every queue
+    /// A queue without an outage buffer is `--once`'s (the agent attaches one to every queue
     /// otherwise), which makes one attempt and no retry.
     fn buffering_plan(&self) -> &'static str {
         match self.queue.spill.borrow().as_ref() {
-            None => " (this run keeps no disk buffer and does not retry)",
+            None => " (this run keeps no outage buffer and does not retry)",
             Some(spill) if spill.is_disabled() => {
-                ", memory only while the disk buffer is unusable; retrying"
+                ", memory only while the outage buffer is unusable; retrying"
             }
             Some(_) => ", then on disk; retrying",
         }
