@@ -55,7 +55,8 @@ pub struct Config {
         deserialize_with = "range::count::<_, 1, MAX_BATCH_SIZE>"
     )]
     pub metric_batch_size: usize,
-    /// Accepted for rtcollector compatibility: buffering is always reported in the log.
+    /// Accepted for compatibility with the Python rtcollector: buffering is always reported
+    /// in the log.
     #[serde(default)]
     pub warn_on_buffer: bool,
     /// The `host` label; empty means the system hostname.

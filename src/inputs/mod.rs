@@ -70,7 +70,7 @@ crate::config::entry::plugin_registry! {
     "apache" => apache if "http": "Apache mod_status (server-status?auto): workers, requests, traffic, scoreboard",
     "sma_energy_meter" => sma_energy_meter if "sma-em": "SMA Energy Meter / Sunny Home Manager readings received over Speedwire multicast",
     "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
-    "exec" => exec if "apps": "runs commands and reads metrics from their output (rtcollector's line format or JSON)",
+    "exec" => exec if "apps": "runs commands and reads metrics from their output (the Python rtcollector's line format or JSON)",
     "redis" => redis_info if "apps": "a Redis server's INFO: memory, clients, commands, keyspace, with rates",
     "docker" => docker if "apps": "per-container CPU, memory and network from the Docker Engine API",
 }

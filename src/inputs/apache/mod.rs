@@ -37,7 +37,7 @@ impl Default for Config {
     }
 }
 
-/// `?auto` keys written as `apache_<key without spaces>`, as rtcollector does. The first
+/// `?auto` keys written as `apache_<key without spaces>`, as the Python rtcollector does. The first
 /// two are totals since the start: written with a per-second `_rate`.
 pub const COUNTERS: [&str; 2] = ["Total Accesses", "Total kBytes"];
 pub const GAUGES: [&str; 21] = [

@@ -44,7 +44,7 @@ pub struct Config {
     pub timeout: Dur,
     #[serde(deserialize_with = "range::count::<_, 1, 64>")]
     pub max_concurrent: usize,
-    /// rtcollector's Swarm switch: accepted, but services are not collected.
+    /// The Python rtcollector's Swarm switch: accepted, but services are not collected.
     pub gather_services: bool,
 }
 

@@ -1,5 +1,5 @@
 //! `exec`: runs commands each interval and reads metrics from what they print, in
-//! rtcollector's line format or its JSON document.
+//! the Python rtcollector's line format or its JSON document.
 //!
 //! Commands run concurrently, without a shell unless asked, through the inputs' shared
 //! runner ([`command`]): each in its own process group, killed with everything it started
@@ -72,7 +72,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             commands: Vec::new(),
-            // rtcollector's default.
+            // The Python rtcollector's default.
             data_format: DataFormat::Json,
             timeout: Dur(Duration::from_secs(5)),
             ignore_error: false,

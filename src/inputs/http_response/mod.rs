@@ -1,5 +1,6 @@
 //! `http_response`: checks HTTP(S) endpoints: response time, status code, body length,
-//! a regex over the body, the certificate's remaining lifetime, and rtcollector's result code.
+//! a regex over the body, the certificate's remaining lifetime, and the Python rtcollector's
+//! result code.
 //!
 //! All URLs of a collection are requested at once, each on a short-lived thread of its own
 //! and each bounded by `timeout`, so one hanging endpoint delays neither the others nor any

@@ -1,5 +1,5 @@
-//! `redis`: a Redis server's `INFO`: the fields chosen by `metrics:` (rtcollector's list by
-//! default) as gauges, or counters with a `_rate`; keys per database; replication figures.
+//! `redis`: a Redis server's `INFO`: the fields chosen by `metrics:` (the Python rtcollector's
+//! list by default) as gauges, or counters with a `_rate`; keys per database; replication figures.
 //!
 //! The connection is the `redistimeseries` output's (TCP or TLS on smol, ACL user and
 //! password, no thread): made at the first collection, kept, and made again after an error.
@@ -30,7 +30,7 @@ pub const SAMPLE: &str = "\
     # password: secret:redis/password
     # ssl: false
     # ssl_ca_certs: /etc/ssl/redis-ca.pem
-    # INFO fields to write as redis_<field>; rtcollector's list when left out.
+    # INFO fields to write as redis_<field>; the Python rtcollector's list when left out.
     # metrics: [used_memory, connected_clients, total_commands_processed, keyspace_hits]
     connect_timeout: 5s
     timeout: 5s
@@ -83,7 +83,7 @@ impl Default for Config {
     }
 }
 
-/// rtcollector's fields, written when `metrics:` is not set.
+/// The Python rtcollector's fields, written when `metrics:` is not set.
 pub const DEFAULT_FIELDS: [&str; 48] = [
     "uptime_in_seconds",
     "connected_clients",

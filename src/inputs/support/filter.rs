@@ -5,7 +5,7 @@ use regex_lite::Regex;
 
 /// Decides which names an input reports.
 ///
-/// Order of precedence, as rtcollector's `linux_net`: an explicit include (by name or by
+/// Order of precedence, as the Python rtcollector's `linux_net`: an explicit include (by name or by
 /// pattern) wins over any exclusion; then an explicit exclude. Include names only rescue
 /// names from exclusion; include patterns, when given, also restrict: a name matching
 /// none of them is dropped.

@@ -5,8 +5,8 @@
 //!
 //! 1. for each series seen for the first time on this connection: `TS.CREATE` with
 //!    RETENTION, DUPLICATE_POLICY, CHUNK_SIZE, ENCODING and LABELS ("key already exists" is
-//!    fine), then `TS.ALTER` with the same policy and labels, so keys made earlier (by the old
-//!    Python agent, or by a server whose default is BLOCK) get them too; then the
+//!    fine), then `TS.ALTER` with the same policy and labels, so keys made earlier (by the
+//!    Python rtcollector, or by a server whose default is BLOCK) get them too; then the
 //!    downsampling destinations (`TS.CREATE`) and their `TS.CREATERULE`;
 //! 2. the samples, in order, as `TS.MADD key ts value …` of at most [`MADD_MAX`] samples.
 //!
@@ -66,7 +66,7 @@ pub const SAMPLE: &str = "\
     # ssl_keyfile: /etc/rtcollector/client.key
     # connect_timeout: 5s
     # write_timeout: 10s
-    # key_format: \"{name}:{host}{:values}\"   # \"{name}{_values}\" = rtcollector's old keys
+    # key_format: \"{name}:{host}{:values}\"   # \"{name}{_values}\" = the Python rtcollector's old keys
     retention: 30d
     # duplicate_policy: last
     # chunk_size: 4KiB
