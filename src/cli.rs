@@ -73,19 +73,17 @@ fn parse_args(argv: Vec<OsString>) -> Result<Args, String> {
     let (mut command, mut sub): (Option<String>, Option<String>) = (None, None);
     let (mut config, mut once, mut debug) = (None, false, false);
     let mut parser = lexopt::Parser::from_args(argv);
-    let unexpected = |e: lexopt::Error| e.to_string();
-    while let Some(arg) = parser.next().map_err(unexpected)? {
+    let usage = |e: lexopt::Error| e.to_string();
+    while let Some(arg) = parser.next().map_err(usage)? {
         match arg {
-            Short('c') | Long("config") => {
-                config = Some(parser.value().map_err(unexpected)?.into())
-            }
+            Short('c') | Long("config") => config = Some(parser.value().map_err(usage)?.into()),
             Long("once") => once = true,
             Long("debug") => debug = true,
             Short('h') | Long("help") => command = Some("help".into()),
             Short('V') | Long("version") => command = Some("version".into()),
-            Value(v) if command.is_none() => command = Some(v.string().map_err(unexpected)?),
+            Value(v) if command.is_none() => command = Some(v.string().map_err(usage)?),
             Value(v) if command.as_deref() == Some("buffer") && sub.is_none() => {
-                sub = Some(v.string().map_err(unexpected)?)
+                sub = Some(v.string().map_err(usage)?)
             }
             _ => return Err(arg.unexpected().to_string()),
         }

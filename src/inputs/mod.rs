@@ -1,8 +1,9 @@
 //! Every input, one module each, and the registry that maps config names to them.
 //!
 //! An input module has a `Config` (serde, `deny_unknown_fields`, every field defaulted),
-//! a `build(&Config, &BuildCtx)` that validates and returns the input, a README with its
-//! metric table, and its tests beside it.
+//! a `build(&Config, &BuildCtx)` that validates and returns the input (or a
+//! [`BuildError`](crate::config::BuildError) naming the option at fault; a plain `String`
+//! when no option is), a README with its metric table, and its tests beside it.
 
 pub mod support;
 #[cfg(test)]
