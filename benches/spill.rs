@@ -17,8 +17,8 @@
 mod support;
 
 use rtcollector::core::hub::{Hub, OutputQueue};
-use rtcollector::core::input::Shared;
 use rtcollector::core::output::OutputRunner;
+use rtcollector::core::shared::Shared;
 use rtcollector::core::spill::{samples as codec, Spill, SpillConfig};
 use rtcollector::core::stats::AgentStats;
 use rtcollector::core::{Sample, SeriesTable};

@@ -3,6 +3,7 @@
 
 use crate::agent;
 use crate::config::{self, Config, Registry};
+use crate::core::clock;
 use crate::core::stats::AgentStats;
 use crate::inputs::Inputs;
 use crate::outputs::Outputs;
@@ -27,8 +28,8 @@ USAGE:
 COMMANDS:
     run            collect and ship metrics until SIGTERM/SIGINT (SIGHUP reloads the config)
     check          validate the config and print what would run, secrets masked
-    buffer status  per output: samples, segments, bytes, time span and drops of its disk
-                   buffer (read from the files; the agent need not run)
+    buffer status  per output: samples, segments, bytes, time span and drops of its outage
+                   buffer on disk (read from the files; the agent need not run)
     inputs         list the built-in inputs
     outputs        list the built-in outputs
     sample-config  print a complete commented config
@@ -42,34 +43,74 @@ OPTIONS:
 EXIT STATUS: 0 success, 1 runtime failure, 2 usage or config error.
 ";
 
-#[derive(Debug, Default)]
+/// What the command line asks for, decided once from the words given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Run,
+    Check,
+    BufferStatus,
+    ListInputs,
+    ListOutputs,
+    SampleConfig,
+    Version,
+    Help,
+    /// No command at all: the help, as a usage error.
+    NoCommand,
+}
+
+/// The parsed command line: the mode and the options that go with it.
+#[derive(Debug)]
 struct Args {
-    command: Option<String>,
-    sub: Option<String>,
+    mode: Mode,
     config: Option<PathBuf>,
     once: bool,
     debug: bool,
 }
 
-fn parse_args(argv: Vec<OsString>) -> Result<Args, lexopt::Error> {
+/// Parses `argv` (without the program name); `Err` is the usage error to print.
+fn parse_args(argv: Vec<OsString>) -> Result<Args, String> {
     use lexopt::prelude::*;
-    let mut args = Args::default();
+    let (mut command, mut sub): (Option<String>, Option<String>) = (None, None);
+    let (mut config, mut once, mut debug) = (None, false, false);
     let mut parser = lexopt::Parser::from_args(argv);
-    while let Some(arg) = parser.next()? {
+    let usage = |e: lexopt::Error| e.to_string();
+    while let Some(arg) = parser.next().map_err(usage)? {
         match arg {
-            Short('c') | Long("config") => args.config = Some(parser.value()?.into()),
-            Long("once") => args.once = true,
-            Long("debug") => args.debug = true,
-            Short('h') | Long("help") => args.command = Some("help".into()),
-            Short('V') | Long("version") => args.command = Some("version".into()),
-            Value(v) if args.command.is_none() => args.command = Some(v.string()?),
-            Value(v) if args.command.as_deref() == Some("buffer") && args.sub.is_none() => {
-                args.sub = Some(v.string()?)
+            Short('c') | Long("config") => config = Some(parser.value().map_err(usage)?.into()),
+            Long("once") => once = true,
+            Long("debug") => debug = true,
+            Short('h') | Long("help") => command = Some("help".into()),
+            Short('V') | Long("version") => command = Some("version".into()),
+            Value(v) if command.is_none() => command = Some(v.string().map_err(usage)?),
+            Value(v) if command.as_deref() == Some("buffer") && sub.is_none() => {
+                sub = Some(v.string().map_err(usage)?)
             }
-            _ => return Err(arg.unexpected()),
+            _ => return Err(arg.unexpected().to_string()),
         }
     }
-    Ok(args)
+    Ok(Args {
+        mode: mode_of(command.as_deref(), sub.as_deref())?,
+        config,
+        once,
+        debug,
+    })
+}
+
+/// The mode a command (and `buffer`'s subcommand) names.
+fn mode_of(command: Option<&str>, sub: Option<&str>) -> Result<Mode, String> {
+    Ok(match command {
+        None => Mode::NoCommand,
+        Some("run") => Mode::Run,
+        Some("check") => Mode::Check,
+        Some("buffer") if sub == Some("status") => Mode::BufferStatus,
+        Some("buffer") => return Err("use `rtcollector buffer status`".into()),
+        Some("inputs") => Mode::ListInputs,
+        Some("outputs") => Mode::ListOutputs,
+        Some("sample-config") => Mode::SampleConfig,
+        Some("version") => Mode::Version,
+        Some("help") => Mode::Help,
+        Some(other) => return Err(format!("unknown command `{other}`")),
+    })
 }
 
 pub fn main(argv: Vec<OsString>) -> i32 {
@@ -80,34 +121,26 @@ pub fn main(argv: Vec<OsString>) -> i32 {
             return 2;
         }
     };
-    match args.command.as_deref() {
-        Some("run") => run(&args),
-        Some("check") => check(&args),
-        Some("buffer") if args.sub.as_deref() == Some("status") => buffer_status(&args),
-        Some("buffer") => {
-            eprintln!("error: use `rtcollector buffer status`\n\n{HELP}");
-            2
-        }
-        Some("inputs") => list::<Inputs>(),
-        Some("outputs") => list::<Outputs>(),
-        Some("sample-config") => {
+    match args.mode {
+        Mode::Run => run(&args),
+        Mode::Check => check(&args),
+        Mode::BufferStatus => buffer_status(&args),
+        Mode::ListInputs => list::<Inputs>(),
+        Mode::ListOutputs => list::<Outputs>(),
+        Mode::SampleConfig => {
             print!("{}", sample_config());
             0
         }
-        Some("version") => {
+        Mode::Version => {
             println!("rtcollector {}", env!("CARGO_PKG_VERSION"));
             0
         }
-        Some("help") | None => {
+        Mode::Help => {
             print!("{HELP}");
-            if args.command.is_none() {
-                2
-            } else {
-                0
-            }
+            0
         }
-        Some(other) => {
-            eprintln!("error: unknown command `{other}`\n\n{HELP}");
+        Mode::NoCommand => {
+            print!("{HELP}");
             2
         }
     }
@@ -192,7 +225,7 @@ fn buffer_status(args: &Args) -> i32 {
             Ok(st) => print!("{}", status_text(&key, &cfg.dir, &memory, &st)),
             Err(e) => {
                 eprintln!(
-                    "error: output {key}: cannot read its disk buffer {}: {e}",
+                    "error: output {key}: cannot read its outage buffer {}: {e}",
                     cfg.dir.display()
                 );
                 code = 1;
@@ -228,7 +261,7 @@ fn memory_text(holder: &std::io::Result<Option<u32>>) -> String {
 
 /// One output's buffer, as `buffer status` prints it.
 fn status_text(key: &str, dir: &Path, memory: &str, st: &crate::core::spill::DiskStatus) -> String {
-    let ts = |t: Option<i64>| t.map_or_else(|| "-".to_string(), utc_text);
+    let ts = |t: Option<i64>| t.map_or_else(|| "-".to_string(), clock::utc_text);
     let mut text = format!(
         "output {key}\n  dir: {}\n  samples in memory: {memory}\n  samples on disk: {}\n  segments: {}\n  bytes on disk: {}\n  oldest: {}\n  newest: {}\n  dropped: {}\n  damaged frames: {}\n",
         dir.display(),
@@ -253,29 +286,6 @@ fn status_text(key: &str, dir: &Path, memory: &str, st: &crate::core::spill::Dis
         ));
     }
     text
-}
-
-/// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian).
-fn utc_text(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
-    )
 }
 
 /// The resolved plan. Options print as YAML (`config::yaml_text`), secrets as `***`.
@@ -365,13 +375,6 @@ fn indent(text: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn utc_text_formats_epoch_milliseconds() {
-        assert_eq!(utc_text(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(utc_text(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        assert_eq!(utc_text(951_782_400_000), "2000-02-29T00:00:00.000Z");
-    }
-
     /// The plan's options of every built-in plugin, in the sample config and with every
     /// default, read back as YAML give the same options: `check` prints what a person
     /// writes (no Rust debug forms) and loses nothing.
@@ -415,16 +418,37 @@ mod tests {
         );
     }
 
+    fn args(words: &[&str]) -> Result<Args, String> {
+        parse_args(words.iter().map(OsString::from).collect())
+    }
+
     #[test]
     fn buffer_takes_one_subcommand() {
-        let a = parse_args(
-            ["buffer", "status", "-c", "x.yaml"]
-                .map(OsString::from)
-                .to_vec(),
-        )
-        .unwrap();
-        assert_eq!(a.command.as_deref(), Some("buffer"));
-        assert_eq!(a.sub.as_deref(), Some("status"));
-        assert!(parse_args(["buffer", "status", "more"].map(OsString::from).to_vec()).is_err());
+        let a = args(&["buffer", "status", "-c", "x.yaml"]).unwrap();
+        assert_eq!(a.mode, Mode::BufferStatus);
+        assert_eq!(a.config, Some(PathBuf::from("x.yaml")));
+        assert!(args(&["buffer", "status", "more"]).is_err());
+        assert_eq!(
+            args(&["buffer", "list"]).unwrap_err(),
+            "use `rtcollector buffer status`"
+        );
+        assert!(args(&["buffer"]).is_err());
+    }
+
+    #[test]
+    fn each_command_is_one_mode_and_help_wins_after_a_command() {
+        let mode = |words: &[&str]| args(words).map(|a| a.mode);
+        assert_eq!(mode(&[]), Ok(Mode::NoCommand));
+        assert_eq!(mode(&["run", "--once"]), Ok(Mode::Run));
+        assert_eq!(mode(&["run", "--help"]), Ok(Mode::Help));
+        assert_eq!(mode(&["-V"]), Ok(Mode::Version));
+        assert_eq!(mode(&["sample-config"]), Ok(Mode::SampleConfig));
+        assert_eq!(
+            mode(&["frobnicate"]),
+            Err("unknown command `frobnicate`".into())
+        );
+        let a = args(&["run", "--once", "--debug", "--config", "c.yaml"]).unwrap();
+        assert!(a.once && a.debug);
+        assert_eq!(a.config, Some(PathBuf::from("c.yaml")));
     }
 }

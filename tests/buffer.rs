@@ -220,7 +220,7 @@ fn the_down_line_tells_what_happens_to_the_samples_with_and_without_once() {
     let down: Vec<&str> = log.lines().filter(|l| l.contains("is down")).collect();
     assert_eq!(down.len(), 1, "{log}");
     assert!(
-        down[0].contains(" samples in memory (this run keeps no disk buffer and does not retry)"),
+        down[0].contains(" samples in memory (this run keeps no outage buffer and does not retry)"),
         "{log}"
     );
     assert!(!log.contains("on disk"), "{log}");
@@ -370,8 +370,8 @@ fn a_full_disk_buffer_drops_the_oldest_and_counts_exactly_what_redis_lacks() {
     let full = |what: &str| lines.iter().filter(|l| l.contains(what)).count();
     assert_eq!(
         (
-            full("disk buffer full"),
-            full("the full disk buffer dropped")
+            full("outage buffer full"),
+            full("the full outage buffer dropped")
         ),
         (1, 1),
         "one line when the drops start, one with the totals: {lines:#?}"
@@ -930,7 +930,7 @@ fn buffer_status_says_when_it_cannot_read_the_buffer_and_fails() {
     assert_eq!(out.status.code(), Some(1), "{text}{err}");
     assert!(!text.contains("samples on disk"), "{text}");
     assert!(
-        err.contains("cannot read its disk buffer") && err.contains("Permission denied"),
+        err.contains("cannot read its outage buffer") && err.contains("Permission denied"),
         "{err}"
     );
 }

@@ -351,6 +351,35 @@ fn errors_found_when_a_plugin_is_built_point_at_the_option() {
     );
 }
 
+/// A plugin whose message started with its own name was reported at the plugin's line
+/// with its name as the option (`inputs[0].nginx.nginx: …`): the option at fault is now
+/// named by the plugin, not guessed from the message.
+#[cfg(feature = "http")]
+#[test]
+fn build_errors_of_the_http_inputs_point_at_their_option() {
+    for (config, expected) in [
+        (
+            "inputs:\n  - nginx:\n      timeout: 5s\n      status_url: \"localhost/nginx_status\"\n",
+            "4:7: inputs[0].nginx.status_url: `localhost/nginx_status` is not a URL",
+        ),
+        (
+            "inputs:\n  - linux_mem\n  - apache:\n      status_url: \"ftp://x/\"\n",
+            "4:7: inputs[1].apache.status_url: `ftp://x/`: only http:// and https:// URLs can be checked",
+        ),
+        (
+            "inputs:\n  - http_response:\n      urls: [\"http://localhost/\"]\n      method: \"GE T\"\n",
+            "4:7: inputs[0].http_response.method: `GE T` is not an HTTP method",
+        ),
+        (
+            "inputs:\n  - http_response:\n      urls: []\n",
+            "3:7: inputs[0].http_response.urls: no urls to check",
+        ),
+    ] {
+        let e = check_fails(&format!("{config}outputs: [stdout]\n"));
+        assert!(e.starts_with(expected), "{config}: {e}");
+    }
+}
+
 #[test]
 fn numbers_out_of_their_range_point_at_the_value_and_exit_2() {
     for (config, expected) in [

@@ -7,8 +7,8 @@
 mod support;
 
 use rtcollector::core::hub::{Hub, OutputQueue};
-use rtcollector::core::input::Shared;
 use rtcollector::core::output::OutputRunner;
+use rtcollector::core::shared::Shared;
 use rtcollector::core::stats::AgentStats;
 use rtcollector::core::{Output, OutputError, Sample, SeriesTable, SeriesView, WriteReport};
 use rtcollector::outputs::redistimeseries::{build, Config, RedisTimeSeries};
@@ -794,7 +794,7 @@ fn without_the_tls_feature_ssl_is_a_clear_config_error() {
             hostname: "h".into(),
             key: "redistimeseries".into(),
         };
-        let err = build(&cfg, &ctx).err().expect("a config error");
+        let err = build(&cfg, &ctx).err().expect("a config error").to_string();
         assert!(err.contains("built without TLS"), "{err}");
     }
 }

@@ -206,8 +206,10 @@ macro_rules! plugin_registry {
 
         $($(#[cfg(feature = $feature)])?
         impl $options for $module::Config {
-            fn build(&self, ctx: &$ctx) -> Result<Box<dyn $output>, String> {
-                Ok(Box::new($module::build(self, ctx)?))
+            fn build(&self, ctx: &$ctx) -> Result<Box<dyn $output>, $crate::config::BuildError> {
+                // A module's `build` returns a `BuildError`, or a `String` when none of its
+                // errors names an option.
+                Ok(Box::new($module::build(self, ctx).map_err($crate::config::BuildError::from)?))
             }
             fn yaml(&self) -> String {
                 $crate::config::yaml_text::flow(self)
@@ -272,7 +274,7 @@ mod tests {
     pub trait Plugin {}
     pub struct Ctx;
     pub trait Options: fmt::Debug {
-        fn build(&self, ctx: &Ctx) -> Result<Box<dyn Plugin>, String>;
+        fn build(&self, ctx: &Ctx) -> Result<Box<dyn Plugin>, crate::config::BuildError>;
     }
 
     plugin_registry! {

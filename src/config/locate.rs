@@ -57,17 +57,6 @@ pub fn locate(
     item
 }
 
-/// The option a build error names first (`include_patterns: invalid pattern …`), if the
-/// message starts with an option name and a colon.
-pub fn option_of(message: &str) -> Option<&str> {
-    let (head, _) = message.split_once(": ")?;
-    let is_key = !head.is_empty()
-        && head
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    is_key.then_some(head)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,15 +107,5 @@ outputs:
         );
         assert_eq!(locate(TEXT, "secret_store", 0, None), None);
         assert_eq!(locate(TEXT, "inputs", 9, None), None);
-    }
-
-    #[test]
-    fn option_names_lead_build_messages() {
-        assert_eq!(
-            option_of("include_patterns: invalid pattern `(`"),
-            Some("include_patterns")
-        );
-        assert_eq!(option_of("port 0 is not allowed: use 1-65535"), None);
-        assert_eq!(option_of("Bad: thing"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! The YAML config: rtcollector's keys, plus roots for /proc and /sys, environment
 //! interpolation, secrets, and errors that point at file, line, column and key.
 
+pub mod build_error;
 pub mod entry;
 pub mod interp;
 pub mod limits;
@@ -10,6 +11,7 @@ pub mod secret;
 pub mod units;
 pub mod yaml_text;
 
+pub use build_error::BuildError;
 pub use entry::{Common, Entry, Registry};
 pub use secret::{Secret, SecretStore};
 pub use units::{Dur, Millis, Size};
@@ -53,7 +55,8 @@ pub struct Config {
         deserialize_with = "range::count::<_, 1, MAX_BATCH_SIZE>"
     )]
     pub metric_batch_size: usize,
-    /// Accepted for rtcollector compatibility: buffering is always reported in the log.
+    /// Accepted for compatibility with the Python rtcollector: buffering is always reported
+    /// in the log.
     #[serde(default)]
     pub warn_on_buffer: bool,
     /// The `host` label; empty means the system hostname.
@@ -76,14 +79,14 @@ pub struct Config {
     /// Where outputs keep samples they could not deliver (one folder per output key).
     #[serde(default = "default_buffer_dir")]
     pub buffer_dir: PathBuf,
-    /// How often the disk buffer is fsynced during an outage (and always at shutdown): a
+    /// How often the outage buffer on disk is fsynced during an outage (and always at shutdown): a
     /// power loss costs at most this much of the buffered data.
     #[serde(
         default = "default_buffer_sync_interval",
         deserialize_with = "range::dur::<_, 100, { range::HOUR_MS }>"
     )]
     pub buffer_sync_interval: Dur,
-    /// Most bytes of each output's disk buffer; the oldest segment is dropped when full.
+    /// Most bytes of each output's outage buffer on disk; the oldest segment is dropped when full.
     #[serde(
         default = "default_max_disk_buffer",
         deserialize_with = "range::size::<_, { 16 * range::KIB }, { range::TIB }>"
@@ -162,7 +165,7 @@ impl Config {
         self.flush_interval.unwrap_or(self.interval).0
     }
 
-    /// The disk buffer of the output with this key.
+    /// The outage buffer on disk of the output with this key.
     pub fn spill_config(&self, key: &str) -> crate::core::spill::SpillConfig {
         crate::core::spill::SpillConfig {
             dir: self.buffer_dir.join(key),

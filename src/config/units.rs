@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 use std::time::Duration;
 
-/// A duration in config. A bare number means seconds (rtcollector's `interval: 10`).
+/// A duration in config. A bare number means seconds (the Python rtcollector's `interval: 10`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Dur(pub Duration);
 

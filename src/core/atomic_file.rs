@@ -1,4 +1,4 @@
-//! Small files that must read back old or new after a crash, never torn: the disk buffer's
+//! Small files that must read back old or new after a crash, never torn: the outage buffer's
 //! read position, inputs' counters kept across restarts.
 
 use std::fs::{self, File, OpenOptions};

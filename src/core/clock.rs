@@ -1,4 +1,5 @@
-//! Tick arithmetic on wall-clock milliseconds, kept free of real time so it can be tested.
+//! Tick arithmetic on wall-clock milliseconds, and their UTC calendar form, kept free of
+//! real time so they can be tested.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -64,6 +65,29 @@ pub fn jitter_ms(seed: u64, tick_ms: i64, max_ms: i64) -> i64 {
     (x % max_ms as u64) as i64
 }
 
+/// Wall-clock milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian).
+pub fn utc_text(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +135,12 @@ mod tests {
         assert!(values.iter().all(|&j| (0..500).contains(&j)));
         assert!(values.iter().any(|&j| j != values[0]));
         assert_eq!(jitter_ms(7, 0, 0), 0);
+    }
+
+    #[test]
+    fn utc_text_formats_epoch_milliseconds() {
+        assert_eq!(utc_text(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc_text(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(utc_text(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }
 }

@@ -2,10 +2,10 @@
 
 use super::clock;
 use super::emit::{Emitter, InputError};
-use super::hub::Hub;
 use super::metric::{Sample, SeriesTable};
 use super::publish::Publisher;
 use super::rate::RateTracker;
+use super::shared::Shared;
 use super::stats::{add, AgentStats, InputStats};
 use std::cell::RefCell;
 use std::future::Future;
@@ -44,13 +44,6 @@ pub type ListenFuture = Pin<Box<dyn Future<Output = ()>>>;
 /// Wraps a synchronous collection as a [`CollectFuture`].
 pub fn ready(result: Result<(), InputError>) -> CollectFuture<'static> {
     Box::pin(std::future::ready(result))
-}
-
-/// What every input task shares.
-pub struct Shared {
-    pub table: Rc<RefCell<SeriesTable>>,
-    pub hub: Rc<Hub>,
-    pub stats: Rc<AgentStats>,
 }
 
 /// How one input is scheduled.
@@ -279,6 +272,7 @@ pub async fn sleep_until_wall(at_ms: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::hub::Hub;
     use std::cell::Cell;
 
     /// Counts what its listener received; `collect` reports the count.

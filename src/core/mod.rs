@@ -14,6 +14,7 @@ pub mod output;
 pub mod publish;
 pub mod rate;
 pub mod ring;
+pub mod shared;
 pub mod spill;
 pub mod stats;
 

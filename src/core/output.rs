@@ -1,8 +1,8 @@
 //! The output contract and the loop that drains one output's queue.
 
 use super::hub::OutputQueue;
-use super::input::Shared;
 use super::metric::{Sample, SeriesTable};
+use super::shared::Shared;
 use super::stats::add;
 use futures_lite::future;
 use std::cell::RefCell;
@@ -431,13 +431,13 @@ impl OutputRunner {
     }
 
     /// What happens to the samples while the output is down, as far as this run knows.
-    /// A queue without a disk buffer is `--once`'s (the agent attaches one to every queue
+    /// A queue without an outage buffer is `--once`'s (the agent attaches one to every queue
     /// otherwise), which makes one attempt and no retry.
     fn buffering_plan(&self) -> &'static str {
         match self.queue.spill.borrow().as_ref() {
-            None => " (this run keeps no disk buffer and does not retry)",
+            None => " (this run keeps no outage buffer and does not retry)",
             Some(spill) if spill.is_disabled() => {
-                ", memory only while the disk buffer is unusable; retrying"
+                ", memory only while the outage buffer is unusable; retrying"
             }
             Some(_) => ", then on disk; retrying",
         }

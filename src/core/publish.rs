@@ -4,7 +4,7 @@
 
 use super::clock;
 use super::emit::Emitter;
-use super::input::Shared;
+use super::shared::Shared;
 use super::metric::{Sample, SeriesTable};
 use super::rate::RateTracker;
 use super::stats::{add, InputStats};

@@ -1,8 +1,9 @@
 //! Every input, one module each, and the registry that maps config names to them.
 //!
 //! An input module has a `Config` (serde, `deny_unknown_fields`, every field defaulted),
-//! a `build(&Config, &BuildCtx)` that validates and returns the input, a README with its
-//! metric table, and its tests beside it.
+//! a `build(&Config, &BuildCtx)` that validates and returns the input (or a
+//! [`BuildError`](crate::config::BuildError) naming the option at fault; a plain `String`
+//! when no option is), a README with its metric table, and its tests beside it.
 
 pub mod support;
 #[cfg(test)]
@@ -40,7 +41,7 @@ impl BuildCtx {
 /// An input's parsed options, able to build the input.
 /// `Send`: a reloaded config is parsed on a thread of its own.
 pub trait InputOptions: fmt::Debug + Send {
-    fn build(&self, ctx: &BuildCtx) -> Result<Box<dyn Input>, String>;
+    fn build(&self, ctx: &BuildCtx) -> Result<Box<dyn Input>, crate::config::BuildError>;
     /// The options as YAML on one line, secrets masked (`check`'s plan).
     fn yaml(&self) -> String;
 }
@@ -70,7 +71,7 @@ crate::config::entry::plugin_registry! {
     "apache" => apache if "http": "Apache mod_status (server-status?auto): workers, requests, traffic, scoreboard",
     "sma_energy_meter" => sma_energy_meter if "sma-em": "SMA Energy Meter / Sunny Home Manager readings received over Speedwire multicast",
     "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
-    "exec" => exec if "apps": "runs commands and reads metrics from their output (rtcollector's line format or JSON)",
+    "exec" => exec if "apps": "runs commands and reads metrics from their output (the Python rtcollector's line format or JSON)",
     "redis" => redis_info if "apps": "a Redis server's INFO: memory, clients, commands, keyspace, with rates",
     "docker" => docker if "apps": "per-container CPU, memory and network from the Docker Engine API",
 }

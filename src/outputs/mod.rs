@@ -13,7 +13,7 @@ pub struct OutputCtx {
 /// An output's parsed options, able to build the output.
 /// `Send`: a reloaded config is parsed on a thread of its own.
 pub trait OutputOptions: fmt::Debug + Send {
-    fn build(&self, ctx: &OutputCtx) -> Result<Box<dyn Output>, String>;
+    fn build(&self, ctx: &OutputCtx) -> Result<Box<dyn Output>, crate::config::BuildError>;
     /// The options as YAML on one line, secrets masked (`check`'s plan).
     fn yaml(&self) -> String;
 }

@@ -640,7 +640,7 @@ impl<C: Codec> Spill<C> {
                 }
                 None => {
                     log::warn!(
-                        "output {}: disk buffer full ({} bytes): dropping the oldest segments to make room, the first with {lost} samples (the total follows when the outage ends)",
+                        "output {}: outage buffer full ({} bytes): dropping the oldest segments to make room, the first with {lost} samples (the total follows when the outage ends)",
                         self.stats.name,
                         self.cfg.max_bytes
                     );
@@ -655,7 +655,7 @@ impl<C: Codec> Spill<C> {
     fn end_full_streak(&mut self) {
         if let Some((segs, samples)) = self.full_streak.take() {
             log::warn!(
-                "output {}: the full disk buffer dropped {segs} oldest segment(s), {samples} samples in all",
+                "output {}: the full outage buffer dropped {segs} oldest segment(s), {samples} samples in all",
                 self.stats.name
             );
         }

@@ -1,7 +1,7 @@
 //! `apache`: Apache httpd's mod_status page in its machine-readable form
 //! (`server-status?auto`): `Key: value` lines and the worker scoreboard.
 
-use crate::config::Dur;
+use crate::config::{BuildError, Dur};
 use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::http::StatusPage;
@@ -37,7 +37,7 @@ impl Default for Config {
     }
 }
 
-/// `?auto` keys written as `apache_<key without spaces>`, as rtcollector does. The first
+/// `?auto` keys written as `apache_<key without spaces>`, as the Python rtcollector does. The first
 /// two are totals since the start: written with a per-second `_rate`.
 pub const COUNTERS: [&str; 2] = ["Total Accesses", "Total kBytes"];
 pub const GAUGES: [&str; 21] = [
@@ -194,12 +194,13 @@ pub struct Apache {
     board_names: Vec<String>,
 }
 
-pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Apache, String> {
+pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Apache, BuildError> {
     if cfg.timeout.0.is_zero() {
-        return Err("apache: timeout must be more than 0".into());
+        return Err(BuildError::at("timeout", "must be more than 0"));
     }
     let page =
-        StatusPage::new(&cfg.status_url, cfg.timeout.0).map_err(|e| format!("apache: {e}"))?;
+        StatusPage::new(&cfg.status_url, cfg.timeout.0)
+        .map_err(|e| BuildError::at("status_url", e))?;
     let (server, port) = page.target().host_port();
     Ok(Apache {
         page,

@@ -5,7 +5,7 @@
 pub mod api;
 pub mod http;
 
-use crate::config::Dur;
+use crate::config::{BuildError, Dur};
 use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
@@ -44,7 +44,7 @@ pub struct Config {
     pub timeout: Dur,
     #[serde(deserialize_with = "range::count::<_, 1, 64>")]
     pub max_concurrent: usize,
-    /// rtcollector's Swarm switch: accepted, but services are not collected.
+    /// The Python rtcollector's Swarm switch: accepted, but services are not collected.
     pub gather_services: bool,
 }
 
@@ -60,23 +60,23 @@ impl Default for Config {
 }
 
 /// The socket path of `unix:///path` (or a bare absolute path).
-pub fn socket_path(endpoint: &str) -> Result<PathBuf, String> {
+pub fn socket_path(endpoint: &str) -> Result<PathBuf, BuildError> {
     let path = endpoint.strip_prefix("unix://").unwrap_or(endpoint);
     if path.starts_with('/') {
         Ok(PathBuf::from(path))
     } else {
-        Err(format!(
-            "endpoint: `{endpoint}` is not unix:///path/to/docker.sock; only the engine's unix socket is supported"
-        ))
+        Err(BuildError::at("endpoint", format!(
+            "`{endpoint}` is not unix:///path/to/docker.sock; only the engine's unix socket is supported"
+        )))
     }
 }
 
-pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Docker, String> {
+pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Docker, BuildError> {
     if cfg.timeout.0.is_zero() {
-        return Err("timeout: must be more than 0".into());
+        return Err(BuildError::at("timeout", "must be more than 0"));
     }
     if cfg.max_concurrent == 0 {
-        return Err("max_concurrent: must be 1 or more".into());
+        return Err(BuildError::at("max_concurrent", "must be 1 or more"));
     }
     if cfg.gather_services {
         log::warn!("input docker: gather_services (Swarm services) is not supported; only containers are collected");

@@ -29,6 +29,7 @@ fn endpoints() {
     );
     assert!(socket_path("tcp://10.0.0.2:2375")
         .unwrap_err()
+        .to_string()
         .contains("only the engine's unix socket"));
     let cfg: Config =
         yaml_serde::from_str("{endpoint: 'unix:///var/run/docker.sock', gather_services: false}")

@@ -1,5 +1,5 @@
 //! `exec`: runs commands each interval and reads metrics from what they print, in
-//! rtcollector's line format or its JSON document.
+//! the Python rtcollector's line format or its JSON document.
 //!
 //! Commands run concurrently, without a shell unless asked, through the inputs' shared
 //! runner ([`command`]): each in its own process group, killed with everything it started
@@ -8,7 +8,7 @@
 
 pub mod parse;
 
-use crate::config::Dur;
+use crate::config::{BuildError, Dur};
 use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::command::{self, Captured, Limits, Outcome};
@@ -72,7 +72,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             commands: Vec::new(),
-            // rtcollector's default.
+            // The Python rtcollector's default.
             data_format: DataFormat::Json,
             timeout: Dur(Duration::from_secs(5)),
             ignore_error: false,
@@ -108,7 +108,7 @@ pub struct Prepared {
 }
 
 /// Turns one configured command into a program and arguments.
-pub fn prepare(cmd: &CommandLine, shell: bool) -> Result<Prepared, String> {
+pub fn prepare(cmd: &CommandLine, shell: bool) -> Result<Prepared, BuildError> {
     match cmd {
         CommandLine::Line(line) if shell => Ok(Prepared {
             program: "/bin/sh".into(),
@@ -117,13 +117,13 @@ pub fn prepare(cmd: &CommandLine, shell: bool) -> Result<Prepared, String> {
         }),
         CommandLine::Line(line) => {
             if let Some(op) = parse::shell_operator(line) {
-                return Err(format!(
-                    "commands: `{line}` uses `{op}`, which needs a shell: set `shell: true`, or write the command as a list of arguments"
-                ));
+                return Err(BuildError::at("commands", format!(
+                    "`{line}` uses `{op}`, which needs a shell: set `shell: true`, or write the command as a list of arguments"
+                )));
             }
-            let mut words = parse::split_words(line).map_err(|e| format!("commands: `{line}`: {e}"))?;
+            let mut words = parse::split_words(line).map_err(|e| BuildError::at("commands", format!("`{line}`: {e}")))?;
             if words.is_empty() {
-                return Err("commands: an empty command".into());
+                return Err(BuildError::at("commands", "an empty command"));
             }
             let program = words.remove(0);
             Ok(Prepared {
@@ -132,8 +132,9 @@ pub fn prepare(cmd: &CommandLine, shell: bool) -> Result<Prepared, String> {
                 label: line.clone(),
             })
         }
-        CommandLine::Argv(argv) if shell => Err(format!(
-            "commands: {argv:?}: with `shell: true` write each command as one string"
+        CommandLine::Argv(argv) if shell => Err(BuildError::at(
+            "commands",
+            format!("{argv:?}: with `shell: true` write each command as one string"),
         )),
         CommandLine::Argv(argv) => match argv.split_first() {
             Some((program, args)) if !program.is_empty() => Ok(Prepared {
@@ -141,30 +142,30 @@ pub fn prepare(cmd: &CommandLine, shell: bool) -> Result<Prepared, String> {
                 args: args.to_vec(),
                 label: argv.join(" "),
             }),
-            _ => Err("commands: an empty command".into()),
+            _ => Err(BuildError::at("commands", "an empty command")),
         },
     }
 }
 
 /// `NAME=value` entries of `environment`.
-fn environment(entries: &[String]) -> Result<Vec<(String, String)>, String> {
+fn environment(entries: &[String]) -> Result<Vec<(String, String)>, BuildError> {
     entries
         .iter()
         .map(|e| match e.split_once('=') {
             Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
                 Ok((k.to_string(), v.to_string()))
             }
-            _ => Err(format!("environment: `{e}` is not NAME=value")),
+            _ => Err(BuildError::at("environment", format!("`{e}` is not NAME=value"))),
         })
         .collect()
 }
 
-pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Exec, String> {
+pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Exec, BuildError> {
     if cfg.commands.is_empty() {
-        return Err("commands: list at least one command to run".into());
+        return Err(BuildError::at("commands", "list at least one command to run"));
     }
     if cfg.timeout.0.is_zero() {
-        return Err("timeout: must be more than 0".into());
+        return Err(BuildError::at("timeout", "must be more than 0"));
     }
     let commands = cfg
         .commands

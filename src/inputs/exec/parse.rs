@@ -1,5 +1,5 @@
-//! What `exec` reads: command strings split into words, rtcollector's metric lines, and its
-//! JSON document. Every decoder checks before it takes, and says what was wrong.
+//! What `exec` reads: command strings split into words, the Python rtcollector's metric
+//! lines, and its JSON document. Every decoder checks before it takes, and says what was wrong.
 
 use crate::core::metric::MAX_LABELS;
 use std::fmt;
@@ -214,8 +214,8 @@ impl fmt::Display for JsonError {
     }
 }
 
-/// Decodes rtcollector's JSON: `{"metrics": {name: number, …}, "logs": [{"message": …,
-/// "level": …}, …]}`, or a flat object of `name: number`. Booleans count as 1 and 0 (as
+/// Decodes the Python rtcollector's JSON: `{"metrics": {name: number, …}, "logs":
+/// [{"message": …, "level": …}, …]}`, or a flat object of `name: number`. Booleans count as 1 and 0 (as
 /// they did in Python). At most `max_logs` log entries are kept.
 pub fn json_doc(bytes: &[u8], max_logs: usize) -> Result<JsonDoc, JsonError> {
     let value: serde_json::Value =

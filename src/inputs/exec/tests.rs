@@ -84,8 +84,12 @@ fn commands_are_prepared_with_or_without_a_shell() {
     assert_eq!(prepare(&argv, false).unwrap().label, "/bin/echo a b");
     assert!(prepare(&line("a | b"), false)
         .unwrap_err()
+        .to_string()
         .contains("shell: true"));
-    assert!(prepare(&argv, true).unwrap_err().contains("one string"));
+    assert!(prepare(&argv, true)
+        .unwrap_err()
+        .to_string()
+        .contains("one string"));
     assert!(prepare(&line("  "), false).is_err());
     assert!(prepare(&CommandLine::Argv(vec![]), false).is_err());
 }
@@ -97,7 +101,8 @@ fn bad_options_are_config_errors() {
         Err(e) => e.to_string(),
         Ok(cfg) => build(&cfg, &BuildCtx::with_roots("/proc", "/sys"))
             .err()
-            .expect("rejected"),
+            .expect("rejected")
+            .to_string(),
     };
     assert!(err("{}").contains("at least one command"));
     assert!(err("{commands: [x], environment: [NOEQUALS]}").contains("NAME=value"));

@@ -1,11 +1,12 @@
 //! `http_response`: checks HTTP(S) endpoints: response time, status code, body length,
-//! a regex over the body, the certificate's remaining lifetime, and rtcollector's result code.
+//! a regex over the body, the certificate's remaining lifetime, and the Python rtcollector's
+//! result code.
 //!
 //! All URLs of a collection are requested at once, each on a short-lived thread of its own
 //! and each bounded by `timeout`, so one hanging endpoint delays neither the others nor any
 //! other input (see `support::http`).
 
-use crate::config::{Dur, Secret, Size};
+use crate::config::{BuildError, Dur, Secret, Size};
 use crate::config::range;
 use crate::core::{clock, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::http::{Client, ClientOptions, FetchError, Fetched, RequestSpec, Target};
@@ -89,53 +90,54 @@ pub struct HttpResponse {
     string_match: Option<Regex>,
 }
 
-pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<HttpResponse, String> {
-    let err = |e: String| format!("http_response: {e}");
+pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<HttpResponse, BuildError> {
     if cfg.urls.is_empty() {
-        return Err(err("no urls to check".into()));
+        return Err(BuildError::at("urls", "no urls to check"));
     }
     if cfg.timeout.0.is_zero() {
-        return Err(err("timeout must be more than 0".into()));
+        return Err(BuildError::at("timeout", "must be more than 0"));
     }
     if cfg.response_body_max_size.0 > MAX_KEEP {
-        return Err(err(format!(
-            "response_body_max_size is at most {MAX_KEEP} bytes"
-        )));
+        return Err(BuildError::at(
+            "response_body_max_size",
+            format!("at most {MAX_KEEP} bytes"),
+        ));
     }
     let targets = cfg
         .urls
         .iter()
         .map(|u| Target::parse(u))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(err)?;
-    let method = Method::from_bytes(cfg.method.trim().to_ascii_uppercase().as_bytes())
-        .map_err(|_| err(format!("method `{}` is not an HTTP method", cfg.method)))?;
+        .map_err(|e| BuildError::at("urls", e))?;
+    let method = Method::from_bytes(cfg.method.trim().to_ascii_uppercase().as_bytes()).map_err(
+        |_| BuildError::at("method", format!("`{}` is not an HTTP method", cfg.method)),
+    )?;
     let headers = cfg
         .headers
         .iter()
         .map(|(name, value)| {
             let n = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| err(format!("header name `{name}` is not valid")))?;
+                .map_err(|_| BuildError::at("headers", format!("header name `{name}` is not valid")))?;
             // The value may be a secret: the message names the header only.
-            let v = HeaderValue::from_str(value.expose())
-                .map_err(|_| err(format!("the value of header `{name}` is not valid")))?;
+            let v = HeaderValue::from_str(value.expose()).map_err(|_| {
+                BuildError::at("headers", format!("the value of header `{name}` is not valid"))
+            })?;
             Ok((n, v))
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, BuildError>>()?;
     let string_match = match cfg.response_string_match.as_str() {
         "" => None,
-        re => Some(
-            Regex::new(re).map_err(|e| err(format!("response_string_match: {e}")))?,
-        ),
+        re => Some(Regex::new(re).map_err(|e| BuildError::at("response_string_match", e.to_string()))?),
     };
+    // Fails on an unreadable `tls_ca` (the message names it and the file) or a TLS setup
+    // problem of the build: the entry as a whole.
     let client = Client::new(&ClientOptions {
         timeout: cfg.timeout.0,
         follow_redirects: cfg.follow_redirects,
         insecure_skip_verify: cfg.insecure_skip_verify,
         tls_ca: cfg.tls_ca.as_deref(),
         keep_bytes: cfg.response_body_max_size.0 as usize,
-    })
-    .map_err(err)?;
+    })?;
     if cfg.insecure_skip_verify {
         log::warn!("http_response: insecure_skip_verify is on: certificates are NOT checked");
     }

@@ -151,7 +151,7 @@ fn bad_options_are_refused_at_build_without_showing_secrets() {
     let bad = |f: &dyn Fn(&mut Config)| {
         let mut c = config(&url);
         f(&mut c);
-        build(&c, &ctx()).err().expect("refused")
+        build(&c, &ctx()).err().expect("refused").to_string()
     };
     assert!(bad(&|c| c.urls.clear()).contains("no urls"));
     assert!(bad(&|c| c.urls = vec!["example.com/health".into()]).contains("not a URL"));

@@ -1,5 +1,6 @@
 //! `linux_io`: block device traffic from /proc/diskstats.
 
+use crate::config::BuildError;
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::{fields, numbers_into, Known, NameFilter, ProcFile};
 use crate::inputs::BuildCtx;
@@ -52,7 +53,7 @@ struct Choice {
     include_partitions: bool,
 }
 
-pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<LinuxIo, String> {
+pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<LinuxIo, BuildError> {
     let filter = NameFilter::new(
         &cfg.include_devices,
         &cfg.exclude_devices,

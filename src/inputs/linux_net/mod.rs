@@ -1,5 +1,6 @@
 //! `linux_net`: network interface counters from /proc/net/dev.
 
+use crate::config::BuildError;
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::{fields, Known, NameFilter, ProcFile};
 use crate::inputs::BuildCtx;
@@ -36,7 +37,7 @@ pub struct LinuxNet {
     rows: Vec<(usize, NetCounters)>,
 }
 
-pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<LinuxNet, String> {
+pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<LinuxNet, BuildError> {
     Ok(LinuxNet {
         dev: ProcFile::new(ctx.procfs_root.join("net/dev")),
         filter: NameFilter::new(

@@ -172,7 +172,7 @@ fn filters_follow_the_include_and_exclude_options() {
         include_patterns: s(&["(eth"]),
         ..Config::default()
     };
-    let e = build(&bad, &ctx).err().unwrap();
+    let e = build(&bad, &ctx).err().unwrap().to_string();
     assert!(e.starts_with("include_patterns"), "{e}");
 }
 

@@ -7,7 +7,7 @@
 //! Reading: 0 Writing: 1 Waiting: 1
 //! ```
 
-use crate::config::Dur;
+use crate::config::{BuildError, Dur};
 use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::http::StatusPage;
@@ -48,11 +48,12 @@ pub struct Nginx {
     port: String,
 }
 
-pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Nginx, String> {
+pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Nginx, BuildError> {
     if cfg.timeout.0.is_zero() {
-        return Err("nginx: timeout must be more than 0".into());
+        return Err(BuildError::at("timeout", "must be more than 0"));
     }
-    let page = StatusPage::new(&cfg.status_url, cfg.timeout.0).map_err(|e| format!("nginx: {e}"))?;
+    let page = StatusPage::new(&cfg.status_url, cfg.timeout.0)
+        .map_err(|e| BuildError::at("status_url", e))?;
     let (server, port) = page.target().host_port();
     Ok(Nginx {
         page,

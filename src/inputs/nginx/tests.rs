@@ -123,6 +123,18 @@ fn bad_urls_are_refused_at_build() {
     }
 }
 
+/// Unreachable from a config file (the parser takes 10ms at least), but a caller building
+/// the options by hand learns which option is wrong, not a message led by `nginx:`.
+#[test]
+fn a_zero_timeout_names_the_option() {
+    let cfg = Config {
+        timeout: Dur(Duration::ZERO),
+        ..Config::default()
+    };
+    let e = build(&cfg, &BuildCtx::with_roots("/proc", "/sys")).err();
+    assert_eq!(e, Some(BuildError::at("timeout", "must be more than 0")));
+}
+
 /// Serves `response` once on a loopback port; returns the status URL.
 fn serve_once(response: &'static [u8]) -> String {
     use std::io::{Read, Write};

@@ -1,12 +1,12 @@
-//! `redis`: a Redis server's `INFO`: the fields chosen by `metrics:` (rtcollector's list by
-//! default) as gauges, or counters with a `_rate`; keys per database; replication figures.
+//! `redis`: a Redis server's `INFO`: the fields chosen by `metrics:` (the Python rtcollector's
+//! list by default) as gauges, or counters with a `_rate`; keys per database; replication figures.
 //!
 //! The connection is the `redistimeseries` output's (TCP or TLS on smol, ACL user and
 //! password, no thread): made at the first collection, kept, and made again after an error.
 
 pub mod info;
 
-use crate::config::{Dur, Secret};
+use crate::config::{BuildError, Dur, Secret};
 use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
@@ -30,7 +30,7 @@ pub const SAMPLE: &str = "\
     # password: secret:redis/password
     # ssl: false
     # ssl_ca_certs: /etc/ssl/redis-ca.pem
-    # INFO fields to write as redis_<field>; rtcollector's list when left out.
+    # INFO fields to write as redis_<field>; the Python rtcollector's list when left out.
     # metrics: [used_memory, connected_clients, total_commands_processed, keyspace_hits]
     connect_timeout: 5s
     timeout: 5s
@@ -83,7 +83,7 @@ impl Default for Config {
     }
 }
 
-/// rtcollector's fields, written when `metrics:` is not set.
+/// The Python rtcollector's fields, written when `metrics:` is not set.
 pub const DEFAULT_FIELDS: [&str; 48] = [
     "uptime_in_seconds",
     "connected_clients",
@@ -169,7 +169,7 @@ pub const COUNTERS: [&str; 30] = [
     "dump_payload_sanitizations",
 ];
 
-pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<RedisInfo, String> {
+pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<RedisInfo, BuildError> {
     if cfg.connect_timeout.0.is_zero() || cfg.timeout.0.is_zero() {
         return Err("connect_timeout and timeout must be more than 0".into());
     }
@@ -199,7 +199,10 @@ pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<RedisInfo, String> {
         cfg.metrics.clone()
     };
     if let Some(bad) = selected.iter().find(|f| f.is_empty() || f.contains(':')) {
-        return Err(format!("metrics: `{bad}` is not an INFO field name"));
+        return Err(BuildError::at(
+            "metrics",
+            format!("`{bad}` is not an INFO field name"),
+        ));
     }
     selected.sort();
     selected.dedup();

@@ -186,7 +186,8 @@ fn bad_options_are_config_errors() {
         Err(e) => e.to_string(),
         Ok(cfg) => build(&cfg, &BuildCtx::with_roots("/proc", "/sys"))
             .err()
-            .expect("rejected"),
+            .expect("rejected")
+            .to_string(),
     };
     assert!(err("{username: u}").contains("password"));
     assert!(err("{ssl_certfile: /c.pem}").contains("ssl: true"));

@@ -1,6 +1,7 @@
 //! Finding hwmon chips and thermal zones under sysfs, and naming them like node_exporter.
 
 use super::attr::IntAttr;
+use crate::config::BuildError;
 use regex_lite::Regex;
 use std::collections::HashMap;
 use std::fs;
@@ -76,11 +77,11 @@ pub struct ChipFilter {
 }
 
 impl ChipFilter {
-    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, String> {
-        let compile = |option: &str, patterns: &[String]| -> Result<Vec<Regex>, String> {
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, BuildError> {
+        let compile = |option: &'static str, patterns: &[String]| -> Result<Vec<Regex>, BuildError> {
             patterns
                 .iter()
-                .map(|p| Regex::new(p).map_err(|e| format!("{option}: invalid pattern `{p}`: {e}")))
+                .map(|p| Regex::new(p).map_err(|e| BuildError::at(option, format!("invalid pattern `{p}`: {e}"))))
                 .collect()
         };
         Ok(ChipFilter {

@@ -4,7 +4,7 @@
 pub mod attr;
 mod hwmon;
 
-use crate::config::Dur;
+use crate::config::{BuildError, Dur};
 use crate::config::range;
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
@@ -64,7 +64,7 @@ pub struct Sensors {
     zones: Vec<Zone>,
 }
 
-pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<Sensors, String> {
+pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<Sensors, BuildError> {
     let mut s = Sensors {
         sys_root: ctx.sysfs_root.clone(),
         filter: ChipFilter::new(&cfg.include, &cfg.exclude)?,

@@ -93,7 +93,7 @@ fn bad_patterns_are_config_errors() {
         exclude: s(&["("]),
         ..Config::default()
     };
-    let e = build(&cfg, &ctx).err().unwrap();
+    let e = build(&cfg, &ctx).err().unwrap().to_string();
     assert!(e.starts_with("exclude: invalid pattern `(`"), "{e}");
 }
 

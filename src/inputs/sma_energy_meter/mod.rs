@@ -9,6 +9,7 @@ pub mod wire;
 
 use crate::core::input::ListenFuture;
 use crate::config::range;
+use crate::config::BuildError;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
 use aggregate::{Aggregate, Outcome, AVERAGED, COUNTERS, PHASES, REASONS, WS_PER_WH};
@@ -144,13 +145,16 @@ pub struct SmaEnergyMeter {
     max: bool,
 }
 
-pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<SmaEnergyMeter, String> {
+pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<SmaEnergyMeter, BuildError> {
     let join = match (&cfg.interface, cfg.interface_ip, cfg.multicast) {
         (Some(_), Some(_), _) => return Err("set `interface` or `interface_ip`, not both".into()),
         (_, _, false) => Join::None,
         (Some(name), None, true) => {
             if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
-                return Err(format!("`interface: {name}` is not an interface name"));
+                return Err(BuildError::at(
+                    "interface",
+                    format!("`{name}` is not an interface name"),
+                ));
             }
             Join::Interface(name.clone())
         }
@@ -158,7 +162,7 @@ pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<SmaEnergyMeter, String> {
         (None, None, true) => Join::DefaultRoute,
     };
     if cfg.port == 0 {
-        return Err("`port` must not be 0".into());
+        return Err(BuildError::at("port", "must not be 0"));
     }
     Ok(SmaEnergyMeter {
         state: Rc::new(RefCell::new(State::new(&cfg.serials))),

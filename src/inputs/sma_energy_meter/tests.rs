@@ -563,7 +563,7 @@ fn sample_is_the_default_config() {
 #[test]
 fn build_checks_the_options() {
     let ctx = BuildCtx::with_roots("/proc", "/sys");
-    let err = |cfg: Config| build(&cfg, &ctx).err().expect("refused");
+    let err = |cfg: Config| build(&cfg, &ctx).err().expect("refused").to_string();
     assert_eq!(
         err(Config {
             interface: Some("eth0".into()),

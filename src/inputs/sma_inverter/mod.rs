@@ -10,6 +10,7 @@ pub mod plan;
 pub mod registers;
 
 use crate::config::units::Dur;
+use crate::config::BuildError;
 use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
@@ -132,12 +133,12 @@ pub enum Registers {
     List(Vec<RegisterEntry>),
 }
 
-pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<SmaInverter, String> {
+pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<SmaInverter, BuildError> {
     if cfg.inverters.is_empty() {
-        return Err("inverters: list at least one inverter ({name, host})".into());
+        return Err(BuildError::at("inverters", "list at least one inverter ({name, host})"));
     }
     if cfg.timeout.0.is_zero() {
-        return Err("timeout must be more than 0".into());
+        return Err(BuildError::at("timeout", "must be more than 0"));
     }
     let entries = match &cfg.registers {
         Registers::Preset(_) => None,
@@ -146,12 +147,12 @@ pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<SmaInverter, String> {
     let mut inverters = Vec::with_capacity(cfg.inverters.len());
     for (i, inv) in cfg.inverters.iter().enumerate() {
         if inv.name.is_empty() || inv.host.is_empty() {
-            return Err(format!("inverters[{i}]: name and host are required"));
+            return Err(BuildError::at("inverters", format!("item {i}: name and host are required")));
         }
         if cfg.inverters[..i].iter().any(|o| o.name == inv.name) {
-            return Err(format!("inverters[{i}]: name `{}` is used twice", inv.name));
+            return Err(BuildError::at("inverters", format!("item {i}: name `{}` is used twice", inv.name)));
         }
-        let regs = registers::resolve(entries, inv.battery)?;
+        let regs = registers::resolve(entries, inv.battery).map_err(|e| BuildError::at("registers", e))?;
         inverters.push(Inverter::new(inv, regs));
     }
     Ok(SmaInverter {

@@ -288,7 +288,7 @@ pub fn resolve(entries: Option<&[RegisterEntry]>, battery: bool) -> Result<Vec<R
         regs.extend(from_rows(BATTERY));
     }
     if regs.is_empty() {
-        return Err("registers: the list is empty".into());
+        return Err("the list is empty".into());
     }
     regs.sort_by_key(|r| r.address);
     for pair in regs.windows(2) {

@@ -235,7 +235,7 @@ fn config_errors_are_clear() {
     let ctx = BuildCtx::with_roots("/proc", "/sys");
     let err = |yaml: &str| {
         let cfg: Config = yaml_serde::from_str(yaml).unwrap();
-        build(&cfg, &ctx).err().expect("an error")
+        build(&cfg, &ctx).err().expect("an error").to_string()
     };
     assert!(err("inverters: []").contains("at least one inverter"));
     assert!(err("inverters: [{name: a, host: h}, {name: a, host: i}]").contains("twice"));

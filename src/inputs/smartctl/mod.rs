@@ -3,7 +3,7 @@
 mod report;
 mod run;
 
-use crate::config::Dur;
+use crate::config::{BuildError, Dur};
 use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::command::Captured;
@@ -89,23 +89,23 @@ pub struct Smartctl {
     told_unmatched: Vec<bool>,
 }
 
-pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Smartctl, String> {
+pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Smartctl, BuildError> {
     if cfg.smartctl_path.trim().is_empty() {
-        return Err("smartctl_path is empty".into());
+        return Err(BuildError::at("smartctl_path", "must not be empty"));
     }
     if !["never", "sleep", "standby", "idle"].contains(&cfg.nocheck.as_str()) {
-        return Err(format!(
-            "nocheck: `{}` is not one of never, sleep, standby, idle",
-            cfg.nocheck
+        return Err(BuildError::at(
+            "nocheck",
+            format!("`{}` is not one of never, sleep, standby, idle", cfg.nocheck),
         ));
     }
     if cfg.timeout.0.is_zero() {
-        return Err("timeout must be more than 0".into());
+        return Err(BuildError::at("timeout", "must be more than 0"));
     }
     let devices = cfg
         .devices
         .iter()
-        .map(|p| Regex::new(p).map_err(|e| format!("devices: invalid pattern `{p}`: {e}")))
+        .map(|p| Regex::new(p).map_err(|e| BuildError::at("devices", format!("invalid pattern `{p}`: {e}"))))
         .collect::<Result<_, _>>()?;
     let (program, prefix) = if cfg.use_sudo {
         ("sudo".to_string(), vec!["-n".into(), cfg.smartctl_path.clone()])

@@ -200,7 +200,7 @@ fn scan_output_is_checked() {
 #[test]
 fn bad_options_are_config_errors() {
     let ctx = BuildCtx::with_roots("/x", "/x");
-    let bad = |cfg: Config| build(&cfg, &ctx).err().unwrap();
+    let bad = |cfg: Config| build(&cfg, &ctx).err().unwrap().to_string();
     assert!(bad(Config { devices: s(&["("]), ..Config::default() }).starts_with("devices: invalid pattern"));
     assert!(bad(Config { nocheck: "asleep".into(), ..Config::default() }).starts_with("nocheck:"));
     assert!(bad(Config { smartctl_path: " ".into(), ..Config::default() }).contains("empty"));

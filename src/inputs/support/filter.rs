@@ -1,10 +1,11 @@
 //! Include/exclude filtering of names (interfaces, devices, mount points).
 
+use crate::config::BuildError;
 use regex_lite::Regex;
 
 /// Decides which names an input reports.
 ///
-/// Order of precedence, as rtcollector's `linux_net`: an explicit include (by name or by
+/// Order of precedence, as the Python rtcollector's `linux_net`: an explicit include (by name or by
 /// pattern) wins over any exclusion; then an explicit exclude. Include names only rescue
 /// names from exclusion; include patterns, when given, also restrict: a name matching
 /// none of them is dropped.
@@ -23,7 +24,7 @@ impl NameFilter {
         exclude_names: &[String],
         include_patterns: &[String],
         exclude_patterns: &[String],
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         Ok(NameFilter {
             include_names: include_names.to_vec(),
             exclude_names: exclude_names.to_vec(),
@@ -47,10 +48,12 @@ impl NameFilter {
     }
 }
 
-fn compile(option: &str, patterns: &[String]) -> Result<Vec<Regex>, String> {
+fn compile(option: &'static str, patterns: &[String]) -> Result<Vec<Regex>, BuildError> {
     patterns
         .iter()
-        .map(|p| Regex::new(p).map_err(|e| format!("{option}: invalid pattern `{p}`: {e}")))
+        .map(|p| {
+            Regex::new(p).map_err(|e| BuildError::at(option, format!("invalid pattern `{p}`: {e}")))
+        })
         .collect()
 }
 
@@ -89,7 +92,9 @@ mod tests {
 
     #[test]
     fn bad_pattern_names_the_option() {
-        let e = NameFilter::new(&[], &[], &[], &s(&["("])).unwrap_err();
+        let e = NameFilter::new(&[], &[], &[], &s(&["("]))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("exclude_patterns: invalid pattern `(`"),
             "{e}"

@@ -189,7 +189,7 @@ pub struct Fetched {
     pub cert_not_after: Option<Result<i64, String>>,
 }
 
-/// Why a request got no response, in rtcollector's `http_response_result_code` classes.
+/// Why a request got no response, in the Python rtcollector's `http_response_result_code` classes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FetchError {
     /// 1: no complete response within the timeout.

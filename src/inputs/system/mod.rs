@@ -1,5 +1,6 @@
 //! `system`: load averages, uptime, online CPUs and logged-in users.
 
+use crate::config::BuildError;
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
 use crate::inputs::support::{fields, read_parsed, ProcFile};
 use crate::inputs::BuildCtx;
@@ -43,9 +44,9 @@ pub struct System {
     users: Vec<[u8; UT_NAMESIZE]>,
 }
 
-pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<System, String> {
+pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<System, BuildError> {
     if cfg.utmp_path.as_os_str().is_empty() {
-        return Err("utmp_path: must not be empty".into());
+        return Err(BuildError::at("utmp_path", "must not be empty"));
     }
     Ok(System {
         loadavg: ProcFile::new(ctx.procfs_root.join("loadavg")),

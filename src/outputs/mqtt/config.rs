@@ -1,7 +1,7 @@
 //! The options of the `mqtt` output, as written in the config, and their checks (no network
 //! access here: `rtcollector check` must work without a broker).
 
-use crate::config::{Dur, Secret};
+use crate::config::{BuildError, Dur, Secret};
 use crate::config::range;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -102,38 +102,45 @@ impl Default for HomeAssistant {
 
 impl Config {
     /// Checks what the broker would refuse later, so `check` reports it now.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), BuildError> {
         if self.host.is_empty() {
-            return Err("host: must not be empty".into());
+            return Err(BuildError::at("host", "must not be empty"));
         }
         if self.port == 0 {
-            return Err("port: must be 1 to 65535".into());
+            return Err(BuildError::at("port", "must be 1 to 65535"));
         }
         if self.qos > 2 {
-            return Err(format!("qos: {} is not an MQTT QoS; use 0, 1 or 2", self.qos));
+            return Err(BuildError::at(
+                "qos",
+                format!("{} is not an MQTT QoS; use 0, 1 or 2", self.qos),
+            ));
         }
         if self.username.is_none() && self.password.is_some() {
-            return Err("password: MQTT sends a password only with a `username`".into());
+            return Err(BuildError::at(
+                "password",
+                "MQTT sends a password only with a `username`",
+            ));
         }
         if self.connect_timeout.0.is_zero() || self.write_timeout.0.is_zero() {
             return Err("connect_timeout and write_timeout must be more than 0".into());
         }
         if self.keep_alive.0 < Duration::from_secs(1) && !self.keep_alive.0.is_zero() {
-            return Err("keep_alive: at least 1s (or 0 to turn pings off)".into());
+            return Err(BuildError::at(
+                "keep_alive",
+                "at least 1s (or 0 to turn pings off)",
+            ));
         }
         if let Some(p) = &self.topic_prefix {
             check_topic("topic_prefix", p)?;
         }
         if self.homeassistant.enabled {
-            check_topic(
-                "homeassistant.discovery_prefix",
-                &self.homeassistant.discovery_prefix,
-            )?;
+            check_topic("discovery_prefix", &self.homeassistant.discovery_prefix)
+                .map_err(|e| BuildError::at("homeassistant", format!("discovery_prefix: {}", e.message)))?;
             if self.layout == Layout::Batch {
-                return Err(
-                    "homeassistant: discovery needs one topic per series; use `layout: value` or `layout: json`"
-                        .into(),
-                );
+                return Err(BuildError::at(
+                    "homeassistant",
+                    "discovery needs one topic per series; use `layout: value` or `layout: json`",
+                ));
             }
         }
         let tls_files =
@@ -146,7 +153,10 @@ impl Config {
         }
         #[cfg(not(feature = "tls"))]
         if self.ssl {
-            return Err("ssl: this build has no TLS (cargo feature `tls`)".into());
+            return Err(BuildError::at(
+                "ssl",
+                "this build has no TLS (cargo feature `tls`)",
+            ));
         }
         Ok(())
     }
@@ -167,13 +177,14 @@ impl Config {
 }
 
 /// A topic we publish under: not empty and no wildcards.
-fn check_topic(key: &str, topic: &str) -> Result<(), String> {
+fn check_topic(key: &'static str, topic: &str) -> Result<(), BuildError> {
     if topic.trim_end_matches('/').is_empty() {
-        return Err(format!("{key}: must not be empty"));
+        return Err(BuildError::at(key, "must not be empty"));
     }
     if topic.contains(['+', '#', '\0']) {
-        return Err(format!(
-            "{key}: `{topic}` contains `+`, `#` or NUL, which MQTT does not allow in a topic to publish to"
+        return Err(BuildError::at(
+            key,
+            format!("`{topic}` contains `+`, `#` or NUL, which MQTT does not allow in a topic to publish to"),
         ));
     }
     Ok(())

@@ -26,6 +26,7 @@ mod tests;
 pub use config::{Config, HomeAssistant, Layout};
 pub use discovery::{sensor_kind, SensorKind};
 
+use crate::config::BuildError;
 use crate::core::output::{CloseFuture, StartFuture};
 use crate::core::{Output, OutputError, Sample, SeriesId, SeriesTable, SeriesView, WriteFuture, WriteReport};
 use crate::inputs::support::NameFilter;
@@ -129,7 +130,7 @@ pub struct Mqtt {
 
 /// Builds the output without touching the network (`rtcollector check` must work without a
 /// broker); the TLS files are read here so a bad path is a config error.
-pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, String> {
+pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, BuildError> {
     cfg.validate()?;
     let filter = NameFilter::new(&[], &[], &cfg.include_patterns, &cfg.exclude_patterns)?;
     let prefix = cfg.topic_prefix(&ctx.hostname);

@@ -15,6 +15,7 @@ fn built(yaml: &str) -> Result<Mqtt, String> {
             key: "mqtt".into(),
         },
     )
+    .map_err(|e| e.to_string())
 }
 
 #[test]

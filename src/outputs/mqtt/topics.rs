@@ -39,7 +39,7 @@ pub fn series_topic(prefix: &str, series: &Series, out: &mut String) {
 }
 
 /// The `batch` layout's topic level for a series whose input is unknown (read back from a
-/// disk buffer written by an older build): its metric family, the name up to the first `_`.
+/// outage buffer written by an older build): its metric family, the name up to the first `_`.
 pub fn family(name: &str) -> &str {
     name.split('_').next().unwrap_or(name)
 }

@@ -2,7 +2,7 @@
 //! turn them into a connection target (no network access here: `check` must not need Redis).
 
 use super::conn::ConnOptions;
-use crate::config::{range, Dur, Millis, Secret, Size};
+use crate::config::{range, BuildError, Dur, Millis, Secret, Size};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -395,18 +395,21 @@ impl Target {
     }
 
     /// Validates everything that can be checked without the network.
-    pub fn checked(self, o: &ConnOptions) -> Result<Target, String> {
+    pub fn checked(self, o: &ConnOptions) -> Result<Target, BuildError> {
         if self.host.is_empty() {
-            return Err("host: must not be empty".into());
+            return Err(BuildError::at("host", "must not be empty"));
         }
         if self.port == 0 {
-            return Err("port: must be 1 to 65535".into());
+            return Err(BuildError::at("port", "must be 1 to 65535"));
         }
         if self.db < 0 {
-            return Err("db: must be 0 or more".into());
+            return Err(BuildError::at("db", "must be 0 or more"));
         }
         if self.username.is_some() && self.password.is_none() {
-            return Err("username: an ACL user needs `password` too".into());
+            return Err(BuildError::at(
+                "username",
+                "an ACL user needs `password` too",
+            ));
         }
         if !self.tls
             && (o.ssl_ca_certs.is_some() || o.ssl_certfile.is_some() || o.ssl_keyfile.is_some())
@@ -440,7 +443,7 @@ impl Target {
 
 impl Config {
     /// Validates everything that can be checked without the network.
-    pub fn target(&self) -> Result<Target, String> {
+    pub fn target(&self) -> Result<Target, BuildError> {
         let target = Target::from_options(
             self.url.as_ref(),
             &self.host,
@@ -468,11 +471,12 @@ impl Config {
     }
 
     /// Checks the series options that the server would otherwise refuse at run time.
-    pub fn validate_series(&self) -> Result<(), String> {
+    pub fn validate_series(&self) -> Result<(), BuildError> {
         if let Some(Size(c)) = self.chunk_size {
             if !(48..=1_048_576).contains(&c) || c % 8 != 0 {
-                return Err(format!(
-                    "chunk_size: {c} bytes is not allowed; use a multiple of 8 from 48 to 1048576"
+                return Err(BuildError::at(
+                    "chunk_size",
+                    format!("{c} bytes is not allowed; use a multiple of 8 from 48 to 1048576"),
                 ));
             }
         }
@@ -481,14 +485,17 @@ impl Config {
         }
         for (k, v) in &self.labels {
             if k.is_empty() || v.is_empty() {
-                return Err(format!(
-                    "labels: `{k}: {v}` has an empty name or value; RedisTimeSeries does not store those"
+                return Err(BuildError::at(
+                    "labels",
+                    format!("`{k}: {v}` has an empty name or value; RedisTimeSeries does not store those"),
                 ));
             }
         }
         for (i, d) in self.downsample.iter().enumerate() {
             if d.every.0.as_millis() == 0 {
-                return Err(format!("downsample[{i}].every: must be at least 1ms"));
+                return Err(BuildError::entry(format!(
+                    "downsample[{i}].every: must be at least 1ms"
+                )));
             }
         }
         Ok(())
@@ -595,12 +602,12 @@ mod tests {
             username: Some("u".into()),
             ..Config::default()
         };
-        assert!(cfg.target().unwrap_err().contains("password"));
+        assert!(cfg.target().unwrap_err().to_string().contains("password"));
         let cfg = Config {
             ssl_certfile: Some("/c.pem".into()),
             ..Config::default()
         };
-        assert!(cfg.target().unwrap_err().contains("ssl: true"));
+        assert!(cfg.target().unwrap_err().to_string().contains("ssl: true"));
         let cfg = Config {
             chunk_size: Some(Size(100)),
             ..Config::default()
@@ -619,7 +626,7 @@ mod tests {
         if cfg!(feature = "tls") {
             assert!(r.is_ok());
         } else {
-            assert!(r.unwrap_err().contains("built without TLS"));
+            assert!(r.unwrap_err().to_string().contains("built without TLS"));
         }
     }
 }

@@ -11,8 +11,8 @@ use crate::core::metric::Series;
 /// - `{LABEL}`: the value of label LABEL (empty when the series has none)
 /// - `{{` and `}}`: literal braces
 ///
-/// The default `{name}:{host}{:values}` gives `net_rx_bytes:pi4:eth0`; rtcollector's old keys
-/// (`net_rx_bytes_eth0`) are `{name}{_values}`.
+/// The default `{name}:{host}{:values}` gives `net_rx_bytes:pi4:eth0`; the Python
+/// rtcollector's keys (`net_rx_bytes_eth0`) are `{name}{_values}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyFormat {
     parts: Vec<Part>,

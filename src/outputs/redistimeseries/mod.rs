@@ -5,8 +5,8 @@
 //!
 //! 1. for each series seen for the first time on this connection: `TS.CREATE` with
 //!    RETENTION, DUPLICATE_POLICY, CHUNK_SIZE, ENCODING and LABELS ("key already exists" is
-//!    fine), then `TS.ALTER` with the same policy and labels, so keys made earlier (by the old
-//!    Python agent, or by a server whose default is BLOCK) get them too; then the
+//!    fine), then `TS.ALTER` with the same policy and labels, so keys made earlier (by the
+//!    Python rtcollector, or by a server whose default is BLOCK) get them too; then the
 //!    downsampling destinations (`TS.CREATE`) and their `TS.CREATERULE`;
 //! 2. the samples, in order, as `TS.MADD key ts value …` of at most [`MADD_MAX`] samples.
 //!
@@ -41,7 +41,7 @@ pub(crate) use conn::tls::{
     is_ca_used_as_end_entity, rustls_config, TlsFiles, CA_AS_END_ENTITY_HINT, UNKNOWN_ISSUER_HINT,
 };
 
-use crate::config::Millis;
+use crate::config::{BuildError, Millis};
 use crate::core::metric::{Series, SeriesId};
 use crate::core::{Output, OutputError, Sample, SeriesTable, SeriesView, WriteFuture, WriteReport};
 use crate::outputs::OutputCtx;
@@ -66,7 +66,7 @@ pub const SAMPLE: &str = "\
     # ssl_keyfile: /etc/rtcollector/client.key
     # connect_timeout: 5s
     # write_timeout: 10s
-    # key_format: \"{name}:{host}{:values}\"   # \"{name}{_values}\" = rtcollector's old keys
+    # key_format: \"{name}:{host}{:values}\"   # \"{name}{_values}\" = the Python rtcollector's old keys
     retention: 30d
     # duplicate_policy: last
     # chunk_size: 4KiB
@@ -127,9 +127,9 @@ struct SeriesState {
     warned: bool,
 }
 
-/// What the reply at the same position in the pipeline answers.
+/// A command in the pipeline: what the reply at the same position answers.
 #[derive(Debug, Clone, Copy)]
-enum Slot {
+enum Pipelined {
     Create(SeriesId),
     Alter(SeriesId),
     /// TS.CREATE of a downsampling destination, or its TS.CREATERULE.
@@ -158,7 +158,7 @@ pub struct RedisTimeSeries {
     /// Indexed by [`SeriesId`]; the key is built once per series.
     series: Vec<Option<SeriesState>>,
     pipe: Pipeline,
-    slots: Vec<Slot>,
+    pipelined: Vec<Pipelined>,
     /// Batch indices in the order their samples were put into TS.MADD commands.
     order: Vec<u32>,
     retry: Vec<u32>,
@@ -166,7 +166,7 @@ pub struct RedisTimeSeries {
 
 /// Builds the output; does not connect (`rtcollector check` must work without Redis), but
 /// reads the TLS files so a bad path is a config error.
-pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, String> {
+pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, BuildError> {
     let target = cfg.target()?;
     cfg.validate_series()?;
     let key_format = KeyFormat::parse(&cfg.key_format)?;
@@ -210,7 +210,7 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, String> {
         last_error: String::new(),
         series: Vec::new(),
         pipe: Pipeline::with_capacity(64),
-        slots: Vec::new(),
+        pipelined: Vec::new(),
         order: Vec::new(),
         retry: Vec::new(),
     })
@@ -369,7 +369,7 @@ impl RedisTimeSeries {
         report: &mut WriteReport,
     ) {
         self.pipe.clear();
-        self.slots.clear();
+        self.pipelined.clear();
         self.order.clear();
         let now = Instant::now();
         let all = 0..batch.len() as u32;
@@ -434,7 +434,7 @@ impl RedisTimeSeries {
                     .key;
                 self.pipe.arg(&**key).arg(s.ts_ms).arg(s.value);
             }
-            self.slots.push(Slot::Madd(start as u32, end as u32));
+            self.pipelined.push(Pipelined::Madd(start as u32, end as u32));
             start = end;
         }
     }
@@ -456,7 +456,7 @@ impl RedisTimeSeries {
         }
         pipe.arg("DUPLICATE_POLICY").arg(self.policy.as_arg());
         push_labels(pipe, &labels, &[]);
-        self.slots.push(Slot::Create(id));
+        self.pipelined.push(Pipelined::Create(id));
 
         pipe.cmd("TS.ALTER").arg(&**key);
         if let Some(r) = self.retention {
@@ -467,7 +467,7 @@ impl RedisTimeSeries {
         }
         pipe.arg("DUPLICATE_POLICY").arg(self.policy.as_arg());
         push_labels(pipe, &labels, &[]);
-        self.slots.push(Slot::Alter(id));
+        self.pipelined.push(Pipelined::Alter(id));
 
         for rule in self.rules.iter().filter(|r| r.applies_to(&series.name)) {
             let dest = format!("{key}{}", rule.suffix);
@@ -490,14 +490,14 @@ impl RedisTimeSeries {
                     ("bucket", &rule.bucket),
                 ],
             );
-            self.slots.push(Slot::Rule(id));
+            self.pipelined.push(Pipelined::Rule(id));
             pipe.cmd("TS.CREATERULE")
                 .arg(&**key)
                 .arg(&dest)
                 .arg("AGGREGATION")
                 .arg(rule.aggregation.name())
                 .arg(rule.every_ms);
-            self.slots.push(Slot::Rule(id));
+            self.pipelined.push(Pipelined::Rule(id));
         }
     }
 
@@ -538,18 +538,18 @@ impl RedisTimeSeries {
         report: &mut WriteReport,
     ) -> Result<(), String> {
         let addr = self.endpoint.target.addr();
-        if values.len() != self.slots.len() {
+        if values.len() != self.pipelined.len() {
             return Err(format!(
                 "{addr} sent {} replies for {} commands",
                 values.len(),
-                self.slots.len()
+                self.pipelined.len()
             ));
         }
-        let slots = std::mem::take(&mut self.slots);
+        let pipelined = std::mem::take(&mut self.pipelined);
         let result = (|| {
-            for (slot, value) in slots.iter().zip(values) {
-                match *slot {
-                    Slot::Create(id) => {
+            for (cmd, value) in pipelined.iter().zip(values) {
+                match *cmd {
+                    Pipelined::Create(id) => {
                         let created = match &value {
                             Value::ServerError(e) if !already(e) => {
                                 self.refused(id, e, "cannot create", &addr)?;
@@ -561,14 +561,14 @@ impl RedisTimeSeries {
                             st.created = if created { Created::Yes } else { Created::No };
                         }
                     }
-                    Slot::Alter(id) | Slot::Rule(id) => {
+                    Pipelined::Alter(id) | Pipelined::Rule(id) => {
                         if let Value::ServerError(e) = &value {
                             if !already(e) {
                                 self.refused(id, e, "cannot set up", &addr)?;
                             }
                         }
                     }
-                    Slot::Madd(start, end) => self.book_madd(
+                    Pipelined::Madd(start, end) => self.book_madd(
                         batch,
                         start as usize,
                         end as usize,
@@ -581,7 +581,7 @@ impl RedisTimeSeries {
             }
             Ok(())
         })();
-        self.slots = slots;
+        self.pipelined = pipelined;
         result
     }
 
