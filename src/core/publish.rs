@@ -4,9 +4,9 @@
 
 use super::clock;
 use super::emit::Emitter;
-use super::shared::Shared;
 use super::metric::{Sample, SeriesTable};
 use super::rate::RateTracker;
+use super::shared::Shared;
 use super::stats::{add, InputStats};
 use std::cell::RefCell;
 use std::rc::Rc;
