@@ -38,9 +38,12 @@
 //! (2: how long an agent runs on after catching up before its SIGTERM). The tmpfs scenarios
 //! mount in a private mount namespace (`unshare -rm`), which needs no root.
 
+mod common;
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use common::env_or;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -49,20 +52,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::Server;
+use support::redis_server::{text, Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rtcollector");
 /// `max_buffer_size` of every scenario: the default.
 const RING: u64 = 5000;
 /// SIGTERM's promise.
 const STOP_BUDGET: Duration = Duration::from_secs(5);
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -83,12 +79,12 @@ struct Knobs {
 impl Knobs {
     fn from_env() -> Knobs {
         Knobs {
-            series: env_u64("RTC_OUTAGE_SERIES", 2000).max(1),
-            outage: Duration::from_secs(env_u64("RTC_OUTAGE_SECS", 60)),
-            short_outage: Duration::from_secs(env_u64("RTC_OUTAGE_SHORT_SECS", 30)),
-            tmpfs_kib: env_u64("RTC_OUTAGE_TMPFS_KIB", 256),
-            sighups: env_u64("RTC_OUTAGE_SIGHUPS", 400),
-            linger: Duration::from_secs(env_u64("RTC_OUTAGE_LINGER_SECS", 2)),
+            series: env_or("RTC_OUTAGE_SERIES", 2000u64).max(1),
+            outage: Duration::from_secs(env_or("RTC_OUTAGE_SECS", 60u64)),
+            short_outage: Duration::from_secs(env_or("RTC_OUTAGE_SHORT_SECS", 30u64)),
+            tmpfs_kib: env_or("RTC_OUTAGE_TMPFS_KIB", 256u64),
+            sighups: env_or("RTC_OUTAGE_SIGHUPS", 400u64),
+            linger: Duration::from_secs(env_or("RTC_OUTAGE_LINGER_SECS", 2u64)),
         }
     }
 }
@@ -539,7 +535,7 @@ fn redis_contents(server: &Server, host: &str) -> HashMap<String, Vec<(i64, f64)
         let labels: Vec<(String, String)> = labels
             .iter()
             .map(|kv| match kv {
-                redis::Value::Array(kv) => (support::text(&kv[0]), support::text(&kv[1])),
+                redis::Value::Array(kv) => (text(&kv[0]), text(&kv[1])),
                 other => panic!("label {other:?}"),
             })
             .collect();
@@ -553,8 +549,8 @@ fn redis_contents(server: &Server, host: &str) -> HashMap<String, Vec<(i64, f64)
             .iter()
             .map(|p| match p {
                 redis::Value::Array(p) => (
-                    support::text(&p[0]).parse().expect("a timestamp"),
-                    support::text(&p[1]).parse().expect("a value"),
+                    text(&p[0]).parse().expect("a timestamp"),
+                    text(&p[1]).parse().expect("a value"),
                 ),
                 other => panic!("sample {other:?}"),
             })

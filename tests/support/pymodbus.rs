@@ -10,7 +10,7 @@
 //!
 //! Nothing is skipped: without it, or when the simulator does not start, the test fails.
 
-use super::{reserve_port, ReservedPort};
+use super::ports::{reserve_port, ReservedPort};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

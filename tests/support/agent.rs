@@ -1,51 +1,19 @@
-//! Running the built binary in tests: temp dirs, configs, JSON samples.
-#![allow(dead_code)]
+//! The built binary: one-shot runs (`run`, `run --once`) and a running agent whose output a
+//! test reads line by line.
 
+use super::samples::samples;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// How long a `run --once` may take before the test fails: generous, for a loaded machine.
+const ONCE_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rtcollector"))
-}
-
-pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// A UDP port nobody listens on right now.
-pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free loopback UDP port")
-        .port()
-}
-
-/// A temp dir holding a config file.
-pub struct Scratch {
-    pub dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    pub fn new() -> Self {
-        Scratch {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
-    }
-
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, text).expect("write file");
-        p
-    }
-
-    pub fn config(&self, text: &str) -> PathBuf {
-        self.write("config.yaml", text)
-    }
 }
 
 pub fn run(args: &[&str]) -> Output {
@@ -60,31 +28,53 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// One JSON line of the stdout output, keyed like the unit tests: `name{label=value,…}`
-/// with labels sorted and `host` left out.
-pub fn key_of(v: &serde_json::Value) -> String {
-    let name = v["name"].as_str().expect("name").to_string();
-    let labels: Vec<String> = v["labels"]
-        .as_object()
-        .expect("labels")
-        .iter()
-        .filter(|(k, _)| *k != "host")
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-        .collect();
-    if labels.is_empty() {
-        name
-    } else {
-        format!("{name}{{{}}}", labels.join(","))
+/// `rtcollector run --once --config <config>` with `env` set; fails the test if it has not
+/// finished within [`ONCE_TIMEOUT`], so that a hung input shows as a failure, not a hang.
+pub fn run_once(config: &Path, env: &[(&str, &str)]) -> Output {
+    let mut child = bin()
+        .args(["run", "--once", "--config"])
+        .arg(config)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rtcollector");
+    // Read both pipes while waiting, so that a chatty run cannot fill one and block.
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let out = std::thread::spawn(move || read_all(out));
+    let err = std::thread::spawn(move || read_all(err));
+    let deadline = Instant::now() + ONCE_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for rtcollector") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rtcollector --once did not finish within {ONCE_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
     }
 }
 
-/// All JSON samples of an output, by key (the last value wins).
-pub fn samples(out: &str) -> BTreeMap<String, serde_json::Value> {
-    out.lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
-        .map(|v| (key_of(&v), v))
-        .collect()
+fn read_all(pipe: Option<impl std::io::Read>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(mut p) = pipe {
+        let _ = p.read_to_end(&mut buf);
+    }
+    buf
+}
+
+/// [`run_once`] that must succeed: its JSON samples by key, and its log (stderr).
+pub fn once_samples(config: &Path) -> (BTreeMap<String, Value>, String) {
+    let o = run_once(config, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (samples(&stdout(&o)), stderr(&o))
 }
 
 /// A running agent, killed on drop.
