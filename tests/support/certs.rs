@@ -50,17 +50,20 @@ pub fn self_signed_cert(dir: &Path, name: &str, extra: &[&str]) {
 /// with the openssl CLI, in `dir`. Returns the CA's path.
 pub fn make_certs(dir: &Path, ca_name: &str) -> PathBuf {
     let run = |args: &[&str]| openssl(dir, args);
+    let p256_key = |out: &str| {
+        run(&[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            out,
+        ])
+    };
     let ca_key = format!("{ca_name}.key");
     let ca = format!("{ca_name}.pem");
-    run(&[
-        "ecparam",
-        "-name",
-        "prime256v1",
-        "-genkey",
-        "-noout",
-        "-out",
-        &ca_key,
-    ]);
+    p256_key(&ca_key);
     run(&[
         "req",
         "-x509",
@@ -88,15 +91,7 @@ pub fn make_certs(dir: &Path, ca_name: &str) -> PathBuf {
             },
         )
         .unwrap();
-        run(&[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            &key,
-        ]);
+        p256_key(&key);
         run(&[
             "req",
             "-new",
