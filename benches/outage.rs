@@ -44,12 +44,10 @@ mod common;
 mod support;
 
 use common::env_or;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::redis_server::{text, Server};
@@ -147,67 +145,39 @@ impl Witness {
     }
 }
 
-/// One `rtcollector run`, its stdout read into a [`Witness`], its log kept.
+/// One `rtcollector run` (the tests' agent process), its stdout read into a [`Witness`] as
+/// it comes, its log kept.
 struct Agent {
-    child: Child,
+    process: support::agent::Agent,
     witness: Arc<Mutex<Witness>>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Agent {
     fn start(wrapper: &[String], config: &Path) -> Agent {
-        let mut cmd = match wrapper.split_first() {
-            None => Command::new(BIN),
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg(BIN);
-                c
-            }
-        };
-        let mut child = cmd
-            .args(["run", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the agent");
         let witness = Arc::new(Mutex::new(Witness::default()));
         let log = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().expect("stdout");
-        let err = child.stderr.take().expect("stderr");
-        let w = witness.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                w.lock().unwrap().read_line(&l);
-            }
-        });
-        let lg = log.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                lg.lock().unwrap().push(l);
-            }
-        });
+        let (w, lg) = (witness.clone(), log.clone());
+        let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+        let process = support::agent::Agent::start_reading(
+            &wrapper,
+            config,
+            move |l| w.lock().unwrap().read_line(&l),
+            move |l| lg.lock().unwrap().push(l),
+        );
         Agent {
-            child,
+            process,
             witness,
             log,
         }
     }
 
     fn signal(&self, sig: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), sig).expect("signal the agent");
+        self.process.signal(sig);
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> Option<Duration> {
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if self.child.try_wait().expect("wait").is_some() {
-                return Some(start.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
+        self.process.wait_exit(timeout).map(|(_, took)| took)
     }
 
     /// SIGTERM now; how long the agent took to exit (None: still running after 15 s,
@@ -216,17 +186,10 @@ impl Agent {
         self.signal(Signal::SIGTERM);
         let took = self.wait_exit(Duration::from_secs(15));
         if took.is_none() {
-            let _ = self.child.kill();
+            let _ = self.process.child.kill();
         }
-        let _ = self.child.wait();
+        let _ = self.process.child.wait();
         took
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -394,7 +357,7 @@ impl Scenario {
         // Seen through the agent's /proc root: a tmpfs lives in its mount namespace only.
         let segments = std::fs::read_dir(format!(
             "/proc/{}/root{}/redistimeseries",
-            agent.child.id(),
+            agent.process.child.id(),
             self.buffer.display()
         ))
         .map(|d| {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How long a `run --once` may take before the test fails: generous, for a loaded machine.
@@ -80,7 +81,7 @@ pub fn once_samples(config: &Path) -> (BTreeMap<String, Value>, String) {
 /// A running agent, killed on drop.
 pub struct Agent {
     pub child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
+    lines: mpsc::Receiver<String>,
 }
 
 impl Agent {
@@ -94,6 +95,38 @@ impl Agent {
     /// Starts the agent as the last arguments of `prefix` (a wrapper such as `unshare`
     /// that ends by exec'ing its arguments), or directly when `prefix` is empty.
     pub fn start_under(prefix: &[&str], config: &Path) -> Agent {
+        let (tx, lines) = mpsc::channel();
+        let tx2 = tx.clone();
+        Agent::launch(
+            prefix,
+            config,
+            move |l| drop(tx.send(format!("OUT {l}"))),
+            move |l| drop(tx2.send(format!("ERR {l}"))),
+            lines,
+        )
+    }
+
+    /// Starts the agent as [`Agent::start_under`] does, handing each line of its stdout to
+    /// `on_out` and of its stderr to `on_err` (on reader threads) instead of keeping them for
+    /// [`Agent::wait_for`]: for a run long enough that its output should be summed up as it
+    /// comes rather than kept.
+    pub fn start_reading(
+        prefix: &[&str],
+        config: &Path,
+        on_out: impl FnMut(String) + Send + 'static,
+        on_err: impl FnMut(String) + Send + 'static,
+    ) -> Agent {
+        let (_, lines) = mpsc::channel();
+        Agent::launch(prefix, config, on_out, on_err, lines)
+    }
+
+    fn launch(
+        prefix: &[&str],
+        config: &Path,
+        on_out: impl FnMut(String) + Send + 'static,
+        on_err: impl FnMut(String) + Send + 'static,
+        lines: mpsc::Receiver<String>,
+    ) -> Agent {
         let text = std::fs::read_to_string(config).expect("read config");
         if !text.contains("buffer_dir:") {
             let dir = config.parent().expect("config in a dir").join("buffer");
@@ -111,24 +144,13 @@ impl Agent {
         let mut child = cmd
             .args(["run", "--config"])
             .arg(config)
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start agent");
-        let (tx, lines) = std::sync::mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        let err = child.stderr.take().expect("stderr");
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(format!("OUT {l}"));
-            }
-        });
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx2.send(format!("ERR {l}"));
-            }
-        });
+        read_lines(child.stdout.take().expect("stdout"), on_out);
+        read_lines(child.stderr.take().expect("stderr"), on_err);
         Agent { child, lines }
     }
 
@@ -166,7 +188,8 @@ impl Agent {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return Some((status, start.elapsed()));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            // Fine enough for the outage bench, which reports how long a stop took.
+            std::thread::sleep(Duration::from_millis(10));
         }
         None
     }
@@ -175,6 +198,17 @@ impl Agent {
     pub fn drain(&self) -> Vec<String> {
         self.lines.try_iter().collect()
     }
+}
+
+fn read_lines(
+    pipe: impl std::io::Read + Send + 'static,
+    mut each: impl FnMut(String) + Send + 'static,
+) {
+    std::thread::spawn(move || {
+        for l in BufReader::new(pipe).lines().map_while(Result::ok) {
+            each(l);
+        }
+    });
 }
 
 impl Drop for Agent {
