@@ -49,7 +49,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+use support::clock::now_ms;
 use support::redis_server::{text, Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rtcollector");
@@ -57,13 +58,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_rtcollector");
 const RING: u64 = 5000;
 /// SIGTERM's promise.
 const STOP_BUDGET: Duration = Duration::from_secs(5);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("a clock after 1970")
-        .as_millis() as i64
-}
 
 struct Knobs {
     series: u64,

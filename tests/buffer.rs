@@ -9,8 +9,9 @@ mod support;
 
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use support::agent::{run, stderr, stdout, Agent};
+use support::clock::now_ms;
 use support::redis_server::{query, ts_range, Server};
 use support::scratch::{fixture, Scratch};
 use support::wait::wait_until;
@@ -30,13 +31,6 @@ fn config(s: &Scratch, host: &str, port: u16) -> (PathBuf, PathBuf) {
         buffer.display()
     ));
     (path, buffer.join("redistimeseries"))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// Timestamps of `mem_total_bytes` for `host` in Redis (empty while it is down).

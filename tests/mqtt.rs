@@ -22,8 +22,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use support::agent::Agent;
+use support::clock::now_ms;
 use support::logs::{capture_logs, logs_containing};
 use support::mosquitto::{bin_dir, by_topic, Broker, Msg, Sub};
 use support::scratch::{fixture, Scratch};
@@ -590,13 +591,6 @@ fn tls_with_a_self_signed_ca_certificate_says_what_to_remake() {
 }
 
 // ---- the built agent ---------------------------------------------------------------------
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn agent_config(s: &Scratch, host: &str, port: u16, extra: &str) -> PathBuf {
     let procfs = fixture("basic").join("proc");

@@ -1,8 +1,8 @@
 //! Certificates made at test time with the openssl CLI (Debian package `openssl`).
 
+use super::clock::now_secs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Runs `openssl args…` in `dir`; fails the test with openssl's stderr.
 pub fn openssl(dir: &Path, args: &[&str]) {
@@ -189,11 +189,4 @@ pub fn make_server_certs(dir: &Path) -> Certs {
         key: dir.join("server.key"),
         made_at,
     }
-}
-
-pub fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
 }

@@ -3,6 +3,7 @@
 //! - [`agent`]: the built binary, one-shot (`run --once`) or running, its output read back;
 //! - [`samples`]: its JSON samples by key; [`scratch`]: temp configs and the fixtures;
 //! - [`ports`]: free and reserved loopback ports; [`wait`]: polling with a timeout;
+//!   [`clock`]: the wall clock as the agent stamps samples;
 //! - real peers, each failing the test with its log when it cannot start: [`redis_server`],
 //!   [`mosquitto`], [`pymodbus`] (the simulated SMA inverter), [`web_servers`] (nginx, Apache);
 //!   [`certs`] for the TLS ones; [`logs`] captures the log of library code run in-process.
@@ -16,6 +17,7 @@
 
 pub mod agent;
 pub mod certs;
+pub mod clock;
 pub mod logs;
 pub mod mosquitto;
 pub mod ports;
