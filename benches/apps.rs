@@ -8,11 +8,12 @@
 //!
 //! Run: `cargo bench --bench apps` (optionally `-- ROUNDS`, default 200).
 
-mod common;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use common::ALLOCS;
+use counting_alloc::ALLOCS;
 use rtcollector::core::metric::SeriesTable;
 use rtcollector::core::rate::RateTracker;
 use rtcollector::core::{Emitter, Input, Sample};
@@ -95,7 +96,7 @@ fn main() {
         rounds,
     );
 
-    let server = support::Server::plain(&[]);
+    let server = support::redis_server::Server::plain(&[]);
     bench(
         "redis, default fields",
         &mut *input(&format!(

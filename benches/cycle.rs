@@ -9,9 +9,10 @@
 //!
 //! Run: `cargo bench --bench cycle` (optionally `-- CYCLES`, default 500).
 
-mod common;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
-use common::ALLOCS;
+use counting_alloc::ALLOCS;
 use rtcollector::core::metric::SeriesTable;
 use rtcollector::core::rate::RateTracker;
 use rtcollector::core::{Emitter, Input, Sample};

@@ -4,9 +4,10 @@
 //!
 //! Run: `cargo bench --bench hardware` (optionally `-- CYCLES`, default 20000).
 
-mod common;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
-use common::ALLOCS;
+use counting_alloc::ALLOCS;
 use rtcollector::config::Registry;
 use rtcollector::core::metric::SeriesTable;
 use rtcollector::core::rate::RateTracker;

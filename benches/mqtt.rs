@@ -13,35 +13,20 @@
 //! holds 64, so it cannot run ahead of the socket by more). Also prints the CPU time of this
 //! process (the output and its thread; the broker is another process) per 1000 messages.
 
+mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use common::{cpu_time, env_or};
 use rtcollector::core::{Output, Sample, SeriesTable, SeriesView};
 use rtcollector::outputs::mqtt::{build, Config};
 use rtcollector::outputs::OutputCtx;
 use std::cell::RefCell;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::mosquitto::Broker;
 
 const BATCH: usize = 1000;
 const T0: i64 = 1_700_000_000_000;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn cpu_time() -> Duration {
-    use nix::sys::resource::{getrusage, UsageWho};
-    let Ok(ru) = getrusage(UsageWho::RUSAGE_SELF) else {
-        return Duration::ZERO;
-    };
-    let tv = |t: nix::sys::time::TimeVal| {
-        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
-    };
-    tv(ru.user_time()) + tv(ru.system_time())
-}
 
 fn thread_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
@@ -58,49 +43,6 @@ fn thread_names() -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
-}
-
-struct Broker {
-    child: Child,
-    /// Holds the config file while the broker runs.
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn broker() -> (Broker, u16) {
-    let dir = PathBuf::from(std::env::var_os("RTC_MOSQUITTO_BIN_DIR").unwrap_or_else(|| {
-        panic!("RTC_MOSQUITTO_BIN_DIR is not set: export RTC_MOSQUITTO_BIN_DIR=\"$(scripts/setup-mosquitto)\"")
-    }));
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let tmp = tempfile::tempdir().unwrap();
-    let conf = tmp.path().join("m.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"),
-    )
-    .unwrap();
-    let child = Command::new(dir.join("mosquitto"))
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start mosquitto");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Broker { child, _dir: tmp }, port)
 }
 
 fn run(qos: u8, port: u16, n: usize, m: usize) {
@@ -169,9 +111,11 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let n = env_usize("RTC_BENCH_SAMPLES", 200_000).max(BATCH);
-    let m = env_usize("RTC_BENCH_SERIES", 1000).max(1);
-    let (_broker, port) = broker();
+    let n = env_or("RTC_BENCH_SAMPLES", 200_000usize).max(BATCH);
+    let m = env_or("RTC_BENCH_SERIES", 1000usize).max(1);
+    // Nothing queued for absent subscribers: the bench measures the path to the broker.
+    let broker = Broker::start("allow_anonymous true\nmax_queued_messages 0\n", Vec::new());
+    let port = broker.port;
     println!(
         "mqtt bench: {n} samples over {m} series, layout value, {BATCH} per write, Mosquitto on 127.0.0.1:{port}"
     );

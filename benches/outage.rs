@@ -38,38 +38,26 @@
 //! (2: how long an agent runs on after catching up before its SIGTERM). The tmpfs scenarios
 //! mount in a private mount namespace (`unshare -rm`), which needs no root.
 
+mod common;
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use common::env_or;
+use nix::sys::signal::Signal;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::Server;
+use std::time::{Duration, Instant};
+use support::clock::now_ms;
+use support::redis_server::{text, Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rtcollector");
 /// `max_buffer_size` of every scenario: the default.
 const RING: u64 = 5000;
 /// SIGTERM's promise.
 const STOP_BUDGET: Duration = Duration::from_secs(5);
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("a clock after 1970")
-        .as_millis() as i64
-}
 
 struct Knobs {
     series: u64,
@@ -83,12 +71,12 @@ struct Knobs {
 impl Knobs {
     fn from_env() -> Knobs {
         Knobs {
-            series: env_u64("RTC_OUTAGE_SERIES", 2000).max(1),
-            outage: Duration::from_secs(env_u64("RTC_OUTAGE_SECS", 60)),
-            short_outage: Duration::from_secs(env_u64("RTC_OUTAGE_SHORT_SECS", 30)),
-            tmpfs_kib: env_u64("RTC_OUTAGE_TMPFS_KIB", 256),
-            sighups: env_u64("RTC_OUTAGE_SIGHUPS", 400),
-            linger: Duration::from_secs(env_u64("RTC_OUTAGE_LINGER_SECS", 2)),
+            series: env_or("RTC_OUTAGE_SERIES", 2000u64).max(1),
+            outage: Duration::from_secs(env_or("RTC_OUTAGE_SECS", 60u64)),
+            short_outage: Duration::from_secs(env_or("RTC_OUTAGE_SHORT_SECS", 30u64)),
+            tmpfs_kib: env_or("RTC_OUTAGE_TMPFS_KIB", 256u64),
+            sighups: env_or("RTC_OUTAGE_SIGHUPS", 400u64),
+            linger: Duration::from_secs(env_or("RTC_OUTAGE_LINGER_SECS", 2u64)),
         }
     }
 }
@@ -151,67 +139,39 @@ impl Witness {
     }
 }
 
-/// One `rtcollector run`, its stdout read into a [`Witness`], its log kept.
+/// One `rtcollector run` (the tests' agent process), its stdout read into a [`Witness`] as
+/// it comes, its log kept.
 struct Agent {
-    child: Child,
+    process: support::agent::Agent,
     witness: Arc<Mutex<Witness>>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Agent {
     fn start(wrapper: &[String], config: &Path) -> Agent {
-        let mut cmd = match wrapper.split_first() {
-            None => Command::new(BIN),
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg(BIN);
-                c
-            }
-        };
-        let mut child = cmd
-            .args(["run", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the agent");
         let witness = Arc::new(Mutex::new(Witness::default()));
         let log = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().expect("stdout");
-        let err = child.stderr.take().expect("stderr");
-        let w = witness.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                w.lock().unwrap().read_line(&l);
-            }
-        });
-        let lg = log.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                lg.lock().unwrap().push(l);
-            }
-        });
+        let (w, lg) = (witness.clone(), log.clone());
+        let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+        let process = support::agent::Agent::start_reading(
+            &wrapper,
+            config,
+            move |l| w.lock().unwrap().read_line(&l),
+            move |l| lg.lock().unwrap().push(l),
+        );
         Agent {
-            child,
+            process,
             witness,
             log,
         }
     }
 
     fn signal(&self, sig: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), sig).expect("signal the agent");
+        self.process.signal(sig);
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> Option<Duration> {
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if self.child.try_wait().expect("wait").is_some() {
-                return Some(start.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
+        self.process.wait_exit(timeout).map(|(_, took)| took)
     }
 
     /// SIGTERM now; how long the agent took to exit (None: still running after 15 s,
@@ -220,17 +180,10 @@ impl Agent {
         self.signal(Signal::SIGTERM);
         let took = self.wait_exit(Duration::from_secs(15));
         if took.is_none() {
-            let _ = self.child.kill();
+            let _ = self.process.child.kill();
         }
-        let _ = self.child.wait();
+        let _ = self.process.child.wait();
         took
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -398,7 +351,7 @@ impl Scenario {
         // Seen through the agent's /proc root: a tmpfs lives in its mount namespace only.
         let segments = std::fs::read_dir(format!(
             "/proc/{}/root{}/redistimeseries",
-            agent.child.id(),
+            agent.process.child.id(),
             self.buffer.display()
         ))
         .map(|d| {
@@ -539,7 +492,7 @@ fn redis_contents(server: &Server, host: &str) -> HashMap<String, Vec<(i64, f64)
         let labels: Vec<(String, String)> = labels
             .iter()
             .map(|kv| match kv {
-                redis::Value::Array(kv) => (support::text(&kv[0]), support::text(&kv[1])),
+                redis::Value::Array(kv) => (text(&kv[0]), text(&kv[1])),
                 other => panic!("label {other:?}"),
             })
             .collect();
@@ -553,8 +506,8 @@ fn redis_contents(server: &Server, host: &str) -> HashMap<String, Vec<(i64, f64)
             .iter()
             .map(|p| match p {
                 redis::Value::Array(p) => (
-                    support::text(&p[0]).parse().expect("a timestamp"),
-                    support::text(&p[1]).parse().expect("a value"),
+                    text(&p[0]).parse().expect("a timestamp"),
+                    text(&p[1]).parse().expect("a value"),
                 ),
                 other => panic!("sample {other:?}"),
             })

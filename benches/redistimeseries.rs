@@ -13,9 +13,12 @@
 //! CPU time (user + system of this process; the server is another process) per 1000
 //! samples. Targets: >= 200 000 samples/s and >= 0.8 x redis-benchmark.
 
+mod common;
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use common::{cpu_time, env_or};
 use rtcollector::core::hub::{Hub, OutputQueue};
 use rtcollector::core::output::OutputRunner;
 use rtcollector::core::shared::Shared;
@@ -26,28 +29,10 @@ use rtcollector::outputs::OutputCtx;
 use std::cell::RefCell;
 use std::process::Command;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const BATCH: usize = 1000;
 const T0: i64 = 1_700_000_000_000;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn cpu_time() -> Duration {
-    use nix::sys::resource::{getrusage, UsageWho};
-    let Ok(ru) = getrusage(UsageWho::RUSAGE_SELF) else {
-        return Duration::ZERO;
-    };
-    let tv = |t: nix::sys::time::TimeVal| {
-        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
-    };
-    tv(ru.user_time()) + tv(ru.system_time())
-}
 
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
@@ -57,9 +42,9 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let n = env_usize("RTC_BENCH_SAMPLES", 1_000_000);
-    let m = env_usize("RTC_BENCH_SERIES", 1000);
-    let server = support::Server::stack(&[]);
+    let n = env_or("RTC_BENCH_SAMPLES", 1_000_000usize);
+    let m = env_or("RTC_BENCH_SERIES", 1000usize);
+    let server = support::redis_server::Server::stack(&[]);
     println!(
         "redistimeseries bench: {n} samples over {m} series, {BATCH} samples per round trip, Redis Stack on 127.0.0.1:{}",
         server.port
@@ -145,7 +130,7 @@ fn main() {
 
     // Spot check: the last sample of series 0 is there.
     let mut c = server.client();
-    let last: Vec<(i64, String)> = support::query(
+    let last: Vec<(i64, String)> = support::redis_server::query(
         &mut c,
         &[
             "TS.RANGE",
@@ -159,7 +144,7 @@ fn main() {
     assert_eq!(last.len(), 1 + n.div_ceil(m));
 
     // --- redis-benchmark: TS.ADD, same server, same depth, one connection ---
-    let rb = support::redis_benchmark();
+    let rb = support::redis_server::redis_benchmark();
     let args = [
         "-h".to_string(),
         "127.0.0.1".into(),

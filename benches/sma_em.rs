@@ -3,9 +3,10 @@
 //!
 //! Run: `cargo bench --bench sma_em` (optionally `-- DATAGRAMS`, default 1000000).
 
-mod common;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
-use common::ALLOCS;
+use counting_alloc::ALLOCS;
 use rtcollector::inputs::sma_energy_meter::encode::Builder;
 use rtcollector::inputs::sma_energy_meter::wire::{decode, PROTOCOL_EMETER_EXT};
 use rtcollector::inputs::sma_energy_meter::State;

@@ -4,15 +4,17 @@
 //! Run: `RTC_PYMODBUS_PYTHON="$(scripts/setup-pymodbus)" cargo bench --bench sma_inverter`
 //! (optionally `-- CYCLES`, default 200).
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use rtcollector::core::metric::SeriesTable;
 use rtcollector::core::rate::RateTracker;
 use rtcollector::core::{Emitter, Input, Sample};
 use rtcollector::inputs::sma_inverter::{build, Config};
 use rtcollector::inputs::BuildCtx;
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::pymodbus::Sim;
 
 const VALUES: &str = r#"{"unit": 3, "values": {
   "30057": ["u32", 1234567890], "30201": ["u32", 307], "30217": ["u32", 51],
@@ -28,35 +30,8 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(200);
-    let python = std::env::var("RTC_PYMODBUS_PYTHON").expect(
-        "RTC_PYMODBUS_PYTHON is not set: export RTC_PYMODBUS_PYTHON=\"$(scripts/setup-pymodbus)\"",
-    );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("sim.json");
-    std::fs::write(&config, VALUES).expect("write sim config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/sma_inverter/sim_inverter.py"
-    );
-    let mut sim = Command::new(python)
-        .arg(script)
-        .args(["--port", &port.to_string(), "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the simulator");
-    let mut ready = String::new();
-    BufReader::new(sim.stdout.take().expect("stdout"))
-        .read_line(&mut ready)
-        .expect("simulator output");
-    assert!(
-        ready.starts_with("READY"),
-        "the simulator did not start: {ready:?}"
-    );
+    let sim = Sim::start_unlogged(serde_json::from_str(VALUES).expect("the simulator's config"));
+    let port = sim.port;
 
     let cfg: Config = yaml_serde::from_str(&format!(
         "inverters: [{{name: bench, host: 127.0.0.1, port: {port}}}]"
@@ -82,8 +57,7 @@ fn main() {
         times.push(collect(&mut input).0);
         assert_eq!(input.requests_last_cycle() as usize, planned);
     }
-    let _ = sim.kill();
-    let _ = sim.wait();
+    drop(sim);
     times.sort();
     let mean = times.iter().sum::<Duration>() / cycles as u32;
     let pct = |p: usize| times[(times.len() * p / 100).min(times.len() - 1)];

@@ -13,9 +13,12 @@
 //! RTC_BENCH_SAMPLES=50000 RTC_BENCH_SERIES=100 cargo bench --bench spill
 //! ```
 
+mod common;
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use common::env_or;
 use rtcollector::core::hub::{Hub, OutputQueue};
 use rtcollector::core::output::OutputRunner;
 use rtcollector::core::shared::Shared;
@@ -30,13 +33,6 @@ use std::time::{Duration, Instant};
 
 const BATCH: usize = 1000;
 const T0: i64 = 1_700_000_000_000;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -135,9 +131,9 @@ fn main() {
     println!("flash cost, one tick of every series spilled per failed flush:");
     flash_ratio(tmp.path());
 
-    let n = env_usize("RTC_BENCH_SAMPLES", 200_000);
-    let m = env_usize("RTC_BENCH_SERIES", 1000);
-    let server = support::Server::stack(&[]);
+    let n = env_or("RTC_BENCH_SAMPLES", 200_000usize);
+    let m = env_or("RTC_BENCH_SERIES", 1000usize);
+    let server = support::redis_server::Server::stack(&[]);
     let cfg: Config =
         yaml_serde::from_str(&format!("host: 127.0.0.1\nport: {}\n", server.port)).unwrap();
     let output = build(

@@ -4,9 +4,10 @@
 //!
 //! Run: `cargo bench --bench web` (optionally `-- ROUNDS`, default 200 collections).
 
-mod common;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
-use common::ALLOCS;
+use counting_alloc::ALLOCS;
 use rtcollector::core::metric::SeriesTable;
 use rtcollector::core::rate::RateTracker;
 use rtcollector::core::{Emitter, Input, Sample};

@@ -1,10 +1,12 @@
 //! The running agent: one-shot collection on fixture trees, signals, reload, threads,
 //! and one broken input not stopping the others.
 
-mod util;
+mod support;
 use nix::sys::signal::Signal;
 use std::time::Duration;
-use util::*;
+use support::agent::{run, stderr, stdout, Agent};
+use support::samples::samples;
+use support::scratch::{fixture, Scratch};
 
 fn fixture_config(fixture_name: &str, inputs: &str, extra: &str) -> String {
     let root = fixture(fixture_name);

@@ -7,13 +7,14 @@
 //! file, serving recorded Docker Engine API answers from tests/fixtures/docker/.
 
 mod support;
-mod util;
 
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-use util::*;
+use support::agent::{once_samples, Agent};
+use support::samples::value;
+use support::scratch::{fixture, Scratch};
 
 fn config(inputs: &str, extra: &str) -> String {
     format!(
@@ -24,17 +25,7 @@ fn config(inputs: &str, extra: &str) -> String {
 /// Runs `--once` on `inputs`; returns the samples and the log (stderr).
 fn once(inputs: &str) -> (BTreeMap<String, serde_json::Value>, String) {
     let s = Scratch::new();
-    let path = s.config(&config(inputs, ""));
-    let o = run(&["run", "--once", "--config", path.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    (samples(&stdout(&o)), stderr(&o))
-}
-
-fn value(got: &BTreeMap<String, serde_json::Value>, key: &str) -> f64 {
-    got.get(key)
-        .unwrap_or_else(|| panic!("no `{key}` in {:#?}", got.keys()))["value"]
-        .as_f64()
-        .unwrap()
+    once_samples(&s.config(&config(inputs, "")))
 }
 
 /// An executable script `name` in `dir`.
@@ -260,7 +251,7 @@ fn redis_input(port: u16, extra: &str) -> String {
 
 #[test]
 fn redis_once_reports_info_and_keyspace() {
-    let server = support::Server::plain(&[]);
+    let server = support::redis_server::Server::plain(&[]);
     {
         let mut c = server.client();
         for args in [
@@ -271,7 +262,7 @@ fn redis_once_reports_info_and_keyspace() {
             &["SET", "x", "1"],
             &["SET", "y", "2"],
         ] {
-            let _: redis::Value = support::query(&mut c, args);
+            let _: redis::Value = support::redis_server::query(&mut c, args);
         }
     } // the admin connection is closed: the agent is the only client
     let (got, log) = once(&redis_input(
@@ -317,10 +308,10 @@ fn redis_once_reports_info_and_keyspace() {
 
 #[test]
 fn redis_acl_user_needs_only_info_and_errors_are_clear() {
-    let server = support::Server::plain(&[]);
+    let server = support::redis_server::Server::plain(&[]);
     {
         let mut c = server.client();
-        let _: redis::Value = support::query(
+        let _: redis::Value = support::redis_server::query(
             &mut c,
             &[
                 "ACL",
@@ -332,7 +323,7 @@ fn redis_acl_user_needs_only_info_and_errors_are_clear() {
                 "+info",
             ],
         );
-        let _: redis::Value = support::query(
+        let _: redis::Value = support::redis_server::query(
             &mut c,
             &[
                 "ACL",
@@ -386,21 +377,13 @@ fn redis_acl_user_needs_only_info_and_errors_are_clear() {
 fn redis_over_tls_with_a_ca_made_at_test_time() {
     let certs = tempfile::tempdir().unwrap();
     let dir = certs.path();
-    let ca = support::make_certs(dir, "ca");
-    let tls_port = support::free_port();
-    let p = |f: &str| dir.join(f).display().to_string();
-    let _server = support::Server::stack(&[
-        "--tls-port",
-        &tls_port.to_string(),
-        "--tls-cert-file",
-        &p("ca-server.pem"),
-        "--tls-key-file",
-        &p("ca-server.key"),
-        "--tls-ca-cert-file",
-        &ca.display().to_string(),
-        "--tls-auth-clients",
+    let ca = support::certs::make_certs(dir, "ca");
+    let (_server, tls_port) = support::redis_server::Server::stack_tls(
+        &dir.join("ca-server.pem"),
+        &dir.join("ca-server.key"),
+        Some(&ca),
         "no",
-    ]);
+    );
     let (got, log) = once(&format!(
         "  - redis:\n      url: rediss://localhost:{tls_port}\n      ssl_ca_certs: {}\n      metrics: [connected_clients]\n",
         ca.display()

@@ -6,13 +6,15 @@
 //! Needs `RTC_REDIS_STACK_DIR` (see tests/support/mod.rs); fails, never skips, without it.
 
 mod support;
-mod util;
 
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::{query, ts_range, Server};
-use util::{Agent, Scratch};
+use std::time::{Duration, Instant};
+use support::agent::{run, stderr, stdout, Agent};
+use support::clock::now_ms;
+use support::redis_server::{query, ts_range, Server};
+use support::scratch::{fixture, Scratch};
+use support::wait::wait_until;
 
 /// Redis with an append-only file synced on every write: a restart keeps what was written
 /// before the outage, so the whole run can be checked for gaps.
@@ -22,20 +24,13 @@ fn durable_redis() -> Server {
 
 fn config(s: &Scratch, host: &str, port: u16) -> (PathBuf, PathBuf) {
     let buffer = s.dir.path().join("buffer");
-    let procfs = util::fixture("basic").join("proc");
+    let procfs = fixture("basic").join("proc");
     let path = s.config(&format!(
         "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\nbuffer_sync_interval: 1s\ninputs: [linux_mem]\noutputs:\n  - redistimeseries:\n      url: redis://127.0.0.1:{port}/\n",
         procfs.display(),
         buffer.display()
     ));
     (path, buffer.join("redistimeseries"))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// Timestamps of `mem_total_bytes` for `host` in Redis (empty while it is down).
@@ -83,17 +78,6 @@ fn segment_files(dir: &Path) -> usize {
                 .count()
         })
         .unwrap_or(0)
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 #[test]
@@ -185,9 +169,9 @@ fn sigterm_during_an_outage_persists_memory_and_a_restart_delivers_everything() 
     drop(agent);
     assert!(segment_files(&buffer) > 0);
 
-    let out = util::run(&["buffer", "status", "--config", path.to_str().unwrap()]);
-    let text = util::stdout(&out);
-    assert!(out.status.success(), "{}", util::stderr(&out));
+    let out = run(&["buffer", "status", "--config", path.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
     assert!(text.contains("output redistimeseries"), "{text}");
     let on_disk: u64 = text
         .lines()
@@ -214,8 +198,8 @@ fn the_down_line_tells_what_happens_to_the_samples_with_and_without_once() {
     let port = server.port;
     server.stop();
     let (path, buffer) = config(&s, "downline", port);
-    let o = util::run(&["run", "--once", "--config", path.to_str().unwrap()]);
-    let log = util::stderr(&o);
+    let o = run(&["run", "--once", "--config", path.to_str().unwrap()]);
+    let log = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{log}");
     let down: Vec<&str> = log.lines().filter(|l| l.contains("is down")).collect();
     assert_eq!(down.len(), 1, "{log}");
@@ -272,7 +256,7 @@ fn an_unwritable_buffer_dir_means_memory_only_with_an_error_not_a_crash() {
     let mut server = durable_redis();
     let host = "nodisk";
     let file = s.write("not-a-dir", "x");
-    let procfs = util::fixture("basic").join("proc");
+    let procfs = fixture("basic").join("proc");
     let path = s.config(&format!(
         "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\ninputs: [linux_mem]\noutputs:\n  - redistimeseries:\n      url: redis://127.0.0.1:{}/\n",
         procfs.display(),
@@ -349,7 +333,7 @@ fn a_full_disk_buffer_drops_the_oldest_and_counts_exactly_what_redis_lacks() {
     let mut server = durable_redis();
     let host = "capped";
     let buffer = s.dir.path().join("buffer");
-    let procfs = util::fixture("basic").join("proc");
+    let procfs = fixture("basic").join("proc");
     // 8 samples every 100 ms into a 16 KiB disk buffer: a 30 s outage needs about twice that.
     let path = s.config(&format!(
         "hostname: {host}\ninterval: 100ms\nflush_interval: 100ms\nprocfs_root: {}\nbuffer_dir: {}\nbuffer_sync_interval: 1s\nmax_disk_buffer: 16KiB\ninputs: [linux_mem]\noutputs:\n  - redistimeseries:\n      url: redis://127.0.0.1:{}/\n",
@@ -380,9 +364,9 @@ fn a_full_disk_buffer_drops_the_oldest_and_counts_exactly_what_redis_lacks() {
     // The second agent's first tick comes well after this.
     std::thread::sleep(Duration::from_secs(2));
 
-    let out = util::run(&["buffer", "status", "--config", path.to_str().unwrap()]);
-    let text = util::stdout(&out);
-    assert!(out.status.success(), "{}", util::stderr(&out));
+    let out = run(&["buffer", "status", "--config", path.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
     let dropped = status_number(&text, "dropped");
     let on_disk = status_number(&text, "samples on disk");
     assert!(dropped > 0, "the cap was reached: {text}");
@@ -574,7 +558,7 @@ fn a_reload_that_fixes_a_down_output_logs_that_it_is_up_again() {
     let s = Scratch::new();
     let server = durable_redis();
     let host = "fixed";
-    let unused = support::free_port();
+    let unused = support::ports::free_port();
     let (path, _) = config(&s, host, unused);
     let agent = Agent::start(&path);
     let (lines, down) = agent.wait_for(Duration::from_secs(15), |l| l.contains("is down"));
@@ -638,7 +622,7 @@ fn a_down_output_sends_everything_by_itself_once_redis_is_back(disk: Disk, host:
     let s = Scratch::new();
     let mut server = durable_redis();
     let (buffer, wrapper) = buffer_for(&s, disk);
-    let procfs = util::fixture("basic").join("proc");
+    let procfs = fixture("basic").join("proc");
     let path = s.config(&format!(
         "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nmetric_batch_size: 4\nprocfs_root: {}\nbuffer_dir: {}\nbuffer_sync_interval: 1s\ninputs: [linux_mem]\noutputs:\n  - redistimeseries:\n      url: redis://127.0.0.1:{}/\n",
         procfs.display(),
@@ -880,8 +864,8 @@ fn an_unreadable_entry_and_a_bad_length_lose_only_themselves_and_the_promise_hol
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("a count in {lines:#?}"));
-    let status = util::run(&["buffer", "status", "--config", path.to_str().unwrap()]);
-    let text = util::stdout(&status);
+    let status = run(&["buffer", "status", "--config", path.to_str().unwrap()]);
+    let text = stdout(&status);
     assert!(
         text.contains(&format!(
             "samples in memory: not visible from here (held by pid {}",
@@ -926,7 +910,7 @@ fn buffer_status_says_when_it_cannot_read_the_buffer_and_fails() {
         .args(["buffer", "status", "--config", path.to_str().unwrap()])
         .output()
         .expect("setpriv runs");
-    let (text, err) = (util::stdout(&out), util::stderr(&out));
+    let (text, err) = (stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(1), "{text}{err}");
     assert!(!text.contains("samples on disk"), "{text}");
     assert!(

@@ -1,7 +1,8 @@
 //! The command line: commands, exit codes, config errors with file, line, column and key.
 
-mod util;
-use util::*;
+mod support;
+use support::agent::{bin, run, stderr, stdout};
+use support::scratch::{fixture, Scratch};
 
 #[test]
 fn version_and_help() {
@@ -245,7 +246,7 @@ fn environment_interpolation_and_defaults_work() {
     let path = s.config(
         "hostname: ${RTC_TEST_HOST}-${RTC_TEST_UNSET:-x}\ninputs: [linux_mem]\noutputs: [stdout]\n",
     );
-    let o = util::bin()
+    let o = bin()
         .args(["check", "--config", path.to_str().unwrap()])
         .env("RTC_TEST_HOST", "pi4")
         .output()

@@ -19,16 +19,17 @@
 #![cfg(all(feature = "mqtt", feature = "sma-em", feature = "modbus"))]
 
 mod support;
-mod util;
 
 use rtcollector::inputs::sma_energy_meter::encode::Builder;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
+use support::agent::Agent;
 use support::mosquitto::{by_topic, Broker, Msg, Sub};
+use support::ports::free_udp_port;
 use support::pymodbus::Sim;
-use util::{free_udp_port, Agent, Scratch};
+use support::scratch::Scratch;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -2,11 +2,13 @@
 //! `smartctl` with the stand-in smartctl of tests/fixtures/smartctl, through the built
 //! binary's `--once` and its JSON stdout.
 
-mod util;
+mod support;
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use util::*;
+use support::agent::{run_once, stderr, stdout, Agent};
+use support::samples::samples;
+use support::scratch::{fixture, Scratch};
 
 fn config(sysfs_root: &str, inputs: &str, extra: &str) -> String {
     format!(
@@ -24,12 +26,8 @@ fn values(out: &str) -> BTreeMap<String, f64> {
 fn once(config_text: &str, path_env: Option<&str>) -> (BTreeMap<String, f64>, String, bool) {
     let s = Scratch::new();
     let path = s.config(config_text);
-    let mut cmd = bin();
-    cmd.args(["run", "--once", "--config", path.to_str().unwrap()]);
-    if let Some(p) = path_env {
-        cmd.env("PATH", p);
-    }
-    let o = cmd.output().expect("run rtcollector");
+    let env: Vec<(&str, &str)> = path_env.map(|p| ("PATH", p)).into_iter().collect();
+    let o = run_once(&path, &env);
     (values(&stdout(&o)), stderr(&o), o.status.success())
 }
 

@@ -11,12 +11,13 @@
 //!
 //! Nothing is skipped: without them the test fails and says why.
 
-mod util;
+mod support;
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use util::*;
+use support::agent::Agent;
+use support::scratch::{fixture, Scratch};
 
 const PYTHON_ENV: &str = "RTC_FUSE_PYTHON";
 

@@ -13,7 +13,6 @@
 #![cfg(feature = "mqtt")]
 
 mod support;
-mod util;
 
 use nix::sys::signal::Signal;
 use rtcollector::core::{Output, OutputError, Sample, SeriesTable, SeriesView, WriteReport};
@@ -23,10 +22,12 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+use support::agent::Agent;
+use support::clock::now_ms;
+use support::logs::{capture_logs, logs_containing};
 use support::mosquitto::{bin_dir, by_topic, Broker, Msg, Sub};
-use support::{capture_logs, logs_containing};
-use util::{Agent, Scratch};
+use support::scratch::{fixture, Scratch};
 
 /// 2023-11-14T22:13:20Z.
 const T0: i64 = 1_700_000_000_000;
@@ -562,7 +563,7 @@ fn username_and_password_from_a_password_file() {
 #[test]
 fn tls_with_a_ca_made_at_test_time() {
     let certs = tempfile::tempdir().unwrap();
-    let ca = support::make_certs(certs.path(), "mqttca");
+    let ca = support::certs::make_certs(certs.path(), "mqttca");
     let d = certs.path().display();
     let broker = Broker::start(
         &format!(
@@ -589,7 +590,7 @@ fn tls_with_a_ca_made_at_test_time() {
 
     // Verification is on: another CA's broker is refused, with the reason.
     let other = tempfile::tempdir().unwrap();
-    let other_ca = support::make_certs(other.path(), "otherca");
+    let other_ca = support::certs::make_certs(other.path(), "otherca");
     let mut o = output(&format!(
         "port: {}\nhost: 127.0.0.1\nclient_id: other\nssl: true\nssl_ca_certs: {}\n",
         broker.port,
@@ -612,7 +613,7 @@ fn tls_with_a_ca_made_at_test_time() {
 #[test]
 fn tls_with_a_self_signed_ca_certificate_says_what_to_remake() {
     let certs = tempfile::tempdir().unwrap();
-    support::self_signed_cert(certs.path(), "as-ca", &[]);
+    support::certs::self_signed_cert(certs.path(), "as-ca", &[]);
     let d = certs.path().display();
     let broker = Broker::start(
         &format!("allow_anonymous true\ncertfile {d}/as-ca.pem\nkeyfile {d}/as-ca.key\n"),
@@ -634,15 +635,8 @@ fn tls_with_a_self_signed_ca_certificate_says_what_to_remake() {
 
 // ---- the built agent ---------------------------------------------------------------------
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 fn agent_config(s: &Scratch, host: &str, port: u16, extra: &str) -> PathBuf {
-    let procfs = util::fixture("basic").join("proc");
+    let procfs = fixture("basic").join("proc");
     s.config(&format!(
         "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\ninputs: [linux_mem]\noutputs:\n  - mqtt:\n      host: 127.0.0.1\n      port: {port}\n{extra}",
         procfs.display(),
@@ -655,7 +649,7 @@ fn the_agent_in_batch_layout_sends_each_inputs_samples_on_its_own_topic() {
     let broker = Broker::anonymous();
     let sub = Sub::start(&broker, &["-t", "rtcollector/batch/#"]);
     let s = Scratch::new();
-    let procfs = util::fixture("basic").join("proc");
+    let procfs = fixture("basic").join("proc");
     let config = s.config(&format!(
         "hostname: batch\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\ninputs: [linux_mem, system]\noutputs:\n  - mqtt:\n      host: 127.0.0.1\n      port: {}\n      layout: batch\n",
         procfs.display(),

@@ -2,10 +2,12 @@
 //! procfs crate) on the same fixture files: what the agent reports must equal what procfs
 //! reads from the file.
 
-mod util;
+mod support;
 use procfs::prelude::*;
 use std::collections::BTreeMap;
-use util::*;
+use support::agent::{run, stderr, stdout};
+use support::samples::samples;
+use support::scratch::{fixture, Scratch};
 
 fn agent_samples() -> BTreeMap<String, f64> {
     let root = fixture("basic");

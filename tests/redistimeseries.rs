@@ -16,7 +16,11 @@ use rtcollector::outputs::OutputCtx;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use support::*;
+#[cfg(feature = "tls")]
+use support::certs::{make_certs, self_signed_cert};
+use support::logs::{capture_logs, logs_containing};
+use support::ports::free_port;
+use support::redis_server::*;
 
 /// 2023-11-14T22:13:20Z, a whole second.
 const T0: i64 = 1_700_000_000_000;
@@ -510,20 +514,13 @@ fn tls_with_a_test_ca_works_and_a_wrong_ca_fails_clearly_keeping_the_batch() {
     let dir = certs.path();
     let ca = make_certs(dir, "ca");
     let other_ca = make_certs(dir, "other");
-    let tls_port = free_port().to_string();
     let p = |f: &str| dir.join(f).display().to_string();
-    let server = Server::stack(&[
-        "--tls-port",
-        &tls_port,
-        "--tls-cert-file",
-        &p("ca-server.pem"),
-        "--tls-key-file",
-        &p("ca-server.key"),
-        "--tls-ca-cert-file",
-        &ca.display().to_string(),
-        "--tls-auth-clients",
+    let (server, tls_port) = Server::stack_tls(
+        &dir.join("ca-server.pem"),
+        &dir.join("ca-server.key"),
+        Some(&ca),
         "optional",
-    ]);
+    );
     let mut c = server.client();
 
     // The right CA, by host/port keys and by a rediss:// url, with and without a client cert.
@@ -621,18 +618,13 @@ fn tls_with_a_self_signed_certificate_says_what_to_set() {
     let table = RefCell::new(SeriesTable::new("h", 10));
     let id = table.borrow_mut().intern("selfsigned", "", &[]).unwrap();
     let server_with = |name: &str| {
-        let port = free_port().to_string();
-        let server = Server::stack(&[
-            "--tls-port",
-            &port,
-            "--tls-cert-file",
-            &p(&format!("{name}.pem")),
-            "--tls-key-file",
-            &p(&format!("{name}.key")),
-            "--tls-auth-clients",
+        let (server, port) = Server::stack_tls(
+            &dir.join(format!("{name}.pem")),
+            &dir.join(format!("{name}.key")),
+            None,
             "no",
-        ]);
-        (server, port)
+        );
+        (server, port.to_string())
     };
     let config = |port: &str, ca: Option<&str>| {
         let ca = ca
@@ -678,23 +670,13 @@ fn tls_with_a_self_signed_certificate_says_what_to_set() {
 fn a_plain_login_is_told_to_set_ssl_only_when_the_server_did_not_speak_resp() {
     let certs = tempfile::tempdir().unwrap();
     let dir = certs.path();
-    let p = |f: &str| dir.join(f).display().to_string();
     self_signed_cert(
         dir,
         "leaf",
         &["-addext", "basicConstraints=critical,CA:FALSE"],
     );
-    let tls_port = free_port().to_string();
-    let _tls = Server::stack(&[
-        "--tls-port",
-        &tls_port,
-        "--tls-cert-file",
-        &p("leaf.pem"),
-        "--tls-key-file",
-        &p("leaf.key"),
-        "--tls-auth-clients",
-        "no",
-    ]);
+    let (_tls, tls_port) =
+        Server::stack_tls(&dir.join("leaf.pem"), &dir.join("leaf.key"), None, "no");
     let table = RefCell::new(SeriesTable::new("h", 10));
     let id = table.borrow_mut().intern("plain", "", &[]).unwrap();
     let plain_login = |port: &str| {
@@ -704,7 +686,7 @@ fn a_plain_login_is_told_to_set_ssl_only_when_the_server_did_not_speak_resp() {
         retry_message(write(&mut o, &table, &[s(id, T0, 1.0)]))
     };
 
-    let msg = plain_login(&tls_port);
+    let msg = plain_login(&tls_port.to_string());
     assert!(
         msg.contains("closed the connection while logging in")
             && msg.contains("if it expects TLS, set `ssl: true`"),
@@ -741,20 +723,13 @@ fn tls_server_requiring_a_client_certificate() {
     let certs = tempfile::tempdir().unwrap();
     let dir = certs.path();
     let ca = make_certs(dir, "ca");
-    let tls_port = free_port().to_string();
     let p = |f: &str| dir.join(f).display().to_string();
-    let server = Server::stack(&[
-        "--tls-port",
-        &tls_port,
-        "--tls-cert-file",
-        &p("ca-server.pem"),
-        "--tls-key-file",
-        &p("ca-server.key"),
-        "--tls-ca-cert-file",
-        &ca.display().to_string(),
-        "--tls-auth-clients",
+    let (server, tls_port) = Server::stack_tls(
+        &dir.join("ca-server.pem"),
+        &dir.join("ca-server.key"),
+        Some(&ca),
         "yes",
-    ]);
+    );
     let table = RefCell::new(SeriesTable::new("h", 10));
     let id = table.borrow_mut().intern("mtls", "", &[]).unwrap();
     let base = format!(

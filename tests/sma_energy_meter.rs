@@ -8,14 +8,17 @@
 //! the fix to try.
 #![cfg(feature = "sma-em")]
 
-mod util;
+mod support;
 
 use rtcollector::inputs::sma_energy_meter::encode::Builder;
 use rtcollector::inputs::sma_energy_meter::wire::GROUP;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::time::{Duration, Instant};
-use util::{free_udp_port as free_port, Agent, Scratch};
+use support::agent::Agent;
+use support::ports::free_udp_port as free_port;
+use support::samples::key_of;
+use support::scratch::Scratch;
 
 const METER: u32 = 1_901_000_001;
 const OTHER: u32 = 3_000_000_002;
@@ -87,7 +90,7 @@ impl Seen {
             self.printed
                 .entry(ts)
                 .or_default()
-                .insert(util::key_of(&v), v["value"].as_f64().unwrap());
+                .insert(key_of(&v), v["value"].as_f64().unwrap());
         }
     }
 

@@ -15,15 +15,15 @@
 #![cfg(feature = "modbus")]
 
 mod support;
-mod util;
 
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
+use support::agent::{once_samples, Agent};
 use support::pymodbus::Sim;
-use util::*;
+use support::samples::{samples, value};
+use support::scratch::{fixture, Scratch};
 
 fn inverter_yaml(name: &str, sim: &Sim, extra: &str) -> String {
     format!(
@@ -37,19 +37,6 @@ fn config(s: &Scratch, head: &str, inverters: &str, options: &str, more_inputs: 
         "hostname: testbox\nbuffer_dir: {}\n{head}inputs:\n  - sma_inverter:\n      inverters:\n{inverters}{options}{more_inputs}outputs:\n  - stdout:\n      format: json\n",
         s.dir.path().join("buffer").display()
     ))
-}
-
-fn once(path: &Path) -> (BTreeMap<String, Value>, String) {
-    let o = run(&["run", "--once", "--config", path.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    (samples(&stdout(&o)), stderr(&o))
-}
-
-fn value(got: &BTreeMap<String, Value>, key: &str) -> f64 {
-    got.get(key)
-        .unwrap_or_else(|| panic!("no sample `{key}`; have {:#?}", got.keys()))["value"]
-        .as_f64()
-        .expect("a number")
 }
 
 /// Every default register with a value, as the simulator takes them.
@@ -104,7 +91,7 @@ fn every_default_metric_is_read_and_scaled_in_four_requests() {
     let sim = Sim::start(json!({"unit": 3, "values": full_values()}));
     let s = Scratch::new();
     let path = config(&s, "", &inverter_yaml("roof", &sim, ""), "", "");
-    let (got, err) = once(&path);
+    let (got, err) = once_samples(&path);
     let expected: &[(&str, &str, f64)] = &[
         ("sma_inverter_condition", "condition=ok", 307.0),
         ("sma_inverter_grid_relay", "", 51.0),
@@ -166,7 +153,7 @@ fn nan_markers_give_no_sample_and_input_registers_work() {
         "      function: input\n",
         "",
     );
-    let (got, _) = once(&path);
+    let (got, _) = once_samples(&path);
     for gone in [
         key("sma_inverter_grid_relay", ""),
         key("sma_inverter_energy_total_wh", ""),
@@ -203,7 +190,7 @@ fn unit_id_auto_asks_register_42109_on_unit_1() {
         "",
         "",
     );
-    let (got, _) = once(&path);
+    let (got, _) = once_samples(&path);
     assert_eq!(value(&got, &key("sma_inverter_frequency_hz", "")), 50.02);
     let requests = sim.requests();
     assert_eq!(requests[0], "fc=3 unit=1 addr=42109 count=4 -> ok");
@@ -497,7 +484,7 @@ fn two_inverters_are_read_in_one_collection_with_their_own_labels() {
     let inverters =
         inverter_yaml("roof", &roof, "") + &inverter_yaml("garage", &garage, ", unit_id: 4");
     let path = config(&s, "", &inverters, "", "");
-    let (got, _) = once(&path);
+    let (got, _) = once_samples(&path);
     assert_eq!(value(&got, &key("sma_inverter_ac_power_w", "")), -25.0);
     assert_eq!(
         value(&got, "sma_inverter_ac_power_w{inverter=garage,serial=99}"),
@@ -522,7 +509,7 @@ fn a_hanging_inverter_does_not_hold_back_the_other_in_the_same_collection() {
     let s = Scratch::new();
     let inverters = inverter_yaml("roof", &good, "") + &inverter_yaml("hung", &hung, "");
     let path = config(&s, "", &inverters, "      timeout: 2s\n", "");
-    let (got, err) = once(&path);
+    let (got, err) = once_samples(&path);
     assert_eq!(value(&got, &key("sma_inverter_frequency_hz", "")), 50.02);
     assert_eq!(value(&got, "sma_inverter_up{inverter=hung}"), 0.0);
     assert_eq!(err.matches("is not answering").count(), 1, "{err}");
@@ -554,7 +541,7 @@ fn battery_and_custom_registers_are_read_in_the_same_plan() {
         "      registers:\n        - default\n        - {address: 30805, type: s32, name: sma_inverter_reactive_power_var, unit: var, labels: {kind: grid}}\n",
         "",
     );
-    let (got, _) = once(&path);
+    let (got, _) = once_samples(&path);
     for (name, labels, want) in [
         ("sma_inverter_battery_current_a", "", -12.345),
         ("sma_inverter_battery_soc_percent", "", 87.0),
@@ -591,7 +578,7 @@ fn a_block_refused_register_by_register_too_is_reported_as_an_error() {
     }));
     let s = Scratch::new();
     let path = config(&s, "", &inverter_yaml("roof", &sim, ""), "", "");
-    let (got, err) = once(&path);
+    let (got, err) = once_samples(&path);
     assert!(!got.contains_key(&key("sma_inverter_temperature_c", "")));
     assert_eq!(value(&got, &key("sma_inverter_frequency_hz", "")), 50.02);
     assert_eq!(got.len(), 21 - 4);

@@ -1,30 +1,30 @@
-//! What the benches share: a global allocator that counts heap allocations, so a bench can
-//! report allocations per collection (or per datagram) next to its time.
+//! What the benches share besides the peers (those come from `tests/support`, as the tests
+//! start them): knobs read from the environment and the CPU time a run took.
 //!
-//! Included by each bench with `mod common;`; the `#[global_allocator]` below then applies
-//! to that bench's binary.
+//! Included with `mod common;`. The allocation counter is beside it in `counting_alloc.rs`,
+//! included only by the benches that report allocations.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::str::FromStr;
+use std::time::Duration;
 
-/// Allocations and reallocations since the bench started (frees are not counted).
-pub static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-struct Counting;
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
+/// The number in environment variable `name`, else `default` (also when it does not parse).
+pub fn env_or<T: FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+/// User and system CPU time of this process so far (zero where getrusage fails).
+// Not every bench that reads knobs also times its CPU.
+#[allow(dead_code)]
+pub fn cpu_time() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let Ok(ru) = getrusage(UsageWho::RUSAGE_SELF) else {
+        return Duration::ZERO;
+    };
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    tv(ru.user_time()) + tv(ru.system_time())
+}

@@ -10,7 +10,7 @@
 //!
 //! Fails, never skips, without it.
 
-use super::{reserve_port, ReservedPort};
+use super::ports::{reserve_port, ReservedPort};
 use nix::sys::signal::Signal;
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -10,7 +10,7 @@
 //!
 //! Nothing is skipped: without it, or when the simulator does not start, the test fails.
 
-use super::{reserve_port, ReservedPort};
+use super::ports::{reserve_port, ReservedPort};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -53,6 +53,8 @@ pub struct Sim {
     _port_hold: ReservedPort,
     dir: tempfile::TempDir,
     silent: bool,
+    /// Whether the simulator writes [`Sim::requests`]' log.
+    log_requests: bool,
 }
 
 impl Sim {
@@ -61,6 +63,15 @@ impl Sim {
     }
 
     pub fn start_with(config: Value, silent: bool) -> Sim {
+        Sim::launch(config, silent, true)
+    }
+
+    /// For a bench: no request log, whose write and flush per request would be timed too.
+    pub fn start_unlogged(config: Value) -> Sim {
+        Sim::launch(config, false, false)
+    }
+
+    fn launch(config: Value, silent: bool, log_requests: bool) -> Sim {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("sim.json"), config.to_string()).expect("write config");
         let hold = reserve_port();
@@ -70,6 +81,7 @@ impl Sim {
             _port_hold: hold,
             dir,
             silent,
+            log_requests,
         };
         sim.spawn();
         sim
@@ -81,14 +93,15 @@ impl Sim {
             .args(["--port", &self.port.to_string()])
             .arg("--config")
             .arg(self.dir.path().join("sim.json"))
-            .arg("--log")
-            .arg(self.log_path())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
                 std::fs::File::create(self.stderr_path()).expect("stderr file"),
             ));
         if self.silent {
             cmd.arg("--silent");
+        }
+        if self.log_requests {
+            cmd.arg("--log").arg(self.log_path());
         }
         let mut child = cmd.spawn().expect("start the simulator");
         let out = child.stdout.take().expect("stdout");
