@@ -694,7 +694,7 @@ fn what_a_disk_held_before_it_filled_is_sent_as_soon_as_redis_is_back() {
         "gen.sh",
         "awk 'BEGIN { for (i = 1; i <= 300; i++) print \"fill_\" i, i }'\n",
     );
-    let procfs = util::fixture("basic").join("proc");
+    let procfs = fixture("basic").join("proc");
     let path = s.config(&format!(
         "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\nbuffer_sync_interval: 1s\ninputs:\n  - linux_mem\n  - exec:\n      commands: [\"sh {}\"]\n      data_format: metrics\noutputs:\n  - redistimeseries:\n      url: redis://127.0.0.1:{}/\n",
         procfs.display(),
