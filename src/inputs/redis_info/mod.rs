@@ -1,7 +1,7 @@
 //! `redis`: a Redis server's `INFO`: the fields chosen by `metrics:` (rtcollector's list by
 //! default) as gauges, or counters with a `_rate`; keys per database; replication figures.
 //!
-//! The connection is the `redistimeseries` output's (TCP or TLS on smol, ACL user and
+//! The connection is `common::redis`, as the `redistimeseries` output's (TCP or TLS on smol, ACL user and
 //! password, no thread): made at the first collection, kept, and made again after an error.
 
 pub mod info;
@@ -10,8 +10,8 @@ use crate::config::{Dur, Secret};
 use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
-use crate::outputs::redistimeseries::config::{RedisUrl, Target};
-use crate::outputs::redistimeseries::conn::{Conn, ConnOptions, Endpoint};
+use crate::common::redis::{Conn, ConnOptions, Endpoint, RedisUrl, Target};
+use crate::common::tls::TlsFiles;
 use redis::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -175,10 +175,12 @@ pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<RedisInfo, String> {
     }
     let opts = ConnOptions {
         plugin: "redis",
-        ssl_ca_certs: cfg.ssl_ca_certs.as_deref(),
-        ssl_certfile: cfg.ssl_certfile.as_deref(),
-        ssl_keyfile: cfg.ssl_keyfile.as_deref(),
-        ssl_insecure_skip_verify: cfg.ssl_insecure_skip_verify,
+        tls: TlsFiles {
+            ca_certs: cfg.ssl_ca_certs.as_deref(),
+            certfile: cfg.ssl_certfile.as_deref(),
+            keyfile: cfg.ssl_keyfile.as_deref(),
+            insecure_skip_verify: cfg.ssl_insecure_skip_verify,
+        },
         connect_timeout: cfg.connect_timeout.0,
         write_timeout: cfg.timeout.0,
         write_timeout_key: "timeout",

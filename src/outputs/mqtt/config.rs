@@ -1,6 +1,7 @@
 //! The options of the `mqtt` output, as written in the config, and their checks (no network
 //! access here: `rtcollector check` must work without a broker).
 
+use crate::common::tls::{check_options, TlsFiles};
 use crate::config::{Dur, Secret};
 use crate::config::range;
 use serde::{Deserialize, Serialize};
@@ -136,19 +137,17 @@ impl Config {
                 );
             }
         }
-        let tls_files =
-            self.ssl_ca_certs.is_some() || self.ssl_certfile.is_some() || self.ssl_keyfile.is_some();
-        if !self.ssl && tls_files {
-            return Err("ssl_ca_certs/ssl_certfile/ssl_keyfile are set but `ssl` is not: set `ssl: true`".into());
-        }
-        if self.ssl_certfile.is_some() != self.ssl_keyfile.is_some() {
-            return Err("ssl_certfile and ssl_keyfile go together".into());
-        }
-        #[cfg(not(feature = "tls"))]
-        if self.ssl {
-            return Err("ssl: this build has no TLS (cargo feature `tls`)".into());
-        }
+        check_options(self.ssl, &self.tls_files(), "`ssl: true`")?;
         Ok(())
+    }
+
+    pub fn tls_files(&self) -> TlsFiles<'_> {
+        TlsFiles {
+            ca_certs: self.ssl_ca_certs.as_deref(),
+            certfile: self.ssl_certfile.as_deref(),
+            keyfile: self.ssl_keyfile.as_deref(),
+            insecure_skip_verify: self.ssl_insecure_skip_verify,
+        }
     }
 
     pub fn topic_prefix(&self, host: &str) -> String {

@@ -27,25 +27,17 @@
 //! series is then skipped for [`DENIED_FOR`], with one warning.
 
 pub(crate) mod config;
-pub(crate) mod conn;
 mod keys;
 
 pub use config::{Aggregation, Config, Downsample, DuplicatePolicy, Encoding, RedisUrl};
 pub use keys::KeyFormat;
-/// Shared with the web inputs' certificate probe.
-#[cfg(feature = "http")]
-pub(crate) use conn::tls::AcceptAny;
-/// Shared with the MQTT output: one rustls setup for every TLS client.
-#[cfg(all(feature = "tls", feature = "mqtt"))]
-pub(crate) use conn::tls::{
-    is_ca_used_as_end_entity, rustls_config, TlsFiles, CA_AS_END_ENTITY_HINT, UNKNOWN_ISSUER_HINT,
-};
 
+use crate::common::backoff::Backoff;
 use crate::config::Millis;
 use crate::core::metric::{Series, SeriesId};
 use crate::core::{Output, OutputError, Sample, SeriesTable, SeriesView, WriteFuture, WriteReport};
 use crate::outputs::OutputCtx;
-use conn::{Conn, Endpoint};
+use crate::common::redis::{Conn, Endpoint};
 use redis::{Pipeline, ServerError, Value};
 use std::time::{Duration, Instant};
 
@@ -152,7 +144,7 @@ pub struct RedisTimeSeries {
     connected_before: bool,
     /// A write is between planning and booking its replies.
     in_flight: bool,
-    backoff: Duration,
+    backoff: Backoff,
     next_attempt: Option<Instant>,
     last_error: String,
     /// Indexed by [`SeriesId`]; the key is built once per series.
@@ -205,7 +197,7 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, String> {
         conn: None,
         connected_before: false,
         in_flight: false,
-        backoff: BACKOFF_MIN,
+        backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
         next_attempt: None,
         last_error: String::new(),
         series: Vec::new(),
@@ -304,18 +296,14 @@ impl RedisTimeSeries {
                 }
                 self.connected_before = true;
                 self.conn = Some(conn);
-                self.backoff = BACKOFF_MIN;
+                self.backoff.reset();
                 self.next_attempt = None;
                 Ok(())
             }
             Err(e) => {
-                log::debug!(
-                    "output {}: {e}; next attempt in {:?}",
-                    self.name,
-                    self.backoff
-                );
-                self.next_attempt = Some(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                let wait = self.backoff.next_delay();
+                log::debug!("output {}: {e}; next attempt in {wait:?}", self.name);
+                self.next_attempt = Some(Instant::now() + wait);
                 self.last_error = e.clone();
                 Err(e)
             }
