@@ -9,6 +9,8 @@ mod known;
 mod parsed;
 mod procfile;
 pub mod snmp;
+#[cfg(feature = "sensors")]
+pub mod sysfs_attr;
 
 pub use crate::common::filter::NameFilter;
 pub use keyed::keyed_values;
