@@ -1,6 +1,7 @@
 //! TLS for every client: the checks of the `ssl*` options, rustls with the ring provider
 //! (no process-wide default is installed), the handshake, and its failures in words.
 
+use crate::config::shared::SharedKeys;
 #[cfg(feature = "tls")]
 use rustls::pki_types::pem::PemObject;
 #[cfg(any(feature = "tls", feature = "http"))]
@@ -13,9 +14,60 @@ use rustls::{
 };
 #[cfg(feature = "tls")]
 use rustls::{pki_types::PrivateKeyDer, CertificateError, ClientConfig, RootCertStore};
-use std::path::Path;
+use serde::de::MapAccess;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
 #[cfg(any(feature = "tls", feature = "http"))]
 use std::sync::Arc;
+
+/// The TLS keys of every client's options, as users write them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TlsKeys {
+    pub ssl: bool,
+    /// PEM file with the CA certificates that may sign the server's certificate. Without it
+    /// the Mozilla root set is used.
+    pub ssl_ca_certs: Option<PathBuf>,
+    /// PEM client certificate (chain) and key, for servers that ask for one.
+    pub ssl_certfile: Option<PathBuf>,
+    pub ssl_keyfile: Option<PathBuf>,
+    /// Accepts any server certificate. For tests only: logs a warning.
+    pub ssl_insecure_skip_verify: bool,
+}
+
+impl TlsKeys {
+    pub fn files(&self) -> TlsFiles<'_> {
+        TlsFiles {
+            ca_certs: self.ssl_ca_certs.as_deref(),
+            certfile: self.ssl_certfile.as_deref(),
+            keyfile: self.ssl_keyfile.as_deref(),
+            insecure_skip_verify: self.ssl_insecure_skip_verify,
+        }
+    }
+}
+
+impl SharedKeys for TlsKeys {
+    fn names() -> Vec<&'static str> {
+        vec![
+            "ssl",
+            "ssl_ca_certs",
+            "ssl_certfile",
+            "ssl_keyfile",
+            "ssl_insecure_skip_verify",
+        ]
+    }
+
+    fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "ssl" => self.ssl = map.next_value()?,
+            "ssl_ca_certs" => self.ssl_ca_certs = map.next_value()?,
+            "ssl_certfile" => self.ssl_certfile = map.next_value()?,
+            "ssl_keyfile" => self.ssl_keyfile = map.next_value()?,
+            "ssl_insecure_skip_verify" => self.ssl_insecure_skip_verify = map.next_value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
 
 /// The TLS options of a client's config (`ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile`,
 /// `ssl_insecure_skip_verify`).

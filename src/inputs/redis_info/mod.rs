@@ -6,16 +6,15 @@
 
 pub mod info;
 
-use crate::config::{Dur, Secret};
+use crate::config::Dur;
 use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
-use crate::common::redis::{Conn, ConnOptions, Endpoint, RedisUrl, Target};
-use crate::common::tls::TlsFiles;
+use crate::common::redis::{Conn, Endpoint, RedisKeys};
+use crate::config::shared::with_shared;
 use redis::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The commented config sample for `sample-config`.
@@ -36,25 +35,12 @@ pub const SAMPLE: &str = "\
     timeout: 5s
 ";
 
+/// The connection keys (`host`, `url`, `ssl`…) are [`RedisKeys`], written flat among these.
 #[derive(Debug, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct Config {
-    pub url: Option<RedisUrl>,
-    pub host: String,
-    #[serde(deserialize_with = "range::port")]
-    pub port: u16,
-    #[serde(deserialize_with = "range::redis_db")]
-    pub db: i64,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub ssl: bool,
-    pub ssl_ca_certs: Option<PathBuf>,
-    pub ssl_certfile: Option<PathBuf>,
-    pub ssl_keyfile: Option<PathBuf>,
-    /// Accepts any server certificate. For tests only: logs a warning.
-    pub ssl_insecure_skip_verify: bool,
-    #[serde(deserialize_with = "range::timeout")]
-    pub connect_timeout: Dur,
+    #[serde(flatten, skip_deserializing)]
+    pub conn: RedisKeys,
     /// How long `INFO` may take to answer.
     #[serde(deserialize_with = "range::timeout")]
     pub timeout: Dur,
@@ -62,21 +48,12 @@ pub struct Config {
     pub metrics: Vec<String>,
 }
 
+with_shared!(Config, conn: RedisKeys);
+
 impl Default for Config {
     fn default() -> Self {
         Config {
-            url: None,
-            host: "localhost".into(),
-            port: 6379,
-            db: 0,
-            username: None,
-            password: None,
-            ssl: false,
-            ssl_ca_certs: None,
-            ssl_certfile: None,
-            ssl_keyfile: None,
-            ssl_insecure_skip_verify: false,
-            connect_timeout: Dur(Duration::from_secs(5)),
+            conn: RedisKeys::default(),
             timeout: Dur(Duration::from_secs(5)),
             metrics: Vec::new(),
         }
@@ -170,31 +147,11 @@ pub const COUNTERS: [&str; 30] = [
 ];
 
 pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<RedisInfo, String> {
-    if cfg.connect_timeout.0.is_zero() || cfg.timeout.0.is_zero() {
+    if cfg.conn.connect_timeout.0.is_zero() || cfg.timeout.0.is_zero() {
         return Err("connect_timeout and timeout must be more than 0".into());
     }
-    let opts = ConnOptions {
-        plugin: "redis",
-        tls: TlsFiles {
-            ca_certs: cfg.ssl_ca_certs.as_deref(),
-            certfile: cfg.ssl_certfile.as_deref(),
-            keyfile: cfg.ssl_keyfile.as_deref(),
-            insecure_skip_verify: cfg.ssl_insecure_skip_verify,
-        },
-        connect_timeout: cfg.connect_timeout.0,
-        write_timeout: cfg.timeout.0,
-        write_timeout_key: "timeout",
-    };
-    let target = Target::from_options(
-        cfg.url.as_ref(),
-        &cfg.host,
-        cfg.port,
-        cfg.db,
-        cfg.username.as_ref(),
-        cfg.password.as_ref(),
-        cfg.ssl,
-    )
-    .checked(&opts)?;
+    let opts = cfg.conn.conn_options("redis", cfg.timeout.0, "timeout");
+    let target = cfg.conn.target(&opts)?;
     let mut selected: Vec<String> = if cfg.metrics.is_empty() {
         DEFAULT_FIELDS.iter().map(|f| f.to_string()).collect()
     } else {

@@ -1,15 +1,16 @@
 //! The options of the `mqtt` output, as written in the config, and their checks (no network
 //! access here: `rtcollector check` must work without a broker).
 
-use crate::common::tls::{check_options, TlsFiles};
+use crate::common::tls::{check_options, TlsKeys};
+use crate::config::shared::with_shared;
 use crate::config::{Dur, Secret};
 use crate::config::range;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 use std::time::Duration;
 
+/// The TLS keys (`ssl`, `ssl_ca_certs`…) are [`TlsKeys`], written flat among these.
 #[derive(Debug, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct Config {
     pub host: String,
     #[serde(deserialize_with = "range::port")]
@@ -18,13 +19,8 @@ pub struct Config {
     pub client_id: Option<String>,
     pub username: Option<String>,
     pub password: Option<Secret>,
-    pub ssl: bool,
-    /// PEM CA certificates that may sign the broker's certificate; default: the Mozilla roots.
-    pub ssl_ca_certs: Option<PathBuf>,
-    pub ssl_certfile: Option<PathBuf>,
-    pub ssl_keyfile: Option<PathBuf>,
-    /// Accepts any broker certificate. For tests only: logs a warning.
-    pub ssl_insecure_skip_verify: bool,
+    #[serde(flatten, skip_deserializing)]
+    pub tls: TlsKeys,
     #[serde(deserialize_with = "range::dur::<_, 0, { 65_535 * range::SECOND_MS }>")]
     pub keep_alive: Dur,
     #[serde(deserialize_with = "range::timeout")]
@@ -44,6 +40,8 @@ pub struct Config {
     pub homeassistant: HomeAssistant,
 }
 
+with_shared!(Config, tls: TlsKeys);
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -54,11 +52,7 @@ impl Default for Config {
             client_id: None,
             username: None,
             password: None,
-            ssl: false,
-            ssl_ca_certs: None,
-            ssl_certfile: None,
-            ssl_keyfile: None,
-            ssl_insecure_skip_verify: false,
+            tls: TlsKeys::default(),
             keep_alive: Dur(Duration::from_secs(30)),
             connect_timeout: Dur(Duration::from_secs(5)),
             write_timeout: Dur(Duration::from_secs(10)),
@@ -137,17 +131,8 @@ impl Config {
                 );
             }
         }
-        check_options(self.ssl, &self.tls_files(), "`ssl: true`")?;
+        check_options(self.tls.ssl, &self.tls.files(), "`ssl: true`")?;
         Ok(())
-    }
-
-    pub fn tls_files(&self) -> TlsFiles<'_> {
-        TlsFiles {
-            ca_certs: self.ssl_ca_certs.as_deref(),
-            certfile: self.ssl_certfile.as_deref(),
-            keyfile: self.ssl_keyfile.as_deref(),
-            insecure_skip_verify: self.ssl_insecure_skip_verify,
-        }
     }
 
     pub fn topic_prefix(&self, host: &str) -> String {

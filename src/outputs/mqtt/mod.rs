@@ -147,8 +147,8 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, String> {
         options.set_credentials(user.as_str(), password);
     }
     #[cfg(feature = "tls")]
-    if cfg.ssl {
-        let tls = crate::common::tls::rustls_config(&cfg.tls_files(), &ctx.key)?;
+    if cfg.tls.ssl {
+        let tls = crate::common::tls::rustls_config(&cfg.tls.files(), &ctx.key)?;
         options.set_transport(rumqttc::Transport::tls_with_config(
             rumqttc::TlsConfiguration::Rustls(tls),
         ));
@@ -172,7 +172,7 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, String> {
         node,
         write_timeout: cfg.write_timeout.0,
         connect_timeout: cfg.connect_timeout.0,
-        plain: !cfg.ssl,
+        plain: !cfg.tls.ssl,
         filter,
         run: None,
         series: Vec::new(),

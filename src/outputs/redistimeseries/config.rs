@@ -2,42 +2,22 @@
 //! turn them into a connection target (no network access here: `check` must not need Redis).
 
 pub use crate::common::redis::RedisUrl;
-use crate::common::redis::{ConnOptions, Target};
-use crate::common::tls::TlsFiles;
-use crate::config::{range, Dur, Millis, Secret, Size};
+use crate::common::redis::{ConnOptions, RedisKeys, Target};
+use crate::config::shared::with_shared;
+use crate::config::{range, Dur, Millis, Size};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The default key template: `net_rx_bytes:pi4:eth0`.
 pub const DEFAULT_KEY_FORMAT: &str = "{name}:{host}{:values}";
 
+/// The connection keys (`host`, `url`, `ssl`…) are [`RedisKeys`], written flat among these.
 #[derive(Debug, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct Config {
-    /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://…` for TLS. Overrides `host`,
-    /// `port`, `db`, `username`, `password` and `ssl` where it sets them.
-    pub url: Option<RedisUrl>,
-    pub host: String,
-    #[serde(deserialize_with = "range::port")]
-    pub port: u16,
-    #[serde(deserialize_with = "range::redis_db")]
-    pub db: i64,
-    /// An ACL user (Redis 6+); needs `password`.
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub ssl: bool,
-    /// PEM file with the CA certificates that may sign the server's certificate. Without it
-    /// the Mozilla root set is used.
-    pub ssl_ca_certs: Option<PathBuf>,
-    /// PEM client certificate (chain) and key, for servers that ask for one.
-    pub ssl_certfile: Option<PathBuf>,
-    pub ssl_keyfile: Option<PathBuf>,
-    /// Accepts any server certificate. For tests only: logs a warning.
-    pub ssl_insecure_skip_verify: bool,
-    #[serde(deserialize_with = "range::timeout")]
-    pub connect_timeout: Dur,
+    #[serde(flatten, skip_deserializing)]
+    pub conn: RedisKeys,
     /// How long one flush may wait for the server's replies.
     #[serde(deserialize_with = "range::timeout")]
     pub write_timeout: Dur,
@@ -53,21 +33,12 @@ pub struct Config {
     pub downsample: Vec<Downsample>,
 }
 
+with_shared!(Config, conn: RedisKeys);
+
 impl Default for Config {
     fn default() -> Self {
         Config {
-            url: None,
-            host: "localhost".into(),
-            port: 6379,
-            db: 0,
-            username: None,
-            password: None,
-            ssl: false,
-            ssl_ca_certs: None,
-            ssl_certfile: None,
-            ssl_keyfile: None,
-            ssl_insecure_skip_verify: false,
-            connect_timeout: Dur(Duration::from_secs(5)),
+            conn: RedisKeys::default(),
             write_timeout: Dur(Duration::from_secs(10)),
             key_format: DEFAULT_KEY_FORMAT.into(),
             labels: BTreeMap::new(),
@@ -191,32 +162,13 @@ impl Aggregation {
 impl Config {
     /// Validates everything that can be checked without the network.
     pub fn target(&self) -> Result<Target, String> {
-        let target = Target::from_options(
-            self.url.as_ref(),
-            &self.host,
-            self.port,
-            self.db,
-            self.username.as_ref(),
-            self.password.as_ref(),
-            self.ssl,
-        );
-        target.checked(&self.conn_options("redistimeseries"))
+        self.conn.target(&self.conn_options("redistimeseries"))
     }
 
     /// The TLS files and timeouts of this config.
     pub fn conn_options(&self, plugin: &'static str) -> ConnOptions<'_> {
-        ConnOptions {
-            plugin,
-            tls: TlsFiles {
-                ca_certs: self.ssl_ca_certs.as_deref(),
-                certfile: self.ssl_certfile.as_deref(),
-                keyfile: self.ssl_keyfile.as_deref(),
-                insecure_skip_verify: self.ssl_insecure_skip_verify,
-            },
-            connect_timeout: self.connect_timeout.0,
-            write_timeout: self.write_timeout.0,
-            write_timeout_key: "write_timeout",
-        }
+        self.conn
+            .conn_options(plugin, self.write_timeout.0, "write_timeout")
     }
 
     /// Checks the series options that the server would otherwise refuse at run time.
@@ -228,7 +180,7 @@ impl Config {
                 ));
             }
         }
-        if self.connect_timeout.0.is_zero() || self.write_timeout.0.is_zero() {
+        if self.conn.connect_timeout.0.is_zero() || self.write_timeout.0.is_zero() {
             return Err("connect_timeout and write_timeout must be more than 0".into());
         }
         for (k, v) in &self.labels {
@@ -254,8 +206,11 @@ mod tests {
     #[test]
     fn url_overrides_separate_keys() {
         let cfg = Config {
-            url: Some(RedisUrl::parse("redis://u:pw@h:1/2").unwrap()),
-            host: "other".into(),
+            conn: RedisKeys {
+                url: Some(RedisUrl::parse("redis://u:pw@h:1/2").unwrap()),
+                host: "other".into(),
+                ..RedisKeys::default()
+            },
             ..Config::default()
         };
         let t = cfg.target().unwrap();
@@ -286,14 +241,15 @@ mod tests {
     #[test]
     fn bad_combinations_are_config_errors() {
         let cfg = Config {
-            username: Some("u".into()),
+            conn: RedisKeys {
+                username: Some("u".into()),
+                ..RedisKeys::default()
+            },
             ..Config::default()
         };
         assert!(cfg.target().unwrap_err().contains("password"));
-        let cfg = Config {
-            ssl_certfile: Some("/c.pem".into()),
-            ..Config::default()
-        };
+        let mut cfg = Config::default();
+        cfg.conn.tls.ssl_certfile = Some("/c.pem".into());
         assert!(cfg.target().unwrap_err().contains("ssl: true"));
         let cfg = Config {
             chunk_size: Some(Size(100)),
@@ -305,10 +261,8 @@ mod tests {
 
     #[test]
     fn tls_without_the_feature_says_so() {
-        let cfg = Config {
-            ssl: true,
-            ..Config::default()
-        };
+        let mut cfg = Config::default();
+        cfg.conn.tls.ssl = true;
         let r = cfg.target();
         if cfg!(feature = "tls") {
             assert!(r.is_ok());
