@@ -10,7 +10,8 @@ use crate::config::Dur;
 use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
-use crate::common::redis::{Conn, Endpoint, RedisKeys};
+use crate::common::backoff::Backoff;
+use crate::common::redis::{Endpoint, RedisKeys, Session};
 use crate::config::shared::with_shared;
 use redis::Value;
 use serde::{Deserialize, Serialize};
@@ -167,8 +168,12 @@ pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<RedisInfo, String> {
     Ok(RedisInfo {
         server: target.host.clone(),
         port: target.port.to_string(),
-        endpoint: Endpoint::new(&opts, target)?,
-        conn: None,
+        // No wait between attempts: each collection tries once, as its interval paces it.
+        session: Session::new(
+            Endpoint::new(&opts, target)?,
+            "input redis".into(),
+            Backoff::new(Duration::ZERO, Duration::ZERO),
+        ),
         pipe,
         found: vec![false; selected.len()],
         selected,
@@ -178,8 +183,7 @@ pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<RedisInfo, String> {
 }
 
 pub struct RedisInfo {
-    endpoint: Endpoint,
-    conn: Option<Conn>,
+    session: Session,
     pipe: redis::Pipeline,
     /// `server` and `port` labels.
     server: String,
@@ -208,25 +212,18 @@ impl RedisInfo {
     /// The `INFO` text, on the kept connection or a new one. Any failure drops the
     /// connection, so the next collection starts afresh.
     async fn info(&mut self) -> Result<String, String> {
-        if let Some(c) = &mut self.conn {
-            if c.is_closed().await {
-                self.conn = None;
-            }
-        }
-        let conn = match &mut self.conn {
-            Some(c) => c,
-            None => self.conn.insert(self.endpoint.connect().await?),
-        };
-        let addr = self.endpoint.target.addr();
-        let reply = conn
-            .send(&self.pipe, self.endpoint.write_timeout, &addr)
+        self.session.ensure().await?;
+        let addr = self.session.endpoint().target.addr();
+        let reply = self
+            .session
+            .send(&self.pipe)
             .await
             .and_then(|mut values| match values.pop() {
                 Some(v) if values.is_empty() => info_text(v, &addr),
                 _ => Err(format!("{addr} sent an unexpected reply to INFO")),
             });
         if reply.is_err() {
-            self.conn = None;
+            self.session.disconnect();
         }
         reply
     }
@@ -254,7 +251,7 @@ impl RedisInfo {
             if !self.found[i] && self.noted.insert(field.clone()) {
                 log::info!(
                     "input redis: {} has no INFO field `{field}` (another Redis version?); not written",
-                    self.endpoint.target.addr()
+                    self.session.endpoint().target.addr()
                 );
             }
         }
@@ -283,7 +280,7 @@ impl RedisInfo {
         let Some(pairs) = info::keyspace(value) else {
             em.partial_failure(InputError::new(format!(
                 "{}: keyspace line `{db}:{value}` is not key=number pairs",
-                self.endpoint.target.addr()
+                self.session.endpoint().target.addr()
             )));
             return;
         };

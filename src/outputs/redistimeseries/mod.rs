@@ -37,7 +37,7 @@ use crate::config::Millis;
 use crate::core::metric::{Series, SeriesId};
 use crate::core::{Output, OutputError, Sample, SeriesTable, SeriesView, WriteFuture, WriteReport};
 use crate::outputs::OutputCtx;
-use crate::common::redis::{Conn, Endpoint};
+use crate::common::redis::{Connected, Endpoint, Session};
 use redis::{Pipeline, ServerError, Value};
 use std::time::{Duration, Instant};
 
@@ -132,7 +132,7 @@ enum Slot {
 
 pub struct RedisTimeSeries {
     name: String,
-    endpoint: Endpoint,
+    session: Session,
     key_format: KeyFormat,
     retention: Option<u64>,
     policy: DuplicatePolicy,
@@ -140,13 +140,8 @@ pub struct RedisTimeSeries {
     encoding: Option<Encoding>,
     labels: Vec<(String, String)>,
     rules: Vec<Rule>,
-    conn: Option<Conn>,
-    connected_before: bool,
     /// A write is between planning and booking its replies.
     in_flight: bool,
-    backoff: Backoff,
-    next_attempt: Option<Instant>,
-    last_error: String,
     /// Indexed by [`SeriesId`]; the key is built once per series.
     series: Vec<Option<SeriesState>>,
     pipe: Pipeline,
@@ -182,7 +177,11 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, String> {
         .collect();
     Ok(RedisTimeSeries {
         name: ctx.key.clone(),
-        endpoint,
+        session: Session::new(
+            endpoint,
+            format!("output {}", ctx.key),
+            Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
+        ),
         key_format,
         retention: cfg.retention.map(|r| r.0),
         policy: cfg.duplicate_policy,
@@ -194,12 +193,7 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, String> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         rules,
-        conn: None,
-        connected_before: false,
         in_flight: false,
-        backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
-        next_attempt: None,
-        last_error: String::new(),
         series: Vec::new(),
         pipe: Pipeline::with_capacity(64),
         slots: Vec::new(),
@@ -256,64 +250,32 @@ impl RedisTimeSeries {
         Ok(report)
     }
 
-    /// Connects unless connected; between failed attempts waits a capped, doubling delay
-    /// (failing at once meanwhile, with the last error). The agent logs down/up once per
-    /// outage, so attempts here log at debug level only.
+    /// Connects unless connected (see [`Session::ensure`]); a new connection starts with
+    /// nothing created on it.
     async fn ensure_connected(&mut self) -> Result<(), String> {
-        if let Some(c) = &mut self.conn {
-            if !c.is_closed().await {
-                return Ok(());
-            }
-            log::debug!(
-                "output {}: {} closed the connection; reconnecting",
-                self.name,
-                self.endpoint.target.addr()
-            );
-            self.drop_connection();
+        let connected = self.session.ensure().await?;
+        if connected == Connected::Kept {
+            return Ok(());
         }
-        if self.next_attempt.is_some_and(|t| Instant::now() < t) {
-            return Err(self.last_error.clone());
+        self.forget_created();
+        let target = &self.session.endpoint().target;
+        let tls = if target.tls { " (TLS)" } else { "" };
+        if connected == Connected::First {
+            log::info!("output {}: connected to {}{tls}", self.name, target.addr());
+        } else {
+            log::debug!("output {}: reconnected to {}{tls}", self.name, target.addr());
         }
-        match self.endpoint.connect().await {
-            Ok(conn) => {
-                let tls = if self.endpoint.target.tls {
-                    " (TLS)"
-                } else {
-                    ""
-                };
-                if self.connected_before {
-                    log::debug!(
-                        "output {}: reconnected to {}{tls}",
-                        self.name,
-                        self.endpoint.target.addr()
-                    );
-                } else {
-                    log::info!(
-                        "output {}: connected to {}{tls}",
-                        self.name,
-                        self.endpoint.target.addr()
-                    );
-                }
-                self.connected_before = true;
-                self.conn = Some(conn);
-                self.backoff.reset();
-                self.next_attempt = None;
-                Ok(())
-            }
-            Err(e) => {
-                let wait = self.backoff.next_delay();
-                log::debug!("output {}: {e}; next attempt in {wait:?}", self.name);
-                self.next_attempt = Some(Instant::now() + wait);
-                self.last_error = e.clone();
-                Err(e)
-            }
-        }
+        Ok(())
     }
 
     /// Forgets the connection and what was created on it: the server may have restarted
     /// without its data, so series are created again on the next connection.
     fn drop_connection(&mut self) {
-        self.conn = None;
+        self.session.disconnect();
+        self.forget_created();
+    }
+
+    fn forget_created(&mut self) {
         for s in self.series.iter_mut().flatten() {
             s.created = Created::No;
         }
@@ -499,10 +461,7 @@ impl RedisTimeSeries {
         if self.pipe.is_empty() {
             return Ok(());
         }
-        let addr = self.endpoint.target.addr();
-        let timeout = self.endpoint.write_timeout;
-        let conn = self.conn.as_mut().expect("connected before planning");
-        let values = match conn.send(&self.pipe, timeout, &addr).await {
+        let values = match self.session.send(&self.pipe).await {
             Ok(v) => v,
             Err(e) => {
                 self.drop_connection();
@@ -525,7 +484,7 @@ impl RedisTimeSeries {
         first: bool,
         report: &mut WriteReport,
     ) -> Result<(), String> {
-        let addr = self.endpoint.target.addr();
+        let addr = self.session.endpoint().target.addr();
         if values.len() != self.slots.len() {
             return Err(format!(
                 "{addr} sent {} replies for {} commands",
@@ -663,7 +622,8 @@ impl RedisTimeSeries {
         }
         let name = self.name.clone();
         let user = self
-            .endpoint
+            .session
+            .endpoint()
             .target
             .username
             .clone()
