@@ -78,9 +78,10 @@ pub struct Topics {
     pub ha_status: Option<String>,
 }
 
-/// Starts the thread. Fails only when the OS cannot start a thread. `plain`: no TLS.
+/// Starts the thread. Fails only when the OS cannot start a thread. `who` names the plugin in
+/// messages (`output mqtt`); `plain`: no TLS.
 pub fn spawn(
-    name: &str,
+    who: &str,
     addr: String,
     plain: bool,
     eventloop: EventLoop,
@@ -88,7 +89,7 @@ pub fn spawn(
     link: Arc<Link>,
     topics: Topics,
 ) -> Result<std::thread::JoinHandle<()>, String> {
-    let output = name.to_string();
+    let who = who.to_string();
     std::thread::Builder::new()
         .name("mqtt".into())
         .spawn(move || {
@@ -98,13 +99,13 @@ pub fn spawn(
             {
                 Ok(rt) => rt,
                 Err(e) => {
-                    log::error!("output {output}: cannot start the MQTT runtime: {e}");
+                    log::error!("{who}: cannot start the MQTT runtime: {e}");
                     link.lock().last_error = Some(format!("no MQTT runtime: {e}"));
                     return;
                 }
             };
             let mut driver = Driver {
-                output,
+                who,
                 addr,
                 plain,
                 eventloop,
@@ -120,7 +121,8 @@ pub fn spawn(
 }
 
 struct Driver {
-    output: String,
+    /// The plugin, for messages (`output mqtt`).
+    who: String,
     addr: String,
     /// Plain MQTT: a broker that hangs up during the handshake may want TLS.
     plain: bool,
@@ -156,8 +158,8 @@ impl Driver {
                         && p.payload.as_ref() == b"online";
                     if birth {
                         log::info!(
-                            "output {}: Home Assistant came online: sending discovery again",
-                            self.output
+                            "{}: Home Assistant came online: sending discovery again",
+                            self.who
                         );
                         self.link.lock().ha_births += 1;
                         self.link.notify();
@@ -229,14 +231,14 @@ impl Driver {
         }
         if bad {
             log::warn!(
-                "output {}: {text}; retrying with backoff up to {}s",
-                self.output,
+                "{}: {text}; retrying with backoff up to {}s",
+                self.who,
                 BACKOFF_MAX.as_secs()
             );
         } else if first_connect {
-            log::info!("output {}: {text}", self.output);
+            log::info!("{}: {text}", self.who);
         } else {
-            log::info!("output {}: {text} again", self.output);
+            log::info!("{}: {text} again", self.who);
         }
         self.shown = Some(text);
     }

@@ -278,7 +278,7 @@ impl Mqtt {
                 .map(|h| format!("{}/status", h.discovery_prefix.trim_end_matches('/'))),
         };
         let thread = eventloop::spawn(
-            &self.name,
+            &format!("output {}", self.name),
             self.addr.clone(),
             self.plain,
             eventloop,
