@@ -15,13 +15,13 @@ use rustls::{
 #[cfg(feature = "tls")]
 use rustls::{pki_types::PrivateKeyDer, CertificateError, ClientConfig, RootCertStore};
 use serde::de::MapAccess;
-use serde::Serialize;
+use serde::ser::SerializeStruct;
 use std::path::{Path, PathBuf};
 #[cfg(any(feature = "tls", feature = "http"))]
 use std::sync::Arc;
 
 /// The TLS keys of every client's options, as users write them.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct TlsKeys {
     pub ssl: bool,
     /// PEM file with the CA certificates that may sign the server's certificate. Without it
@@ -54,6 +54,14 @@ impl SharedKeys for TlsKeys {
             "ssl_keyfile",
             "ssl_insecure_skip_verify",
         ]
+    }
+
+    fn serialize_fields<T: SerializeStruct>(&self, out: &mut T) -> Result<(), T::Error> {
+        out.serialize_field("ssl", &self.ssl)?;
+        out.serialize_field("ssl_ca_certs", &self.ssl_ca_certs)?;
+        out.serialize_field("ssl_certfile", &self.ssl_certfile)?;
+        out.serialize_field("ssl_keyfile", &self.ssl_keyfile)?;
+        out.serialize_field("ssl_insecure_skip_verify", &self.ssl_insecure_skip_verify)
     }
 
     fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {

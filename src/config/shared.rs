@@ -7,6 +7,8 @@
 
 use serde::de::value::StringDeserializer;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
+use serde::ser::{Impossible, SerializeStruct};
+use serde::{Serialize, Serializer};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -14,6 +16,8 @@ use std::marker::PhantomData;
 pub trait SharedKeys: Default {
     /// The keys, in the order an "unknown field" error lists them.
     fn names() -> Vec<&'static str>;
+    /// Writes the keys as fields of the plugin's options (`check` prints them).
+    fn serialize_fields<T: SerializeStruct>(&self, out: &mut T) -> Result<(), T::Error>;
     /// Reads the value of `key` from `map` into `self` when `key` is one of this group's;
     /// `false` (nothing read) leaves it to the plugin.
     fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error>;
@@ -21,7 +25,7 @@ pub trait SharedKeys: Default {
 
 /// A plugin's options that hold a group of shared keys beside their own. The own keys are
 /// read by the derived `Deserialize` of a `#[serde(remote = "Self")]` struct whose shared
-/// field is `#[serde(flatten, skip_deserializing)]` (flattened when `check` prints it).
+/// field is `#[serde(skip)]`; its `Serialize` writes the shared keys first ([`SharedFirst`]).
 pub trait WithShared<'de>: Sized {
     type Shared: SharedKeys;
     /// The derived `Deserialize` (`Self::deserialize` of `remote = "Self"`).
@@ -132,10 +136,177 @@ impl<'de, S: SharedKeys, A: MapAccess<'de>> MapAccess<'de> for Peeled<'_, S, A> 
     }
 }
 
+/// The `Serializer` methods of [`SharedFirst`] for values that are not a struct.
+macro_rules! refuse_scalars {
+    ($($method:ident($ty:ty),)*) => {
+        $(fn $method(self, _: $ty) -> Result<S::Ok, S::Error> {
+            Err(not_a_struct())
+        })*
+    };
+}
+
+/// The serializer a plugin's derived `Serialize` writes its own keys into, with the shared
+/// ones spliced in where the struct declares them: before the own key `before`, or first.
+/// serde's `flatten` would do the same through a map and cost the minimal build 20 KB.
+pub struct SharedFirst<'k, S, K> {
+    pub inner: S,
+    pub shared: &'k K,
+    pub before: Option<&'static str>,
+}
+
+/// A struct being written, that writes the shared keys before the field `before`.
+pub struct Spliced<'k, T, K> {
+    inner: T,
+    shared: Option<&'k K>,
+    before: Option<&'static str>,
+}
+
+impl<T: SerializeStruct, K: SharedKeys> Spliced<'_, T, K> {
+    fn write_shared(&mut self) -> Result<(), T::Error> {
+        match self.shared.take() {
+            Some(shared) => shared.serialize_fields(&mut self.inner),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<T: SerializeStruct, K: SharedKeys> SerializeStruct for Spliced<'_, T, K> {
+    type Ok = T::Ok;
+    type Error = T::Error;
+
+    fn serialize_field<V: ?Sized + Serialize>(
+        &mut self,
+        key: &'static str,
+        value: &V,
+    ) -> Result<(), T::Error> {
+        if self.before.is_none_or(|b| b == key) {
+            self.write_shared()?;
+        }
+        self.inner.serialize_field(key, value)
+    }
+
+    fn end(mut self) -> Result<T::Ok, T::Error> {
+        self.write_shared()?;
+        self.inner.end()
+    }
+}
+
+impl<'k, S: Serializer, K: SharedKeys> Serializer for SharedFirst<'k, S, K> {
+    type Ok = S::Ok;
+    type Error = S::Error;
+    type SerializeSeq = Impossible<S::Ok, S::Error>;
+    type SerializeTuple = Impossible<S::Ok, S::Error>;
+    type SerializeTupleStruct = Impossible<S::Ok, S::Error>;
+    type SerializeTupleVariant = Impossible<S::Ok, S::Error>;
+    type SerializeMap = Impossible<S::Ok, S::Error>;
+    type SerializeStruct = Spliced<'k, S::SerializeStruct, K>;
+    type SerializeStructVariant = Impossible<S::Ok, S::Error>;
+
+    fn serialize_struct(
+        self,
+        name: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeStruct, S::Error> {
+        let inner = self.inner.serialize_struct(name, len + K::names().len())?;
+        Ok(Spliced {
+            inner,
+            shared: Some(self.shared),
+            before: self.before,
+        })
+    }
+
+    refuse_scalars! {
+        serialize_bool(bool), serialize_i8(i8), serialize_i16(i16), serialize_i32(i32),
+        serialize_i64(i64), serialize_u8(u8), serialize_u16(u16), serialize_u32(u32),
+        serialize_u64(u64), serialize_f32(f32), serialize_f64(f64), serialize_char(char),
+        serialize_str(&str), serialize_bytes(&[u8]), serialize_unit_struct(&'static str),
+    }
+
+    fn serialize_none(self) -> Result<S::Ok, S::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<S::Ok, S::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_unit(self) -> Result<S::Ok, S::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+    ) -> Result<S::Ok, S::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: &T,
+    ) -> Result<S::Ok, S::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<S::Ok, S::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, S::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, S::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, S::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, S::Error> {
+        Err(not_a_struct())
+    }
+}
+
+/// Options with shared keys are structs; anything else is a mistake in this file.
+fn not_a_struct<E: serde::ser::Error>() -> E {
+    E::custom("options with shared keys must serialize as a struct")
+}
+
 /// Implements `Deserialize` (through [`deserialize`]), [`WithShared`] and `Serialize` for
-/// a `#[serde(remote = "Self")]` options struct whose field `$field` holds the `$shared` keys.
+/// a `#[serde(remote = "Self")]` options struct whose field `$field` (`#[serde(skip)]`)
+/// holds the `$shared` keys; `before "key"` prints them before that own key, not first.
 macro_rules! with_shared {
     ($options:ty, $field:ident: $shared:ty) => {
+        $crate::config::shared::with_shared!($options, $field: $shared, None);
+    };
+    ($options:ty, $field:ident: $shared:ty, before $key:literal) => {
+        $crate::config::shared::with_shared!($options, $field: $shared, Some($key));
+    };
+    ($options:ty, $field:ident: $shared:ty, $before:expr) => {
         impl<'de> serde::Deserialize<'de> for $options {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 $crate::config::shared::deserialize(d)
@@ -154,7 +325,12 @@ macro_rules! with_shared {
 
         impl serde::Serialize for $options {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                <$options>::serialize(self, s)
+                let shared = $crate::config::shared::SharedFirst {
+                    inner: s,
+                    shared: &self.$field,
+                    before: $before,
+                };
+                <$options>::serialize(self, shared)
             }
         }
     };
@@ -207,6 +383,27 @@ mod tests {
             e.starts_with("c.yaml:5:18: outputs[0].redistimeseries.retention: invalid duration"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn check_prints_the_shared_keys_flat_where_the_options_declare_them() {
+        use crate::config::yaml_text::flow;
+        let cfg: Config =
+            yaml_serde::from_str("host: r.lan\npassword: hunter2\nssl: true\n").unwrap();
+        let shown = flow(&cfg);
+        assert!(
+            shown.starts_with("{ host: r.lan, port: 6379, db: 0, password: ***, ssl: true, ssl_insecure_skip_verify: false, connect_timeout: 5s, write_timeout: 10s, key_format: "),
+            "{shown}"
+        );
+        #[cfg(feature = "mqtt")]
+        {
+            let mqtt: crate::outputs::mqtt::Config = yaml_serde::from_str("ssl: true\n").unwrap();
+            let shown = flow(&mqtt);
+            assert!(
+                shown.starts_with("{ host: 127.0.0.1, port: 1883, ssl: true, ssl_insecure_skip_verify: false, keep_alive: 30s, "),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

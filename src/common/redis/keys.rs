@@ -6,10 +6,11 @@ use crate::config::range;
 use crate::config::shared::SharedKeys;
 use crate::config::{Dur, Secret};
 use serde::de::MapAccess;
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeStruct;
+use serde::Deserialize;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct RedisKeys {
     /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://…` for TLS. Overrides `host`,
     /// `port`, `db`, `username`, `password` and `ssl` where it sets them.
@@ -20,7 +21,6 @@ pub struct RedisKeys {
     /// An ACL user (Redis 6+); needs `password`.
     pub username: Option<String>,
     pub password: Option<Secret>,
-    #[serde(flatten)]
     pub tls: TlsKeys,
     /// TCP connect, TLS handshake and login together.
     pub connect_timeout: Dur,
@@ -60,6 +60,17 @@ impl SharedKeys for RedisKeys {
         names.extend(TlsKeys::names());
         names.push("connect_timeout");
         names
+    }
+
+    fn serialize_fields<T: SerializeStruct>(&self, out: &mut T) -> Result<(), T::Error> {
+        out.serialize_field("url", &self.url)?;
+        out.serialize_field("host", &self.host)?;
+        out.serialize_field("port", &self.port)?;
+        out.serialize_field("db", &self.db)?;
+        out.serialize_field("username", &self.username)?;
+        out.serialize_field("password", &self.password)?;
+        self.tls.serialize_fields(out)?;
+        out.serialize_field("connect_timeout", &self.connect_timeout)
     }
 
     fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {

@@ -40,7 +40,7 @@ pub const SAMPLE: &str = "\
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct Config {
-    #[serde(flatten, skip_deserializing)]
+    #[serde(skip)]
     pub conn: RedisKeys,
     /// How long `INFO` may take to answer.
     #[serde(deserialize_with = "range::timeout")]

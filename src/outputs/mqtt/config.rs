@@ -19,7 +19,7 @@ pub struct Config {
     pub client_id: Option<String>,
     pub username: Option<String>,
     pub password: Option<Secret>,
-    #[serde(flatten, skip_deserializing)]
+    #[serde(skip)]
     pub tls: TlsKeys,
     #[serde(deserialize_with = "range::dur::<_, 0, { 65_535 * range::SECOND_MS }>")]
     pub keep_alive: Dur,
@@ -40,7 +40,7 @@ pub struct Config {
     pub homeassistant: HomeAssistant,
 }
 
-with_shared!(Config, tls: TlsKeys);
+with_shared!(Config, tls: TlsKeys, before "keep_alive");
 
 impl Default for Config {
     fn default() -> Self {

@@ -16,7 +16,7 @@ pub const DEFAULT_KEY_FORMAT: &str = "{name}:{host}{:values}";
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct Config {
-    #[serde(flatten, skip_deserializing)]
+    #[serde(skip)]
     pub conn: RedisKeys,
     /// How long one flush may wait for the server's replies.
     #[serde(deserialize_with = "range::timeout")]
