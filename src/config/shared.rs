@@ -25,7 +25,7 @@ pub trait SharedKeys: Default {
 
 /// A plugin's options that hold a group of shared keys beside their own. The own keys are
 /// read by the derived `Deserialize` of a `#[serde(remote = "Self")]` struct whose shared
-/// field is `#[serde(skip)]`; its `Serialize` writes the shared keys first ([`SharedFirst`]).
+/// field is `#[serde(skip)]`; its `Serialize` splices the shared keys in ([`SplicedShared`]).
 pub trait WithShared<'de>: Sized {
     type Shared: SharedKeys;
     /// The derived `Deserialize` (`Self::deserialize` of `remote = "Self"`).
@@ -53,6 +53,7 @@ impl<'de, T: WithShared<'de>> Visitor<'de> for SplitVisitor<T> {
             inner: map,
             shared: &mut shared,
             own: &[],
+            seen: Vec::new(),
         };
         let mut options = T::own(OwnKeys(peeled))?;
         *options.shared_mut() = shared;
@@ -67,6 +68,8 @@ struct Peeled<'s, S, A> {
     inner: A,
     shared: &'s mut S,
     own: &'static [&'static str],
+    /// The shared keys read so far: one written twice is refused, as serde refuses an own one.
+    seen: Vec<String>,
 }
 
 /// The deserializer the plugin's own keys are read from: a struct's field names are noted
@@ -120,6 +123,10 @@ impl<'de, S: SharedKeys, A: MapAccess<'de>> MapAccess<'de> for Peeled<'_, S, A> 
                 return Ok(None);
             };
             if self.shared.read(&key, &mut self.inner)? {
+                if self.seen.contains(&key) {
+                    return Err(A::Error::custom(format_args!("duplicate field `{key}`")));
+                }
+                self.seen.push(key);
                 continue;
             }
             if !self.own.is_empty() && !self.own.contains(&key.as_str()) {
@@ -136,7 +143,7 @@ impl<'de, S: SharedKeys, A: MapAccess<'de>> MapAccess<'de> for Peeled<'_, S, A> 
     }
 }
 
-/// The `Serializer` methods of [`SharedFirst`] for values that are not a struct.
+/// The `Serializer` methods of [`SplicedShared`] for values that are not a struct.
 macro_rules! refuse_scalars {
     ($($method:ident($ty:ty),)*) => {
         $(fn $method(self, _: $ty) -> Result<S::Ok, S::Error> {
@@ -148,7 +155,7 @@ macro_rules! refuse_scalars {
 /// The serializer a plugin's derived `Serialize` writes its own keys into, with the shared
 /// ones spliced in where the struct declares them: before the own key `before`, or first.
 /// serde's `flatten` would do the same through a map and cost the minimal build 20 KB.
-pub struct SharedFirst<'k, S, K> {
+pub struct SplicedShared<'k, S, K> {
     pub inner: S,
     pub shared: &'k K,
     pub before: Option<&'static str>,
@@ -191,7 +198,7 @@ impl<T: SerializeStruct, K: SharedKeys> SerializeStruct for Spliced<'_, T, K> {
     }
 }
 
-impl<'k, S: Serializer, K: SharedKeys> Serializer for SharedFirst<'k, S, K> {
+impl<'k, S: Serializer, K: SharedKeys> Serializer for SplicedShared<'k, S, K> {
     type Ok = S::Ok;
     type Error = S::Error;
     type SerializeSeq = Impossible<S::Ok, S::Error>;
@@ -325,7 +332,7 @@ macro_rules! with_shared {
 
         impl serde::Serialize for $options {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let shared = $crate::config::shared::SharedFirst {
+                let shared = $crate::config::shared::SplicedShared {
                     inner: s,
                     shared: &self.$field,
                     before: $before,
@@ -404,6 +411,20 @@ mod tests {
                 "{shown}"
             );
         }
+    }
+
+    #[test]
+    fn a_shared_key_written_twice_is_refused_as_an_own_one_is() {
+        let e = error("      host: h\n      port: 1\n      host: i\n");
+        assert!(
+            e.starts_with("c.yaml:3:7: outputs[0].redistimeseries: duplicate field `host`"),
+            "{e}"
+        );
+        let e = error("      key_format: k\n      key_format: l\n");
+        assert!(
+            e.starts_with("c.yaml:3:7: outputs[0].redistimeseries: duplicate field `key_format`"),
+            "{e}"
+        );
     }
 
     #[test]
