@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod common;
 pub mod config;
 pub mod core;
 pub mod inputs;

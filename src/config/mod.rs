@@ -8,6 +8,7 @@ pub mod limits;
 pub mod locate;
 pub mod range;
 pub mod secret;
+pub mod shared;
 pub mod units;
 pub mod yaml_text;
 

@@ -83,20 +83,7 @@ fn write_string(s: &str, out: &mut String) {
         out.push_str(s);
         return;
     }
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    crate::common::json::write_string(s, out);
 }
 
 fn is_plain(s: &str) -> bool {

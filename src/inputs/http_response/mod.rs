@@ -4,12 +4,12 @@
 //!
 //! All URLs of a collection are requested at once, each on a short-lived thread of its own
 //! and each bounded by `timeout`, so one hanging endpoint delays neither the others nor any
-//! other input (see `support::http`).
+//! other input (see `common::http`).
 
 use crate::config::{BuildError, Dur, Secret, Size};
 use crate::config::range;
 use crate::core::{clock, CollectFuture, Emitter, Input, InputError};
-use crate::inputs::support::http::{Client, ClientOptions, FetchError, Fetched, RequestSpec, Target};
+use crate::common::http::{Client, ClientOptions, FetchError, Fetched, RequestSpec, Target};
 use crate::inputs::BuildCtx;
 use regex_lite::Regex;
 use serde::{Deserialize, Serialize};

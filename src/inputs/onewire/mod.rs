@@ -8,7 +8,7 @@ use crate::config::Dur;
 use crate::config::range;
 use crate::core::offload::{self, InFlight};
 use crate::core::{CollectFuture, Emitter, Input, InputError};
-use crate::inputs::sensors::attr::{parse_int, IntAttr};
+use crate::inputs::support::sysfs_attr::{parse_int, IntAttr};
 use crate::inputs::BuildCtx;
 use futures_lite::future;
 use serde::{Deserialize, Serialize};

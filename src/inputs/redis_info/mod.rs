@@ -1,21 +1,21 @@
 //! `redis`: a Redis server's `INFO`: the fields chosen by `metrics:` (the Python rtcollector's
 //! list by default) as gauges, or counters with a `_rate`; keys per database; replication figures.
 //!
-//! The connection is the `redistimeseries` output's (TCP or TLS on smol, ACL user and
+//! The connection is `common::redis`, as the `redistimeseries` output's (TCP or TLS on smol, ACL user and
 //! password, no thread): made at the first collection, kept, and made again after an error.
 
 pub mod info;
 
-use crate::config::{BuildError, Dur, Secret};
+use crate::config::{BuildError, Dur};
 use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
-use crate::outputs::redistimeseries::config::{RedisUrl, Target};
-use crate::outputs::redistimeseries::conn::{Conn, ConnOptions, Endpoint};
+use crate::common::backoff::Backoff;
+use crate::common::redis::{Endpoint, RedisKeys, Session};
+use crate::config::shared::with_shared;
 use redis::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The commented config sample for `sample-config`.
@@ -36,25 +36,12 @@ pub const SAMPLE: &str = "\
     timeout: 5s
 ";
 
+/// The connection keys (`host`, `url`, `ssl`…) are [`RedisKeys`], written flat among these.
 #[derive(Debug, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct Config {
-    pub url: Option<RedisUrl>,
-    pub host: String,
-    #[serde(deserialize_with = "range::port")]
-    pub port: u16,
-    #[serde(deserialize_with = "range::redis_db")]
-    pub db: i64,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub ssl: bool,
-    pub ssl_ca_certs: Option<PathBuf>,
-    pub ssl_certfile: Option<PathBuf>,
-    pub ssl_keyfile: Option<PathBuf>,
-    /// Accepts any server certificate. For tests only: logs a warning.
-    pub ssl_insecure_skip_verify: bool,
-    #[serde(deserialize_with = "range::timeout")]
-    pub connect_timeout: Dur,
+    #[serde(skip)]
+    pub conn: RedisKeys,
     /// How long `INFO` may take to answer.
     #[serde(deserialize_with = "range::timeout")]
     pub timeout: Dur,
@@ -62,21 +49,12 @@ pub struct Config {
     pub metrics: Vec<String>,
 }
 
+with_shared!(Config, conn: RedisKeys);
+
 impl Default for Config {
     fn default() -> Self {
         Config {
-            url: None,
-            host: "localhost".into(),
-            port: 6379,
-            db: 0,
-            username: None,
-            password: None,
-            ssl: false,
-            ssl_ca_certs: None,
-            ssl_certfile: None,
-            ssl_keyfile: None,
-            ssl_insecure_skip_verify: false,
-            connect_timeout: Dur(Duration::from_secs(5)),
+            conn: RedisKeys::default(),
             timeout: Dur(Duration::from_secs(5)),
             metrics: Vec::new(),
         }
@@ -170,29 +148,11 @@ pub const COUNTERS: [&str; 30] = [
 ];
 
 pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<RedisInfo, BuildError> {
-    if cfg.connect_timeout.0.is_zero() || cfg.timeout.0.is_zero() {
+    if cfg.conn.connect_timeout.0.is_zero() || cfg.timeout.0.is_zero() {
         return Err("connect_timeout and timeout must be more than 0".into());
     }
-    let opts = ConnOptions {
-        plugin: "redis",
-        ssl_ca_certs: cfg.ssl_ca_certs.as_deref(),
-        ssl_certfile: cfg.ssl_certfile.as_deref(),
-        ssl_keyfile: cfg.ssl_keyfile.as_deref(),
-        ssl_insecure_skip_verify: cfg.ssl_insecure_skip_verify,
-        connect_timeout: cfg.connect_timeout.0,
-        write_timeout: cfg.timeout.0,
-        write_timeout_key: "timeout",
-    };
-    let target = Target::from_options(
-        cfg.url.as_ref(),
-        &cfg.host,
-        cfg.port,
-        cfg.db,
-        cfg.username.as_ref(),
-        cfg.password.as_ref(),
-        cfg.ssl,
-    )
-    .checked(&opts)?;
+    let opts = cfg.conn.conn_options("redis", cfg.timeout.0, "timeout");
+    let target = cfg.conn.target(&opts)?;
     let mut selected: Vec<String> = if cfg.metrics.is_empty() {
         DEFAULT_FIELDS.iter().map(|f| f.to_string()).collect()
     } else {
@@ -211,8 +171,12 @@ pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<RedisInfo, BuildError> {
     Ok(RedisInfo {
         server: target.host.clone(),
         port: target.port.to_string(),
-        endpoint: Endpoint::new(&opts, target)?,
-        conn: None,
+        // No wait between attempts: each collection tries once, as its interval paces it.
+        session: Session::new(
+            Endpoint::new(&opts, target)?,
+            "input redis".into(),
+            Backoff::new(Duration::ZERO, Duration::ZERO),
+        ),
         pipe,
         found: vec![false; selected.len()],
         selected,
@@ -222,8 +186,7 @@ pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<RedisInfo, BuildError> {
 }
 
 pub struct RedisInfo {
-    endpoint: Endpoint,
-    conn: Option<Conn>,
+    session: Session,
     pipe: redis::Pipeline,
     /// `server` and `port` labels.
     server: String,
@@ -252,25 +215,18 @@ impl RedisInfo {
     /// The `INFO` text, on the kept connection or a new one. Any failure drops the
     /// connection, so the next collection starts afresh.
     async fn info(&mut self) -> Result<String, String> {
-        if let Some(c) = &mut self.conn {
-            if c.is_closed().await {
-                self.conn = None;
-            }
-        }
-        let conn = match &mut self.conn {
-            Some(c) => c,
-            None => self.conn.insert(self.endpoint.connect().await?),
-        };
-        let addr = self.endpoint.target.addr();
-        let reply = conn
-            .send(&self.pipe, self.endpoint.write_timeout, &addr)
+        self.session.ensure().await?;
+        let addr = self.session.endpoint().target.addr();
+        let reply = self
+            .session
+            .send(&self.pipe)
             .await
             .and_then(|mut values| match values.pop() {
                 Some(v) if values.is_empty() => info_text(v, &addr),
                 _ => Err(format!("{addr} sent an unexpected reply to INFO")),
             });
         if reply.is_err() {
-            self.conn = None;
+            self.session.disconnect();
         }
         reply
     }
@@ -298,7 +254,7 @@ impl RedisInfo {
             if !self.found[i] && self.noted.insert(field.clone()) {
                 log::info!(
                     "input redis: {} has no INFO field `{field}` (another Redis version?); not written",
-                    self.endpoint.target.addr()
+                    self.session.endpoint().target.addr()
                 );
             }
         }
@@ -327,7 +283,7 @@ impl RedisInfo {
         let Some(pairs) = info::keyspace(value) else {
             em.partial_failure(InputError::new(format!(
                 "{}: keyspace line `{db}:{value}` is not key=number pairs",
-                self.endpoint.target.addr()
+                self.session.endpoint().target.addr()
             )));
             return;
         };

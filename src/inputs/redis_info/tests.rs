@@ -73,7 +73,7 @@ fn emit(
 #[test]
 fn sample_is_a_valid_config() {
     let cfg: Config = sample_options(SAMPLE);
-    assert_eq!((cfg.host.as_str(), cfg.port), ("localhost", 6379));
+    assert_eq!((cfg.conn.host.as_str(), cfg.conn.port), ("localhost", 6379));
     assert!(cfg.metrics.is_empty());
 }
 

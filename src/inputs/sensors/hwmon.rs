@@ -1,6 +1,6 @@
 //! Finding hwmon chips and thermal zones under sysfs, and naming them like node_exporter.
 
-use super::attr::IntAttr;
+use crate::inputs::support::sysfs_attr::IntAttr;
 use crate::config::BuildError;
 use regex_lite::Regex;
 use std::collections::HashMap;

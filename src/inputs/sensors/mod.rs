@@ -1,12 +1,12 @@
 //! `sensors`: hwmon chips (temperatures, fans, voltages, currents, power, energy) and
 //! thermal zones, read straight from sysfs: no lm-sensors needed.
 
-pub mod attr;
 mod hwmon;
 
 use crate::config::{BuildError, Dur};
 use crate::config::range;
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
+use crate::inputs::support::sysfs_attr::IntAttr;
 use crate::inputs::BuildCtx;
 use hwmon::{Chip, ChipFilter, Zone};
 use serde::{Deserialize, Serialize};
@@ -129,7 +129,7 @@ impl Sensors {
 
 /// A sensor that does not answer (EIO: lm-sensors prints `ERROR:`) is skipped, not an
 /// input failure: boards expose inputs for pins that are not wired. Logged once per streak.
-fn read_quietly(attr: &attr::IntAttr, failing: &mut bool, chip: &str, sensor: &str) -> Option<i64> {
+fn read_quietly(attr: &IntAttr, failing: &mut bool, chip: &str, sensor: &str) -> Option<i64> {
     match attr.read() {
         Ok(v) => {
             *failing = false;

@@ -3,6 +3,7 @@
 //! a smol timer, and a capped backoff between attempts after a failure.
 
 use super::registers::UNIT_QUERY_REGISTER;
+use crate::common::backoff::Backoff;
 use crate::core::offload;
 use futures_lite::FutureExt;
 use std::fmt;
@@ -144,14 +145,23 @@ pub async fn query_unit_id(ctx: &mut Context, limit: Duration) -> Result<u8, Lin
     }
 }
 
-/// When to try again after consecutive failures.
-#[derive(Debug, Default)]
-pub struct Backoff {
-    failures: u32,
+/// When to try again after consecutive failures: 1 s, 2 s, 4 s … capped at [`BACKOFF_CAP`].
+#[derive(Debug)]
+pub struct Retry {
+    backoff: Backoff,
     retry_at: Option<Instant>,
 }
 
-impl Backoff {
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            backoff: Backoff::new(BACKOFF_FIRST, BACKOFF_CAP),
+            retry_at: None,
+        }
+    }
+}
+
+impl Retry {
     /// Whether an attempt may be made at `now`.
     pub fn ready(&self, now: Instant) -> bool {
         self.retry_at.is_none_or(|at| now >= at)
@@ -159,20 +169,13 @@ impl Backoff {
 
     /// Notes a failure at `now` and returns the wait before the next attempt.
     pub fn failed(&mut self, now: Instant) -> Duration {
-        let wait = backoff_delay(self.failures);
-        self.failures = self.failures.saturating_add(1);
+        let wait = self.backoff.next_delay();
         self.retry_at = Some(now + wait);
         wait
     }
 
     pub fn succeeded(&mut self) {
-        *self = Backoff::default();
+        self.backoff.reset();
+        self.retry_at = None;
     }
-}
-
-/// 1 s, 2 s, 4 s … capped at [`BACKOFF_CAP`], after `failures` earlier failures.
-pub fn backoff_delay(failures: u32) -> Duration {
-    BACKOFF_FIRST
-        .saturating_mul(1u32 << failures.min(16))
-        .min(BACKOFF_CAP)
 }

@@ -14,7 +14,7 @@ use crate::config::BuildError;
 use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
-use conn::{Backoff, Function, LinkError};
+use conn::{Function, LinkError, Retry};
 use plan::Plan;
 use registers::{Kind, Register, RegisterEntry, Role, SERIAL_REGISTER};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -192,7 +192,7 @@ struct Inverter {
     values: Vec<Option<f64>>,
     ctx: Option<Context>,
     serial: String,
-    backoff: Backoff,
+    backoff: Retry,
     /// When it stopped answering; `None` while it answers (or before the first attempt).
     silent_since: Option<Instant>,
     answered: bool,
@@ -213,7 +213,7 @@ impl Inverter {
             regs,
             ctx: None,
             serial: String::new(),
-            backoff: Backoff::default(),
+            backoff: Retry::default(),
             silent_since: None,
             answered: false,
             problem: None,

@@ -250,9 +250,17 @@ fn config_errors_are_clear() {
 
 #[test]
 fn backoff_doubles_up_to_a_minute() {
-    let delays: Vec<u64> = (0..9).map(|n| conn::backoff_delay(n).as_secs()).collect();
+    let now = std::time::Instant::now();
+    let mut retry = conn::Retry::default();
+    let delays: Vec<u64> = (0..9).map(|_| retry.failed(now).as_secs()).collect();
     assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-    assert_eq!(conn::backoff_delay(u32::MAX).as_secs(), 60);
+    for _ in 0..1000 {
+        retry.failed(now);
+    }
+    assert_eq!(retry.failed(now).as_secs(), 60);
+    retry.succeeded();
+    assert!(retry.ready(now));
+    assert_eq!(retry.failed(now).as_secs(), 1);
 }
 
 #[test]

@@ -2,7 +2,6 @@
 
 #[cfg(any(feature = "apps", feature = "smartctl"))]
 pub mod command;
-mod filter;
 #[cfg(feature = "http")]
 pub mod http;
 mod keyed;
@@ -10,10 +9,10 @@ mod known;
 mod parsed;
 mod procfile;
 pub mod snmp;
-#[cfg(feature = "http")]
-pub mod x509;
+#[cfg(feature = "sensors")]
+pub mod sysfs_attr;
 
-pub use filter::NameFilter;
+pub use crate::common::filter::NameFilter;
 pub use keyed::keyed_values;
 pub use known::Known;
 pub use parsed::{read_parsed, read_parsed_optional};

@@ -1,14 +1,16 @@
 //! The options of the `mqtt` output, as written in the config, and their checks (no network
 //! access here: `rtcollector check` must work without a broker).
 
+use crate::common::tls::{check_options, TlsKeys};
+use crate::config::shared::with_shared;
 use crate::config::{BuildError, Dur, Secret};
 use crate::config::range;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 use std::time::Duration;
 
+/// The TLS keys (`ssl`, `ssl_ca_certs`…) are [`TlsKeys`], written flat among these.
 #[derive(Debug, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct Config {
     pub host: String,
     #[serde(deserialize_with = "range::port")]
@@ -17,13 +19,8 @@ pub struct Config {
     pub client_id: Option<String>,
     pub username: Option<String>,
     pub password: Option<Secret>,
-    pub ssl: bool,
-    /// PEM CA certificates that may sign the broker's certificate; default: the Mozilla roots.
-    pub ssl_ca_certs: Option<PathBuf>,
-    pub ssl_certfile: Option<PathBuf>,
-    pub ssl_keyfile: Option<PathBuf>,
-    /// Accepts any broker certificate. For tests only: logs a warning.
-    pub ssl_insecure_skip_verify: bool,
+    #[serde(skip)]
+    pub tls: TlsKeys,
     #[serde(deserialize_with = "range::dur::<_, 0, { 65_535 * range::SECOND_MS }>")]
     pub keep_alive: Dur,
     #[serde(deserialize_with = "range::timeout")]
@@ -43,6 +40,8 @@ pub struct Config {
     pub homeassistant: HomeAssistant,
 }
 
+with_shared!(Config, tls: TlsKeys, before "keep_alive");
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -53,11 +52,7 @@ impl Default for Config {
             client_id: None,
             username: None,
             password: None,
-            ssl: false,
-            ssl_ca_certs: None,
-            ssl_certfile: None,
-            ssl_keyfile: None,
-            ssl_insecure_skip_verify: false,
+            tls: TlsKeys::default(),
             keep_alive: Dur(Duration::from_secs(30)),
             connect_timeout: Dur(Duration::from_secs(5)),
             write_timeout: Dur(Duration::from_secs(10)),
@@ -143,21 +138,7 @@ impl Config {
                 ));
             }
         }
-        let tls_files =
-            self.ssl_ca_certs.is_some() || self.ssl_certfile.is_some() || self.ssl_keyfile.is_some();
-        if !self.ssl && tls_files {
-            return Err("ssl_ca_certs/ssl_certfile/ssl_keyfile are set but `ssl` is not: set `ssl: true`".into());
-        }
-        if self.ssl_certfile.is_some() != self.ssl_keyfile.is_some() {
-            return Err("ssl_certfile and ssl_keyfile go together".into());
-        }
-        #[cfg(not(feature = "tls"))]
-        if self.ssl {
-            return Err(BuildError::at(
-                "ssl",
-                "this build has no TLS (cargo feature `tls`)",
-            ));
-        }
+        check_options(self.tls.ssl, &self.tls.files(), "`ssl: true`")?;
         Ok(())
     }
 

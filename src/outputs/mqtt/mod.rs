@@ -2,11 +2,11 @@
 //! topic and optional Home Assistant discovery.
 //!
 //! Threads: rumqttc's event loop needs tokio, so it runs on one thread named `mqtt` with a
-//! tokio `current_thread` runtime (see [`eventloop`]), started by [`Output::start`] and
+//! tokio `current_thread` runtime (see [`crate::common::mqtt`]), started by [`Output::start`] and
 //! ended by [`Output::close`]. This side
 //! stays on the agent's smol executor: it hands messages to rumqttc's client (a bounded
 //! channel, capacity [`REQUEST_CHANNEL`]) and learns of acknowledgements through
-//! [`eventloop::Link`].
+//! [`crate::common::mqtt::Link`].
 //!
 //! Delivery: a write returns when every message of the batch is acknowledged (QoS 1 and 2) or
 //! handed to the client (QoS 0). While the broker is away, or when the connection drops
@@ -17,7 +17,6 @@
 
 mod config;
 mod discovery;
-mod eventloop;
 mod topics;
 
 #[cfg(test)]
@@ -29,9 +28,9 @@ pub use discovery::{sensor_kind, SensorKind};
 use crate::config::BuildError;
 use crate::core::output::{CloseFuture, StartFuture};
 use crate::core::{Output, OutputError, Sample, SeriesId, SeriesTable, SeriesView, WriteFuture, WriteReport};
-use crate::inputs::support::NameFilter;
+use crate::common::filter::NameFilter;
 use crate::outputs::OutputCtx;
-use eventloop::{Link, Topics};
+use crate::common::mqtt::{self as eventloop, Link, Topics};
 use futures_lite::future;
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
 use std::sync::Arc;
@@ -152,14 +151,8 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, BuildError> {
         options.set_credentials(user.as_str(), password);
     }
     #[cfg(feature = "tls")]
-    if cfg.ssl {
-        let files = crate::outputs::redistimeseries::TlsFiles {
-            ca_certs: cfg.ssl_ca_certs.as_deref(),
-            certfile: cfg.ssl_certfile.as_deref(),
-            keyfile: cfg.ssl_keyfile.as_deref(),
-            insecure_skip_verify: cfg.ssl_insecure_skip_verify,
-        };
-        let tls = crate::outputs::redistimeseries::rustls_config(&files, &ctx.key)?;
+    if cfg.tls.ssl {
+        let tls = crate::common::tls::rustls_config(&cfg.tls.files(), &ctx.key)?;
         options.set_transport(rumqttc::Transport::tls_with_config(
             rumqttc::TlsConfiguration::Rustls(tls),
         ));
@@ -183,7 +176,7 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, BuildError> {
         node,
         write_timeout: cfg.write_timeout.0,
         connect_timeout: cfg.connect_timeout.0,
-        plain: !cfg.ssl,
+        plain: !cfg.tls.ssl,
         filter,
         run: None,
         series: Vec::new(),
@@ -315,7 +308,7 @@ impl Mqtt {
                 .map(|h| format!("{}/status", h.discovery_prefix.trim_end_matches('/'))),
         };
         let thread = eventloop::spawn(
-            &self.name,
+            &format!("output {}", self.name),
             self.addr.clone(),
             self.plain,
             eventloop,
@@ -573,38 +566,5 @@ impl Mqtt {
             }
             let _ = run.wake.recv().await;
         }
-    }
-}
-
-/// A TLS failure in words, with a hint at the setting to check.
-#[cfg(feature = "tls")]
-fn tls_reason(e: &rumqttc::TlsError) -> String {
-    use crate::outputs::redistimeseries::{
-        is_ca_used_as_end_entity, CA_AS_END_ENTITY_HINT, UNKNOWN_ISSUER_HINT,
-    };
-    use rustls::CertificateError;
-    let rustls_error = match e {
-        rumqttc::TlsError::TLS(r) => Some(r),
-        rumqttc::TlsError::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
-        _ => None,
-    };
-    match rustls_error {
-        Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
-            format!("the broker's certificate is not signed by a trusted CA (UnknownIssuer); {UNKNOWN_ISSUER_HINT}")
-        }
-        Some(rustls::Error::InvalidCertificate(c)) if is_ca_used_as_end_entity(c) => {
-            format!("the broker's certificate is a CA certificate (CaUsedAsEndEntity); {}", CA_AS_END_ENTITY_HINT.replace("a server's", "a broker's"))
-        }
-        Some(rustls::Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        )) => "the broker's certificate is not valid for this host name (NotValidForName); connect by a name or address the certificate lists".into(),
-        Some(rustls::Error::InvalidCertificate(
-            CertificateError::Expired | CertificateError::ExpiredContext { .. },
-        )) => "the broker's certificate has expired".into(),
-        Some(rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. }) => {
-            "the broker did not answer with TLS; is this a TLS port?".into()
-        }
-        Some(other) => other.to_string(),
-        None => e.to_string(),
     }
 }

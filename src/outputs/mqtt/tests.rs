@@ -251,7 +251,7 @@ fn default_entity_ids_are_valid_home_assistant_object_ids() {
 
 #[test]
 fn only_a_broker_that_hung_up_without_an_mqtt_answer_gets_the_tls_hint() {
-    use super::eventloop::describe;
+    use crate::common::mqtt::describe;
     use rumqttc::{ConnectionError, Packet, StateError};
     let reset = || std::io::Error::from(std::io::ErrorKind::ConnectionReset);
     let hung_up = ConnectionError::MqttState(StateError::Io(reset()));

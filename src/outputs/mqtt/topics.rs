@@ -93,4 +93,4 @@ pub fn push_number(value: f64, out: &mut String) {
     }
 }
 
-pub(crate) use crate::outputs::stdout::json_string;
+pub(crate) use crate::common::json::write_string as json_string;

@@ -25,28 +25,26 @@
 //! the key again. A `TS.MADD` refused as a whole (NOPERM for one key outside an ACL user's
 //! key pattern) is resent split by series, so only that series' samples are dropped; that
 //! series is then skipped for [`DENIED_FOR`], with one warning.
+//!
+//! Files: the options (`config.rs`), key templates (`keys.rs`), the pipeline of a write
+//! (`plan.rs`, no I/O), its replies booked and server errors classified (`reply.rs`); the
+//! connection and its reconnects are `common::redis::Session`, this file the write itself.
 
 pub(crate) mod config;
-pub(crate) mod conn;
 mod keys;
+mod plan;
+mod reply;
 
 pub use config::{Aggregation, Config, Downsample, DuplicatePolicy, Encoding, RedisUrl};
 pub use keys::KeyFormat;
-/// Shared with the web inputs' certificate probe.
-#[cfg(feature = "http")]
-pub(crate) use conn::tls::AcceptAny;
-/// Shared with the MQTT output: one rustls setup for every TLS client.
-#[cfg(all(feature = "tls", feature = "mqtt"))]
-pub(crate) use conn::tls::{
-    is_ca_used_as_end_entity, rustls_config, TlsFiles, CA_AS_END_ENTITY_HINT, UNKNOWN_ISSUER_HINT,
-};
 
+use crate::common::backoff::Backoff;
 use crate::config::{BuildError, Millis};
-use crate::core::metric::{Series, SeriesId};
+use crate::core::metric::SeriesId;
 use crate::core::{Output, OutputError, Sample, SeriesTable, SeriesView, WriteFuture, WriteReport};
 use crate::outputs::OutputCtx;
-use conn::{Conn, Endpoint};
-use redis::{Pipeline, ServerError, Value};
+use crate::common::redis::{Connected, Endpoint, Session};
+use redis::Pipeline;
 use std::time::{Duration, Instant};
 
 /// The commented config sample for `sample-config`.
@@ -140,7 +138,7 @@ enum Pipelined {
 
 pub struct RedisTimeSeries {
     name: String,
-    endpoint: Endpoint,
+    session: Session,
     key_format: KeyFormat,
     retention: Option<u64>,
     policy: DuplicatePolicy,
@@ -148,13 +146,8 @@ pub struct RedisTimeSeries {
     encoding: Option<Encoding>,
     labels: Vec<(String, String)>,
     rules: Vec<Rule>,
-    conn: Option<Conn>,
-    connected_before: bool,
     /// A write is between planning and booking its replies.
     in_flight: bool,
-    backoff: Duration,
-    next_attempt: Option<Instant>,
-    last_error: String,
     /// Indexed by [`SeriesId`]; the key is built once per series.
     series: Vec<Option<SeriesState>>,
     pipe: Pipeline,
@@ -190,7 +183,11 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, BuildErro
         .collect();
     Ok(RedisTimeSeries {
         name: ctx.key.clone(),
-        endpoint,
+        session: Session::new(
+            endpoint,
+            format!("output {}", ctx.key),
+            Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
+        ),
         key_format,
         retention: cfg.retention.map(|r| r.0),
         policy: cfg.duplicate_policy,
@@ -202,12 +199,7 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, BuildErro
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         rules,
-        conn: None,
-        connected_before: false,
         in_flight: false,
-        backoff: BACKOFF_MIN,
-        next_attempt: None,
-        last_error: String::new(),
         series: Vec::new(),
         pipe: Pipeline::with_capacity(64),
         pipelined: Vec::new(),
@@ -264,240 +256,34 @@ impl RedisTimeSeries {
         Ok(report)
     }
 
-    /// Connects unless connected; between failed attempts waits a capped, doubling delay
-    /// (failing at once meanwhile, with the last error). The agent logs down/up once per
-    /// outage, so attempts here log at debug level only.
+    /// Connects unless connected (see [`Session::ensure`]); a new connection starts with
+    /// nothing created on it.
     async fn ensure_connected(&mut self) -> Result<(), String> {
-        if let Some(c) = &mut self.conn {
-            if !c.is_closed().await {
-                return Ok(());
-            }
-            log::debug!(
-                "output {}: {} closed the connection; reconnecting",
-                self.name,
-                self.endpoint.target.addr()
-            );
-            self.drop_connection();
+        let connected = self.session.ensure().await?;
+        if connected == Connected::Kept {
+            return Ok(());
         }
-        if self.next_attempt.is_some_and(|t| Instant::now() < t) {
-            return Err(self.last_error.clone());
+        self.forget_created();
+        let target = &self.session.endpoint().target;
+        let tls = if target.tls { " (TLS)" } else { "" };
+        if connected == Connected::First {
+            log::info!("output {}: connected to {}{tls}", self.name, target.addr());
+        } else {
+            log::debug!("output {}: reconnected to {}{tls}", self.name, target.addr());
         }
-        match self.endpoint.connect().await {
-            Ok(conn) => {
-                let tls = if self.endpoint.target.tls {
-                    " (TLS)"
-                } else {
-                    ""
-                };
-                if self.connected_before {
-                    log::debug!(
-                        "output {}: reconnected to {}{tls}",
-                        self.name,
-                        self.endpoint.target.addr()
-                    );
-                } else {
-                    log::info!(
-                        "output {}: connected to {}{tls}",
-                        self.name,
-                        self.endpoint.target.addr()
-                    );
-                }
-                self.connected_before = true;
-                self.conn = Some(conn);
-                self.backoff = BACKOFF_MIN;
-                self.next_attempt = None;
-                Ok(())
-            }
-            Err(e) => {
-                log::debug!(
-                    "output {}: {e}; next attempt in {:?}",
-                    self.name,
-                    self.backoff
-                );
-                self.next_attempt = Some(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-                self.last_error = e.clone();
-                Err(e)
-            }
-        }
+        Ok(())
     }
 
     /// Forgets the connection and what was created on it: the server may have restarted
     /// without its data, so series are created again on the next connection.
     fn drop_connection(&mut self) {
-        self.conn = None;
+        self.session.disconnect();
+        self.forget_created();
+    }
+
+    fn forget_created(&mut self) {
         for s in self.series.iter_mut().flatten() {
             s.created = Created::No;
-        }
-    }
-
-    fn state(&mut self, id: SeriesId, table: &SeriesTable) -> &mut SeriesState {
-        let i = id as usize;
-        if i >= self.series.len() {
-            self.series.resize_with(i + 1, || None);
-        }
-        let generation = table.generation(id);
-        if self.series[i]
-            .as_ref()
-            .is_some_and(|st| st.generation != generation)
-        {
-            // The slot went to another series: this state is an earlier series'.
-            self.series[i] = None;
-        }
-        let key_format = &self.key_format;
-        self.series[i].get_or_insert_with(|| {
-            let mut key = String::new();
-            key_format.render(table.get(id), &mut key);
-            SeriesState {
-                generation,
-                key: key.into(),
-                created: Created::No,
-                denied_until: None,
-                warned: false,
-            }
-        })
-    }
-
-    /// Fills `self.pipe`: creation commands for new series, then the samples as TS.MADD.
-    /// `only` limits it to those batch indices and sends one TS.MADD per series, so that a
-    /// refusal names its series.
-    fn plan(
-        &mut self,
-        batch: &[Sample],
-        only: Option<&[u32]>,
-        table: &SeriesTable,
-        report: &mut WriteReport,
-    ) {
-        self.pipe.clear();
-        self.pipelined.clear();
-        self.order.clear();
-        let now = Instant::now();
-        let all = 0..batch.len() as u32;
-        let indices: &mut dyn Iterator<Item = u32> = match only {
-            Some(list) => &mut list.iter().copied(),
-            None => &mut all.into_iter(),
-        };
-        for i in indices {
-            let s = batch[i as usize];
-            let idx = s.series as usize;
-            self.state(s.series, table);
-            let name = self.name.as_str();
-            let st = self.series[idx].as_mut().expect("state exists");
-            if let Some(until) = st.denied_until {
-                if now < until {
-                    report.rejected += 1;
-                    log::debug!(
-                        "output {name}: dropped a sample of {}: no permission",
-                        st.key
-                    );
-                    continue;
-                }
-                st.denied_until = None;
-            }
-            if !s.value.is_finite() {
-                report.rejected += 1;
-                log::debug!(
-                    "output {name}: dropped {} at {} of {}: RedisTimeSeries stores no NaN or infinity",
-                    s.value,
-                    s.ts_ms,
-                    st.key
-                );
-                continue;
-            }
-            if st.created == Created::No {
-                st.created = Created::Pending;
-                self.push_create(s.series, table);
-            }
-            self.order.push(i);
-        }
-        if only.is_some() {
-            // Stable: samples of one series keep their order.
-            self.order.sort_by_key(|&i| batch[i as usize].series);
-        }
-        let mut start = 0;
-        while start < self.order.len() {
-            let mut end = (start + MADD_MAX).min(self.order.len());
-            if only.is_some() {
-                let first = batch[self.order[start] as usize].series;
-                end = start
-                    + self.order[start..end]
-                        .iter()
-                        .take_while(|&&i| batch[i as usize].series == first)
-                        .count();
-            }
-            self.pipe.cmd("TS.MADD");
-            for &i in &self.order[start..end] {
-                let s = batch[i as usize];
-                let key = &self.series[s.series as usize]
-                    .as_ref()
-                    .expect("planned")
-                    .key;
-                self.pipe.arg(&**key).arg(s.ts_ms).arg(s.value);
-            }
-            self.pipelined.push(Pipelined::Madd(start as u32, end as u32));
-            start = end;
-        }
-    }
-
-    fn push_create(&mut self, id: SeriesId, table: &SeriesTable) {
-        let series = table.get(id);
-        let key = &self.series[id as usize].as_ref().expect("state exists").key;
-        let labels = series_labels(&self.labels, series);
-        let pipe = &mut self.pipe;
-        pipe.cmd("TS.CREATE").arg(&**key);
-        if let Some(r) = self.retention {
-            pipe.arg("RETENTION").arg(r);
-        }
-        if let Some(e) = self.encoding {
-            pipe.arg("ENCODING").arg(e.as_arg());
-        }
-        if let Some(c) = self.chunk_size {
-            pipe.arg("CHUNK_SIZE").arg(c);
-        }
-        pipe.arg("DUPLICATE_POLICY").arg(self.policy.as_arg());
-        push_labels(pipe, &labels, &[]);
-        self.pipelined.push(Pipelined::Create(id));
-
-        pipe.cmd("TS.ALTER").arg(&**key);
-        if let Some(r) = self.retention {
-            pipe.arg("RETENTION").arg(r);
-        }
-        if let Some(c) = self.chunk_size {
-            pipe.arg("CHUNK_SIZE").arg(c);
-        }
-        pipe.arg("DUPLICATE_POLICY").arg(self.policy.as_arg());
-        push_labels(pipe, &labels, &[]);
-        self.pipelined.push(Pipelined::Alter(id));
-
-        for rule in self.rules.iter().filter(|r| r.applies_to(&series.name)) {
-            let dest = format!("{key}{}", rule.suffix);
-            pipe.cmd("TS.CREATE").arg(&dest);
-            if let Some(r) = rule.retention {
-                pipe.arg("RETENTION").arg(r);
-            }
-            if let Some(e) = self.encoding {
-                pipe.arg("ENCODING").arg(e.as_arg());
-            }
-            if let Some(c) = self.chunk_size {
-                pipe.arg("CHUNK_SIZE").arg(c);
-            }
-            pipe.arg("DUPLICATE_POLICY").arg("LAST");
-            push_labels(
-                pipe,
-                &labels,
-                &[
-                    ("aggregation", rule.aggregation.name()),
-                    ("bucket", &rule.bucket),
-                ],
-            );
-            self.pipelined.push(Pipelined::Rule(id));
-            pipe.cmd("TS.CREATERULE")
-                .arg(&**key)
-                .arg(&dest)
-                .arg("AGGREGATION")
-                .arg(rule.aggregation.name())
-                .arg(rule.every_ms);
-            self.pipelined.push(Pipelined::Rule(id));
         }
     }
 
@@ -511,10 +297,7 @@ impl RedisTimeSeries {
         if self.pipe.is_empty() {
             return Ok(());
         }
-        let addr = self.endpoint.target.addr();
-        let timeout = self.endpoint.write_timeout;
-        let conn = self.conn.as_mut().expect("connected before planning");
-        let values = match conn.send(&self.pipe, timeout, &addr).await {
+        let values = match self.session.send(&self.pipe).await {
             Ok(v) => v,
             Err(e) => {
                 self.drop_connection();
@@ -529,243 +312,6 @@ impl RedisTimeSeries {
         Ok(())
     }
 
-    /// Books the replies of the pipeline just sent. An error is for the whole batch.
-    fn book(
-        &mut self,
-        batch: &[Sample],
-        values: Vec<Value>,
-        first: bool,
-        report: &mut WriteReport,
-    ) -> Result<(), String> {
-        let addr = self.endpoint.target.addr();
-        if values.len() != self.pipelined.len() {
-            return Err(format!(
-                "{addr} sent {} replies for {} commands",
-                values.len(),
-                self.pipelined.len()
-            ));
-        }
-        let pipelined = std::mem::take(&mut self.pipelined);
-        let result = (|| {
-            for (cmd, value) in pipelined.iter().zip(values) {
-                match *cmd {
-                    Pipelined::Create(id) => {
-                        let created = match &value {
-                            Value::ServerError(e) if !already(e) => {
-                                self.refused(id, e, "cannot create", &addr)?;
-                                false
-                            }
-                            _ => true,
-                        };
-                        if let Some(st) = self.series[id as usize].as_mut() {
-                            st.created = if created { Created::Yes } else { Created::No };
-                        }
-                    }
-                    Pipelined::Alter(id) | Pipelined::Rule(id) => {
-                        if let Value::ServerError(e) = &value {
-                            if !already(e) {
-                                self.refused(id, e, "cannot set up", &addr)?;
-                            }
-                        }
-                    }
-                    Pipelined::Madd(start, end) => self.book_madd(
-                        batch,
-                        start as usize,
-                        end as usize,
-                        value,
-                        first,
-                        report,
-                        &addr,
-                    )?,
-                }
-            }
-            Ok(())
-        })();
-        self.pipelined = pipelined;
-        result
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn book_madd(
-        &mut self,
-        batch: &[Sample],
-        start: usize,
-        end: usize,
-        value: Value,
-        first: bool,
-        report: &mut WriteReport,
-        addr: &str,
-    ) -> Result<(), String> {
-        let items = match value {
-            Value::Array(items) => items,
-            Value::ServerError(e) => {
-                if let Some(msg) = batch_error(&e, addr) {
-                    return Err(msg);
-                }
-                if first {
-                    // Refused as a whole: resend split by series to find out whose it is.
-                    self.retry.extend_from_slice(&self.order[start..end]);
-                } else {
-                    for k in start..end {
-                        let s = batch[self.order[k] as usize];
-                        self.refused(s.series, &e, "cannot write", addr)?;
-                        self.reject(s, &show(&e), report);
-                    }
-                }
-                return Ok(());
-            }
-            other => {
-                return Err(format!("{addr} answered TS.MADD with {other:?}"));
-            }
-        };
-        let count = end - start;
-        for (k, item) in items.iter().enumerate().take(count) {
-            let i = self.order[start + k];
-            let s = batch[i as usize];
-            match item {
-                Value::ServerError(e) => {
-                    if let Some(msg) = batch_error(e, addr) {
-                        return Err(msg);
-                    }
-                    let st = self.series[s.series as usize].as_mut().expect("planned");
-                    if first && not_a_series(e) && st.created == Created::Yes {
-                        // Deleted since we created it: create again and resend, once.
-                        st.created = Created::No;
-                        self.retry.push(i);
-                    } else {
-                        self.reject(s, &show(e), report);
-                    }
-                }
-                _ => report.written += 1,
-            }
-        }
-        if items.len() < count {
-            for k in start + items.len()..end {
-                let s = batch[self.order[k] as usize];
-                self.reject(s, "no reply for this sample", report);
-            }
-        }
-        Ok(())
-    }
-
-    fn reject(&self, s: Sample, why: &str, report: &mut WriteReport) {
-        report.rejected += 1;
-        let key = self.series[s.series as usize]
-            .as_ref()
-            .map_or("?", |st| &st.key);
-        log::debug!(
-            "output {}: dropped sample {} at {} of {key}: {why}",
-            self.name,
-            s.value,
-            s.ts_ms
-        );
-    }
-
-    /// A command for one series was refused. Errors that concern the whole server fail
-    /// the batch; NOPERM skips the series for a while; anything else is logged once.
-    fn refused(
-        &mut self,
-        id: SeriesId,
-        e: &ServerError,
-        what: &str,
-        addr: &str,
-    ) -> Result<(), String> {
-        if let Some(msg) = batch_error(e, addr) {
-            return Err(msg);
-        }
-        let name = self.name.clone();
-        let user = self
-            .endpoint
-            .target
-            .username
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let Some(st) = self.series[id as usize].as_mut() else {
-            return Ok(());
-        };
-        if e.code() == "NOPERM" {
-            if st.denied_until.is_none() {
-                log::warn!(
-                    "output {name}: no permission to write `{}` as ACL user `{user}` ({}); its samples are dropped, next try in {}s: allow the key in the user's key pattern or change key_format",
-                    st.key,
-                    show(e),
-                    DENIED_FOR.as_secs()
-                );
-            }
-            st.denied_until = Some(Instant::now() + DENIED_FOR);
-        } else if !st.warned {
-            st.warned = true;
-            log::warn!("output {name}: {what} series `{}`: {}", st.key, show(e));
-        } else {
-            log::debug!("output {name}: {what} series `{}`: {}", st.key, show(e));
-        }
-        Ok(())
-    }
-}
-
-/// The labels of a series: the output's `labels`, the sample's own (host included), and
-/// `name`; later ones win. Empty values are left out (RedisTimeSeries refuses them).
-fn series_labels<'a>(fixed: &'a [(String, String)], series: &'a Series) -> Vec<(&'a str, &'a str)> {
-    let mut out: Vec<(&str, &str)> = Vec::with_capacity(fixed.len() + series.labels.len() + 1);
-    for (k, v) in fixed {
-        if series.label(k).is_none() && k != "name" {
-            out.push((k, v));
-        }
-    }
-    for (k, v) in series.labels.iter() {
-        if &**k != "name" && !v.is_empty() {
-            out.push((k, v));
-        }
-    }
-    out.push(("name", &series.name));
-    out
-}
-
-fn push_labels(pipe: &mut Pipeline, labels: &[(&str, &str)], extra: &[(&str, &str)]) {
-    pipe.arg("LABELS");
-    for (k, v) in labels.iter().chain(extra) {
-        pipe.arg(*k).arg(*v);
-    }
-}
-
-/// The error as Redis sent it: `NOPERM No permissions to access a key`.
-fn show(e: &ServerError) -> String {
-    match e.details() {
-        Some(d) => format!("{} {d}", e.code()),
-        None => e.code().to_string(),
-    }
-}
-
-/// "key already exists", "the destination key already has a src rule".
-fn already(e: &ServerError) -> bool {
-    e.details().is_some_and(|d| d.contains("already"))
-}
-
-/// TS.MADD on a key that does not exist (or holds something else).
-fn not_a_series(e: &ServerError) -> bool {
-    e.details()
-        .is_some_and(|d| d.contains("not a TSDB key") || d.contains("does not exist"))
-}
-
-/// Errors that concern the server or the login, not one series: the batch stays queued.
-fn batch_error(e: &ServerError, addr: &str) -> Option<String> {
-    let detail = e.details().unwrap_or("");
-    match e.code() {
-        "NOAUTH" => Some(format!(
-            "{addr} wants a password (NOAUTH): set `password` (and `username` for an ACL user)"
-        )),
-        "WRONGPASS" => Some(format!(
-            "authentication failed at {addr} (WRONGPASS): check username and password"
-        )),
-        "ERR" if detail.starts_with("unknown command") && detail.to_ascii_uppercase().contains("'TS.") => {
-            Some(format!(
-                "{addr} has no RedisTimeSeries module ({detail}): this output needs Redis Stack, Redis 8 or later, or redis-server with redistimeseries.so loaded"
-            ))
-        }
-        "LOADING" | "BUSY" | "MASTERDOWN" | "READONLY" | "TRYAGAIN" | "CLUSTERDOWN" | "MOVED"
-        | "ASK" | "MISCONF" | "OOM" => Some(format!("{addr} cannot take writes now: {}", show(e))),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `stdout`: samples as JSON lines (for pipes and tests) or an aligned table (for people).
 
 use crate::core::{ready_write, Output, Sample, SeriesTable, SeriesView, WriteFuture, WriteReport};
+use crate::common::json::write_string as json_string;
 use crate::outputs::OutputCtx;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -78,25 +79,6 @@ pub fn encode_json(batch: &[Sample], table: &SeriesTable, out: &mut String) {
         }
         let _ = writeln!(out, "}},\"value\":{},\"timestamp_ms\":{}}}", s.value, s.ts_ms);
     }
-}
-
-/// A JSON string literal of `s` (shared with the MQTT output's payloads).
-pub(crate) fn json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// A table: series (name and labels other than host), rounded value, time; one block per flush.

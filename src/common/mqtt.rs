@@ -1,3 +1,5 @@
+//! The MQTT client's event loop (the `mqtt` output's, and any plugin's that talks MQTT).
+//!
 //! The `mqtt` thread: rumqttc's event loop needs tokio, so it runs here, on one named thread
 //! with a tokio `current_thread` runtime, the only tokio runtime in the agent. The smol side
 //! hands it messages through rumqttc's bounded request channel ([`AsyncClient`]) and learns
@@ -6,7 +8,10 @@
 //! wake-up is already pending and the reader will see the newest counters, so nothing is lost
 //! and the thread never blocks on the agent.
 
-use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Outgoing, Packet, QoS};
+use crate::common::backoff::Backoff;
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Outgoing, Packet, QoS,
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -73,9 +78,10 @@ pub struct Topics {
     pub ha_status: Option<String>,
 }
 
-/// Starts the thread. Fails only when the OS cannot start a thread. `plain`: no TLS.
+/// Starts the thread. Fails only when the OS cannot start a thread. `who` names the plugin in
+/// messages (`output mqtt`); `plain`: no TLS.
 pub fn spawn(
-    name: &str,
+    who: &str,
     addr: String,
     plain: bool,
     eventloop: EventLoop,
@@ -83,7 +89,7 @@ pub fn spawn(
     link: Arc<Link>,
     topics: Topics,
 ) -> Result<std::thread::JoinHandle<()>, String> {
-    let output = name.to_string();
+    let who = who.to_string();
     std::thread::Builder::new()
         .name("mqtt".into())
         .spawn(move || {
@@ -93,20 +99,20 @@ pub fn spawn(
             {
                 Ok(rt) => rt,
                 Err(e) => {
-                    log::error!("output {output}: cannot start the MQTT runtime: {e}");
+                    log::error!("{who}: cannot start the MQTT runtime: {e}");
                     link.lock().last_error = Some(format!("no MQTT runtime: {e}"));
                     return;
                 }
             };
             let mut driver = Driver {
-                output,
+                who,
                 addr,
                 plain,
                 eventloop,
                 client,
                 link,
                 topics,
-                backoff: BACKOFF_MIN,
+                backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
                 shown: None,
             };
             rt.block_on(driver.run());
@@ -115,7 +121,8 @@ pub fn spawn(
 }
 
 struct Driver {
-    output: String,
+    /// The plugin, for messages (`output mqtt`).
+    who: String,
     addr: String,
     /// Plain MQTT: a broker that hangs up during the handshake may want TLS.
     plain: bool,
@@ -123,7 +130,7 @@ struct Driver {
     client: AsyncClient,
     link: Arc<Link>,
     topics: Topics,
-    backoff: Duration,
+    backoff: Backoff,
     /// The state last logged, so each change is logged once.
     shown: Option<String>,
 }
@@ -151,8 +158,8 @@ impl Driver {
                         && p.payload.as_ref() == b"online";
                     if birth {
                         log::info!(
-                            "output {}: Home Assistant came online: sending discovery again",
-                            self.output
+                            "{}: Home Assistant came online: sending discovery again",
+                            self.who
                         );
                         self.link.lock().ha_births += 1;
                         self.link.notify();
@@ -167,7 +174,7 @@ impl Driver {
     }
 
     fn on_connect(&mut self) {
-        self.backoff = BACKOFF_MIN;
+        self.backoff.reset();
         {
             let mut s = self.link.lock();
             s.connected = true;
@@ -178,9 +185,12 @@ impl Driver {
             s.last_error = None;
             // The request channel is drained by this thread, so `try_` never waits on itself;
             // a full channel only delays `online` until the next connection.
-            let online = self
-                .client
-                .try_publish(self.topics.status.as_str(), QoS::AtLeastOnce, true, "online");
+            let online = self.client.try_publish(
+                self.topics.status.as_str(),
+                QoS::AtLeastOnce,
+                true,
+                "online",
+            );
             if online.is_ok() {
                 s.handed += 1;
             }
@@ -202,7 +212,7 @@ impl Driver {
         };
         self.link.notify();
         self.show(text, true);
-        let mut left = self.backoff;
+        let mut left = self.backoff.next_delay();
         while !left.is_zero() {
             if self.link.lock().stop {
                 return;
@@ -211,7 +221,6 @@ impl Driver {
             tokio::time::sleep(step).await;
             left -= step;
         }
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 
     /// Logs a state once, when it differs from the last one logged.
@@ -221,11 +230,15 @@ impl Driver {
             return;
         }
         if bad {
-            log::warn!("output {}: {text}; retrying with backoff up to {}s", self.output, BACKOFF_MAX.as_secs());
+            log::warn!(
+                "{}: {text}; retrying with backoff up to {}s",
+                self.who,
+                BACKOFF_MAX.as_secs()
+            );
         } else if first_connect {
-            log::info!("output {}: {text}", self.output);
+            log::info!("{}: {text}", self.who);
         } else {
-            log::info!("output {}: {text} again", self.output);
+            log::info!("{}: {text} again", self.who);
         }
         self.shown = Some(text);
     }
@@ -257,7 +270,7 @@ pub fn describe(e: &ConnectionError, addr: &str, was_connected: bool, plain: boo
             format!("broker at {addr} unreachable: {io}")
         }
         #[cfg(feature = "tls")]
-        ConnectionError::Tls(t) => format!("TLS failure with {addr}: {}", super::tls_reason(t)),
+        ConnectionError::Tls(t) => format!("TLS failure with {addr}: {}", tls_reason(t, addr)),
         ConnectionError::NetworkTimeout => format!(
             "no connection to {addr} within connect_timeout: broker unreachable or not answering"
         ),
@@ -267,5 +280,20 @@ pub fn describe(e: &ConnectionError, addr: &str, was_connected: bool, plain: boo
             "the broker at {addr} answered the login with {packet:?} instead of CONNACK; is it an MQTT 3.1.1 broker?"
         ),
         other => format!("the broker at {addr} hung up while connecting ({other}){tls_hint}"),
+    }
+}
+
+/// A TLS failure in words: the rustls error inside rumqttc's, explained as for any client.
+#[cfg(feature = "tls")]
+fn tls_reason(e: &rumqttc::TlsError, addr: &str) -> String {
+    let rustls_error = match e {
+        rumqttc::TlsError::TLS(r) => Some(r),
+        rumqttc::TlsError::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _port)| host);
+    match rustls_error {
+        Some(r) => crate::common::tls::explain(r, "broker", host),
+        None => e.to_string(),
     }
 }

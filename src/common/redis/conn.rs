@@ -2,7 +2,10 @@
 //! `MultiplexedConnection`, whose driver future is polled together with each request, so the
 //! connection needs no task of its own, no extra thread and no tokio runtime.
 
-use super::config::Target;
+use super::Target;
+#[cfg(feature = "tls")]
+use crate::common::tls;
+use crate::common::tls::TlsFiles;
 use crate::core::offload;
 use futures_lite::future;
 use redis::aio::MultiplexedConnection;
@@ -10,7 +13,6 @@ use redis::{AsyncConnectionConfig, Pipeline, RedisConnectionInfo, Value};
 use smol::net::TcpStream;
 use smol::Timer;
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
@@ -24,10 +26,7 @@ use std::task::{Context, Poll};
 pub struct ConnOptions<'a> {
     /// The plugin, for messages.
     pub plugin: &'static str,
-    pub ssl_ca_certs: Option<&'a Path>,
-    pub ssl_certfile: Option<&'a Path>,
-    pub ssl_keyfile: Option<&'a Path>,
-    pub ssl_insecure_skip_verify: bool,
+    pub tls: TlsFiles<'a>,
     pub connect_timeout: Duration,
     /// How long a request may wait for its replies, and the option that sets it.
     pub write_timeout: Duration,
@@ -68,7 +67,7 @@ impl Endpoint {
         }
         #[cfg(feature = "tls")]
         let tls = if target.tls {
-            Some(tls::client_config(opts)?)
+            Some(tls::rustls_config(&opts.tls, opts.plugin)?)
         } else {
             None
         };
@@ -111,7 +110,8 @@ impl Endpoint {
             .set_connection_timeout(None);
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
-            let stream = tls::handshake(tls, &self.target, tcp).await?;
+            let t = &self.target;
+            let stream = tls::handshake(tls, &t.host, &t.addr(), tcp).await?;
             return self.login(stream, config).await;
         }
         let first = Arc::new(AtomicU8::new(NOTHING_READ));
@@ -210,7 +210,9 @@ const OTHER_READ: u8 = 2;
 fn plain_hint(first: u8) -> &'static str {
     match first {
         TLS_RECORD_READ => " (the server answered with TLS: set `ssl: true`)",
-        NOTHING_READ => " (the server sent nothing before closing; if it expects TLS, set `ssl: true`)",
+        NOTHING_READ => {
+            " (the server sent nothing before closing; if it expects TLS, set `ssl: true`)"
+        }
         _ => "",
     }
 }
@@ -302,210 +304,6 @@ impl Conn {
                 "no reply from {addr} within {write_timeout_key} ({}ms)",
                 timeout.as_millis()
             )),
-        }
-    }
-}
-
-#[cfg(feature = "tls")]
-pub(crate) mod tls {
-    use super::super::config::Target;
-    use super::ConnOptions;
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::crypto::CryptoProvider;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-    use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
-    use smol::net::TcpStream;
-    use std::path::Path;
-    use std::sync::Arc;
-
-    /// The TLS options an output's config has (the MQTT output shares this code).
-    pub struct TlsFiles<'a> {
-        pub ca_certs: Option<&'a Path>,
-        pub certfile: Option<&'a Path>,
-        pub keyfile: Option<&'a Path>,
-        pub insecure_skip_verify: bool,
-    }
-
-    pub fn client_config(cfg: &ConnOptions) -> Result<Arc<ClientConfig>, String> {
-        let files = TlsFiles {
-            ca_certs: cfg.ssl_ca_certs,
-            certfile: cfg.ssl_certfile,
-            keyfile: cfg.ssl_keyfile,
-            insecure_skip_verify: cfg.ssl_insecure_skip_verify,
-        };
-        rustls_config(&files, cfg.plugin)
-    }
-
-    /// rustls with the ring provider (no process-wide default is installed). `who` names
-    /// the output in the warning about `ssl_insecure_skip_verify`.
-    pub fn rustls_config(cfg: &TlsFiles, who: &str) -> Result<Arc<ClientConfig>, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?;
-        let builder = if cfg.insecure_skip_verify {
-            log::warn!(
-                "{who}: ssl_insecure_skip_verify is on: the server's certificate is NOT checked, so anyone on the path can read and change the data"
-            );
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
-        } else {
-            let mut roots = RootCertStore::empty();
-            match cfg.ca_certs {
-                Some(path) => {
-                    for cert in read_certs(path, "ssl_ca_certs")? {
-                        roots.add(cert).map_err(|e| {
-                            format!("ssl_ca_certs {}: unusable certificate: {e}", path.display())
-                        })?;
-                    }
-                }
-                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-            }
-            builder.with_root_certificates(roots)
-        };
-        let config = match (cfg.certfile, cfg.keyfile) {
-            (Some(cert), Some(key)) => {
-                let chain = read_certs(cert, "ssl_certfile")?;
-                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-                    format!("ssl_keyfile {}: no usable private key: {e}", key.display())
-                })?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| format!("ssl_certfile/ssl_keyfile: {e}"))?
-            }
-            _ => builder.with_no_client_auth(),
-        };
-        Ok(Arc::new(config))
-    }
-
-    fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-        let bad = |e: &dyn std::fmt::Display| format!("{key} {}: {e}", path.display());
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| bad(&e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(&e))?;
-        if certs.is_empty() {
-            return Err(bad(&"no PEM certificate in the file"));
-        }
-        Ok(certs)
-    }
-
-    pub async fn handshake(
-        config: &Arc<ClientConfig>,
-        target: &Target,
-        tcp: TcpStream,
-    ) -> Result<futures_rustls::client::TlsStream<TcpStream>, String> {
-        let addr = target.addr();
-        let name = ServerName::try_from(target.host.clone())
-            .map_err(|_| format!("`{}` is not a valid TLS server name", target.host))?;
-        futures_rustls::TlsConnector::from(config.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS handshake with {addr} failed: {}", reason(&e, target)))
-    }
-
-    /// The handshake's failure in words, with a hint at the setting to check.
-    fn reason(e: &std::io::Error, target: &Target) -> String {
-        let Some(err) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
-            return match e.kind() {
-                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => format!(
-                    "the server closed the connection during the handshake ({e}); is this a TLS port?"
-                ),
-                _ => e.to_string(),
-            };
-        };
-        match err {
-            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-                format!("the server's certificate is not signed by a trusted CA (UnknownIssuer); {UNKNOWN_ISSUER_HINT}")
-            }
-            rustls::Error::InvalidCertificate(c) if is_ca_used_as_end_entity(c) => {
-                format!("the server's certificate is a CA certificate (CaUsedAsEndEntity); {CA_AS_END_ENTITY_HINT}")
-            }
-            rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            ) => format!(
-                "the server's certificate is not valid for `{}` (NotValidForName); connect by a name or address the certificate lists",
-                target.host
-            ),
-            rustls::Error::InvalidCertificate(
-                CertificateError::Expired | CertificateError::ExpiredContext { .. },
-            ) => "the server's certificate has expired".into(),
-            rustls::Error::AlertReceived(alert) => format!(
-                "the server refused the handshake (alert {alert:?}); does it want a client certificate (ssl_certfile, ssl_keyfile)?"
-            ),
-            rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
-                format!("the server did not answer with TLS ({err}); is this a TLS port?")
-            }
-            other => other.to_string(),
-        }
-    }
-
-    /// What to set when the peer's certificate has no trusted signer.
-    pub(crate) const UNKNOWN_ISSUER_HINT: &str =
-        "set ssl_ca_certs to the CA that signed it (for a self-signed certificate, the certificate itself)";
-
-    /// What to do about a self-signed certificate marked as a CA (`openssl req -x509`
-    /// does that by default). TLS refuses a CA certificate as the peer's own whatever the
-    /// trusted set holds, so pointing ssl_ca_certs at it alone cannot help (seen with
-    /// rustls: the same error with and without it).
-    pub(crate) const CA_AS_END_ENTITY_HINT: &str =
-        "TLS refuses one as a server's own, even with ssl_ca_certs set to it, and a self-signed certificate made by `openssl req -x509` is one: sign a server certificate with that CA and set ssl_ca_certs to the CA, or remake the self-signed certificate with `-addext basicConstraints=critical,CA:FALSE` and set ssl_ca_certs to it";
-
-    /// webpki reports this case only as `Other(OtherError(CaUsedAsEndEntity))`, an error
-    /// type rustls does not export, so it is recognised by its name.
-    pub(crate) fn is_ca_used_as_end_entity(e: &CertificateError) -> bool {
-        matches!(e, CertificateError::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity"))
-    }
-
-    /// `ssl_insecure_skip_verify` (and the web inputs' certificate-expiry probe): any
-    /// certificate is accepted, signatures still checked.
-    #[derive(Debug)]
-    pub(crate) struct AcceptAny(pub(crate) Arc<CryptoProvider>);
-
-    impl ServerCertVerifier for AcceptAny {
-        fn verify_server_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
         }
     }
 }

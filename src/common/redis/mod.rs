@@ -1,0 +1,13 @@
+//! The Redis client every plugin uses (the `redistimeseries` output, the `redis` input):
+//! the keys users write, where to connect, one connection on smol, and the session that
+//! keeps it and reconnects with backoff.
+
+mod conn;
+mod keys;
+mod session;
+mod target;
+
+pub use conn::{Conn, ConnOptions, Endpoint};
+pub use keys::RedisKeys;
+pub use session::{Connected, Session};
+pub use target::{RedisUrl, Target};

@@ -1,0 +1,206 @@
+//! Planning a write: the key of each series (built once), the creation commands for
+//! series new on this connection, and the samples as `TS.MADD`s, in one pipeline whose
+//! reply slots say what each reply answers. Pure: no I/O here.
+
+use super::{Created, RedisTimeSeries, SeriesState, Pipelined, MADD_MAX};
+use crate::core::metric::{Series, SeriesId};
+use crate::core::{Sample, SeriesTable, WriteReport};
+use redis::Pipeline;
+use std::time::Instant;
+
+impl RedisTimeSeries {
+    pub(super) fn state(&mut self, id: SeriesId, table: &SeriesTable) -> &mut SeriesState {
+        let i = id as usize;
+        if i >= self.series.len() {
+            self.series.resize_with(i + 1, || None);
+        }
+        let generation = table.generation(id);
+        if self.series[i]
+            .as_ref()
+            .is_some_and(|st| st.generation != generation)
+        {
+            // The slot went to another series: this state is an earlier series'.
+            self.series[i] = None;
+        }
+        let key_format = &self.key_format;
+        self.series[i].get_or_insert_with(|| {
+            let mut key = String::new();
+            key_format.render(table.get(id), &mut key);
+            SeriesState {
+                generation,
+                key: key.into(),
+                created: Created::No,
+                denied_until: None,
+                warned: false,
+            }
+        })
+    }
+
+    /// Fills `self.pipe`: creation commands for new series, then the samples as TS.MADD.
+    /// `only` limits it to those batch indices and sends one TS.MADD per series, so that a
+    /// refusal names its series.
+    pub(super) fn plan(
+        &mut self,
+        batch: &[Sample],
+        only: Option<&[u32]>,
+        table: &SeriesTable,
+        report: &mut WriteReport,
+    ) {
+        self.pipe.clear();
+        self.pipelined.clear();
+        self.order.clear();
+        let now = Instant::now();
+        let all = 0..batch.len() as u32;
+        let indices: &mut dyn Iterator<Item = u32> = match only {
+            Some(list) => &mut list.iter().copied(),
+            None => &mut all.into_iter(),
+        };
+        for i in indices {
+            let s = batch[i as usize];
+            let idx = s.series as usize;
+            self.state(s.series, table);
+            let name = self.name.as_str();
+            let st = self.series[idx].as_mut().expect("state exists");
+            if let Some(until) = st.denied_until {
+                if now < until {
+                    report.rejected += 1;
+                    log::debug!(
+                        "output {name}: dropped a sample of {}: no permission",
+                        st.key
+                    );
+                    continue;
+                }
+                st.denied_until = None;
+            }
+            if !s.value.is_finite() {
+                report.rejected += 1;
+                log::debug!(
+                    "output {name}: dropped {} at {} of {}: RedisTimeSeries stores no NaN or infinity",
+                    s.value,
+                    s.ts_ms,
+                    st.key
+                );
+                continue;
+            }
+            if st.created == Created::No {
+                st.created = Created::Pending;
+                self.push_create(s.series, table);
+            }
+            self.order.push(i);
+        }
+        if only.is_some() {
+            // Stable: samples of one series keep their order.
+            self.order.sort_by_key(|&i| batch[i as usize].series);
+        }
+        let mut start = 0;
+        while start < self.order.len() {
+            let mut end = (start + MADD_MAX).min(self.order.len());
+            if only.is_some() {
+                let first = batch[self.order[start] as usize].series;
+                end = start
+                    + self.order[start..end]
+                        .iter()
+                        .take_while(|&&i| batch[i as usize].series == first)
+                        .count();
+            }
+            self.pipe.cmd("TS.MADD");
+            for &i in &self.order[start..end] {
+                let s = batch[i as usize];
+                let key = &self.series[s.series as usize]
+                    .as_ref()
+                    .expect("planned")
+                    .key;
+                self.pipe.arg(&**key).arg(s.ts_ms).arg(s.value);
+            }
+            self.pipelined.push(Pipelined::Madd(start as u32, end as u32));
+            start = end;
+        }
+    }
+
+    fn push_create(&mut self, id: SeriesId, table: &SeriesTable) {
+        let series = table.get(id);
+        let key = &self.series[id as usize].as_ref().expect("state exists").key;
+        let labels = series_labels(&self.labels, series);
+        let pipe = &mut self.pipe;
+        pipe.cmd("TS.CREATE").arg(&**key);
+        if let Some(r) = self.retention {
+            pipe.arg("RETENTION").arg(r);
+        }
+        if let Some(e) = self.encoding {
+            pipe.arg("ENCODING").arg(e.as_arg());
+        }
+        if let Some(c) = self.chunk_size {
+            pipe.arg("CHUNK_SIZE").arg(c);
+        }
+        pipe.arg("DUPLICATE_POLICY").arg(self.policy.as_arg());
+        push_labels(pipe, &labels, &[]);
+        self.pipelined.push(Pipelined::Create(id));
+
+        pipe.cmd("TS.ALTER").arg(&**key);
+        if let Some(r) = self.retention {
+            pipe.arg("RETENTION").arg(r);
+        }
+        if let Some(c) = self.chunk_size {
+            pipe.arg("CHUNK_SIZE").arg(c);
+        }
+        pipe.arg("DUPLICATE_POLICY").arg(self.policy.as_arg());
+        push_labels(pipe, &labels, &[]);
+        self.pipelined.push(Pipelined::Alter(id));
+
+        for rule in self.rules.iter().filter(|r| r.applies_to(&series.name)) {
+            let dest = format!("{key}{}", rule.suffix);
+            pipe.cmd("TS.CREATE").arg(&dest);
+            if let Some(r) = rule.retention {
+                pipe.arg("RETENTION").arg(r);
+            }
+            if let Some(e) = self.encoding {
+                pipe.arg("ENCODING").arg(e.as_arg());
+            }
+            if let Some(c) = self.chunk_size {
+                pipe.arg("CHUNK_SIZE").arg(c);
+            }
+            pipe.arg("DUPLICATE_POLICY").arg("LAST");
+            push_labels(
+                pipe,
+                &labels,
+                &[
+                    ("aggregation", rule.aggregation.name()),
+                    ("bucket", &rule.bucket),
+                ],
+            );
+            self.pipelined.push(Pipelined::Rule(id));
+            pipe.cmd("TS.CREATERULE")
+                .arg(&**key)
+                .arg(&dest)
+                .arg("AGGREGATION")
+                .arg(rule.aggregation.name())
+                .arg(rule.every_ms);
+            self.pipelined.push(Pipelined::Rule(id));
+        }
+    }
+}
+
+/// The labels of a series: the output's `labels`, the sample's own (host included), and
+/// `name`; later ones win. Empty values are left out (RedisTimeSeries refuses them).
+fn series_labels<'a>(fixed: &'a [(String, String)], series: &'a Series) -> Vec<(&'a str, &'a str)> {
+    let mut out: Vec<(&str, &str)> = Vec::with_capacity(fixed.len() + series.labels.len() + 1);
+    for (k, v) in fixed {
+        if series.label(k).is_none() && k != "name" {
+            out.push((k, v));
+        }
+    }
+    for (k, v) in series.labels.iter() {
+        if &**k != "name" && !v.is_empty() {
+            out.push((k, v));
+        }
+    }
+    out.push(("name", &series.name));
+    out
+}
+
+fn push_labels(pipe: &mut Pipeline, labels: &[(&str, &str)], extra: &[(&str, &str)]) {
+    pipe.arg("LABELS");
+    for (k, v) in labels.iter().chain(extra) {
+        pipe.arg(*k).arg(*v);
+    }
+}
