@@ -1,7 +1,6 @@
 //! Clients and helpers that inputs and outputs share (TLS, Redis, MQTT, HTTP, name filters,
 //! JSON strings, backoff). Beneath both: nothing here imports an input or an output.
 
-pub mod backoff;
 pub mod filter;
 #[cfg(feature = "http")]
 pub mod http;

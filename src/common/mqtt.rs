@@ -8,7 +8,7 @@
 //! wake-up is already pending and the reader will see the newest counters, so nothing is lost
 //! and the thread never blocks on the agent.
 
-use crate::common::backoff::Backoff;
+use crate::core::backoff::Backoff;
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Outgoing, Packet, QoS,
 };

@@ -2,6 +2,7 @@
 //! output by name.
 
 pub mod atomic_file;
+pub mod backoff;
 pub mod byte_ring;
 pub mod clock;
 pub mod dir_lock;

@@ -2,7 +2,7 @@
 //! failed attempt not tried again before a capped, doubling delay.
 
 use super::{Conn, Endpoint};
-use crate::common::backoff::Backoff;
+use crate::core::backoff::Backoff;
 use redis::{Pipeline, Value};
 use std::time::Instant;
 

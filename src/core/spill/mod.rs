@@ -35,6 +35,7 @@ mod store_tests;
 mod tests;
 
 use super::atomic_file;
+use super::backoff::Backoff;
 use super::stats::{add, OutputStats};
 use codec::{Codec, Summary};
 pub use samples::SampleCodec;
@@ -164,6 +165,8 @@ pub struct Spill<C: Codec = SampleCodec> {
     /// `retry_after` later.
     disabled_since: Option<Instant>,
     retry_after: Duration,
+    /// Where `retry_after` comes from: doubling from a minute up to an hour.
+    backoff: Backoff,
     /// Set when the disk is tried again after an error; a new error then doubles
     /// `retry_after` (up to an hour: each retry reads the whole directory), a success resets it.
     retrying: bool,
@@ -238,12 +241,14 @@ impl<C: Codec> Spill<C> {
     /// Opens `cfg.dir` if it exists (what an earlier run left is replayed); otherwise the
     /// directory is created on the first spill.
     pub fn with_codec(cfg: SpillConfig, stats: Rc<OutputStats>, codec: C) -> Spill<C> {
+        let mut backoff = Backoff::new(RETRY_AFTER, MAX_RETRY_AFTER);
         let mut spill = Spill {
             cfg,
             stats,
             state: None,
             disabled_since: None,
-            retry_after: RETRY_AFTER,
+            retry_after: backoff.next_delay(),
+            backoff,
             retrying: false,
             retry_forced: false,
             codec,
@@ -314,7 +319,7 @@ impl<C: Codec> Spill<C> {
 
     fn fail(&mut self, what: &str, e: &io::Error) {
         if std::mem::take(&mut self.retrying) {
-            self.retry_after = (self.retry_after * 2).min(MAX_RETRY_AFTER);
+            self.retry_after = self.backoff.next_delay();
         }
         log::error!(
             "output {}: {what} {}: {e}; buffering in memory only, trying the disk again in {:?}",
@@ -342,7 +347,7 @@ impl<C: Codec> Spill<C> {
             return;
         }
         if std::mem::take(&mut self.retrying) {
-            self.retry_after = (self.retry_after * 2).min(MAX_RETRY_AFTER);
+            self.retry_after = self.backoff.next_delay();
         }
         log::error!(
             "output {}: {what} {}: {e}; buffering in memory only (what is already on disk is still sent), trying the disk again in {:?}",
@@ -521,7 +526,8 @@ impl<C: Codec> Spill<C> {
         self.maybe_sync(false);
         self.publish();
         if std::mem::take(&mut self.retrying) {
-            self.retry_after = RETRY_AFTER;
+            self.backoff.reset();
+            self.retry_after = self.backoff.next_delay();
         }
     }
 

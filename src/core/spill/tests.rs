@@ -1217,3 +1217,30 @@ fn a_buffer_written_by_the_dictionary_format_build_still_replays() {
         "same series (host included), timestamps and values"
     );
 }
+
+#[test]
+fn a_disk_that_works_again_is_next_retried_after_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 50, 20, 0);
+    let mut spill = Spill::new(cfg(&buffer, 32 << 10), stats());
+    assert!(spill.append(&written, &table, written.len()));
+    take_dir_away(&buffer);
+    assert!(!spill.append(&written, &table, 1000));
+    assert_eq!(spill.retry_after, Duration::from_secs(60));
+    spill.disabled_since = Some(Instant::now() - spill.retry_after);
+    assert!(!spill.append(&written, &table, 1000), "still failing");
+    assert_eq!(spill.retry_after, Duration::from_secs(120));
+    bring_dir_back(&buffer);
+    spill.disabled_since = Some(Instant::now() - spill.retry_after);
+    assert!(spill.append(&written, &table, 1000), "works again");
+    take_dir_away(&buffer);
+    assert!(!spill.append(&written, &table, 1000));
+    assert_eq!(
+        spill.retry_after,
+        Duration::from_secs(60),
+        "the next outage starts over"
+    );
+    bring_dir_back(&buffer);
+}

@@ -10,7 +10,7 @@ use crate::config::{BuildError, Dur};
 use crate::config::range;
 use crate::core::{CollectFuture, Emitter, Input, InputError};
 use crate::inputs::BuildCtx;
-use crate::common::backoff::Backoff;
+use crate::core::backoff::Backoff;
 use crate::common::redis::{Endpoint, RedisKeys, Session};
 use crate::config::shared::with_shared;
 use redis::Value;

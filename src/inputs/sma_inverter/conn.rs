@@ -3,7 +3,7 @@
 //! a smol timer, and a capped backoff between attempts after a failure.
 
 use super::registers::UNIT_QUERY_REGISTER;
-use crate::common::backoff::Backoff;
+use crate::core::backoff::Backoff;
 use crate::core::offload;
 use futures_lite::FutureExt;
 use std::fmt;

@@ -38,7 +38,7 @@ mod reply;
 pub use config::{Aggregation, Config, Downsample, DuplicatePolicy, Encoding, RedisUrl};
 pub use keys::KeyFormat;
 
-use crate::common::backoff::Backoff;
+use crate::core::backoff::Backoff;
 use crate::config::{BuildError, Millis};
 use crate::core::metric::SeriesId;
 use crate::core::{Output, OutputError, Sample, SeriesTable, SeriesView, WriteFuture, WriteReport};
