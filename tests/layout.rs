@@ -1,6 +1,6 @@
 //! The module layout's one rule: no plugin imports another plugin. Inputs do not reach into
 //! outputs nor outputs into inputs; what both need lives in `src/common`, which (like
-//! `src/core`) imports neither. Within one kind, what two plugins share lives in its
+//! `src/core`) imports neither; `src/core` does not import `src/common` either. Within one kind, what two plugins share lives in its
 //! `support` folder (inputs) or in `src/common`, not in one of the two.
 
 use std::fs;
@@ -11,7 +11,8 @@ const RULES: [(&str, &[&str]); 4] = [
     ("inputs", &["outputs"]),
     ("outputs", &["inputs"]),
     ("common", &["inputs", "outputs"]),
-    ("core", &["inputs", "outputs"]),
+    // The core lies beneath the clients' room too (common builds on its offload, backoff).
+    ("core", &["inputs", "outputs", "common"]),
 ];
 
 #[test]
