@@ -4,7 +4,7 @@
 //! stress".
 //!
 //! 1. `high-cardinality`: 2 000 series a second, Redis stopped for 60 s then started; the
-//!    agent must send everything by itself (no signal) through its ring and disk buffer;
+//!    agent must send everything by itself (no signal) through its ring and outage buffer;
 //! 2. `full-disk`: `buffer_dir` on a 256 KiB tmpfs, a 30 s outage that does not fit it;
 //! 3. `read-only-disk`: `buffer_dir` on a read-only tmpfs, a 30 s outage (memory only);
 //! 4. `kill-9-mid-replay`: a 60 s backlog on disk, Redis back, SIGKILL while it is replayed,
@@ -81,7 +81,7 @@ impl Knobs {
     }
 }
 
-/// Where a scenario's agent keeps its disk buffer.
+/// Where a scenario's agent keeps its outage buffer.
 #[derive(Clone, Copy)]
 enum Disk {
     Usable,

@@ -4,7 +4,7 @@
 //!    before and after filling it (target < 6 MB);
 //! 2. flash bytes written per buffered sample against one sample encoded on its own with
 //!    postcard (target <= 1.5 x), from 10 to 50 000 series;
-//! 3. replay rate: samples/s from the disk buffer into a local Redis Stack, through the
+//! 3. replay rate: samples/s from the outage buffer into a local Redis Stack, through the
 //!    agent's own flush (frames read, decoded, series re-interned, TS.MADD).
 //!
 //! ```sh

@@ -189,7 +189,7 @@ fn sigterm_during_an_outage_persists_memory_and_a_restart_delivers_everything() 
     assert!(lost.is_empty(), "missing {lost:?}");
 }
 
-/// The "is down" line says where the samples wait: `--once` opens no disk buffer and
+/// The "is down" line says where the samples wait: `--once` opens no outage buffer and
 /// makes one attempt, a running agent buffers on disk and retries.
 #[test]
 fn the_down_line_tells_what_happens_to_the_samples_with_and_without_once() {
@@ -334,7 +334,7 @@ fn a_full_disk_buffer_drops_the_oldest_and_counts_exactly_what_redis_lacks() {
     let host = "capped";
     let buffer = s.dir.path().join("buffer");
     let procfs = fixture("basic").join("proc");
-    // 8 samples every 100 ms into a 16 KiB disk buffer: a 30 s outage needs about twice that.
+    // 8 samples every 100 ms into a 16 KiB outage buffer: a 30 s outage needs about twice that.
     let path = s.config(&format!(
         "hostname: {host}\ninterval: 100ms\nflush_interval: 100ms\nprocfs_root: {}\nbuffer_dir: {}\nbuffer_sync_interval: 1s\nmax_disk_buffer: 16KiB\ninputs: [linux_mem]\noutputs:\n  - redistimeseries:\n      url: redis://127.0.0.1:{}/\n",
         procfs.display(),
@@ -380,7 +380,7 @@ fn a_full_disk_buffer_drops_the_oldest_and_counts_exactly_what_redis_lacks() {
     let buffer_dir = buffer.join("redistimeseries");
     assert!(
         wait_until(Duration::from_secs(30), || segment_files(&buffer_dir) == 0),
-        "the disk buffer drains"
+        "the outage buffer drains"
     );
     agent.signal(Signal::SIGTERM);
     agent.wait_exit(Duration::from_secs(10)).expect("exits");
@@ -573,7 +573,7 @@ fn a_reload_that_fixes_a_down_output_logs_that_it_is_up_again() {
     assert!(!wait_for_stamp(&server, host, 0, Duration::from_secs(10)).is_empty());
 }
 
-/// Where the retry tests put the agent's disk buffer.
+/// Where the retry tests put the agent's outage buffer.
 #[derive(Clone, Copy, Debug)]
 enum Disk {
     Usable,
@@ -617,7 +617,7 @@ fn buffer_for(s: &Scratch, disk: Disk) -> (PathBuf, Vec<String>) {
 
 /// Redis stopped for 8 s while every interval fills a batch (8 samples a tick, batches of
 /// 4): when it is back, the agent must send everything by itself, on its flush schedule,
-/// without waiting for a signal, whatever the disk buffer can do.
+/// without waiting for a signal, whatever the outage buffer can do.
 fn a_down_output_sends_everything_by_itself_once_redis_is_back(disk: Disk, host: &str) {
     let s = Scratch::new();
     let mut server = durable_redis();
@@ -977,7 +977,7 @@ fn a_segment_the_agents_user_cannot_read_is_skipped_and_the_rest_replayed() {
     assert!(skipped[0].contains("Permission denied"), "{skipped:?}");
     assert!(
         !lines.iter().any(|l| l.contains("memory only")),
-        "the disk buffer stays in use: {lines:#?}"
+        "the outage buffer stays in use: {lines:#?}"
     );
 }
 

@@ -46,9 +46,9 @@ impl From<Slot> for Sample {
 }
 
 /// One output's not-yet-acknowledged samples: the memory ring, and during an outage the
-/// flash buffer, whose (older) samples are sent before the ring's.
+/// outage buffer, whose (older) samples are sent before the ring's.
 ///
-/// Policy when full: the ring is moved to the flash buffer when there is one (also in the
+/// Policy when full: the ring is moved to the outage buffer when there is one (also in the
 /// middle of a slow write or a long replay); without one, or when the disk fails, the
 /// oldest sample is dropped and counted, so an outage keeps the most recent
 /// `max_buffer_size` samples. The queue outlives its output task, which is how buffered
@@ -63,14 +63,14 @@ pub struct OutputQueue {
     wake_tx: smol::channel::Sender<()>,
     pub wake_rx: smol::channel::Receiver<()>,
     pub stats: Rc<OutputStats>,
-    /// The flash buffer for outages; `None` means memory only (`--once`, tests).
+    /// The outage buffer for outages; `None` means memory only (`--once`, tests).
     /// Shared with the queue a reload makes from this one.
     pub spill: Rc<RefCell<Option<Spill>>>,
     /// Sequence numbers `[start, end)` of the ring batch the output is writing now.
     inflight: Cell<Option<(u64, u64)>>,
     /// Where a spill put the in-flight batch (as a frame of its own) while it was written.
     inflight_on_disk: Cell<Option<FrameRef>>,
-    /// Whether this outage has written to the disk buffer yet (logged once per outage).
+    /// Whether this outage has written to the outage buffer yet (logged once per outage).
     spilled: Cell<bool>,
     /// A batch read back from disk is being written: its ids are held by the replay
     /// dictionary only, which a disk error may reset meanwhile.
@@ -98,7 +98,7 @@ impl OutputQueue {
         }
     }
 
-    /// Appends samples, first moving the ring to the disk buffer if they would not fit.
+    /// Appends samples, first moving the ring to the outage buffer if they would not fit.
     /// Returns how many older samples had to be dropped to make room (none while the disk
     /// takes them).
     pub fn push_or_spill(&self, samples: &[Sample], table: &SeriesTable) -> u64 {
@@ -112,7 +112,7 @@ impl OutputQueue {
         self.push(samples)
     }
 
-    /// Moves the memory ring to the disk buffer (the output is down, stopping, or the ring
+    /// Moves the memory ring to the outage buffer (the output is down, stopping, or the ring
     /// is full). What cannot be written stays in memory. A batch being written goes as a
     /// frame of its own, so that the write, if it succeeds, can take that frame back.
     pub fn spill_ring(&self, table: &SeriesTable) {
@@ -269,7 +269,7 @@ impl Hub {
         }
     }
 
-    /// Series ids freed for other series: the disk buffers' writers define them afresh.
+    /// Series ids freed for other series: the outage buffers' writers define them afresh.
     pub fn forget(&self, ids: &[super::metric::SeriesId]) {
         for q in self.queues.borrow().iter() {
             if let Some(spill) = q.spill.borrow_mut().as_mut() {
@@ -279,7 +279,7 @@ impl Hub {
     }
 
     /// Whether every queue can take `n` more samples without dropping older ones: its ring
-    /// has room, or a usable disk buffer to move the ring to. Latest-value outputs always do.
+    /// has room, or a usable outage buffer to move the ring to. Latest-value outputs always do.
     pub fn has_room_for(&self, n: usize) -> bool {
         self.queues.borrow().iter().all(|q| {
             let ring = q.ring.borrow();

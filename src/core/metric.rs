@@ -49,7 +49,7 @@ pub enum SeriesKind {
     Counter,
     /// A per-second rate the agent derived from a counter (the `_rate` series).
     Rate,
-    /// Interned without a kind: read back from a disk buffer written by an earlier run (its
+    /// Interned without a kind: read back from an outage buffer written by an earlier run (its
     /// frames carry no kind), or a test. Becomes the kind an input interns it with.
     Untyped,
 }
@@ -72,7 +72,7 @@ pub struct SeriesTable {
     host: Box<str>,
     series: Vec<Series>,
     /// Per series: the index in `origins` of the input that wrote it first, or
-    /// [`NO_ORIGIN`] (a series read back from an old disk buffer, a test).
+    /// [`NO_ORIGIN`] (a series read back from an old outage buffer, a test).
     origin_of: Vec<u16>,
     /// The names of the inputs (config keys such as `linux_cpu`, `exec#2`) seen so far.
     origins: Vec<Box<str>>,
@@ -162,7 +162,7 @@ impl SeriesTable {
     /// a new slot, while samples still queued with the old id keep their name. A retired
     /// slot is freed (and may go to another series) only when `held` says no ring, batch or
     /// replay dictionary holds its id, and no collection is under way (whose samples, not
-    /// yet published, could carry it); `freed` then hears of it, so that the disk buffer's
+    /// yet published, could carry it); `freed` then hears of it, so that the outage buffer's
     /// writer defines the id afresh. Caches keyed by id check [`Self::generation`].
     /// Retires at most every quarter of the forget time; frees then, or at the next call
     /// when a collection was under way.

@@ -73,10 +73,10 @@ impl SeriesHandle {
 
 /// How the agent hands an output its samples.
 pub enum Buffering {
-    /// Batches from a ring of `max_buffer_size` samples, which goes to the disk buffer while
+    /// Batches from a ring of `max_buffer_size` samples, which goes to the outage buffer while
     /// the output is down: every sample is delivered, in order, or counted as dropped.
     Queue,
-    /// No ring and no disk buffer: the hub hands every sample to this sink as it is
+    /// No ring and no outage buffer: the hub hands every sample to this sink as it is
     /// published, and the output keeps only the latest value per series itself (an endpoint
     /// that is pulled, such as `/metrics`). Nothing is written or retried.
     Latest(Rc<dyn LatestSink>),
@@ -269,7 +269,7 @@ pub struct OutputRunner {
     life: Lifecycle,
     pub queue: Rc<OutputQueue>,
     batch: Vec<Sample>,
-    /// The disk buffer's drop count already added to the agent-wide one.
+    /// The outage buffer's drop count already added to the agent-wide one.
     disk_dropped_seen: u64,
 }
 
@@ -322,7 +322,7 @@ impl OutputRunner {
         }
     }
 
-    /// Sends the disk buffer's frames, oldest first, until it is empty or a batch fails.
+    /// Sends the outage buffer's frames, oldest first, until it is empty or a batch fails.
     async fn replay(&mut self, shared: &Shared) -> bool {
         loop {
             let token = {
@@ -387,13 +387,13 @@ impl OutputRunner {
         }
     }
 
-    /// Moves the memory ring to the disk buffer (the output is down, or stopping). What
+    /// Moves the memory ring to the outage buffer (the output is down, or stopping). What
     /// cannot be written stays in memory.
     pub fn spill_ring(&mut self, shared: &Shared) {
         self.queue.spill_ring(&shared.table.borrow());
     }
 
-    /// Adds what the disk buffer dropped since the last call to the agent-wide count.
+    /// Adds what the outage buffer dropped since the last call to the agent-wide count.
     pub fn forward_disk_drops(&mut self, shared: &Shared) {
         let now = self.queue.stats.disk_dropped.get();
         add(
@@ -403,7 +403,7 @@ impl OutputRunner {
         self.disk_dropped_seen = now;
     }
 
-    /// fsyncs the disk buffer when its sync interval has passed, or now with `force`.
+    /// fsyncs the outage buffer when its sync interval has passed, or now with `force`.
     pub fn sync_spill(&self, force: bool) {
         if let Some(spill) = self.queue.spill.borrow_mut().as_mut() {
             spill.maybe_sync(force);
@@ -452,7 +452,7 @@ impl OutputRunner {
 
     /// Flushes every `flush_interval` (a moment after the boundary, so the inputs of that
     /// tick are in), early when a full batch is waiting, and once more when `stop` fires.
-    /// A failed flush moves the memory ring to the disk buffer, as does every full batch
+    /// A failed flush moves the memory ring to the outage buffer, as does every full batch
     /// while the output is down. A down output is tried again at every flush tick: the
     /// tick's time is kept across early wake-ups, so no amount of incoming samples can
     /// push the retry away.

@@ -17,7 +17,7 @@ pub enum Published {
     /// Every output's queue took the samples (this many).
     Accepted(usize),
     /// An output's queue has no room for them without dropping older samples (its ring is
-    /// full and it has no usable disk buffer): nothing was published, so the sender can be
+    /// full and it has no usable outage buffer): nothing was published, so the sender can be
     /// told to try again later (HTTP 503) and nothing is lost.
     QueueFull,
 }

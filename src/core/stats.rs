@@ -34,7 +34,7 @@ pub struct OutputStats {
     pub last_flush_ns: Cell<u64>,
     pub buffer_len: Cell<u64>,
     pub buffer_cap: Cell<u64>,
-    /// The flash buffer (`core::spill`): samples waiting on disk, its files and bytes.
+    /// The outage buffer (`core::spill`): samples waiting on disk, its files and bytes.
     pub disk_samples: Cell<u64>,
     pub disk_segments: Cell<u64>,
     pub disk_bytes: Cell<u64>,

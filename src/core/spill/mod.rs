@@ -154,7 +154,7 @@ pub struct DiskStatus {
     pub unreadable: u64,
 }
 
-/// One output's flash buffer: a store of opaque frames in segment files, given meaning by
+/// One output's outage buffer: a store of opaque frames in segment files, given meaning by
 /// the codec of its item kind.
 pub struct Spill<C: Codec = SampleCodec> {
     cfg: SpillConfig,
@@ -180,7 +180,7 @@ pub struct Spill<C: Codec = SampleCodec> {
     /// A frame whose samples were delivered from memory after they were spilled, found
     /// behind older frames: replay skips it when it gets there.
     delivered: Option<FrameRef>,
-    /// Segments and samples dropped since the disk buffer became full: one line when it
+    /// Segments and samples dropped since the outage buffer became full: one line when it
     /// starts, one with the totals when it ends.
     full_streak: Option<(u64, u64)>,
 }
@@ -657,7 +657,7 @@ impl<C: Codec> Spill<C> {
     }
 
     /// The output delivers again, or everything is gone or stopping: the totals of the
-    /// drops since the disk buffer became full.
+    /// drops since the outage buffer became full.
     fn end_full_streak(&mut self) {
         if let Some((segs, samples)) = self.full_streak.take() {
             log::warn!(

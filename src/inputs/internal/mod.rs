@@ -59,7 +59,7 @@ pub fn parse_status_threads(text: &str) -> Option<u64> {
 }
 
 impl Internal {
-    /// The output's flash buffer (see `core::spill`).
+    /// The output's outage buffer (see `core::spill`).
     fn disk_buffer(em: &mut Emitter, o: &OutputStats, l: &[(&str, &str)]) {
         em.gauge(
             "internal_write_disk_buffer_samples",
