@@ -271,8 +271,18 @@ impl<C: Codec> Spill<C> {
         &self.cfg.dir
     }
 
+    /// Whether the disk is off now: an error made the buffer memory-only and its retry is
+    /// not due yet (once due, the next use tries the disk).
     pub fn is_disabled(&self) -> bool {
-        self.disabled_since.is_some()
+        self.disabled_since
+            .is_some_and(|since| since.elapsed() < self.retry_after && !self.retry_forced)
+    }
+
+    /// The replay side forgets where it was, and its dictionary with the series ids it
+    /// holds (they would stay held, never forgotten, until the next outage's replay).
+    fn reset_reader(&mut self) {
+        self.reader = Reader::default();
+        self.codec.reset_reader();
     }
 
     /// Whether the buffer may be used: not disabled, or disabled long enough ago that the
@@ -294,7 +304,7 @@ impl<C: Codec> Spill<C> {
         self.retrying = true;
         self.retry_forced = false;
         if self.state.is_none() {
-            self.reader = Reader::default();
+            self.reset_reader();
         }
         true
     }
@@ -333,6 +343,7 @@ impl<C: Codec> Spill<C> {
         }
         self.disabled_since = Some(Instant::now());
         self.state = None;
+        self.reset_reader();
         add(&self.stats.disk_io_errors, 1);
         self.publish();
     }
@@ -670,7 +681,11 @@ impl<C: Codec> Spill<C> {
     /// The next batch to replay, oldest first, into `out`, its series interned into
     /// `table`. `None` when the disk holds nothing more (the files are removed then).
     pub fn next_batch(&mut self, table: &mut C::Table, out: &mut Vec<C::Item>) -> Option<Token> {
-        if self.state.is_none() && self.is_disabled() && self.usable() && self.cfg.dir.is_dir() {
+        if self.state.is_none()
+            && self.disabled_since.is_some()
+            && self.usable()
+            && self.cfg.dir.is_dir()
+        {
             if let Err(e) = self.open() {
                 self.fail("cannot read the buffer directory", &e);
                 return None;
@@ -937,9 +952,7 @@ impl<C: Codec> Spill<C> {
         };
         st.data_dirty = false;
         st.pos_dirty = false;
-        // Its dictionary holds series ids, which would stay held (never forgotten) until
-        // the next outage's replay.
-        self.reader = Reader::default();
+        self.reset_reader();
         self.end_full_streak();
         self.publish();
     }

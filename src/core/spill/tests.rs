@@ -1244,3 +1244,53 @@ fn a_disk_that_works_again_is_next_retried_after_a_minute() {
     );
     bring_dir_back(&buffer);
 }
+
+#[test]
+fn a_finished_replay_holds_no_series_any_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 5, 4, 0);
+    {
+        let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+        assert!(spill.append(&written, &table, 10));
+        spill.maybe_sync(true);
+    }
+    let mut fresh = SeriesTable::new("pi", 1000);
+    let mut spill = Spill::new(cfg(dir.path(), 64 << 20), stats());
+    let mut batch = Vec::new();
+    let token = spill.next_batch(&mut fresh, &mut batch).expect("a batch");
+    let mut held = vec![false; 16];
+    spill.mark_held(&mut held);
+    assert!(
+        held.iter().any(|&h| h),
+        "ids are held while the replay runs"
+    );
+    spill.ack(token);
+    assert_eq!(
+        drain(&mut spill, &mut fresh).len(),
+        written.len() - batch.len()
+    );
+    let mut held = vec![false; 16];
+    spill.mark_held(&mut held);
+    assert_eq!(
+        held.iter().filter(|&&h| h).count(),
+        0,
+        "a drained buffer lets its series be forgotten"
+    );
+}
+
+#[test]
+fn a_disk_whose_retry_is_due_no_longer_counts_as_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let mut table = SeriesTable::new("pi", 1000);
+    let written = samples(&mut table, 50, 20, 0);
+    let mut spill = Spill::new(cfg(&buffer, 32 << 10), stats());
+    assert!(spill.append(&written, &table, written.len()));
+    take_dir_away(&buffer);
+    assert!(!spill.append(&written, &table, 1000));
+    assert!(spill.is_disabled());
+    bring_dir_back(&buffer);
+    spill.disabled_since = Some(Instant::now() - spill.retry_after);
+    assert!(!spill.is_disabled(), "the next use tries the disk");
+}
