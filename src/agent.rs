@@ -44,6 +44,8 @@ pub struct Generation {
     pub outputs: Vec<OutputRunner>,
     /// Outputs that keep only the latest value per series: no queue.
     pub latest: Vec<LatestRunner>,
+    /// Every output's key, in the config's order (`outputs` and `latest` split it).
+    pub output_keys: Vec<String>,
 }
 
 /// Everything an input is built from. A reload keeps an input running, with its CPU and
@@ -157,6 +159,7 @@ pub fn build_generation(
         identities,
         outputs,
         latest,
+        output_keys,
     })
 }
 

@@ -319,8 +319,16 @@ fn describe(path: &Path, gen: &agent::Generation) -> String {
         );
     }
     let _ = writeln!(s, "outputs ({}):", c.outputs.len());
-    for (entry, runner) in c.outputs.iter().zip(&gen.outputs) {
-        let _ = writeln!(s, "  {:<16} {}", runner.name, entry.options.yaml());
+    for (entry, key) in c.outputs.iter().zip(&gen.output_keys) {
+        let _ = writeln!(s, "  {:<16} {}", key, entry.options.yaml());
+        if gen.latest.iter().any(|l| &l.name == key) {
+            let _ = writeln!(
+                s,
+                "  {:<16} keeps the latest value of each series (no buffer, no outage buffer)",
+                ""
+            );
+            continue;
+        }
         let _ = writeln!(
             s,
             "  {:<16} buffer: {} samples in memory (oldest dropped when full), batches of {}",
@@ -330,7 +338,7 @@ fn describe(path: &Path, gen: &agent::Generation) -> String {
             s,
             "  {:<16} outage buffer on disk: {} (up to {}, fsync every {})",
             "",
-            c.spill_config(&runner.name).dir.display(),
+            c.spill_config(key).dir.display(),
             c.max_disk_buffer,
             c.buffer_sync_interval
         );
