@@ -156,6 +156,30 @@ impl SeriesTable {
         self.generation.get(id as usize).copied().unwrap_or(0)
     }
 
+    /// The place of series `id` in state an output keeps per series id (`states`, grown as
+    /// needed), emptied when it holds an earlier series' state: the slot went to another
+    /// series since (its generation, as `generation_of` reads it from a state, differs).
+    pub fn state_slot<'a, T>(
+        &self,
+        states: &'a mut Vec<Option<T>>,
+        id: SeriesId,
+        generation_of: impl Fn(&T) -> u32,
+    ) -> &'a mut Option<T> {
+        let i = id as usize;
+        if states.len() <= i {
+            states.resize_with(i + 1, || None);
+        }
+        let generation = self.generation(id);
+        let slot = &mut states[i];
+        if slot
+            .as_ref()
+            .is_some_and(|st| generation_of(st) != generation)
+        {
+            *slot = None;
+        }
+        slot
+    }
+
     /// Retires series unseen for the forget time, and frees retired slots nobody holds.
     ///
     /// Retiring only unlinks a series from lookups: a later sighting of the same name gets
@@ -598,6 +622,34 @@ mod tests {
         assert_eq!(
             t.intern("b", "", &[("k", "v")]),
             Err(InternError::TableFull)
+        );
+    }
+
+    #[test]
+    fn an_outputs_state_for_a_reused_slot_starts_afresh() {
+        let mut t = forgetting_table(2);
+        let old = collect(&mut t, 0, &["a", "b"]);
+        let mut states: Vec<Option<(u32, &str)>> = Vec::new();
+        for (id, name) in [(old[0], "a"), (old[1], "b")] {
+            let g = t.generation(id);
+            t.state_slot(&mut states, id, |st| st.0)
+                .get_or_insert((g, name));
+        }
+        collect(&mut t, 9_000, &["a"]);
+        t.begin_collection(12_000);
+        t.end_collection();
+        t.sweep(|_| {}, |_| {});
+        let c = collect(&mut t, 12_000, &["c"])[0];
+        assert_eq!(c, old[1], "b's slot is reused");
+        assert_eq!(
+            *t.state_slot(&mut states, c, |st| st.0),
+            None,
+            "b's state is gone"
+        );
+        assert_eq!(
+            t.state_slot(&mut states, old[0], |st| st.0).map(|st| st.1),
+            Some("a"),
+            "a keeps its state"
         );
     }
 

@@ -494,30 +494,21 @@ impl Mqtt {
 
     /// The cached state of a series, made at its first sight.
     fn state(&mut self, id: SeriesId, table: &SeriesTable) -> &mut SeriesState {
-        let i = id as usize;
-        if self.series.len() <= i {
-            self.series.resize_with(i + 1, || None);
-        }
         let generation = table.generation(id);
-        if self.series[i]
-            .as_ref()
-            .is_some_and(|st| st.generation != generation)
-        {
-            // The slot went to another series: this state is an earlier series'.
-            self.series[i] = None;
-        }
         let (filter, prefix) = (&self.filter, &self.prefix);
-        self.series[i].get_or_insert_with(|| {
-            let series = table.get(id);
-            let mut topic = String::new();
-            topics::series_topic(prefix, series, &mut topic);
-            SeriesState {
-                generation,
-                allowed: filter.allows(&series.name),
-                topic: topic.into(),
-                discovered: 0,
-            }
-        })
+        table
+            .state_slot(&mut self.series, id, |st| st.generation)
+            .get_or_insert_with(|| {
+                let series = table.get(id);
+                let mut topic = String::new();
+                topics::series_topic(prefix, series, &mut topic);
+                SeriesState {
+                    generation,
+                    allowed: filter.allows(&series.name),
+                    topic: topic.into(),
+                    discovered: 0,
+                }
+            })
     }
 
     /// Hands `self.messages` to the client and, for QoS 1 and 2, waits until the broker has

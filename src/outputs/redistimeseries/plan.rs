@@ -10,30 +10,21 @@ use std::time::Instant;
 
 impl RedisTimeSeries {
     pub(super) fn state(&mut self, id: SeriesId, table: &SeriesTable) -> &mut SeriesState {
-        let i = id as usize;
-        if i >= self.series.len() {
-            self.series.resize_with(i + 1, || None);
-        }
         let generation = table.generation(id);
-        if self.series[i]
-            .as_ref()
-            .is_some_and(|st| st.generation != generation)
-        {
-            // The slot went to another series: this state is an earlier series'.
-            self.series[i] = None;
-        }
         let key_format = &self.key_format;
-        self.series[i].get_or_insert_with(|| {
-            let mut key = String::new();
-            key_format.render(table.get(id), &mut key);
-            SeriesState {
-                generation,
-                key: key.into(),
-                created: Created::No,
-                denied_until: None,
-                warned: false,
-            }
-        })
+        table
+            .state_slot(&mut self.series, id, |st| st.generation)
+            .get_or_insert_with(|| {
+                let mut key = String::new();
+                key_format.render(table.get(id), &mut key);
+                SeriesState {
+                    generation,
+                    key: key.into(),
+                    created: Created::No,
+                    denied_until: None,
+                    warned: false,
+                }
+            })
     }
 
     /// Fills `self.pipe`: creation commands for new series, then the samples as TS.MADD.
