@@ -322,20 +322,52 @@ fn after_an_io_error_the_disk_is_tried_again_and_what_it_held_is_replayed() {
     assert_eq!(st.disk_io_errors.get(), 1);
 }
 
-#[test]
-fn after_a_failed_write_what_is_on_disk_is_still_replayed_before_the_retry() {
+/// A buffer in `<tmp>/buffer` holding one frame bigger than a segment (so the next append
+/// starts a segment file), whose next append failed: the directory was taken away (see
+/// [`take_dir_away`]; [`bring_dir_back`] returns it).
+struct FailedWrite {
+    /// Bind it (`_dir: _tmp`) when destructuring: dropped, it deletes the directory.
+    _dir: tempfile::TempDir,
+    buffer: PathBuf,
+    table: SeriesTable,
+    written: Vec<Sample>,
+    spill: Spill,
+    stats: Rc<OutputStats>,
+}
+
+fn failed_write() -> FailedWrite {
     let dir = tempfile::tempdir().unwrap();
     let buffer = dir.path().join("buffer");
     let mut table = SeriesTable::new("pi", 1000);
     let written = samples(&mut table, 50, 20, 0);
-    let st = stats();
-    let mut spill = Spill::new(cfg(&buffer, 32 << 10), st.clone());
-    // One frame bigger than a segment: the next append starts a new segment file.
+    let stats = stats();
+    let mut spill = Spill::new(cfg(&buffer, 32 << 10), stats.clone());
     assert!(spill.append(&written, &table, written.len()));
     spill.maybe_sync(true);
-    // Starting the next segment fails (a full disk does the same): writing stops...
     take_dir_away(&buffer);
     assert!(!spill.append(&written, &table, 1000));
+    FailedWrite {
+        _dir: dir,
+        buffer,
+        table,
+        written,
+        spill,
+        stats,
+    }
+}
+
+#[test]
+fn after_a_failed_write_what_is_on_disk_is_still_replayed_before_the_retry() {
+    // Starting the next segment fails (a full disk does the same): writing stops...
+    let FailedWrite {
+        buffer,
+        mut table,
+        written,
+        mut spill,
+        stats: st,
+        _dir: _tmp,
+        ..
+    } = failed_write();
     assert!(spill.is_disabled());
     bring_dir_back(&buffer);
     assert!(
@@ -360,14 +392,14 @@ fn after_a_failed_write_what_is_on_disk_is_still_replayed_before_the_retry() {
 
 #[test]
 fn at_shutdown_a_failed_disk_is_tried_once_more_whatever_the_schedule() {
-    let dir = tempfile::tempdir().unwrap();
-    let buffer = dir.path().join("buffer");
-    let mut table = SeriesTable::new("pi", 1000);
-    let written = samples(&mut table, 50, 20, 0);
-    let mut spill = Spill::new(cfg(&buffer, 32 << 10), stats());
-    assert!(spill.append(&written, &table, written.len()));
-    take_dir_away(&buffer);
-    assert!(!spill.append(&written, &table, 1000));
+    let FailedWrite {
+        buffer,
+        mut table,
+        written,
+        mut spill,
+        _dir: _tmp,
+        ..
+    } = failed_write();
     bring_dir_back(&buffer);
     assert!(
         !spill.append(&written, &table, 1000),
@@ -1220,14 +1252,14 @@ fn a_buffer_written_by_the_dictionary_format_build_still_replays() {
 
 #[test]
 fn a_disk_that_works_again_is_next_retried_after_a_minute() {
-    let dir = tempfile::tempdir().unwrap();
-    let buffer = dir.path().join("buffer");
-    let mut table = SeriesTable::new("pi", 1000);
-    let written = samples(&mut table, 50, 20, 0);
-    let mut spill = Spill::new(cfg(&buffer, 32 << 10), stats());
-    assert!(spill.append(&written, &table, written.len()));
-    take_dir_away(&buffer);
-    assert!(!spill.append(&written, &table, 1000));
+    let FailedWrite {
+        buffer,
+        table,
+        written,
+        mut spill,
+        _dir: _tmp,
+        ..
+    } = failed_write();
     assert_eq!(spill.retry_after, Duration::from_secs(60));
     spill.disabled_since = Some(Instant::now() - spill.retry_after);
     assert!(!spill.append(&written, &table, 1000), "still failing");
@@ -1281,14 +1313,12 @@ fn a_finished_replay_holds_no_series_any_more() {
 
 #[test]
 fn a_disk_whose_retry_is_due_no_longer_counts_as_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let buffer = dir.path().join("buffer");
-    let mut table = SeriesTable::new("pi", 1000);
-    let written = samples(&mut table, 50, 20, 0);
-    let mut spill = Spill::new(cfg(&buffer, 32 << 10), stats());
-    assert!(spill.append(&written, &table, written.len()));
-    take_dir_away(&buffer);
-    assert!(!spill.append(&written, &table, 1000));
+    let FailedWrite {
+        _dir: _tmp,
+        buffer,
+        mut spill,
+        ..
+    } = failed_write();
     assert!(spill.is_disabled());
     bring_dir_back(&buffer);
     spill.disabled_since = Some(Instant::now() - spill.retry_after);
