@@ -364,7 +364,7 @@ mod tests {
         assert_eq!((cfg.conn.host.as_str(), cfg.conn.port), ("r.lan", 6380));
         assert!(cfg.conn.tls.ssl);
         assert_eq!(cfg.conn.connect_timeout.0.as_secs(), 2);
-        assert_eq!(cfg.key_format, "{name}");
+        assert_eq!(cfg.key_format.as_deref(), Some("{name}"));
         assert_eq!(cfg.write_timeout.0.as_secs(), 3);
         assert_eq!(cfg.conn.db, 0, "an unset shared key keeps its default");
     }

@@ -34,6 +34,7 @@ pub struct ConnOptions<'a> {
 }
 
 /// Everything needed to (re)connect, prepared at build time without touching the network.
+#[derive(Clone)]
 pub struct Endpoint {
     pub target: Target,
     info: RedisConnectionInfo,
@@ -80,6 +81,14 @@ impl Endpoint {
             #[cfg(feature = "tls")]
             tls,
         })
+    }
+
+    /// The same login, TLS and timeouts for another node (of a cluster).
+    pub fn for_node(&self, host: &str, port: u16) -> Endpoint {
+        let mut e = self.clone();
+        e.target.host = host.to_string();
+        e.target.port = port;
+        e
     }
 
     /// Connects, does the TLS handshake and logs in, all within `connect_timeout`. The error

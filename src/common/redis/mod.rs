@@ -2,6 +2,8 @@
 //! the keys users write, where to connect, one connection on smol, and the session that
 //! keeps it and reconnects with backoff.
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 mod conn;
 mod keys;
 mod session;

@@ -12,6 +12,10 @@ use std::time::Duration;
 /// The default key template: `net_rx_bytes:pi4:eth0`.
 pub const DEFAULT_KEY_FORMAT: &str = "{name}:{host}{:values}";
 
+/// The default in cluster mode: `net_rx_bytes:{pi4}:eth0`. The braces are a hash tag:
+/// every key of one host, and its downsampling destinations, hash to the same slot.
+pub const CLUSTER_KEY_FORMAT: &str = "{name}:{{{host}}}{:values}";
+
 /// The connection keys (`host`, `url`, `ssl`…) are [`RedisKeys`], written flat among these.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(remote = "Self", default, deny_unknown_fields)]
@@ -21,7 +25,18 @@ pub struct Config {
     /// How long one flush may wait for the server's replies.
     #[serde(deserialize_with = "range::timeout")]
     pub write_timeout: Dur,
-    pub key_format: String,
+    /// Default: [`DEFAULT_KEY_FORMAT`], or [`CLUSTER_KEY_FORMAT`] with `cluster: true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_format: Option<String>,
+    /// A Redis Cluster: the slot map is learned from the seed nodes (`nodes`, else `url` or
+    /// `host`/`port`).
+    pub cluster: bool,
+    /// Seed nodes of a cluster, `host:port`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// In cluster mode, the replicas a write waits for (`WAIT`) before it counts as
+    /// written, so a failover cannot lose it; never more than the master has.
+    pub wait_replicas: u8,
     /// Labels added to every series.
     pub labels: BTreeMap<String, String>,
     /// RETENTION of created series; none leaves the server's default (forever unless set).
@@ -40,7 +55,10 @@ impl Default for Config {
         Config {
             conn: RedisKeys::default(),
             write_timeout: Dur(Duration::from_secs(10)),
-            key_format: DEFAULT_KEY_FORMAT.into(),
+            key_format: None,
+            cluster: false,
+            nodes: Vec::new(),
+            wait_replicas: 1,
             labels: BTreeMap::new(),
             retention: None,
             duplicate_policy: DuplicatePolicy::Last,
@@ -169,6 +187,57 @@ impl Config {
     pub fn conn_options(&self, plugin: &'static str) -> ConnOptions<'_> {
         self.conn
             .conn_options(plugin, self.write_timeout.0, "write_timeout")
+    }
+
+    /// The key template in use.
+    pub fn key_format(&self) -> &str {
+        match &self.key_format {
+            Some(f) => f,
+            None if self.cluster => CLUSTER_KEY_FORMAT,
+            None => DEFAULT_KEY_FORMAT,
+        }
+    }
+
+    /// The seed nodes of a cluster: `nodes`, else the address of `url` or `host`/`port`.
+    /// Checks the cluster options whether or not `cluster` is on.
+    pub fn seeds(&self, target: &Target) -> Result<Vec<(String, u16)>, BuildError> {
+        if !self.cluster {
+            if !self.nodes.is_empty() {
+                return Err(BuildError::at(
+                    "nodes",
+                    "seed nodes are for a Redis Cluster: set `cluster: true`, or use host and port",
+                ));
+            }
+            return Ok(Vec::new());
+        }
+        if !cfg!(feature = "cluster") {
+            return Err(BuildError::at(
+                "cluster",
+                "this rtcollector was built without Redis Cluster support (the `cluster` feature)",
+            ));
+        }
+        if target.db != 0 {
+            return Err(BuildError::at(
+                "db",
+                "a Redis Cluster has only database 0",
+            ));
+        }
+        if self.nodes.is_empty() {
+            return Ok(vec![(target.host.clone(), target.port)]);
+        }
+        self.nodes
+            .iter()
+            .map(|n| {
+                let (host, port) = n
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h, p.parse::<u16>().ok().filter(|&p| p > 0)?)))
+                    .filter(|(h, _)| !h.is_empty())
+                    .ok_or_else(|| {
+                        BuildError::at("nodes", format!("`{n}` is not host:port"))
+                    })?;
+                Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+            })
+            .collect()
     }
 
     /// Checks the series options that the server would otherwise refuse at run time.

@@ -93,6 +93,34 @@ impl KeyFormat {
         Ok(KeyFormat { parts })
     }
 
+    /// True when every key this template renders has a hash tag (`{…}`, see
+    /// `common::redis::cluster::hash_tag`) that is never empty: literal text, `{name}` or
+    /// `{host}` inside it, not only labels a series may lack. Such keys keep a series and
+    /// its downsampling destinations (the key plus a suffix) on one cluster slot.
+    pub fn has_hash_tag(&self) -> bool {
+        let mut open = false;
+        let mut filled = false;
+        for part in &self.parts {
+            match part {
+                Part::Lit(s) => {
+                    let mut rest = s.as_str();
+                    if !open {
+                        let Some(i) = rest.find('{') else { continue };
+                        open = true;
+                        rest = &rest[i + 1..];
+                    }
+                    if let Some(j) = rest.find('}') {
+                        return filled || j > 0;
+                    }
+                    filled |= !rest.is_empty();
+                }
+                Part::Name | Part::Host => filled |= open,
+                Part::Values(_) | Part::Label(_) => {}
+            }
+        }
+        false
+    }
+
     /// Appends the key of `series` to `out`.
     pub fn render(&self, series: &Series, out: &mut String) {
         for part in &self.parts {
@@ -141,6 +169,24 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
     use crate::core::SeriesTable;
+
+    #[test]
+    fn hash_tags_that_are_never_empty_are_found() {
+        let tagged = |f: &str| KeyFormat::parse(f).unwrap().has_hash_tag();
+        assert!(tagged(super::super::config::CLUSTER_KEY_FORMAT));
+        assert!(tagged("{{{host}}}:{name}"));
+        assert!(tagged("{{site1}}:{name}{:values}"));
+        assert!(tagged("{{x{name}}}"));
+        assert!(tagged("{name}:{{{rack}-{host}}}"));
+        assert!(!tagged(super::super::config::DEFAULT_KEY_FORMAT));
+        assert!(!tagged("{name}:{{{rack}}}"), "a label may be missing");
+        assert!(!tagged("{name}:{{}}{host}"));
+        assert!(!tagged("{name}:{{{host}"), "not closed");
+        assert_eq!(
+            key(super::super::config::CLUSTER_KEY_FORMAT, "net_rx_bytes", &[("iface", "eth0")]),
+            "net_rx_bytes:{pi4}:eth0"
+        );
+    }
 
     fn key(fmt: &str, name: &str, labels: &[(&str, &str)]) -> String {
         let mut t = SeriesTable::new("pi4", 10);

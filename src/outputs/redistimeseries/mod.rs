@@ -34,17 +34,19 @@ pub(crate) mod config;
 mod keys;
 mod plan;
 mod reply;
+mod route;
 
 pub use config::{Aggregation, Config, Downsample, DuplicatePolicy, Encoding, RedisUrl};
 pub use keys::KeyFormat;
 
-use crate::core::backoff::Backoff;
+use crate::common::redis::{Connected, Endpoint};
 use crate::config::{BuildError, Millis};
 use crate::core::metric::SeriesId;
 use crate::core::{Output, OutputError, Sample, SeriesTable, SeriesView, WriteFuture, WriteReport};
 use crate::outputs::OutputCtx;
-use crate::common::redis::{Connected, Endpoint, Session};
+use plan::Split;
 use redis::Pipeline;
+use route::Route;
 use std::time::{Duration, Instant};
 
 /// The commented config sample for `sample-config`.
@@ -65,6 +67,9 @@ pub const SAMPLE: &str = "\
     # connect_timeout: 5s
     # write_timeout: 10s
     # key_format: \"{name}:{host}{:values}\"   # \"{name}{_values}\" = the Python rtcollector's old keys
+    # cluster: true                # a Redis Cluster; keys become name:{host}:values
+    # nodes: [\"redis1:7000\", \"redis2:7000\"]   # seed nodes (default: host and port)
+    # wait_replicas: 1             # cluster: a write counts once a replica has it
     retention: 30d
     # duplicate_policy: last
     # chunk_size: 4KiB
@@ -118,6 +123,8 @@ struct SeriesState {
     /// The series slot's generation this state was made for (see `SeriesTable::generation`).
     generation: u32,
     key: Box<str>,
+    /// The key's hash slot in a cluster (0 without the `cluster` feature).
+    slot: u16,
     created: Created,
     /// NOPERM: skipped until then.
     denied_until: Option<Instant>,
@@ -134,11 +141,17 @@ enum Pipelined {
     Rule(SeriesId),
     /// TS.MADD of the samples `order[start..end]`.
     Madd(u32, u32),
+    /// ASKING before a command sent to the node a migrating slot's ASK named.
+    Asking,
+    /// WAIT for the replicas after the writes (cluster mode).
+    Wait(u8),
 }
 
 pub struct RedisTimeSeries {
     name: String,
-    session: Session,
+    route: Route,
+    /// The ACL user, for messages.
+    username: String,
     key_format: KeyFormat,
     retention: Option<u64>,
     policy: DuplicatePolicy,
@@ -155,6 +168,26 @@ pub struct RedisTimeSeries {
     /// Batch indices in the order their samples were put into TS.MADD commands.
     order: Vec<u32>,
     retry: Vec<u32>,
+    /// What the round being planned does beyond the samples: ASKING before each command,
+    /// WAIT for that many replicas at the end.
+    asking: bool,
+    wait: u8,
+    /// `wait_replicas` (cluster mode).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    wait_replicas: u8,
+    /// Writes that fewer replicas acknowledged than WAIT asked for.
+    unreplicated: u64,
+    /// Cluster mode: the samples of a round, each with the node an ASK named (or
+    /// `NO_OWNER`), and per node the samples that go to it (see `route.rs`).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pending: Vec<(u32, u16)>,
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    groups: Vec<Vec<u32>>,
+    /// Cluster mode: samples a MOVED or ASK sent elsewhere (batch index, index into
+    /// `redirects`).
+    redirected: Vec<(u32, u16)>,
+    #[cfg(feature = "cluster")]
+    redirects: Vec<crate::common::redis::cluster::Redirect>,
 }
 
 /// Builds the output; does not connect (`rtcollector check` must work without Redis), but
@@ -162,8 +195,21 @@ pub struct RedisTimeSeries {
 pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, BuildError> {
     let target = cfg.target()?;
     cfg.validate_series()?;
-    let key_format = KeyFormat::parse(&cfg.key_format)?;
+    let seeds = cfg.seeds(&target)?;
+    let key_format = KeyFormat::parse(cfg.key_format())?;
+    if cfg.cluster && !cfg.downsample.is_empty() && !key_format.has_hash_tag() {
+        return Err(BuildError::at(
+            "key_format",
+            format!(
+                "`{}` has no hash tag, so in a cluster a key and its downsampling destinations (the key plus `:avg_5m`) land on different slots, which RedisTimeSeries refuses: tag the host as the default does (`{}`), or leave key_format out",
+                cfg.key_format(),
+                config::CLUSTER_KEY_FORMAT
+            ),
+        ));
+    }
+    let username = target.username.clone().unwrap_or_else(|| "default".into());
     let endpoint = Endpoint::new(&cfg.conn_options("redistimeseries"), target)?;
+    let who = format!("output {}", ctx.key);
     let rules = cfg
         .downsample
         .iter()
@@ -183,11 +229,8 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, BuildErro
         .collect();
     Ok(RedisTimeSeries {
         name: ctx.key.clone(),
-        session: Session::new(
-            endpoint,
-            format!("output {}", ctx.key),
-            Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
-        ),
+        route: Route::new(endpoint, seeds, who, (BACKOFF_MIN, BACKOFF_MAX)),
+        username,
         key_format,
         retention: cfg.retention.map(|r| r.0),
         policy: cfg.duplicate_policy,
@@ -205,6 +248,15 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, BuildErro
         pipelined: Vec::new(),
         order: Vec::new(),
         retry: Vec::new(),
+        asking: false,
+        wait: 0,
+        wait_replicas: cfg.wait_replicas,
+        unreplicated: 0,
+        pending: Vec::new(),
+        groups: Vec::new(),
+        redirected: Vec::new(),
+        #[cfg(feature = "cluster")]
+        redirects: Vec::new(),
     })
 }
 
@@ -227,57 +279,76 @@ impl RedisTimeSeries {
     ) -> Result<WriteReport, OutputError> {
         if self.in_flight {
             // The previous write was cancelled halfway (a stop's flush budget ran out): what
-            // it created and what the connection still owes us are unknown. Start afresh.
-            self.drop_connection();
+            // it created and what the connections still owe us are unknown. Start afresh.
+            self.route.disconnect_all();
+            self.forget_created();
         }
-        self.retry.clear();
-        self.ensure_connected().await.map_err(OutputError::Retry)?;
         self.in_flight = true;
-        let result = self.write_planned(batch, &view).await;
+        let result = if self.route.is_cluster() {
+            self.write_cluster(batch, &view).await
+        } else {
+            let mut report = WriteReport::default();
+            self.write_to(0, batch, None, &view, &mut report)
+                .await
+                .map(|()| report)
+        };
         self.in_flight = false;
         result
     }
 
-    async fn write_planned(
+    /// Writes the samples `only` (all when `None`) to `node`: one pipeline, then one more
+    /// for the samples to resend split by series (NOPERM) or after creating their key again.
+    async fn write_to(
         &mut self,
+        node: usize,
         batch: &[Sample],
+        only: Option<&[u32]>,
         view: &SeriesView<'_>,
-    ) -> Result<WriteReport, OutputError> {
-        let mut report = WriteReport::default();
-        view.with(|t| self.plan(batch, None, t, &mut report));
-        self.round(batch, true, &mut report).await?;
+        report: &mut WriteReport,
+    ) -> Result<(), OutputError> {
+        self.retry.clear();
+        self.ensure_connected(node).await.map_err(OutputError::Retry)?;
+        let split = if self.route.is_cluster() {
+            Split::Slot
+        } else {
+            Split::Size
+        };
+        view.with(|t| self.plan(batch, only, split, t, report));
+        self.round(node, batch, true, report).await?;
         if !self.retry.is_empty() {
             let retry = std::mem::take(&mut self.retry);
-            view.with(|t| self.plan(batch, Some(&retry), t, &mut report));
-            self.round(batch, false, &mut report).await?;
+            view.with(|t| self.plan(batch, Some(&retry), Split::Series, t, report));
+            self.round(node, batch, false, report).await?;
             self.retry = retry;
             self.retry.clear();
-        }
-        Ok(report)
-    }
-
-    /// Connects unless connected (see [`Session::ensure`]); a new connection starts with
-    /// nothing created on it.
-    async fn ensure_connected(&mut self) -> Result<(), String> {
-        let connected = self.session.ensure().await?;
-        if connected == Connected::Kept {
-            return Ok(());
-        }
-        self.forget_created();
-        let target = &self.session.endpoint().target;
-        let tls = if target.tls { " (TLS)" } else { "" };
-        if connected == Connected::First {
-            log::info!("output {}: connected to {}{tls}", self.name, target.addr());
-        } else {
-            log::debug!("output {}: reconnected to {}{tls}", self.name, target.addr());
         }
         Ok(())
     }
 
-    /// Forgets the connection and what was created on it: the server may have restarted
-    /// without its data, so series are created again on the next connection.
-    fn drop_connection(&mut self) {
-        self.session.disconnect();
+    /// Connects to `node` unless connected (see `Session::ensure`); a new connection starts
+    /// with nothing created on it.
+    async fn ensure_connected(&mut self, node: usize) -> Result<(), String> {
+        let connected = self.route.ensure(node).await?;
+        if connected == Connected::Kept {
+            return Ok(());
+        }
+        self.forget_created();
+        let (addr, tls) = (self.route.addr(node), self.route.tls());
+        let tls = if tls { " (TLS)" } else { "" };
+        match connected {
+            Connected::First if !self.route.is_cluster() => {
+                log::info!("output {}: connected to {addr}{tls}", self.name)
+            }
+            Connected::First => log::debug!("output {}: connected to {addr}{tls}", self.name),
+            _ => log::debug!("output {}: reconnected to {addr}{tls}", self.name),
+        }
+        Ok(())
+    }
+
+    /// Forgets the connection to `node` and what was created: the server may have
+    /// restarted without its data, so series are created again on the next connection.
+    fn drop_connection(&mut self, node: usize) {
+        self.route.disconnect(node);
         self.forget_created();
     }
 
@@ -287,9 +358,10 @@ impl RedisTimeSeries {
         }
     }
 
-    /// Sends the planned pipeline and books its replies.
+    /// Sends the planned pipeline to `node` and books its replies.
     async fn round(
         &mut self,
+        node: usize,
         batch: &[Sample],
         first: bool,
         report: &mut WriteReport,
@@ -297,21 +369,22 @@ impl RedisTimeSeries {
         if self.pipe.is_empty() {
             return Ok(());
         }
-        let values = match self.session.send(&self.pipe).await {
+        let values = match self.route.send(node, &self.pipe).await {
             Ok(v) => v,
             Err(e) => {
-                self.drop_connection();
+                self.drop_connection(node);
+                self.route.mark_stale();
                 return Err(OutputError::Retry(e));
             }
         };
-        if let Err(e) = self.book(batch, values, first, report) {
+        let addr = self.route.addr(node);
+        if let Err(e) = self.book(batch, values, first, report, &addr) {
             // Whatever was created may be half done: start over on a fresh connection.
-            self.drop_connection();
+            self.drop_connection(node);
             return Err(OutputError::Retry(e));
         }
         Ok(())
     }
-
 }
 
 #[cfg(test)]
@@ -385,7 +458,7 @@ mod tests {
             },
         ];
         let mut report = WriteReport::default();
-        o.plan(&batch, None, &t, &mut report);
+        o.plan(&batch, None, Split::Size, &t, &mut report);
         assert_eq!(report.rejected, 1, "NaN is dropped before sending");
         assert_eq!(
             packed(&o),
@@ -399,7 +472,7 @@ mod tests {
         for s in o.series.iter_mut().flatten() {
             s.created = Created::Yes;
         }
-        o.plan(&batch[..2], None, &t, &mut report);
+        o.plan(&batch[..2], None, Split::Size, &t, &mut report);
         assert_eq!(
             packed(&o),
             "TS.MADD net_rx_bytes:pi4:eth0 1000 1.5 mem_used:pi4 1000 2.0 "
@@ -424,10 +497,10 @@ mod tests {
             o.state(id, &t).created = Created::Yes;
         }
         let mut r = WriteReport::default();
-        o.plan(&batch, None, &t, &mut r);
+        o.plan(&batch, None, Split::Size, &t, &mut r);
         assert_eq!(o.pipe.len(), 2);
         let only: Vec<u32> = vec![3, 0, 1, 2];
-        o.plan(&batch, Some(&only), &t, &mut r);
+        o.plan(&batch, Some(&only), Split::Series, &t, &mut r);
         assert_eq!(
             packed(&o),
             "TS.MADD a:h 0 0.0 a:h 2 0.0 TS.MADD b:h 3 0.0 b:h 1 0.0 "
@@ -449,6 +522,7 @@ mod tests {
                 value: 1.0,
             }],
             None,
+            Split::Size,
             &t,
             &mut r,
         );

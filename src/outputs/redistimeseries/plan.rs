@@ -2,11 +2,25 @@
 //! series new on this connection, and the samples as `TS.MADD`s, in one pipeline whose
 //! reply slots say what each reply answers. Pure: no I/O here.
 
-use super::{Created, RedisTimeSeries, SeriesState, Pipelined, MADD_MAX};
+use super::{Created, Pipelined, RedisTimeSeries, SeriesState, MADD_MAX};
 use crate::core::metric::{Series, SeriesId};
 use crate::core::{Sample, SeriesTable, WriteReport};
 use redis::Pipeline;
 use std::time::Instant;
+
+/// Where one `TS.MADD` ends besides [`MADD_MAX`] samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Split {
+    /// Only at the size limit.
+    Size,
+    /// At each series, so that a refusal names its series.
+    Series,
+    /// At each hash slot: a cluster refuses a command whose keys span two (CROSSSLOT).
+    Slot,
+}
+
+/// How long a WAIT for replicas may block the write, at most.
+const WAIT_MS: u64 = 1000;
 
 impl RedisTimeSeries {
     pub(super) fn state(&mut self, id: SeriesId, table: &SeriesTable) -> &mut SeriesState {
@@ -17,9 +31,14 @@ impl RedisTimeSeries {
             .get_or_insert_with(|| {
                 let mut key = String::new();
                 key_format.render(table.get(id), &mut key);
+                #[cfg(feature = "cluster")]
+                let slot = crate::common::redis::cluster::hash_slot(key.as_bytes());
+                #[cfg(not(feature = "cluster"))]
+                let slot = 0;
                 SeriesState {
                     generation,
                     key: key.into(),
+                    slot,
                     created: Created::No,
                     denied_until: None,
                     warned: false,
@@ -27,13 +46,15 @@ impl RedisTimeSeries {
             })
     }
 
-    /// Fills `self.pipe`: creation commands for new series, then the samples as TS.MADD.
-    /// `only` limits it to those batch indices and sends one TS.MADD per series, so that a
-    /// refusal names its series.
+    /// Fills `self.pipe`: creation commands for new series, then the samples as TS.MADD,
+    /// split as `split` says (the order of one series' samples is kept), then WAIT when
+    /// `self.wait` asks for replicas. `only` limits it to those batch indices. With
+    /// `self.asking`, every command goes after an ASKING.
     pub(super) fn plan(
         &mut self,
         batch: &[Sample],
         only: Option<&[u32]>,
+        split: Split,
         table: &SeriesTable,
         report: &mut WriteReport,
     ) {
@@ -79,21 +100,41 @@ impl RedisTimeSeries {
             }
             self.order.push(i);
         }
-        if only.is_some() {
-            // Stable: samples of one series keep their order.
-            self.order.sort_by_key(|&i| batch[i as usize].series);
+        // Stable sorts: samples of one series keep their order.
+        match split {
+            Split::Size => {}
+            Split::Series => self.order.sort_by_key(|&i| batch[i as usize].series),
+            Split::Slot => {
+                let series = &self.series;
+                let slot = |i: u32| {
+                    series[batch[i as usize].series as usize]
+                        .as_ref()
+                        .map_or(0, |st| st.slot)
+                };
+                self.order.sort_by_key(|&i| slot(i));
+            }
         }
         let mut start = 0;
         while start < self.order.len() {
             let mut end = (start + MADD_MAX).min(self.order.len());
-            if only.is_some() {
-                let first = batch[self.order[start] as usize].series;
+            if split != Split::Size {
+                let group = |i: u32| {
+                    let series = batch[i as usize].series;
+                    match split {
+                        Split::Slot => self.series[series as usize]
+                            .as_ref()
+                            .map_or(0, |st| u32::from(st.slot)),
+                        _ => series,
+                    }
+                };
+                let first = group(self.order[start]);
                 end = start
                     + self.order[start..end]
                         .iter()
-                        .take_while(|&&i| batch[i as usize].series == first)
+                        .take_while(|&&i| group(i) == first)
                         .count();
             }
+            self.asking();
             self.pipe.cmd("TS.MADD");
             for &i in &self.order[start..end] {
                 let s = batch[i as usize];
@@ -106,6 +147,18 @@ impl RedisTimeSeries {
             self.pipelined.push(Pipelined::Madd(start as u32, end as u32));
             start = end;
         }
+        if self.wait > 0 && !self.order.is_empty() {
+            self.pipe.cmd("WAIT").arg(self.wait).arg(WAIT_MS);
+            self.pipelined.push(Pipelined::Wait(self.wait));
+        }
+    }
+
+    /// An ASKING before the next command when the round goes to a node an ASK named.
+    fn asking(&mut self) {
+        if self.asking {
+            self.pipe.cmd("ASKING");
+            self.pipelined.push(Pipelined::Asking);
+        }
     }
 
     fn push_create(&mut self, id: SeriesId, table: &SeriesTable) {
@@ -113,6 +166,13 @@ impl RedisTimeSeries {
         let key = &self.series[id as usize].as_ref().expect("state exists").key;
         let labels = series_labels(&self.labels, series);
         let pipe = &mut self.pipe;
+        let asking = |pipe: &mut Pipeline, pipelined: &mut Vec<Pipelined>| {
+            if self.asking {
+                pipe.cmd("ASKING");
+                pipelined.push(Pipelined::Asking);
+            }
+        };
+        asking(pipe, &mut self.pipelined);
         pipe.cmd("TS.CREATE").arg(&**key);
         if let Some(r) = self.retention {
             pipe.arg("RETENTION").arg(r);
@@ -127,6 +187,7 @@ impl RedisTimeSeries {
         push_labels(pipe, &labels, &[]);
         self.pipelined.push(Pipelined::Create(id));
 
+        asking(pipe, &mut self.pipelined);
         pipe.cmd("TS.ALTER").arg(&**key);
         if let Some(r) = self.retention {
             pipe.arg("RETENTION").arg(r);
@@ -140,6 +201,7 @@ impl RedisTimeSeries {
 
         for rule in self.rules.iter().filter(|r| r.applies_to(&series.name)) {
             let dest = format!("{key}{}", rule.suffix);
+            asking(pipe, &mut self.pipelined);
             pipe.cmd("TS.CREATE").arg(&dest);
             if let Some(r) = rule.retention {
                 pipe.arg("RETENTION").arg(r);
@@ -160,6 +222,7 @@ impl RedisTimeSeries {
                 ],
             );
             self.pipelined.push(Pipelined::Rule(id));
+            asking(pipe, &mut self.pipelined);
             pipe.cmd("TS.CREATERULE")
                 .arg(&**key)
                 .arg(&dest)

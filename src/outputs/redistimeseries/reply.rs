@@ -1,7 +1,7 @@
 //! Booking the replies of a pipeline: what was created, which samples were taken or
 //! refused, and which server errors concern the whole batch.
 
-use super::{Created, RedisTimeSeries, Pipelined, DENIED_FOR};
+use super::{Created, Pipelined, RedisTimeSeries, DENIED_FOR};
 use crate::core::metric::SeriesId;
 use crate::core::{Sample, WriteReport};
 use redis::{ServerError, Value};
@@ -15,8 +15,8 @@ impl RedisTimeSeries {
         values: Vec<Value>,
         first: bool,
         report: &mut WriteReport,
+        addr: &str,
     ) -> Result<(), String> {
-        let addr = self.session.endpoint().target.addr();
         if values.len() != self.pipelined.len() {
             return Err(format!(
                 "{addr} sent {} replies for {} commands",
@@ -30,8 +30,9 @@ impl RedisTimeSeries {
                 match *slot {
                     Pipelined::Create(id) => {
                         let created = match &value {
+                            Value::ServerError(e) if self.redirect(e) => false,
                             Value::ServerError(e) if !already(e) => {
-                                self.refused(id, e, "cannot create", &addr)?;
+                                self.refused(id, e, "cannot create", addr)?;
                                 false
                             }
                             _ => true,
@@ -42,11 +43,14 @@ impl RedisTimeSeries {
                     }
                     Pipelined::Alter(id) | Pipelined::Rule(id) => {
                         if let Value::ServerError(e) = &value {
-                            if !already(e) {
-                                self.refused(id, e, "cannot set up", &addr)?;
+                            if !already(e) && !self.redirect(e) {
+                                self.refused(id, e, "cannot set up", addr)?;
                             }
                         }
                     }
+                    // An ASKING is answered OK; what it allows is booked with its command.
+                    Pipelined::Asking => {}
+                    Pipelined::Wait(wanted) => self.waited(wanted, &value, addr),
                     Pipelined::Madd(start, end) => self.book_madd(
                         batch,
                         start as usize,
@@ -54,7 +58,7 @@ impl RedisTimeSeries {
                         value,
                         first,
                         report,
-                        &addr,
+                        addr,
                     )?,
                 }
             }
@@ -78,6 +82,13 @@ impl RedisTimeSeries {
         let items = match value {
             Value::Array(items) => items,
             Value::ServerError(e) => {
+                if self.redirect(&e) {
+                    let r = self.redirect_index();
+                    for k in start..end {
+                        self.redirected.push((self.order[k], r));
+                    }
+                    return Ok(());
+                }
                 if let Some(msg) = batch_error(&e, addr) {
                     return Err(msg);
                 }
@@ -127,6 +138,51 @@ impl RedisTimeSeries {
         Ok(())
     }
 
+    /// In a cluster, a MOVED or ASK: noted for `route.rs`, which sends the samples of the
+    /// command where the reply says. Elsewhere no error is a redirect.
+    #[cfg(feature = "cluster")]
+    fn redirect(&mut self, e: &ServerError) -> bool {
+        if !self.route.is_cluster() {
+            return false;
+        }
+        let Some(r) = crate::common::redis::cluster::Redirect::of(e) else {
+            return false;
+        };
+        if self.redirects.last() != Some(&r) {
+            self.redirects.push(r);
+        }
+        true
+    }
+
+    #[cfg(not(feature = "cluster"))]
+    fn redirect(&mut self, _e: &ServerError) -> bool {
+        false
+    }
+
+    /// The index of the redirect [`Self::redirect`] noted last.
+    fn redirect_index(&self) -> u16 {
+        #[cfg(feature = "cluster")]
+        return self.redirects.len().saturating_sub(1) as u16;
+        #[cfg(not(feature = "cluster"))]
+        0
+    }
+
+    /// The reply to WAIT: fewer replicas than asked for (one is down, or slow) is logged
+    /// and accepted: the master has the samples, and nothing better can be done.
+    fn waited(&mut self, wanted: u8, value: &Value, addr: &str) {
+        let got = match value {
+            Value::Int(n) => *n,
+            _ => -1,
+        };
+        if got < i64::from(wanted) {
+            self.unreplicated += 1;
+            log::debug!(
+                "output {}: {addr} had {got} of {wanted} replicas acknowledge the write",
+                self.name
+            );
+        }
+    }
+
     fn reject(&self, s: Sample, why: &str, report: &mut WriteReport) {
         report.rejected += 1;
         let key = self.series[s.series as usize]
@@ -153,13 +209,7 @@ impl RedisTimeSeries {
             return Err(msg);
         }
         let name = self.name.clone();
-        let user = self
-            .session
-            .endpoint()
-            .target
-            .username
-            .clone()
-            .unwrap_or_else(|| "default".into());
+        let user = self.username.clone();
         let Some(st) = self.series[id as usize].as_mut() else {
             return Ok(());
         };
