@@ -5,6 +5,7 @@
 //! - [`ports`]: free and reserved loopback ports; [`wait`]: polling with a timeout;
 //!   [`clock`]: the wall clock as the agent stamps samples;
 //! - real peers, each failing the test with its log when it cannot start: [`redis_server`],
+//!   [`redis_cluster`] (six of them made a cluster),
 //!   [`mosquitto`], [`pymodbus`] (the simulated SMA inverter), [`web_servers`] (nginx, Apache);
 //!   [`certs`] for the TLS ones; [`logs`] captures the log of library code run in-process.
 //!
@@ -23,6 +24,7 @@ pub mod logs;
 pub mod mosquitto;
 pub mod ports;
 pub mod pymodbus;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod samples;
 pub mod scratch;

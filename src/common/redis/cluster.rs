@@ -11,7 +11,11 @@
 use super::{Connected, Endpoint, Session};
 use crate::core::backoff::Backoff;
 use redis::{Pipeline, ServerError, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The slot map is read again at least this often, so replicas added since (which a
+/// write waits for) and moves that caused no redirect yet are seen.
+const MAP_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Hash slots in a Redis Cluster.
 pub const SLOTS: usize = 16384;
@@ -183,6 +187,7 @@ pub struct Cluster {
     /// The map may be wrong (a node failed, a MOVED was seen): read it again before the
     /// next write.
     stale: bool,
+    read_at: Option<Instant>,
     template: Endpoint,
     who: String,
     backoff: (Duration, Duration),
@@ -205,6 +210,7 @@ impl Cluster {
             nodes: Vec::new(),
             owner: vec![NO_OWNER; SLOTS].into_boxed_slice(),
             stale: true,
+            read_at: None,
             template,
             who,
             backoff,
@@ -293,10 +299,11 @@ impl Cluster {
         self.stale = true;
     }
 
-    /// Reads the slot map again when it is stale: asks the known masters first, then the
+    /// Reads the slot map again when it is stale or older than [`MAP_MAX_AGE`]: asks the known masters first, then the
     /// seeds, then every other node, and takes the first answer.
     pub async fn ensure_map(&mut self) -> Result<(), String> {
-        if !self.stale {
+        let old = self.read_at.is_none_or(|t| t.elapsed() >= MAP_MAX_AGE);
+        if !self.stale && !old {
             return Ok(());
         }
         let mut tried = Vec::new();
@@ -321,12 +328,14 @@ impl Cluster {
                 order.push(i);
             }
         }
+        let stale = self.stale;
         let mut last = String::from("no node to ask");
         for i in order {
             match self.read_map_from(i).await {
                 Ok(ranges) => {
                     self.apply(&ranges);
                     self.stale = false;
+                    self.read_at = Some(Instant::now());
                     self.counters.refreshes += 1;
                     return Ok(());
                 }
@@ -335,6 +344,12 @@ impl Cluster {
                     last = e;
                 }
             }
+        }
+        if !stale {
+            // Only old: the map in hand is as good as any until a node says otherwise.
+            log::debug!("{}: slot map not read again: {last}", self.who);
+            self.read_at = Some(Instant::now());
+            return Ok(());
         }
         Err(format!(
             "no node of the cluster answered CLUSTER SLOTS (asked {}): {last}",

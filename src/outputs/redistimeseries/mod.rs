@@ -267,6 +267,15 @@ impl Output for RedisTimeSeries {
 }
 
 impl RedisTimeSeries {
+    /// In cluster mode: MOVED and ASK replies followed, slot maps read.
+    #[cfg(feature = "cluster")]
+    pub fn cluster_counters(&self) -> Option<crate::common::redis::cluster::ClusterCounters> {
+        match &self.route {
+            Route::Cluster(c) => Some(c.counters),
+            Route::Single(_) => None,
+        }
+    }
+
     /// The key samples of `series` go to (built on first use and cached).
     pub fn key_of(&mut self, id: SeriesId, table: &SeriesTable) -> &str {
         &self.state(id, table).key

@@ -1,0 +1,338 @@
+//! The `redistimeseries` output on a real Redis Cluster: six Redis Stack nodes (three
+//! masters, three replicas) made with `redis-cli --cluster create`, per test. Samples of
+//! several hosts land on their slots with labels, policy and downsampling; resharding and a
+//! failover while writing lose nothing. Everything is read back from the node that owns
+//! each key.
+//!
+//! Needs `RTC_REDIS_STACK_DIR` (see tests/support/mod.rs); fails, never skips, without it.
+#![cfg(feature = "cluster")]
+
+mod support;
+
+use rtcollector::common::redis::cluster::hash_slot;
+use rtcollector::core::{Output, OutputError, Sample, SeriesTable, SeriesView, WriteReport};
+use rtcollector::outputs::redistimeseries::{build, Config, RedisTimeSeries};
+use rtcollector::outputs::OutputCtx;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use support::redis_cluster::RedisCluster;
+use support::redis_server::{info_field, text, ts_info, ts_labels, ts_range};
+
+/// 2023-11-14T22:13:20Z, a whole second.
+const T0: i64 = 1_700_000_000_000;
+
+fn output(yaml: &str) -> RedisTimeSeries {
+    let cfg: Config = yaml_serde::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+    build(
+        &cfg,
+        &OutputCtx {
+            hostname: "test".into(),
+            key: "redistimeseries".into(),
+        },
+    )
+    .unwrap_or_else(|e| panic!("build: {e}"))
+}
+
+/// Writes `batch` as the agent would: again after each `Retry`, until it is taken.
+fn write_until_taken(
+    o: &mut RedisTimeSeries,
+    table: &RefCell<SeriesTable>,
+    batch: &[Sample],
+    cluster: &RedisCluster,
+) -> WriteReport {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let last = match futures_lite::future::block_on(o.write(batch, SeriesView(table))) {
+            Ok(r) => return r,
+            Err(OutputError::Retry(e)) => e,
+            Err(e) => panic!("{e:?}"),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "a batch was not taken within 60s: {last}\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn s(series: u32, ts_ms: i64, value: f64) -> Sample {
+    Sample {
+        series,
+        ts_ms,
+        value,
+    }
+}
+
+/// A host name whose hash tag falls in the first `below` slots (the first master's, and
+/// the ones `redis-cli --cluster reshard` moves first).
+fn host_in_low_slots(tag: &str, below: u16) -> String {
+    (0..)
+        .map(|i| format!("{tag}{i}"))
+        .find(|h| hash_slot(h.as_bytes()) < below)
+        .expect("some name")
+}
+
+#[test]
+fn hosts_land_on_their_slot_with_labels_policy_and_downsampling() {
+    let cl = RedisCluster::start(3, 1);
+    let yaml = format!(
+        "cluster: true\nnodes: {}\nretention: 30d\nduplicate_policy: max\nlabels: {{site: lab}}\n\
+         downsample:\n  - {{every: 1m, aggregation: avg, retention: 1y}}\n",
+        cl.seeds_yaml()
+    );
+    let mut owners = BTreeSet::new();
+    for h in 1..=10 {
+        let host = format!("host{h}");
+        let mut o = output(&yaml);
+        let table = RefCell::new(SeriesTable::new(&host, 100));
+        let rx = table
+            .borrow_mut()
+            .intern("net_rx_bytes", "", &[("iface", "eth0")])
+            .unwrap();
+        let mem = table.borrow_mut().intern("mem_used", "", &[]).unwrap();
+        let batch: Vec<Sample> = (0..20)
+            .flat_map(|k| {
+                [
+                    s(rx, T0 + k * 1000, (k * h) as f64),
+                    s(mem, T0 + k * 1000, 0.5 + k as f64),
+                ]
+            })
+            .collect();
+        let r = write_until_taken(&mut o, &table, &batch, &cl);
+        assert_eq!((r.written, r.rejected), (40, 0));
+
+        let key = format!("net_rx_bytes:{{{host}}}:eth0");
+        assert_eq!(cl.keyslot(&key), hash_slot(host.as_bytes()));
+        let owner = cl.owner_of_slot(cl.keyslot(&key), &[]);
+        owners.insert(owner);
+        let mut c = cl.nodes[owner].client();
+        let want: Vec<(i64, f64)> = (0..20).map(|k| (T0 + k * 1000, (k * h) as f64)).collect();
+        assert_eq!(ts_range(&mut c, &key), want, "{key}");
+        let mem_key = format!("mem_used:{{{host}}}");
+        let want: Vec<(i64, f64)> = (0..20).map(|k| (T0 + k * 1000, 0.5 + k as f64)).collect();
+        assert_eq!(ts_range(&mut c, &mem_key), want, "{mem_key}");
+        let labels = ts_labels(&mut c, &key);
+        for (k, v) in [
+            ("host", host.as_str()),
+            ("iface", "eth0"),
+            ("name", "net_rx_bytes"),
+            ("site", "lab"),
+        ] {
+            assert!(labels.contains(&(k.into(), v.into())), "{labels:?}");
+        }
+        let info = ts_info(&mut c, &key);
+        assert_eq!(text(&info_field(&info, "retentionTime")), "2592000000");
+        assert_eq!(
+            text(&info_field(&info, "duplicatePolicy")).to_lowercase(),
+            "max"
+        );
+        // The destination is on the same node (RedisTimeSeries wants it on the shard),
+        // with the rule in place.
+        let dest = format!("{key}:avg_1m");
+        let dest_info = ts_info(&mut c, &dest);
+        assert_eq!(text(&info_field(&dest_info, "sourceKey")), key);
+        assert_eq!(
+            text(&info_field(&dest_info, "retentionTime")),
+            "31536000000"
+        );
+    }
+    assert!(
+        owners.len() >= 2,
+        "ten hosts should spread over the masters: {owners:?}"
+    );
+}
+
+#[test]
+fn keys_without_a_hash_tag_spread_over_slots_and_are_written_per_slot() {
+    let cl = RedisCluster::start(3, 1);
+    let mut o = output(&format!(
+        "cluster: true\nnodes: {}\nkey_format: \"{{name}}:{{host}}{{:values}}\"\n",
+        cl.seeds_yaml()
+    ));
+    let table = RefCell::new(SeriesTable::new("spread", 100));
+    let ids: Vec<u32> = (0..30)
+        .map(|i| {
+            table
+                .borrow_mut()
+                .intern("disk_used", "", &[("device", &format!("sd{i}"))])
+                .unwrap()
+        })
+        .collect();
+    let batch: Vec<Sample> = (0..5)
+        .flat_map(|k| {
+            ids.iter()
+                .map(move |&id| s(id, T0 + k * 1000, (id as i64 * 10 + k) as f64))
+        })
+        .collect();
+    let r = write_until_taken(&mut o, &table, &batch, &cl);
+    assert_eq!((r.written, r.rejected), (150, 0));
+    let mut owners = BTreeSet::new();
+    for (i, &id) in ids.iter().enumerate() {
+        let key = format!("disk_used:spread:sd{i}");
+        let owner = cl.owner_of_slot(cl.keyslot(&key), &[]);
+        owners.insert(owner);
+        let want: Vec<(i64, f64)> = (0..5)
+            .map(|k| (T0 + k * 1000, (id as i64 * 10 + k) as f64))
+            .collect();
+        assert_eq!(ts_range(&mut cl.nodes[owner].client(), &key), want, "{key}");
+    }
+    assert_eq!(owners.len(), 3, "thirty keys over three masters");
+    let counters = o.cluster_counters().expect("cluster mode");
+    assert_eq!(counters.moved, 0, "the map was right from the start");
+}
+
+/// Writes one sample per series per "second" (timestamps T0 + k s) while `during` runs
+/// after `start` writes; then `after` more. Returns how many seconds were written.
+fn write_through(
+    o: &mut RedisTimeSeries,
+    table: &RefCell<SeriesTable>,
+    ids: &[u32],
+    cl: &mut RedisCluster,
+    start: i64,
+    mut during: impl FnMut(&mut RedisCluster, i64) -> bool,
+    after: i64,
+) -> i64 {
+    let mut k = 0;
+    let mut done_at = None;
+    loop {
+        let batch: Vec<Sample> = ids
+            .iter()
+            .map(|&id| s(id, T0 + k * 1000, (k * 100 + id as i64) as f64))
+            .collect();
+        let r = write_until_taken(o, table, &batch, cl);
+        assert_eq!(r.rejected, 0);
+        k += 1;
+        if k >= start && done_at.is_none() && during(cl, k) {
+            done_at = Some(k);
+        }
+        if done_at.is_some_and(|d| k >= d + after) {
+            return k;
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+fn assert_every_second(cl: &RedisCluster, dead: &[usize], host: &str, ids: &[u32], seconds: i64) {
+    for (i, &id) in ids.iter().enumerate() {
+        let key = format!("m{i}:{{{host}}}");
+        let mut c = cl.client_for(&key, dead);
+        let want: Vec<(i64, f64)> = (0..seconds)
+            .map(|k| (T0 + k * 1000, (k * 100 + id as i64) as f64))
+            .collect();
+        let got = ts_range(&mut c, &key);
+        if got.len() != want.len() {
+            for (n, node) in cl
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(n, _)| !dead.contains(n))
+            {
+                let mut c = node.client();
+                let _ = redis::cmd("READONLY").query::<()>(&mut c);
+                let r: redis::RedisResult<Vec<(i64, String)>> = redis::cmd("TS.RANGE")
+                    .arg(&key)
+                    .arg("-")
+                    .arg("+")
+                    .query(&mut c);
+                let role: redis::RedisResult<Vec<redis::Value>> = redis::cmd("ROLE").query(&mut c);
+                eprintln!(
+                    "{key} on node {n} (port {}, {:?}): {:?} samples",
+                    node.port,
+                    role.map(|r| r.first().cloned()),
+                    r.map(|v| v.len())
+                );
+            }
+        }
+        assert_eq!(got.len(), want.len(), "{key}: samples missing");
+        assert_eq!(got, want, "{key}");
+    }
+}
+
+fn series(table: &RefCell<SeriesTable>, n: usize) -> Vec<u32> {
+    (0..n)
+        .map(|i| {
+            table
+                .borrow_mut()
+                .intern(&format!("m{i}"), "", &[])
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn resharding_while_writing_loses_nothing() {
+    let mut cl = RedisCluster::start(3, 1);
+    let host = host_in_low_slots("reshard", 100);
+    let slot = hash_slot(host.as_bytes());
+    let from = cl.owner_of_slot(slot, &[]);
+    let to = cl.owner_of_slot(16383, &[]);
+    assert_ne!(from, to);
+    let mut o = output(&format!("cluster: true\nnodes: {}\n", cl.seeds_yaml()));
+    let table = RefCell::new(SeriesTable::new(&host, 100));
+    let ids = series(&table, 20);
+    let mut child = None;
+    let seconds = write_through(
+        &mut o,
+        &table,
+        &ids,
+        &mut cl,
+        5,
+        |cl, _| {
+            let c = child.get_or_insert_with(|| cl.reshard(from, to, 300));
+            match c.try_wait().expect("reshard status") {
+                Some(status) => {
+                    assert!(status.success(), "reshard failed\n{}", cl.logs());
+                    true
+                }
+                None => false,
+            }
+        },
+        5,
+    );
+    assert_eq!(cl.owner_of_slot(slot, &[]), to, "the host's slot moved");
+    assert_every_second(&cl, &[], &host, &ids, seconds);
+    let counters = o.cluster_counters().expect("cluster mode");
+    assert!(
+        counters.moved + counters.asked > 0,
+        "the move was seen: {counters:?}"
+    );
+}
+
+#[test]
+fn failover_while_writing_loses_nothing() {
+    let mut cl = RedisCluster::start(3, 1);
+    let host = "failover".to_string();
+    let slot = hash_slot(host.as_bytes());
+    let master = cl.owner_of_slot(slot, &[]);
+    let mut o = output(&format!(
+        "cluster: true\nnodes: {}\nconnect_timeout: 1s\nwrite_timeout: 2s\n",
+        cl.seeds_yaml()
+    ));
+    let table = RefCell::new(SeriesTable::new(&host, 100));
+    let ids = series(&table, 20);
+    let mut killed = false;
+    let seconds = write_through(
+        &mut o,
+        &table,
+        &ids,
+        &mut cl,
+        10,
+        |cl, _| {
+            if !killed {
+                cl.kill(master);
+                killed = true;
+            }
+            cl.owner_of_slot(slot, &[master]) != master
+        },
+        10,
+    );
+    cl.wait_ok(&[master], Duration::from_secs(30));
+    assert_every_second(&cl, &[master], &host, &ids, seconds);
+    let counters = o.cluster_counters().expect("cluster mode");
+    assert!(
+        counters.refreshes >= 2,
+        "the map was read again: {counters:?}"
+    );
+}
