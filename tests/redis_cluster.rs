@@ -336,3 +336,100 @@ fn failover_while_writing_loses_nothing() {
         "the map was read again: {counters:?}"
     );
 }
+
+/// The timestamps of `key`, read from the master that owns it (none while nobody does).
+fn stamps(cl: &RedisCluster, dead: &[usize], key: &str) -> Vec<i64> {
+    let owner = cl.owner_of_slot(cl.keyslot(key), dead);
+    if dead.contains(&owner) {
+        return Vec::new();
+    }
+    let mut c = cl.nodes[owner].client();
+    let exists: i64 = redis::cmd("EXISTS").arg(key).query(&mut c).unwrap_or(0);
+    if exists == 0 {
+        return Vec::new();
+    }
+    ts_range(&mut c, key).into_iter().map(|(t, _)| t).collect()
+}
+
+fn wait_for_stamps(cl: &RedisCluster, dead: &[usize], key: &str, after: i64) -> Vec<i64> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = stamps(cl, dead, key);
+        if got.iter().filter(|&&t| t > after).count() >= 3 {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{key}: no 3 samples after {after} within 60s: {got:?}\n{}",
+            cl.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn an_agent_killed_during_a_failover_replays_its_disk_buffer_into_the_new_topology() {
+    use nix::sys::signal::Signal;
+    use support::agent::Agent;
+    use support::clock::now_ms;
+    use support::scratch::{fixture, Scratch};
+
+    let mut cl = RedisCluster::start(3, 1);
+    let host = "killed";
+    let key = format!("mem_total_bytes:{{{host}}}");
+    let master = cl.owner_of_slot(hash_slot(host.as_bytes()), &[]);
+    let s = Scratch::new();
+    let config = s.config(&format!(
+        "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\n\
+         buffer_sync_interval: 1s\ninputs: [linux_mem, internal]\noutputs:\n  - redistimeseries:\n      \
+         cluster: true\n      nodes: {}\n      connect_timeout: 1s\n      write_timeout: 2s\n",
+        fixture("basic").join("proc").display(),
+        s.dir.path().join("buffer").display(),
+        cl.seeds_yaml()
+    ));
+    let mut agent = Agent::start(&config);
+    let started = now_ms();
+    wait_for_stamps(&cl, &[], &key, started);
+
+    cl.kill(master);
+    let (_, down) = agent.wait_for(Duration::from_secs(30), |l| l.contains("is down"));
+    assert!(
+        down,
+        "the output did not notice the dead master\n{}",
+        cl.logs()
+    );
+    // Two flushes more: the ring has gone to the disk buffer and been synced.
+    std::thread::sleep(Duration::from_millis(2500));
+    let killed_at = now_ms();
+    agent.signal(Signal::SIGKILL);
+    agent.wait_exit(Duration::from_secs(10));
+    let mut agent = Agent::start(&config);
+    let restarted_at = now_ms();
+    cl.wait_ok(&[master], Duration::from_secs(60));
+    let got = wait_for_stamps(&cl, &[master], &key, restarted_at + 1000);
+    agent.signal(Signal::SIGTERM);
+    agent.wait_exit(Duration::from_secs(10));
+
+    // One sample a second, with one gap at most: while no agent ran (a second either
+    // side for the tick's alignment). What was collected before the kill, during the
+    // failover, came from the disk buffer.
+    let gaps: Vec<(i64, i64)> = got
+        .windows(2)
+        .filter(|w| w[1] - w[0] != 1000)
+        .map(|w| (w[0], w[1]))
+        .collect();
+    assert!(gaps.len() <= 1, "gaps {gaps:?} in {got:?}");
+    for (a, b) in &gaps {
+        assert!(
+            *a >= killed_at - 2000 && *b <= restarted_at + 2000,
+            "a gap {a}..{b} outside the agent's own absence {killed_at}..{restarted_at}: {got:?}"
+        );
+    }
+    assert!(got[0] <= started + 2000, "from the start: {got:?}");
+    let masters = stamps(
+        &cl,
+        &[master],
+        &format!("internal_write_cluster_masters:{{{host}}}:redistimeseries"),
+    );
+    assert!(!masters.is_empty(), "internal reports the cluster");
+}

@@ -125,6 +125,10 @@ pub trait Output: 'static {
         Box::pin(std::future::ready(()))
     }
 
+    /// Counters of the output's own (a cluster's redirects), each as (name, value), for
+    /// the `internal` input; asked after every write. Default: none.
+    fn counters(&self, _report: &mut dyn FnMut(&'static str, u64)) {}
+
     /// How the output takes its samples; asked once, when the agent builds it. Default:
     /// [`Buffering::Queue`].
     fn buffering(&mut self) -> Buffering {
@@ -359,6 +363,9 @@ impl OutputRunner {
             .write(&self.batch, SeriesView(&shared.table))
             .await;
         stats.last_flush_ns.set(started.elapsed().as_nanos() as u64);
+        self.life
+            .output
+            .counters(&mut |name, value| stats.set_own(name, value));
         let sent = self.batch.len() as u64;
         match result {
             Ok(report) => {

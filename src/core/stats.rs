@@ -47,6 +47,18 @@ pub struct OutputStats {
     /// Whether the output's last write failed. Here rather than in the runner so that a
     /// reload, which builds a new runner, still logs the recovery of an output it fixed.
     pub down: Cell<bool>,
+    /// The output's own counters (see `Output::counters`), by name.
+    pub own: RefCell<Vec<(&'static str, u64)>>,
+}
+
+impl OutputStats {
+    pub fn set_own(&self, name: &'static str, value: u64) {
+        let mut own = self.own.borrow_mut();
+        match own.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => own.push((name, value)),
+        }
+    }
 }
 
 pub fn add(c: &Cell<u64>, n: u64) {

@@ -153,6 +153,9 @@ impl Internal {
             em.gauge("internal_write_buffer_size", &l, o.buffer_len.get() as f64);
             em.gauge("internal_write_buffer_limit", &l, o.buffer_cap.get() as f64);
             Self::disk_buffer(em, o, &l);
+            for (name, value) in o.own.borrow().iter() {
+                em.gauge_suffixed("internal_write_", name, &l, *value as f64);
+            }
         }
         let resident = parse_statm_resident(self.statm.read()?)
             .ok_or_else(|| InputError::parse(self.statm.path(), "no resident page count"))?;
@@ -202,6 +205,8 @@ mod tests {
         output.buffer_cap.set(5000);
         output.disk_samples.set(1234);
         output.disk_written_bytes.set(20_000);
+        output.set_own("cluster_moved", 2);
+        output.set_own("cluster_moved", 3);
         let mut h = Harness::new(Box::new(build(&Config::default(), &ctx).unwrap()));
         let c = h.collect(1_000);
         assert!(c.error.is_none(), "{:?}", c.error);
@@ -224,6 +229,7 @@ mod tests {
             20_000.0
         );
         assert_eq!(c["internal_write_disk_io_errors{output=stdout}"], 0.0);
+        assert_eq!(c["internal_write_cluster_moved{output=stdout}"], 3.0);
         assert!(c["internal_memstats_sys_bytes"] > 0.0);
         assert!(c["internal_agent_threads"] >= 1.0);
         add(&ctx.stats.gathered, 100);

@@ -264,6 +264,22 @@ impl Output for RedisTimeSeries {
     fn write<'a>(&'a mut self, batch: &'a [Sample], series: SeriesView<'a>) -> WriteFuture<'a> {
         Box::pin(self.write_batch(batch, series))
     }
+
+    /// In cluster mode (`internal_write_cluster_*`): nodes known, masters in the slot map,
+    /// MOVED and ASK followed, slot map reads, writes fewer replicas acknowledged than
+    /// `wait_replicas`.
+    fn counters(&self, report: &mut dyn FnMut(&'static str, u64)) {
+        #[cfg(feature = "cluster")]
+        if let Route::Cluster(c) = &self.route {
+            report("cluster_nodes", c.node_count() as u64);
+            report("cluster_masters", c.masters() as u64);
+            report("cluster_moved", c.counters.moved);
+            report("cluster_asked", c.counters.asked);
+            report("cluster_slot_map_reads", c.counters.refreshes);
+            report("cluster_unreplicated_writes", self.unreplicated);
+        }
+        let _ = report;
+    }
 }
 
 impl RedisTimeSeries {
