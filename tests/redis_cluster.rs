@@ -433,3 +433,54 @@ fn an_agent_killed_during_a_failover_replays_its_disk_buffer_into_the_new_topolo
     );
     assert!(!masters.is_empty(), "internal reports the cluster");
 }
+
+#[test]
+fn the_whole_cluster_down_for_a_minute_loses_nothing() {
+    use nix::sys::signal::Signal;
+    use support::agent::Agent;
+    use support::clock::now_ms;
+    use support::scratch::{fixture, Scratch};
+
+    let mut cl = RedisCluster::start(3, 1);
+    let host = "blackout";
+    let key = format!("mem_total_bytes:{{{host}}}");
+    let s = Scratch::new();
+    let config = s.config(&format!(
+        "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\n\
+         buffer_sync_interval: 1s\ninputs: [linux_mem]\noutputs:\n  - redistimeseries:\n      \
+         cluster: true\n      nodes: {}\n      connect_timeout: 1s\n      write_timeout: 2s\n",
+        fixture("basic").join("proc").display(),
+        s.dir.path().join("buffer").display(),
+        cl.seeds_yaml()
+    ));
+    let mut agent = Agent::start(&config);
+    let started = now_ms();
+    wait_for_stamps(&cl, &[], &key, started);
+    let all: Vec<usize> = (0..cl.nodes.len()).collect();
+    for &i in &all {
+        cl.kill(i);
+    }
+    let (_, down) = agent.wait_for(Duration::from_secs(30), |l| l.contains("is down"));
+    assert!(down, "the output did not notice the cluster going down");
+    std::thread::sleep(Duration::from_secs(60));
+    for &i in &all {
+        cl.restart(i);
+    }
+    let back = now_ms();
+    cl.wait_ok(&[], Duration::from_secs(60));
+    let got = wait_for_stamps(&cl, &[], &key, back + 1000);
+    agent.signal(Signal::SIGTERM);
+    agent.wait_exit(Duration::from_secs(10));
+    let gaps: Vec<(i64, i64)> = got
+        .windows(2)
+        .filter(|w| w[1] - w[0] != 1000)
+        .map(|w| (w[0], w[1]))
+        .collect();
+    assert!(gaps.is_empty(), "gaps {gaps:?} in {got:?}");
+    assert!(got[0] <= started + 2000, "from the start: {got:?}");
+    assert!(
+        got.len() >= 60,
+        "the minute is there: {} samples",
+        got.len()
+    );
+}
