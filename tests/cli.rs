@@ -616,3 +616,43 @@ fn a_password_may_hold_a_slash_and_is_never_shown() {
         "{out}"
     );
 }
+
+/// Cluster options are checked without the network, each error at its option.
+#[cfg(feature = "cluster")]
+#[test]
+fn cluster_option_errors_point_at_their_option() {
+    let out = |rest: &str| format!("outputs:\n  - redistimeseries:\n      host: r.lan\n{rest}");
+    let e = check_fails(&out("      nodes: [\"a:7000\"]\n"));
+    assert!(
+        e.starts_with("4:7: outputs[0].redistimeseries.nodes: seed nodes are for a Redis Cluster"),
+        "{e}"
+    );
+    let e = check_fails(&out(
+        "      cluster: true\n      nodes: [\"a:7000\", \"b\"]\n",
+    ));
+    assert!(
+        e.starts_with("5:7: outputs[0].redistimeseries.nodes: `b` is not host:port"),
+        "{e}"
+    );
+    let e = check_fails(&out("      cluster: true\n      db: 2\n"));
+    assert!(
+        e.starts_with("5:7: outputs[0].redistimeseries.db: a Redis Cluster has only database 0"),
+        "{e}"
+    );
+    let e = check_fails(&out(
+        "      cluster: true\n      key_format: \"{name}:{host}\"\n      downsample:\n        - {every: 5m, aggregation: avg}\n",
+    ));
+    assert!(
+        e.starts_with(
+            "5:7: outputs[0].redistimeseries.key_format: `{name}:{host}` has no hash tag"
+        ),
+        "{e}"
+    );
+    // The default cluster key format has its tag: downsampling is fine.
+    let s = Scratch::new();
+    let path = s.config(&out(
+        "      cluster: true\n      downsample:\n        - {every: 5m, aggregation: avg}\n",
+    ));
+    let o = run(&["check", "--config", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -333,6 +333,29 @@ mod tests {
     }
 
     #[test]
+    fn cluster_seeds_come_from_nodes_or_the_address_and_need_the_feature() {
+        let cfg: Config =
+            yaml_serde::from_str("cluster: true\nnodes: [\"a:7000\", \"[::1]:7001\"]\n").unwrap();
+        let seeds = cfg.seeds(&cfg.target().unwrap());
+        let cfg_one: Config = yaml_serde::from_str("cluster: true\nport: 7005\n").unwrap();
+        let one = cfg_one.seeds(&cfg_one.target().unwrap());
+        if cfg!(feature = "cluster") {
+            assert_eq!(
+                seeds.unwrap(),
+                vec![("a".to_string(), 7000), ("::1".to_string(), 7001)]
+            );
+            assert_eq!(one.unwrap(), vec![("localhost".to_string(), 7005)]);
+            assert_eq!(cfg_one.key_format(), CLUSTER_KEY_FORMAT);
+        } else {
+            let e = seeds.unwrap_err().to_string();
+            assert!(e.contains("built without Redis Cluster support"), "{e}");
+        }
+        let single = Config::default();
+        assert!(single.seeds(&single.target().unwrap()).unwrap().is_empty());
+        assert_eq!(single.key_format(), DEFAULT_KEY_FORMAT);
+    }
+
+    #[test]
     fn tls_without_the_feature_says_so() {
         let mut cfg = Config::default();
         cfg.conn.tls.ssl = true;
