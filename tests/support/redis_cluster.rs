@@ -24,6 +24,12 @@ impl RedisCluster {
     /// `masters` masters with `replicas` replicas each; AOF on, so a node killed and
     /// started again keeps what it had.
     pub fn start(masters: usize, replicas: usize) -> RedisCluster {
+        RedisCluster::start_with(masters, replicas, true)
+    }
+
+    /// As [`RedisCluster::start`], with AOF only when `aof` (a benchmark compares with a
+    /// single server that has none).
+    pub fn start_with(masters: usize, replicas: usize, aof: bool) -> RedisCluster {
         let count = masters * (1 + replicas);
         let mut nodes = Vec::with_capacity(count);
         let mut bus = Vec::with_capacity(count);
@@ -41,7 +47,7 @@ impl RedisCluster {
                 "--cluster-node-timeout",
                 &timeout,
                 "--appendonly",
-                "yes",
+                if aof { "yes" } else { "no" },
                 // A replica may always take over (a busy test machine must not make its
                 // data look too old to be promoted).
                 "--cluster-replica-validity-factor",

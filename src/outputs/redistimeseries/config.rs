@@ -225,19 +225,7 @@ impl Config {
         if self.nodes.is_empty() {
             return Ok(vec![(target.host.clone(), target.port)]);
         }
-        self.nodes
-            .iter()
-            .map(|n| {
-                let (host, port) = n
-                    .rsplit_once(':')
-                    .and_then(|(h, p)| Some((h, p.parse::<u16>().ok().filter(|&p| p > 0)?)))
-                    .filter(|(h, _)| !h.is_empty())
-                    .ok_or_else(|| {
-                        BuildError::at("nodes", format!("`{n}` is not host:port"))
-                    })?;
-                Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
-            })
-            .collect()
+        self.nodes.iter().map(|n| seed(n, target.tls)).collect()
     }
 
     /// Checks the series options that the server would otherwise refuse at run time.
@@ -270,6 +258,31 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// One entry of `nodes`: `host:port`, or a `redis://`/`rediss://` URL of which only the
+/// address is taken (every node logs in the same way: the output's keys say how).
+fn seed(text: &str, tls: bool) -> Result<(String, u16), BuildError> {
+    let bad = |why: &str| BuildError::at("nodes", why.to_string());
+    if text.starts_with("redis://") || text.starts_with("rediss://") {
+        let url = RedisUrl::parse(text).map_err(|e| bad(&e.replace("url: ", "")))?;
+        if url.username.is_some() || url.password.is_some() || url.db.is_some() {
+            return Err(bad(
+                "a node URL gives only the address: set the login with username and password (or url), once for every node",
+            ));
+        }
+        if url.tls != tls {
+            return Err(bad(
+                "a node URL's redis:// or rediss:// must match the output's TLS (ssl, or url)",
+            ));
+        }
+        return Ok((url.host, url.port.unwrap_or(6379)));
+    }
+    text.rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok().filter(|&p| p > 0)?)))
+        .filter(|(h, _)| !h.is_empty())
+        .map(|(h, p)| (h.trim_start_matches('[').trim_end_matches(']').to_string(), p))
+        .ok_or_else(|| bad(&format!("`{text}` is not host:port")))
 }
 
 #[cfg(test)]
@@ -335,20 +348,37 @@ mod tests {
     #[test]
     fn cluster_seeds_come_from_nodes_or_the_address_and_need_the_feature() {
         let cfg: Config =
-            yaml_serde::from_str("cluster: true\nnodes: [\"a:7000\", \"[::1]:7001\"]\n").unwrap();
+            yaml_serde::from_str("cluster: true\nnodes: [\"a:7000\", \"[::1]:7001\", \"redis://c:7002\"]\n")
+                .unwrap();
         let seeds = cfg.seeds(&cfg.target().unwrap());
         let cfg_one: Config = yaml_serde::from_str("cluster: true\nport: 7005\n").unwrap();
         let one = cfg_one.seeds(&cfg_one.target().unwrap());
         if cfg!(feature = "cluster") {
             assert_eq!(
                 seeds.unwrap(),
-                vec![("a".to_string(), 7000), ("::1".to_string(), 7001)]
+                vec![
+                    ("a".to_string(), 7000),
+                    ("::1".to_string(), 7001),
+                    ("c".to_string(), 7002)
+                ]
             );
             assert_eq!(one.unwrap(), vec![("localhost".to_string(), 7005)]);
             assert_eq!(cfg_one.key_format(), CLUSTER_KEY_FORMAT);
         } else {
             let e = seeds.unwrap_err().to_string();
             assert!(e.contains("built without Redis Cluster support"), "{e}");
+        }
+        for (bad, why) in [
+            ("redis://u:pw@c:7002", "only the address"),
+            ("rediss://c:7002", "must match"),
+            ("c", "not host:port"),
+        ] {
+            let cfg: Config =
+                yaml_serde::from_str(&format!("cluster: true\nnodes: [\"{bad}\"]\n")).unwrap();
+            if cfg!(feature = "cluster") {
+                let e = cfg.seeds(&cfg.target().unwrap()).unwrap_err().to_string();
+                assert!(e.contains(why) && !e.contains("pw"), "{bad}: {e}");
+            }
         }
         let single = Config::default();
         assert!(single.seeds(&single.target().unwrap()).unwrap().is_empty());

@@ -111,7 +111,10 @@ impl RedisTimeSeries {
                         .as_ref()
                         .map_or(0, |st| st.slot)
                 };
-                self.order.sort_by_key(|&i| slot(i));
+                // Usually one slot (a host's keys share its hash tag): nothing to sort.
+                if !self.order.is_sorted_by_key(|&i| slot(i)) {
+                    self.order.sort_by_key(|&i| slot(i));
+                }
             }
         }
         let mut start = 0;
