@@ -484,3 +484,41 @@ fn the_whole_cluster_down_for_a_minute_loses_nothing() {
         got.len()
     );
 }
+
+#[test]
+fn cluster_mode_and_server_mode_mixed_up_say_which_to_set() {
+    let cl = RedisCluster::start(3, 0);
+    let single = support::redis_server::Server::stack(&[]);
+    // cluster: true against a server that is not in a cluster.
+    let mut o = output(&format!(
+        "cluster: true\nnodes: [\"127.0.0.1:{}\"]\n",
+        single.port
+    ));
+    let table = RefCell::new(SeriesTable::new("mixed", 10));
+    let id = table.borrow_mut().intern("m", "", &[]).unwrap();
+    let batch = [s(id, T0, 1.0)];
+    let e = match futures_lite::future::block_on(o.write(&batch, SeriesView(&table))) {
+        Err(OutputError::Retry(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert!(e.contains("cluster-enabled yes"), "{e}");
+    // A single-server output against a node of a cluster, for a key another node owns.
+    let host = host_in_low_slots("mixed", 5461);
+    let other = (0..3)
+        .find(|&n| cl.owner_of_slot(hash_slot(host.as_bytes()), &[]) != n)
+        .unwrap();
+    let mut o = output(&format!(
+        "host: 127.0.0.1\nport: {}\nkey_format: \"{{name}}:{{{{{{host}}}}}}\"\n",
+        cl.nodes[other].port
+    ));
+    let table = RefCell::new(SeriesTable::new(&host, 10));
+    let id = table.borrow_mut().intern("m", "", &[]).unwrap();
+    let e = match futures_lite::future::block_on(o.write(&[s(id, T0, 1.0)], SeriesView(&table))) {
+        Err(OutputError::Retry(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        e.contains("is a Redis Cluster node (MOVED") && e.contains("set `cluster: true`"),
+        "{e}"
+    );
+}

@@ -267,8 +267,13 @@ fn batch_error(e: &ServerError, addr: &str) -> Option<String> {
                 "{addr} has no RedisTimeSeries module ({detail}): this output needs Redis Stack, Redis 8 or later, or redis-server with redistimeseries.so loaded"
             ))
         }
-        "LOADING" | "BUSY" | "MASTERDOWN" | "READONLY" | "TRYAGAIN" | "CLUSTERDOWN" | "MOVED"
-        | "ASK" | "MISCONF" | "OOM" => Some(format!("{addr} cannot take writes now: {}", show(e))),
+        // Only a single-server output sees these as errors (cluster mode follows them).
+        "MOVED" | "ASK" => Some(format!(
+            "{addr} is a Redis Cluster node ({}): set `cluster: true`",
+            show(e)
+        )),
+        "LOADING" | "BUSY" | "MASTERDOWN" | "READONLY" | "TRYAGAIN" | "CLUSTERDOWN" | "MISCONF"
+        | "OOM" => Some(format!("{addr} cannot take writes now: {}", show(e))),
         _ => None,
     }
 }
