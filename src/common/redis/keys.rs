@@ -10,6 +10,38 @@ use serde::ser::SerializeStruct;
 use serde::Deserialize;
 use std::time::Duration;
 
+#[cfg(feature = "socks")]
+use crate::common::socks::{ProxySeed, ProxyUrl};
+
+/// The value of a proxy key in a build without SOCKS: an error at the value.
+#[cfg(not(feature = "socks"))]
+struct NoSocks<'k>(&'k str);
+
+#[cfg(not(feature = "socks"))]
+impl<'de> serde::de::DeserializeSeed<'de> for NoSocks<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+#[cfg(not(feature = "socks"))]
+impl serde::de::Visitor<'_> for NoSocks<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a SOCKS proxy URL")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
+        Err(E::custom(format_args!(
+            "{} was set but this binary was built without SOCKS (cargo feature `socks`); use a build with default features, or connect without a proxy",
+            self.0
+        )))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RedisKeys {
     /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://…` for TLS. Overrides `host`,
@@ -24,6 +56,9 @@ pub struct RedisKeys {
     pub tls: TlsKeys,
     /// TCP connect, TLS handshake and login together.
     pub connect_timeout: Dur,
+    /// `socks5_proxy` or `socks4_proxy`: every connection goes through this proxy.
+    #[cfg(feature = "socks")]
+    pub proxy: Option<ProxyUrl>,
 }
 
 impl Default for RedisKeys {
@@ -37,6 +72,8 @@ impl Default for RedisKeys {
             password: None,
             tls: TlsKeys::default(),
             connect_timeout: Dur(Duration::from_secs(5)),
+            #[cfg(feature = "socks")]
+            proxy: None,
         }
     }
 }
@@ -58,7 +95,7 @@ impl SharedKeys for RedisKeys {
     fn names() -> Vec<&'static str> {
         let mut names = vec!["url", "host", "port", "db", "username", "password"];
         names.extend(TlsKeys::names());
-        names.push("connect_timeout");
+        names.extend(["connect_timeout", "socks5_proxy", "socks4_proxy"]);
         names
     }
 
@@ -70,7 +107,14 @@ impl SharedKeys for RedisKeys {
         out.serialize_field("username", &self.username)?;
         out.serialize_field("password", &self.password)?;
         self.tls.serialize_fields(out)?;
-        out.serialize_field("connect_timeout", &self.connect_timeout)
+        out.serialize_field("connect_timeout", &self.connect_timeout)?;
+        #[cfg(feature = "socks")]
+        {
+            let proxy = |socks5: bool| self.proxy.as_ref().filter(|p| p.socks5 == socks5);
+            out.serialize_field("socks5_proxy", &proxy(true))?;
+            out.serialize_field("socks4_proxy", &proxy(false))?;
+        }
+        Ok(())
     }
 
     fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
@@ -82,6 +126,7 @@ impl SharedKeys for RedisKeys {
             "username" => self.username = map.next_value()?,
             "password" => self.password = map.next_value()?,
             "connect_timeout" => self.connect_timeout = map.next_value::<Timeout>()?.0,
+            "socks5_proxy" | "socks4_proxy" => self.read_proxy(key, map)?,
             _ => return self.tls.read(key, map),
         }
         Ok(true)
@@ -89,6 +134,32 @@ impl SharedKeys for RedisKeys {
 }
 
 impl RedisKeys {
+    #[cfg(feature = "socks")]
+    fn read_proxy<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        let key = if key == "socks5_proxy" {
+            "socks5_proxy"
+        } else {
+            "socks4_proxy"
+        };
+        let other = self.proxy.as_ref().map(ProxyUrl::key);
+        self.proxy = Some(map.next_value_seed(ProxySeed { key, other })?);
+        Ok(())
+    }
+
+    /// Built without SOCKS: a proxy key is refused at its value.
+    #[cfg(not(feature = "socks"))]
+    fn read_proxy<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        map.next_value_seed(NoSocks(key)).map(drop)
+    }
+
     /// Where to connect, checked without the network. `plugin` and the reply timeout with
     /// the key that sets it go into the connection's options (see [`Self::conn_options`]).
     pub fn target(&self, opts: &ConnOptions) -> Result<Target, BuildError> {
@@ -115,9 +186,94 @@ impl RedisKeys {
         ConnOptions {
             plugin,
             tls: self.tls.files(),
+            #[cfg(feature = "socks")]
+            proxy: self.proxy.as_ref(),
             connect_timeout: self.connect_timeout.0,
             write_timeout,
             write_timeout_key,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse;
+    use std::path::Path;
+
+    /// The error of a config with a `redistimeseries` output and a `redis` input, both with
+    /// `options` (written at 6 spaces).
+    fn errors(options: &str) -> [String; 2] {
+        ["outputs:\n  - redistimeseries:\n", "inputs:\n  - redis:\n"].map(|head| {
+            let text = format!("{head}{options}");
+            match parse(Path::new("c.yaml"), &text) {
+                Ok(_) => String::new(),
+                Err(e) => e.to_string(),
+            }
+        })
+    }
+
+    #[cfg(feature = "socks")]
+    #[test]
+    fn both_proxy_keys_are_refused_at_the_second() {
+        let [out, input] = errors(
+            "      socks4_proxy: socks4://127.0.0.1:1080\n      socks5_proxy: socks5://u:hunter2@127.0.0.1:1080\n",
+        );
+        for (e, at) in [
+            (out, "outputs[0].redistimeseries"),
+            (input, "inputs[0].redis"),
+        ] {
+            assert!(
+                e.starts_with(&format!(
+                    "c.yaml:4:21: {at}.socks5_proxy: socks4_proxy is set already"
+                )),
+                "{e}"
+            );
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+
+    #[cfg(feature = "socks")]
+    #[test]
+    fn a_bad_proxy_url_is_refused_at_its_line_and_column() {
+        let [out, input] = errors("      host: h\n      socks5_proxy: socks4://u@h\n");
+        for (e, at) in [
+            (out, "outputs[0].redistimeseries"),
+            (input, "inputs[0].redis"),
+        ] {
+            assert!(
+                e.starts_with(&format!(
+                    "c.yaml:4:21: {at}.socks5_proxy: must start with socks5:// or socks5h://"
+                )),
+                "{e}"
+            );
+        }
+    }
+
+    #[cfg(feature = "socks")]
+    #[test]
+    fn a_proxy_url_may_be_a_secret_and_reaches_the_connection_options() {
+        use crate::outputs::redistimeseries::Config;
+        std::env::set_var("SECRET_KEYS_TEST_PROXY", "socks5h://u:hunter2@p.lan:9050");
+        let cfg: Config = yaml_serde::from_str("socks5_proxy: secret:keys-test/proxy\n").unwrap();
+        let opts = cfg.conn_options("redistimeseries");
+        let proxy = opts.proxy.expect("the proxy is in the connection options");
+        assert_eq!(proxy.password.as_ref().unwrap().expose(), "hunter2");
+        assert!(proxy.remote_dns);
+        let shown = format!("{:?} {}", cfg.conn, crate::config::yaml_text::flow(&cfg));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("socks5_proxy: \"socks5h://u:***@p.lan:9050\""),
+            "{shown}"
+        );
+    }
+
+    #[cfg(not(feature = "socks"))]
+    #[test]
+    fn without_the_socks_feature_a_proxy_key_is_a_clear_config_error() {
+        for key in ["socks5_proxy", "socks4_proxy"] {
+            let [out, _] = errors(&format!("      host: h\n      {key}: socks5://h\n"));
+            let want = format!("c.yaml:4:21: outputs[0].redistimeseries.{key}: {key} was set but this binary was built without SOCKS (cargo feature `socks`)");
+            assert!(out.starts_with(&want), "{out}");
         }
     }
 }
