@@ -5,7 +5,8 @@
 //! - [`ports`]: free and reserved loopback ports; [`wait`]: polling with a timeout;
 //!   [`clock`]: the wall clock as the agent stamps samples;
 //! - real peers, each failing the test with its log when it cannot start: [`redis_server`],
-//!   [`mosquitto`], [`pymodbus`] (the simulated SMA inverter), [`web_servers`] (nginx, Apache);
+//!   [`mosquitto`], [`pymodbus`] (the simulated SMA inverter), [`web_servers`] (nginx, Apache),
+//!   [`socks`] (microsocks, danted);
 //!   [`certs`] for the TLS ones; [`logs`] captures the log of library code run in-process.
 //!
 //! A test binary declares `mod support;` and names what it uses as `support::<file>::…`.
@@ -26,5 +27,6 @@ pub mod pymodbus;
 pub mod redis_server;
 pub mod samples;
 pub mod scratch;
+pub mod socks;
 pub mod wait;
 pub mod web_servers;

@@ -249,13 +249,25 @@ mod tests {
         }
     }
 
+    /// Options with nothing but the connection keys, as a plugin declares them.
+    #[cfg(feature = "socks")]
+    #[derive(serde::Serialize, serde::Deserialize)]
+    #[serde(remote = "Self", deny_unknown_fields)]
+    struct Options {
+        #[serde(skip)]
+        conn: super::RedisKeys,
+    }
+
+    #[cfg(feature = "socks")]
+    crate::config::shared::with_shared!(Options, conn: super::RedisKeys);
+
     #[cfg(feature = "socks")]
     #[test]
     fn a_proxy_url_may_be_a_secret_and_reaches_the_connection_options() {
-        use crate::outputs::redistimeseries::Config;
         std::env::set_var("SECRET_KEYS_TEST_PROXY", "socks5h://u:hunter2@p.lan:9050");
-        let cfg: Config = yaml_serde::from_str("socks5_proxy: secret:keys-test/proxy\n").unwrap();
-        let opts = cfg.conn_options("redistimeseries");
+        let cfg: Options = yaml_serde::from_str("socks5_proxy: secret:keys-test/proxy\n").unwrap();
+        let timeout = std::time::Duration::from_secs(1);
+        let opts = cfg.conn.conn_options("test", timeout, "timeout");
         let proxy = opts.proxy.expect("the proxy is in the connection options");
         assert_eq!(proxy.password.as_ref().unwrap().expose(), "hunter2");
         assert!(proxy.remote_dns);
