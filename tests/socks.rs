@@ -354,3 +354,30 @@ fn tls_through_a_socks5_proxy() {
     );
     write_through(&proxy, &server, &yaml, "ms-tls");
 }
+
+/// A proxy that accepts the connection and never answers: the handshake is inside
+/// `connect_timeout`, and the message names the proxy.
+#[test]
+fn a_proxy_that_never_answers_is_bounded_by_connect_timeout() {
+    // Connections complete in the kernel's backlog; nothing ever reads or answers them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = silent.local_addr().unwrap().port();
+    let mut agent = Agent::new(
+        &format!(
+            "host: 127.0.0.1\nport: 6379\nconnect_timeout: 500ms\nsocks5_proxy: socks5://127.0.0.1:{proxy_port}\n"
+        ),
+        "silent",
+    );
+    let id = agent.series("proxied");
+    agent.push(id, 0, 1);
+    assert!(!agent.flush());
+    assert_eq!(agent.queued(), 1);
+    let want = format!(
+        "no connection to 127.0.0.1:6379 through SOCKS5 proxy 127.0.0.1:{proxy_port} within connect_timeout (500ms)"
+    );
+    assert!(
+        !logs_containing(&want).is_empty(),
+        "{:?}",
+        logs_containing("is down")
+    );
+}

@@ -244,7 +244,8 @@ pub async fn connect(
     port: u16,
     shown: &str,
 ) -> Result<TcpStream, String> {
-    if proxy.remote_dns {
+    // An address is sent as one even with remote DNS: there is no name to resolve.
+    if proxy.remote_dns && host.parse::<IpAddr>().is_err() {
         return connect_to(proxy, Dest::Name(host, port), shown).await;
     }
     // The name is looked up here as for a direct connection; SOCKS4 carries IPv4 only.
