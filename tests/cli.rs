@@ -671,7 +671,7 @@ fn without_the_socks_feature_a_proxy_is_a_config_error_that_says_so() {
         "outputs:\n  - redistimeseries:\n      socks5_proxy: socks5://127.0.0.1:1080\n",
     );
     assert!(
-        err.contains("3:21: outputs[0].redistimeseries.socks5_proxy: socks5_proxy was set but this binary was built without SOCKS (cargo feature `socks`)"),
+        err.contains("3:7: outputs[0].redistimeseries.socks5_proxy: a SOCKS proxy was set but this binary was built without SOCKS (cargo feature `socks`)"),
         "{err}"
     );
 }
