@@ -1,6 +1,6 @@
 //! The Redis clients through real SOCKS proxies (`socks5_proxy`, `socks4_proxy`): microsocks
-//! for SOCKS5 with and without username/password, danted for SOCKS4 and SOCKS5 (SOCKS4a is
-//! tested on canned replies only: Dante 1.4 does not implement it),
+//! for SOCKS5 with and without username/password, danted for SOCKS4 and SOCKS5, OpenSSH's
+//! `ssh -D` for SOCKS4a (which Dante 1.4 does not implement),
 //! against a private Redis Stack. Each test reads the values back from Redis and proves the
 //! connection was the proxy's: the socket Redis sees the agent on is held by the proxy's
 //! process, and with the proxy stopped the output goes down while Redis is still up.
@@ -353,6 +353,29 @@ fn tls_through_a_socks5_proxy() {
         proxy.url("socks5h", "")
     );
     write_through(&proxy, &server, &yaml, "ms-tls");
+}
+
+/// SOCKS4a (Dante 1.4 lacks it) through OpenSSH's dynamic forwarding: the name `localhost`
+/// goes to the proxy, whose sshd resolves it and connects.
+#[test]
+fn socks4a_and_socks5h_through_ssh_dynamic_forwarding() {
+    let server = Server::stack(&[]);
+    let proxy = Proxy::ssh();
+    for (key, scheme, host) in [
+        ("socks4_proxy", "socks4a", "ssh-4a"),
+        ("socks5_proxy", "socks5h", "ssh-5h"),
+    ] {
+        let yaml = format!(
+            "host: localhost\nport: {}\n{key}: {}\n",
+            server.port,
+            proxy.url(scheme, "")
+        );
+        write_through(&proxy, &server, &yaml, host);
+    }
+    // sshd was asked for the name, not an address the agent had resolved.
+    let log = proxy.log();
+    let asked = format!("target localhost port {}", server.port);
+    assert_eq!(log.matches(&asked).count(), 2, "`{asked}` twice in:\n{log}");
 }
 
 /// A proxy that accepts the connection and never answers: the handshake is inside

@@ -6,7 +6,7 @@
 //!   [`clock`]: the wall clock as the agent stamps samples;
 //! - real peers, each failing the test with its log when it cannot start: [`redis_server`],
 //!   [`mosquitto`], [`pymodbus`] (the simulated SMA inverter), [`web_servers`] (nginx, Apache),
-//!   [`socks`] (microsocks, danted);
+//!   [`socks`] (microsocks, danted, ssh -D);
 //!   [`certs`] for the TLS ones; [`logs`] captures the log of library code run in-process.
 //!
 //! A test binary declares `mod support;` and names what it uses as `support::<file>::…`.

@@ -1,7 +1,8 @@
-//! Private SOCKS proxies: microsocks (SOCKS5, with or without username/password) and Dante's
+//! Private SOCKS proxies: microsocks (SOCKS5, with or without username/password), Dante's
 //! danted (SOCKS4 and SOCKS5 without authentication: its username method checks the system's
-//! users; Dante 1.4 does not implement SOCKS4a, it connects to 0.0.0.1), one per test on a reserved loopback port, stopped by PID when
-//! dropped. Their logs show the connections they made, so a test can prove its traffic went
+//! users; Dante 1.4 does not implement SOCKS4a, it connects to 0.0.0.1) and OpenSSH's dynamic
+//! forwarding (`ssh -D` to a private sshd: SOCKS4a), one per test on a reserved loopback port,
+//! stopped by PID when dropped. Their logs show the connections they made, so a test can prove its traffic went
 //! through the proxy.
 //!
 //! Needs `RTC_SOCKS_BIN_DIR`, printed by `scripts/setup-socks`:
@@ -12,7 +13,7 @@
 //!
 //! Fails, never skips, without it or when a proxy does not start (with the proxy's log).
 
-use super::ports::{reserve_port, ReservedPort};
+use super::ports::{free_port, reserve_port, ReservedPort};
 use nix::sys::signal::Signal;
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -44,11 +45,15 @@ enum Kind {
     /// `Some((user, password))` for RFC 1929 authentication.
     Microsocks(Option<(String, String)>),
     Dante,
+    /// `ssh -D` through a private sshd, which makes the connections.
+    Ssh,
 }
 
 /// A private proxy.
 pub struct Proxy {
     child: Option<Child>,
+    /// The sshd behind `ssh -D`.
+    sshd: Option<Child>,
     kind: Kind,
     pub port: u16,
     /// Keeps `port` ours while the proxy is stopped for a restart.
@@ -72,10 +77,17 @@ impl Proxy {
         Proxy::start(Kind::Dante)
     }
 
+    /// `ssh -D` (SOCKS4, SOCKS4a and SOCKS5 without authentication) to a private sshd that
+    /// lets this user in with a key made here.
+    pub fn ssh() -> Proxy {
+        Proxy::start(Kind::Ssh)
+    }
+
     fn start(kind: Kind) -> Proxy {
         let hold = reserve_port();
         let mut p = Proxy {
             child: None,
+            sshd: None,
             kind,
             port: hold.port,
             _port_hold: hold,
@@ -90,11 +102,6 @@ impl Proxy {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .unwrap();
         let port = self.port.to_string();
         let mut cmd = match &self.kind {
             Kind::Microsocks(auth) => {
@@ -116,26 +123,85 @@ impl Proxy {
                     .args(["-N", "1"]);
                 c
             }
+            Kind::Ssh => self.ssh_command(),
         };
-        let child = cmd
+        self.child = Some(self.start_listening(&mut cmd, self.port, "the SOCKS proxy"));
+    }
+
+    /// Starts the private sshd and returns the `ssh -D` command that logs in to it.
+    fn ssh_command(&mut self) -> Command {
+        let dir = self.dir.path();
+        for key in ["host_key", "client_key"] {
+            let out = Command::new(bin("ssh-keygen"))
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(dir.join(key))
+                .output()
+                .expect("ssh-keygen");
+            assert!(out.status.success(), "ssh-keygen: {out:?}");
+        }
+        std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap();
+        let sshd_port = free_port();
+        let conf = dir.join("sshd_config");
+        std::fs::write(&conf, sshd_config(sshd_port, dir)).unwrap();
+        // As root sshd wants its privilege separation directory, which only the system
+        // service creates (/run is emptied at boot).
+        if is_root() {
+            std::fs::create_dir_all("/run/sshd").unwrap();
+        }
+        let mut sshd = Command::new(bin("sshd"));
+        sshd.args(["-D", "-e", "-f"]).arg(&conf);
+        self.sshd = Some(self.start_listening(&mut sshd, sshd_port, "sshd"));
+        let user = Command::new("id").arg("-un").output().expect("id -un");
+        let user = String::from_utf8(user.stdout).unwrap();
+        let mut c = Command::new(bin("ssh"));
+        c.args(["-N", "-F", "/dev/null", "-D"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["-p", &sshd_port.to_string(), "-i"])
+            .arg(dir.join("client_key"))
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-o",
+                "LogLevel=ERROR",
+            ])
+            .arg(format!("{}@127.0.0.1", user.trim()));
+        c
+    }
+
+    /// Starts `cmd`, its output appended to the log, and waits until it listens on `port`;
+    /// fails the test with the log when it does not.
+    fn start_listening(&self, cmd: &mut Command, port: u16, what: &str) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the SOCKS proxy: {e}"));
-        self.child = Some(child);
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            let exited = self.child.as_mut().unwrap().try_wait().unwrap();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let exited = child.try_wait().unwrap();
             if exited.is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
                 panic!(
-                    "the SOCKS proxy on port {} did not start ({exited:?}); log:\n{}",
-                    self.port,
+                    "{what} on port {port} did not start ({exited:?}); log:\n{}",
                     self.log()
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        child
     }
 
     /// What the proxy has logged so far (both runs, across a restart).
@@ -143,12 +209,10 @@ impl Proxy {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// Stops the proxy (SIGTERM by PID: danted then stops its child processes too).
+    /// Stops the proxy (SIGTERM by PID: danted and sshd then stop their child processes too).
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-            let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
-            let _ = c.wait();
+        for child in [self.child.take(), self.sshd.take()].into_iter().flatten() {
+            terminate(child);
         }
     }
 
@@ -163,10 +227,11 @@ impl Proxy {
     /// address is 127.0.0.1:`port`: the proxy's side of a connection that a server sees
     /// coming from that port, which proves the connection was made by the proxy.
     pub fn holds_local_port(&self, port: u16) -> bool {
-        let Some(child) = &self.child else {
-            return false;
-        };
-        let inodes = socket_inodes(child.id());
+        let inodes: Vec<String> = [&self.child, &self.sshd]
+            .into_iter()
+            .flatten()
+            .flat_map(|c| socket_inodes(c.id()))
+            .collect();
         let local = format!("0100007F:{port:04X}");
         let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
         table.lines().skip(1).any(|l| {
@@ -185,6 +250,29 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn terminate(mut child: Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+    let _ = child.wait();
+}
+
+fn is_root() -> bool {
+    std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0
+}
+
+/// sshd on loopback for this user only, by the key in `dir`, forwarding allowed; at DEBUG1
+/// it logs the target of each forwarded connection as it was asked for (a name or an address).
+fn sshd_config(port: u16, dir: &std::path::Path) -> String {
+    let d = dir.display();
+    format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
+         AuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n\
+         PermitRootLogin prohibit-password\nStrictModes no\nPasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\nUsePAM no\nAllowTcpForwarding yes\n\
+         LogLevel DEBUG1\n"
+    )
 }
 
 /// The inodes of the sockets that `pid` and its descendants hold open.
