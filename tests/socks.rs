@@ -404,3 +404,67 @@ fn a_proxy_that_never_answers_is_bounded_by_connect_timeout() {
         logs_containing("is down")
     );
 }
+
+/// The built agent with a wrong proxy password: the down line names the proxy and the user,
+/// no line holds the password, and once the config is fixed by SIGHUP every sample collected
+/// meanwhile arrives with its own timestamp, without a gap.
+#[test]
+fn the_agent_with_a_wrong_proxy_password_keeps_its_samples_until_a_reload_fixes_it() {
+    use nix::sys::signal::Signal;
+    use support::scratch::{fixture, Scratch};
+    let server = Server::stack(&[]);
+    let proxy = Proxy::microsocks_auth("metrics", "right-one");
+    let s = Scratch::new();
+    let config = |password: &str| {
+        format!(
+            "hostname: wrongproxy\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\ninputs: [linux_mem]\noutputs:\n  - redistimeseries:\n      host: 127.0.0.1\n      port: {}\n      socks5_proxy: \"socks5://metrics:{password}@127.0.0.1:{}\"\n",
+            fixture("basic").join("proc").display(),
+            server.port,
+            proxy.port
+        )
+    };
+    let path = s.config(&config("Hunter2Wrong"));
+    let agent = support::agent::Agent::start(&path);
+    let (lines, down) = agent.wait_for(Duration::from_secs(15), |l| l.contains("is down"));
+    assert!(down, "{lines:#?}");
+    let want = format!(
+        "output redistimeseries is down: SOCKS5 proxy 127.0.0.1:{} refused the username/password (user `metrics`)",
+        proxy.port
+    );
+    assert!(lines.last().unwrap().contains(&want), "{lines:#?}");
+    // A few more seconds of samples wait in the buffer.
+    std::thread::sleep(Duration::from_secs(3));
+    let fixed_at = support::clock::now_ms();
+    std::fs::write(&path, config("right-one")).unwrap();
+    agent.signal(Signal::SIGHUP);
+    let (more, up) = agent.wait_for(Duration::from_secs(20), |l| l.contains("is up again"));
+    assert!(up, "{more:#?}");
+    for l in lines.iter().chain(&more) {
+        assert!(
+            !l.contains("Hunter2Wrong") && !l.contains("right-one"),
+            "{l}"
+        );
+    }
+    let mut c = server.client();
+    let wait_until = Instant::now() + Duration::from_secs(10);
+    let stamps = loop {
+        let got: Vec<i64> = ts_range(&mut c, "mem_total_bytes:wrongproxy")
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        if got.last().is_some_and(|&t| t >= fixed_at) || Instant::now() > wait_until {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let before_fix: Vec<i64> = stamps.iter().copied().filter(|&t| t < fixed_at).collect();
+    assert!(
+        before_fix.len() >= 3,
+        "the samples of the outage arrived: {stamps:?} (fixed at {fixed_at})"
+    );
+    let gaps: Vec<&[i64]> = before_fix
+        .windows(2)
+        .filter(|w| w[1] - w[0] != 1000)
+        .collect();
+    assert!(gaps.is_empty(), "1 s ticks without a gap: {stamps:?}");
+}
