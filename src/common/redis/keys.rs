@@ -25,7 +25,7 @@ pub struct RedisKeys {
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub tls: TlsKeys,
-    /// TCP connect, TLS handshake and login together.
+    /// TCP connect, proxy handshake, TLS handshake and login together.
     pub connect_timeout: Dur,
     /// `socks5_proxy` or `socks4_proxy`: every connection goes through this proxy.
     #[cfg(feature = "socks")]
@@ -109,6 +109,15 @@ impl SharedKeys for RedisKeys {
     }
 }
 
+/// The proxy key `key` (one of the two) as a `&'static str`, for messages and errors.
+fn proxy_key(key: &str) -> &'static str {
+    if key == "socks5_proxy" {
+        "socks5_proxy"
+    } else {
+        "socks4_proxy"
+    }
+}
+
 impl RedisKeys {
     #[cfg(feature = "socks")]
     fn read_proxy<'de, A: MapAccess<'de>>(
@@ -116,11 +125,7 @@ impl RedisKeys {
         key: &str,
         map: &mut A,
     ) -> Result<(), A::Error> {
-        let key = if key == "socks5_proxy" {
-            "socks5_proxy"
-        } else {
-            "socks4_proxy"
-        };
+        let key = proxy_key(key);
         let other = self.proxy.as_ref().map(ProxyUrl::key);
         self.proxy = Some(map.next_value_seed(ProxySeed { key, other })?);
         Ok(())
@@ -137,11 +142,7 @@ impl RedisKeys {
         map: &mut A,
     ) -> Result<(), A::Error> {
         map.next_value::<String>()?;
-        self.proxy_key = Some(if key == "socks5_proxy" {
-            "socks5_proxy"
-        } else {
-            "socks4_proxy"
-        });
+        self.proxy_key = Some(proxy_key(key));
         Ok(())
     }
 
@@ -194,29 +195,36 @@ mod tests {
     #[cfg(feature = "socks")]
     use std::path::Path;
 
-    /// The error of a config with a `redistimeseries` output and a `redis` input, both with
-    /// `options` (written at 6 spaces).
+    /// The errors of configs with `options` (written at 6 spaces) in a `redistimeseries`
+    /// output and (built with `apps`) in a `redis` input, each with the plugin's key path.
     #[cfg(feature = "socks")]
-    fn errors(options: &str) -> [String; 2] {
-        ["outputs:\n  - redistimeseries:\n", "inputs:\n  - redis:\n"].map(|head| {
-            let text = format!("{head}{options}");
-            match parse(Path::new("c.yaml"), &text) {
-                Ok(_) => String::new(),
-                Err(e) => e.to_string(),
-            }
-        })
+    fn errors(options: &str) -> Vec<(String, &'static str)> {
+        let mut plugins = vec![(
+            "outputs:\n  - redistimeseries:\n",
+            "outputs[0].redistimeseries",
+        )];
+        if cfg!(feature = "apps") {
+            plugins.push(("inputs:\n  - redis:\n", "inputs[0].redis"));
+        }
+        plugins
+            .into_iter()
+            .map(|(head, at)| {
+                let text = format!("{head}{options}");
+                match parse(Path::new("c.yaml"), &text) {
+                    Ok(_) => (String::new(), at),
+                    Err(e) => (e.to_string(), at),
+                }
+            })
+            .collect()
     }
 
     #[cfg(feature = "socks")]
     #[test]
     fn both_proxy_keys_are_refused_at_the_second() {
-        let [out, input] = errors(
+        let errors = errors(
             "      socks4_proxy: socks4://127.0.0.1:1080\n      socks5_proxy: socks5://u:hunter2@127.0.0.1:1080\n",
         );
-        for (e, at) in [
-            (out, "outputs[0].redistimeseries"),
-            (input, "inputs[0].redis"),
-        ] {
+        for (e, at) in errors {
             assert!(
                 e.starts_with(&format!(
                     "c.yaml:4:21: {at}.socks5_proxy: socks4_proxy is set already"
@@ -230,11 +238,7 @@ mod tests {
     #[cfg(feature = "socks")]
     #[test]
     fn a_bad_proxy_url_is_refused_at_its_line_and_column() {
-        let [out, input] = errors("      host: h\n      socks5_proxy: socks4://u@h\n");
-        for (e, at) in [
-            (out, "outputs[0].redistimeseries"),
-            (input, "inputs[0].redis"),
-        ] {
+        for (e, at) in errors("      host: h\n      socks5_proxy: socks4://u@h\n") {
             assert!(
                 e.starts_with(&format!(
                     "c.yaml:4:21: {at}.socks5_proxy: must start with socks5:// or socks5h://"
