@@ -333,3 +333,35 @@ fn bad_urls_are_refused_without_repeating_them() {
         .unwrap_err()
         .contains("255 bytes"));
 }
+
+#[test]
+fn random_replies_never_panic() {
+    // xorshift: the same replies on every run, so a failure can be reproduced.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for url in ["socks5://u:p@h:1", "socks5h://h:1", "socks4a://h:1"] {
+        for _ in 0..3000 {
+            let len = (next() % 300) as usize;
+            let mut reply: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Half of them start as a proxy would, to get past the first checks.
+            if next() % 2 == 0 {
+                let start: &[u8] = if url.starts_with("socks4") {
+                    &[0, 90]
+                } else {
+                    &[5, 2, 1, 0, 5, 0, 0]
+                };
+                for (at, b) in reply.iter_mut().zip(start) {
+                    *at = *b;
+                }
+            }
+            if let (Err(e), _) = run(url, Dest::Name("r", 1), &reply) {
+                assert!(e.contains("proxy h:1"), "{url} {reply:?}: {e}");
+            }
+        }
+    }
+}
