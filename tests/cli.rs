@@ -571,6 +571,23 @@ fn no_config_error_quotes_a_password() {
         ));
     }
     for url in [
+        "socks5://admin:Secr3tXYZ@h:port",
+        "socks5://admin:Secr3tXYZ@",
+        "socks5://:Secr3tXYZ@h",
+        "socks4://admin:Secr3tXYZ@h",
+        "http://admin:Secr3tXYZ@h",
+        "socks5://admin:%ZZSecr3tXYZ@h",
+    ] {
+        configs.push((
+            format!("outputs:\n  - redistimeseries:\n      socks5_proxy: \"{url}\"\n"),
+            None,
+        ));
+        configs.push((
+            format!("inputs:\n  - redis_info:\n      socks5_proxy: \"{url}\"\noutputs: [stdout]\n"),
+            None,
+        ));
+    }
+    for url in [
         "http://admin:Secr3tXYZ/Pass@h:x/",
         "http://admin:Secr3tXYZ/Pass@/",
         "ftp://admin:Secr3tXYZ@h/",
@@ -655,4 +672,46 @@ fn cluster_option_errors_point_at_their_option() {
     ));
     let o = run(&["check", "--config", path.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A SOCKS proxy's password is masked in the plan, as the Redis password is.
+#[cfg(feature = "socks")]
+#[test]
+fn check_masks_the_proxy_password() {
+    let s = Scratch::new();
+    let path = s.config(
+        "outputs:\n  - redistimeseries:\n      host: r.lan\n      socks5_proxy: \"socks5h://metrics:Secr3tXYZ@10.0.0.1:1080\"\n",
+    );
+    let o = run(&["check", "--config", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("socks5_proxy: \"socks5h://metrics:***@10.0.0.1:1080\""),
+        "{out}"
+    );
+    assert!(!out.contains("Secr3tXYZ"), "{out}");
+}
+
+#[cfg(feature = "socks")]
+#[test]
+fn both_proxy_keys_are_a_config_error_at_the_second() {
+    let err = check_fails(
+        "outputs:\n  - redistimeseries:\n      socks5_proxy: socks5://127.0.0.1:1080\n      socks4_proxy: socks4://127.0.0.1:1080\n",
+    );
+    assert!(
+        err.contains("4:21: outputs[0].redistimeseries.socks4_proxy: socks5_proxy is set already: a connection goes through one proxy, set only one of socks5_proxy and socks4_proxy"),
+        "{err}"
+    );
+}
+
+#[cfg(not(feature = "socks"))]
+#[test]
+fn without_the_socks_feature_a_proxy_is_a_config_error_that_says_so() {
+    let err = check_fails(
+        "outputs:\n  - redistimeseries:\n      socks5_proxy: socks5://127.0.0.1:1080\n",
+    );
+    assert!(
+        err.contains("3:7: outputs[0].redistimeseries.socks5_proxy: a SOCKS proxy was set but this binary was built without SOCKS (cargo feature `socks`)"),
+        "{err}"
+    );
 }

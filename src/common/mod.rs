@@ -1,4 +1,4 @@
-//! Clients and helpers that inputs and outputs share (TLS, Redis, MQTT, HTTP, name filters,
+//! Clients and helpers that inputs and outputs share (TLS, SOCKS, Redis, MQTT, HTTP, name filters,
 //! JSON strings, backoff). Beneath both: nothing here imports an input or an output.
 
 pub mod filter;
@@ -8,4 +8,6 @@ pub mod json;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 pub mod redis;
+#[cfg(feature = "socks")]
+pub mod socks;
 pub mod tls;

@@ -6,7 +6,8 @@
 //!   [`clock`]: the wall clock as the agent stamps samples;
 //! - real peers, each failing the test with its log when it cannot start: [`redis_server`],
 //!   [`redis_cluster`] (six of them made a cluster),
-//!   [`mosquitto`], [`pymodbus`] (the simulated SMA inverter), [`web_servers`] (nginx, Apache);
+//!   [`mosquitto`], [`pymodbus`] (the simulated SMA inverter), [`web_servers`] (nginx, Apache),
+//!   [`socks`] (microsocks, danted, ssh -D);
 //!   [`certs`] for the TLS ones; [`logs`] captures the log of library code run in-process.
 //!
 //! A test binary declares `mod support;` and names what it uses as `support::<file>::…`.
@@ -28,5 +29,6 @@ pub mod redis_cluster;
 pub mod redis_server;
 pub mod samples;
 pub mod scratch;
+pub mod socks;
 pub mod wait;
 pub mod web_servers;

@@ -3,6 +3,8 @@
 //! connection needs no task of its own, no extra thread and no tokio runtime.
 
 use super::Target;
+#[cfg(feature = "socks")]
+use crate::common::socks::{self, ProxyUrl};
 #[cfg(feature = "tls")]
 use crate::common::tls;
 use crate::common::tls::TlsFiles;
@@ -27,6 +29,9 @@ pub struct ConnOptions<'a> {
     /// The plugin, for messages.
     pub plugin: &'static str,
     pub tls: TlsFiles<'a>,
+    /// The SOCKS proxy every connection goes through.
+    #[cfg(feature = "socks")]
+    pub proxy: Option<&'a ProxyUrl>,
     pub connect_timeout: Duration,
     /// How long a request may wait for its replies, and the option that sets it.
     pub write_timeout: Duration,
@@ -43,6 +48,8 @@ pub struct Endpoint {
     write_timeout_key: &'static str,
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ClientConfig>>,
+    #[cfg(feature = "socks")]
+    proxy: Option<ProxyUrl>,
 }
 
 /// A live connection.
@@ -80,6 +87,8 @@ impl Endpoint {
             write_timeout_key: opts.write_timeout_key,
             #[cfg(feature = "tls")]
             tls,
+            #[cfg(feature = "socks")]
+            proxy: opts.proxy.cloned(),
         })
     }
 
@@ -103,8 +112,9 @@ impl Endpoint {
         match future::or(attempt, timer).await {
             Some(r) => r,
             None => Err(format!(
-                "no connection to {} within connect_timeout ({}ms): host unreachable or not answering",
+                "no connection to {}{} within connect_timeout ({}ms): host unreachable or not answering",
                 self.target.addr(),
+                self.through(),
                 timeout.as_millis()
             )),
         }
@@ -133,8 +143,21 @@ impl Endpoint {
             .map_err(|e| e + plain_hint(first.load(Ordering::Relaxed)))
     }
 
+    /// " through SOCKS5 proxy host:port" when there is one, for messages.
+    fn through(&self) -> String {
+        #[cfg(feature = "socks")]
+        if let Some(p) = &self.proxy {
+            return format!(" through {}", p.name());
+        }
+        String::new()
+    }
+
     async fn tcp(&self) -> Result<TcpStream, String> {
         let t = &self.target;
+        #[cfg(feature = "socks")]
+        if let Some(proxy) = &self.proxy {
+            return socks::connect(proxy, &t.host, t.port, &t.addr()).await;
+        }
         // A name is looked up on a short-lived thread (not smol's pool, whose threads stay).
         let addrs = offload::resolve(&t.host, t.port)
             .await

@@ -12,4 +12,6 @@ mod target;
 pub use conn::{Conn, ConnOptions, Endpoint};
 pub use keys::RedisKeys;
 pub use session::{Connected, Session};
+#[cfg(feature = "socks")]
+pub(crate) use target::percent_decode;
 pub use target::{RedisUrl, Target};

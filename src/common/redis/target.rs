@@ -159,7 +159,8 @@ impl RedisUrl {
     }
 }
 
-fn percent_decode(s: &str) -> Result<String, String> {
+/// `%XX` sequences decoded (the user and password of a URL); errors start with `url: `.
+pub(crate) fn percent_decode(s: &str) -> Result<String, String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -30,6 +30,7 @@ pub const SAMPLE: &str = "\
     # password: secret:redis/password
     # ssl: false
     # ssl_ca_certs: /etc/ssl/redis-ca.pem
+    # socks5_proxy: socks5h://user:secret@127.0.0.1:1080   # or socks4_proxy: socks4://host:1080
     # INFO fields to write as redis_<field>; the Python rtcollector's list when left out.
     # metrics: [used_memory, connected_clients, total_commands_processed, keyspace_hits]
     connect_timeout: 5s

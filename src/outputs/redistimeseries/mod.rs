@@ -64,6 +64,7 @@ pub const SAMPLE: &str = "\
     # ssl_ca_certs: /etc/rtcollector/redis-ca.pem
     # ssl_certfile: /etc/rtcollector/client.pem
     # ssl_keyfile: /etc/rtcollector/client.key
+    # socks5_proxy: socks5h://user:secret@127.0.0.1:1080   # or socks4_proxy: socks4://host:1080
     # connect_timeout: 5s
     # write_timeout: 10s
     # key_format: \"{name}:{host}{:values}\"   # \"{name}{_values}\" = the Python rtcollector's old keys
