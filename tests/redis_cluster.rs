@@ -522,3 +522,69 @@ fn cluster_mode_and_server_mode_mixed_up_say_which_to_set() {
         "{e}"
     );
 }
+
+/// Every node of the cluster through one SOCKS5 proxy: the connections each master sees
+/// from the agent are sockets of the proxy, and without the proxy nothing is written.
+#[cfg(feature = "socks")]
+#[test]
+fn every_node_is_reached_through_the_socks_proxy() {
+    use support::socks::Proxy;
+
+    let cl = RedisCluster::start(3, 0);
+    let mut proxy = Proxy::microsocks();
+    let mut o = output(&format!(
+        "cluster: true\nnodes: {}\nkey_format: \"{{name}}:{{host}}{{:values}}\"\nsocks5_proxy: \"{}\"\nconnect_timeout: 2s\n",
+        cl.seeds_yaml(),
+        proxy.url("socks5", "")
+    ));
+    let table = RefCell::new(SeriesTable::new("proxied", 100));
+    let ids: Vec<u32> = (0..30)
+        .map(|i| {
+            table
+                .borrow_mut()
+                .intern("disk_used", "", &[("device", &format!("sd{i}"))])
+                .unwrap()
+        })
+        .collect();
+    let batch: Vec<Sample> = ids.iter().map(|&id| s(id, T0, id as f64)).collect();
+    let r = write_until_taken(&mut o, &table, &batch, &cl);
+    assert_eq!(r.written, 30);
+    for (i, &id) in ids.iter().enumerate() {
+        let key = format!("disk_used:proxied:sd{i}");
+        let mut c = cl.client_for(&key, &[]);
+        assert_eq!(ts_range(&mut c, &key), vec![(T0, id as f64)], "{key}");
+    }
+    for (n, node) in cl.nodes.iter().enumerate() {
+        let mut c = node.client();
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
+        let ports: Vec<u16> = list
+            .lines()
+            .filter(|l| l.contains("lib-name=rtcollector"))
+            .filter_map(|l| {
+                let addr = l.split(' ').find_map(|f| f.strip_prefix("addr="))?;
+                addr.rsplit(':').next()?.parse().ok()
+            })
+            .collect();
+        assert!(!ports.is_empty(), "node {n} has no connection of the agent");
+        for p in ports {
+            assert!(
+                proxy.holds_local_port(p),
+                "node {n}: the agent's connection from port {p} is not the proxy's\n{}",
+                proxy.log()
+            );
+        }
+    }
+    proxy.stop();
+    // The first write may find a connection the proxy's end closed; the next ones try the
+    // proxy again and say so. Nothing is written either way.
+    let later: Vec<Sample> = ids.iter().map(|&id| s(id, T0 + 1000, 0.0)).collect();
+    let mut errors = Vec::new();
+    for _ in 0..3 {
+        match futures_lite::future::block_on(o.write(&later, SeriesView(&table))) {
+            Err(OutputError::Retry(e)) => errors.push(e),
+            other => panic!("written without the proxy: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    assert!(errors.iter().any(|e| e.contains("proxy")), "{errors:?}");
+}
