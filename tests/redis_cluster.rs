@@ -588,3 +588,44 @@ fn every_node_is_reached_through_the_socks_proxy() {
     }
     assert!(errors.iter().any(|e| e.contains("proxy")), "{errors:?}");
 }
+
+/// A slot half way through a migration (MIGRATING on its owner, IMPORTING on the other
+/// node): a series new to it is answered with ASK, created on the importing node behind
+/// ASKING, and found there once the slot has moved.
+#[test]
+fn a_new_series_in_a_migrating_slot_follows_ask() {
+    let cl = RedisCluster::start(3, 0);
+    let host = "asked";
+    let slot = hash_slot(host.as_bytes());
+    let from = cl.owner_of_slot(slot, &[]);
+    let to = (0..3).find(|&n| n != from).unwrap();
+    let setslot = |node: usize, args: &[&str]| {
+        let mut c = cl.nodes[node].client();
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("SETSLOT").arg(slot);
+        for a in args {
+            cmd.arg(*a);
+        }
+        let _: () = cmd.query(&mut c).expect("CLUSTER SETSLOT");
+    };
+    setslot(to, &["IMPORTING", &cl.node_id(from)]);
+    setslot(from, &["MIGRATING", &cl.node_id(to)]);
+
+    let mut o = output(&format!("cluster: true\nnodes: {}\n", cl.seeds_yaml()));
+    let table = RefCell::new(SeriesTable::new(host, 10));
+    let id = table.borrow_mut().intern("m", "", &[]).unwrap();
+    let batch: Vec<Sample> = (0..5).map(|k| s(id, T0 + k * 1000, k as f64)).collect();
+    let r = write_until_taken(&mut o, &table, &batch, &cl);
+    assert_eq!((r.written, r.rejected), (5, 0));
+    let counters = o.cluster_counters().expect("cluster mode");
+    assert!(counters.asked >= 1, "{counters:?}");
+    assert_eq!(counters.moved, 0, "{counters:?}");
+
+    // Finish the migration (no key was left on the old owner) and read back.
+    for n in 0..3 {
+        setslot(n, &["NODE", &cl.node_id(to)]);
+    }
+    let key = format!("m:{{{host}}}");
+    let want: Vec<(i64, f64)> = (0..5).map(|k| (T0 + k * 1000, k as f64)).collect();
+    assert_eq!(ts_range(&mut cl.nodes[to].client(), &key), want);
+}

@@ -399,7 +399,7 @@ mod tests {
             yaml_serde::from_str("host: r.lan\npassword: hunter2\nssl: true\n").unwrap();
         let shown = flow(&cfg);
         assert!(
-            shown.starts_with("{ host: r.lan, port: 6379, db: 0, password: ***, ssl: true, ssl_insecure_skip_verify: false, connect_timeout: 5s, write_timeout: 10s, key_format: "),
+            shown.starts_with("{ host: r.lan, port: 6379, db: 0, password: ***, ssl: true, ssl_insecure_skip_verify: false, connect_timeout: 5s, write_timeout: 10s, cluster: false, "),
             "{shown}"
         );
         #[cfg(feature = "mqtt")]
