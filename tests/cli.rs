@@ -715,3 +715,17 @@ fn without_the_socks_feature_a_proxy_is_a_config_error_that_says_so() {
         "{err}"
     );
 }
+
+#[cfg(feature = "cluster")]
+#[test]
+fn sum_in_a_cluster_is_a_config_error_at_duplicate_policy() {
+    let e = check_fails(
+        "outputs:\n  - redistimeseries:\n      cluster: true\n      duplicate_policy: sum\n",
+    );
+    assert!(
+        e.starts_with(
+            "4:7: outputs[0].redistimeseries.duplicate_policy: `sum` cannot be used in a cluster"
+        ),
+        "{e}"
+    );
+}

@@ -629,3 +629,66 @@ fn a_new_series_in_a_migrating_slot_follows_ask() {
     let want: Vec<(i64, f64)> = (0..5).map(|k| (T0 + k * 1000, k as f64)).collect();
     assert_eq!(ts_range(&mut cl.nodes[to].client(), &key), want);
 }
+
+/// A replica that stops answering: WAIT comes back short, the batch is kept and sent again,
+/// and once the cluster has marked the replica failed (it leaves the slot map) the writes
+/// go on without waiting for it.
+#[test]
+fn a_replica_that_stops_answering_holds_writes_only_until_the_cluster_drops_it() {
+    use nix::sys::signal::Signal;
+
+    let cl = RedisCluster::start(3, 1);
+    let host = "waited";
+    let slot = hash_slot(host.as_bytes());
+    let master = cl.owner_of_slot(slot, &[]);
+    let master_id = cl.node_id(master);
+    let replica = (0..cl.nodes.len())
+        .find(|&n| {
+            let mut c = cl.nodes[n].client();
+            let info: String = redis::cmd("INFO").arg("replication").query(&mut c).unwrap();
+            info.contains("role:slave") && {
+                let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut c).unwrap();
+                nodes
+                    .lines()
+                    .any(|l| l.contains("myself") && l.contains(&master_id))
+            }
+        })
+        .expect("the master's replica");
+    let mut o = output(&format!(
+        "cluster: true\nnodes: {}\nwrite_timeout: 3s\n",
+        cl.seeds_yaml()
+    ));
+    let table = RefCell::new(SeriesTable::new(host, 10));
+    let ids = series(&table, 5);
+    let first: Vec<Sample> = ids.iter().map(|&id| s(id, T0, 1.0)).collect();
+    assert_eq!(write_until_taken(&mut o, &table, &first, &cl).written, 5);
+    // A replica is in CLUSTER SLOTS once it has had a first write: the output reads the
+    // map again within seconds while a master shows none.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while o.cluster_counters().expect("cluster mode").replicas < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the replicas never appeared in the map"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(write_until_taken(&mut o, &table, &first, &cl).written, 5);
+    }
+
+    cl.nodes[replica].signal(Signal::SIGSTOP);
+    let second: Vec<Sample> = ids.iter().map(|&id| s(id, T0 + 1000, 2.0)).collect();
+    let e = match futures_lite::future::block_on(o.write(&second, SeriesView(&table))) {
+        Err(OutputError::Retry(e)) => e,
+        other => panic!("a write the replica did not acknowledge was taken: {other:?}"),
+    };
+    assert!(e.contains("replicas") && e.contains("acknowledged"), "{e}");
+    let r = write_until_taken(&mut o, &table, &second, &cl);
+    cl.nodes[replica].signal(Signal::SIGCONT);
+    assert_eq!((r.written, r.rejected), (5, 0));
+    for i in 0..5 {
+        let key = format!("m{i}:{{{host}}}");
+        assert_eq!(
+            ts_range(&mut cl.nodes[master].client(), &key),
+            vec![(T0, 1.0), (T0 + 1000, 2.0)]
+        );
+    }
+}

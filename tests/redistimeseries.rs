@@ -864,6 +864,31 @@ fn a_write_cancelled_halfway_does_not_lose_series_creation() {
     assert!(ts_labels(&mut c, &format!("b:{host}")).contains(&("name".into(), "b".into())));
 }
 
+/// A key deleted behind the agent's back is created again and every sample of it in the
+/// batch is sent again (only the first was, and the others were counted as dropped).
+#[test]
+fn every_sample_of_a_deleted_key_is_sent_again() {
+    let r = Redis::any();
+    let host = unique("deleted");
+    let mut o = output(&format!("url: {}\n", r.url));
+    let table = RefCell::new(SeriesTable::new(&host, 10));
+    let a = table.borrow_mut().intern("a", "", &[]).unwrap();
+    assert_eq!(write(&mut o, &table, &[s(a, T0, 0.0)]).unwrap().written, 1);
+    let mut c = r.client();
+    let _: i64 = query(&mut c, &["DEL", &format!("a:{host}")]);
+    let batch: Vec<Sample> = (1..=5).map(|k| s(a, T0 + k * 1000, k as f64)).collect();
+    let report = write(&mut o, &table, &batch).unwrap();
+    assert_eq!(
+        report,
+        WriteReport {
+            written: 5,
+            rejected: 0
+        }
+    );
+    let want: Vec<(i64, f64)> = (1..=5).map(|k| (T0 + k * 1000, k as f64)).collect();
+    assert_eq!(ts_range(&mut c, &format!("a:{host}")), want);
+}
+
 #[test]
 fn plain_redis_without_the_module_says_redis_stack_or_redis_8_is_needed() {
     let server = Server::plain(&[]);

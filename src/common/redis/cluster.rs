@@ -17,6 +17,11 @@ use std::time::{Duration, Instant};
 /// write waits for) and moves that caused no redirect yet are seen.
 const MAP_MAX_AGE: Duration = Duration::from_secs(60);
 
+/// The same while a master has no replica in the map: CLUSTER SLOTS leaves out a replica
+/// until it has received a first write, so a new cluster's replicas appear only after the
+/// agent's first writes.
+const MAP_MAX_AGE_WITHOUT_REPLICAS: Duration = Duration::from_secs(5);
+
 /// Hash slots in a Redis Cluster.
 pub const SLOTS: usize = 16384;
 
@@ -79,8 +84,10 @@ pub struct Redirect {
 }
 
 impl Redirect {
-    /// The redirect in a server error, if it is one: `MOVED 3999 127.0.0.1:6381`.
-    pub fn of(e: &ServerError) -> Option<Redirect> {
+    /// The redirect in a server error, if it is one: `MOVED 3999 127.0.0.1:6381`. A node
+    /// that announces no endpoint (`MOVED 3999 :6381`) means the host of `from`, the node
+    /// that replied.
+    pub fn of(e: &ServerError, from: &NodeAddr) -> Option<Redirect> {
         let ask = match e.code() {
             "MOVED" => false,
             "ASK" => true,
@@ -92,7 +99,14 @@ impl Redirect {
             .parse()
             .ok()
             .filter(|&s| (s as usize) < SLOTS)?;
-        let to = NodeAddr::parse(words.next()?)?;
+        let target = words.next()?;
+        let to = match target.strip_prefix(':') {
+            Some(port) => NodeAddr {
+                host: from.host.clone(),
+                port: port.parse().ok().filter(|&p| p > 0)?,
+            },
+            None => NodeAddr::parse(target)?,
+        };
         Some(Redirect { ask, slot, to })
     }
 }
@@ -133,7 +147,12 @@ pub fn parse_slots(reply: &Value, asked: &NodeAddr) -> Result<Vec<SlotRange>, St
             Some(Value::SimpleString(s)) => s.clone(),
             _ => String::new(),
         };
-        let host = if host.is_empty() || host == "?" {
+        if host == "?" {
+            // An endpoint the node does not know: its slots stay without an owner (their
+            // samples wait) until a later read names it.
+            continue;
+        }
+        let host = if host.is_empty() {
             asked.host.clone()
         } else {
             host
@@ -165,6 +184,8 @@ pub struct ClusterCounters {
     pub moved: u64,
     pub asked: u64,
     pub refreshes: u64,
+    /// Replicas of the masters in the last map read.
+    pub replicas: u64,
 }
 
 struct Node {
@@ -188,6 +209,7 @@ pub struct Cluster {
     /// next write.
     stale: bool,
     read_at: Option<Instant>,
+    masters: usize,
     template: Endpoint,
     who: String,
     backoff: (Duration, Duration),
@@ -211,6 +233,7 @@ impl Cluster {
             owner: vec![NO_OWNER; SLOTS].into_boxed_slice(),
             stale: true,
             read_at: None,
+            masters: 0,
             template,
             who,
             backoff,
@@ -251,13 +274,9 @@ impl Cluster {
         self.nodes.len()
     }
 
-    /// Nodes that own at least one slot.
+    /// Nodes that own at least one slot, in the last map read.
     pub fn masters(&self) -> usize {
-        let mut seen = vec![false; self.nodes.len()];
-        for &o in self.owner.iter().filter(|&&o| o != NO_OWNER) {
-            seen[o as usize] = true;
-        }
-        seen.iter().filter(|&&s| s).count()
+        self.masters
     }
 
     pub fn addr(&self, node: usize) -> &NodeAddr {
@@ -302,7 +321,12 @@ impl Cluster {
     /// Reads the slot map again when it is stale or older than [`MAP_MAX_AGE`]: asks the known masters first, then the
     /// seeds, then every other node, and takes the first answer.
     pub async fn ensure_map(&mut self) -> Result<(), String> {
-        let old = self.read_at.is_none_or(|t| t.elapsed() >= MAP_MAX_AGE);
+        let max_age = if self.counters.replicas < self.masters as u64 {
+            MAP_MAX_AGE_WITHOUT_REPLICAS
+        } else {
+            MAP_MAX_AGE
+        };
+        let old = self.read_at.is_none_or(|t| t.elapsed() >= max_age);
         if !self.stale && !old {
             return Ok(());
         }
@@ -369,6 +393,10 @@ impl Cluster {
         pipe.cmd("CLUSTER").arg("SLOTS");
         let reply = session.send(&pipe).await?;
         match reply.first() {
+            Some(Value::ServerError(e)) if e.code() == "NOPERM" => Err(format!(
+                "{} refused CLUSTER SLOTS to the user (NOPERM): a cluster output's user needs +cluster|slots, +asking and +wait besides the TS commands",
+                addr.show()
+            )),
             Some(Value::ServerError(e)) => Err(format!(
                 "{} answered CLUSTER SLOTS with {} {}: is it a cluster node (`cluster-enabled yes`)?",
                 addr.show(),
@@ -391,11 +419,17 @@ impl Cluster {
         for n in &mut self.nodes {
             n.replicas = 0;
         }
+        let mut masters: Vec<usize> = Vec::new();
         for r in ranges {
             let n = self.node_index(&r.master);
             self.nodes[n].replicas = self.nodes[n].replicas.max(r.replicas);
             self.owner[r.start as usize..=r.end as usize].fill(n as u16);
+            if !masters.contains(&n) {
+                masters.push(n);
+            }
         }
+        self.masters = masters.len();
+        self.counters.replicas = masters.iter().map(|&n| self.nodes[n].replicas as u64).sum();
     }
 
     /// How many replicas `node` had in the last slot map.
@@ -434,13 +468,17 @@ mod tests {
     #[test]
     fn redirects_are_parsed_and_junk_is_not() {
         let e = make_error;
-        let r = Redirect::of(&e("MOVED", "3999 127.0.0.1:6381")).unwrap();
+        let from = NodeAddr::parse("10.0.0.9:7001").unwrap();
+        let r = Redirect::of(&e("MOVED", "3999 127.0.0.1:6381"), &from).unwrap();
         assert_eq!(
             (r.ask, r.slot, r.to.show()),
             (false, 3999, "127.0.0.1:6381".into())
         );
-        let r = Redirect::of(&e("ASK", "1 [::1]:7000")).unwrap();
+        let r = Redirect::of(&e("ASK", "1 [::1]:7000"), &from).unwrap();
         assert_eq!((r.ask, r.to.host.as_str(), r.to.port), (true, "::1", 7000));
+        // No endpoint announced: the host of the node that replied.
+        let r = Redirect::of(&e("MOVED", "7 :6381"), &from).unwrap();
+        assert_eq!(r.to, NodeAddr::parse("10.0.0.9:6381").unwrap());
         for (code, detail) in [
             ("MOVED", "99999 h:1"),
             ("MOVED", "1"),
@@ -448,8 +486,13 @@ mod tests {
             ("MOVED", "1 h:0"),
             ("MOVED", "x h:1"),
             ("ERR", "1 h:1"),
+            ("MOVED", "1 :0"),
         ] {
-            assert_eq!(Redirect::of(&e(code, detail)), None, "{code} {detail}");
+            assert_eq!(
+                Redirect::of(&e(code, detail), &from),
+                None,
+                "{code} {detail}"
+            );
         }
     }
 
@@ -477,6 +520,12 @@ mod tests {
                 Value::Int(16383),
                 Value::Array(vec![bulk(""), Value::Int(7001)]),
             ]),
+            // An endpoint the node does not know: no owner for these slots yet.
+            Value::Array(vec![
+                Value::Int(100),
+                Value::Int(200),
+                Value::Array(vec![bulk("?"), Value::Int(7009)]),
+            ]),
         ]);
         let asked = NodeAddr::parse("10.0.0.9:7001").unwrap();
         let r = parse_slots(&reply, &asked).unwrap();
@@ -484,6 +533,7 @@ mod tests {
         assert_eq!(r[0].master, NodeAddr::parse("127.0.0.1:7000").unwrap());
         assert_eq!((r[1].start, r[1].end, r[1].replicas), (5461, 16383, 0));
         assert_eq!(r[1].master, asked);
+        assert_eq!(r.len(), 2, "the unknown endpoint is left out");
         for bad in [
             Value::Int(1),
             Value::Array(vec![Value::Int(1)]),

@@ -35,7 +35,7 @@ pub struct Config {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<String>,
     /// In cluster mode, the replicas a write waits for (`WAIT`) before it counts as
-    /// written, so a failover cannot lose it; never more than the master has.
+    /// written, so that a failover does not lose it; never more than the master has.
     pub wait_replicas: u8,
     /// Labels added to every series.
     pub labels: BTreeMap<String, String>,
@@ -220,6 +220,14 @@ impl Config {
             return Err(BuildError::at(
                 "db",
                 "a Redis Cluster has only database 0",
+            ));
+        }
+        if self.duplicate_policy == DuplicatePolicy::Sum {
+            // While a master is down the batch is sent again whole at every flush: the
+            // other masters' samples would be added up once per retry.
+            return Err(BuildError::at(
+                "duplicate_policy",
+                "`sum` cannot be used in a cluster: a batch resent while one master is down would add the other masters' samples again; use last, first, min or max",
             ));
         }
         if self.nodes.is_empty() {

@@ -1,7 +1,8 @@
 //! `redistimeseries`: every sample goes to a RedisTimeSeries key with labels, so series can
 //! be found with `TS.QUERYINDEX` / `TS.MRANGE … FILTER name=… host=…`.
 //!
-//! One flush is one pipeline on one connection:
+//! One flush is one pipeline on one connection (in a cluster, one per master the batch's
+//! keys live on: `route.rs`):
 //!
 //! 1. for each series seen for the first time on this connection: `TS.CREATE` with
 //!    RETENTION, DUPLICATE_POLICY, CHUNK_SIZE, ENCODING and LABELS ("key already exists" is
@@ -186,7 +187,9 @@ pub struct RedisTimeSeries {
     groups: Vec<Vec<u32>>,
     /// Cluster mode: samples a MOVED or ASK sent elsewhere (batch index, index into
     /// `redirects`).
-    redirected: Vec<(u32, u16)>,
+    redirected: Vec<(u32, u32)>,
+    /// The node the round being booked went to.
+    node: usize,
     #[cfg(feature = "cluster")]
     redirects: Vec<crate::common::redis::cluster::Redirect>,
 }
@@ -256,6 +259,7 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, BuildErro
         pending: Vec::new(),
         groups: Vec::new(),
         redirected: Vec::new(),
+        node: 0,
         #[cfg(feature = "cluster")]
         redirects: Vec::new(),
     })
@@ -274,6 +278,7 @@ impl Output for RedisTimeSeries {
         if let Route::Cluster(c) = &self.route {
             report("cluster_nodes", c.node_count() as u64);
             report("cluster_masters", c.masters() as u64);
+            report("cluster_replicas", c.counters.replicas);
             report("cluster_moved", c.counters.moved);
             report("cluster_asked", c.counters.asked);
             report("cluster_slot_map_reads", c.counters.refreshes);
@@ -308,6 +313,9 @@ impl RedisTimeSeries {
             // it created and what the connections still owe us are unknown. Start afresh.
             self.route.disconnect_all();
             self.forget_created();
+            self.redirected.clear();
+            #[cfg(feature = "cluster")]
+            self.redirects.clear();
         }
         self.in_flight = true;
         let result = if self.route.is_cluster() {
@@ -378,9 +386,12 @@ impl RedisTimeSeries {
         self.forget_created();
     }
 
+    /// Also lets series refused with NOPERM be tried again: the user's rights may have
+    /// changed with the connection.
     fn forget_created(&mut self) {
         for s in self.series.iter_mut().flatten() {
             s.created = Created::No;
+            s.denied_until = None;
         }
     }
 
@@ -404,6 +415,7 @@ impl RedisTimeSeries {
             }
         };
         let addr = self.route.addr(node);
+        self.node = node;
         if let Err(e) = self.book(batch, values, first, report, &addr) {
             // Whatever was created may be half done: start over on a fresh connection.
             self.drop_connection(node);

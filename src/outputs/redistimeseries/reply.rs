@@ -50,7 +50,7 @@ impl RedisTimeSeries {
                     }
                     // An ASKING is answered OK; what it allows is booked with its command.
                     Pipelined::Asking => {}
-                    Pipelined::Wait(wanted) => self.waited(wanted, &value, addr),
+                    Pipelined::Wait(wanted) => self.waited(wanted, &value, addr)?,
                     Pipelined::Madd(start, end) => self.book_madd(
                         batch,
                         start as usize,
@@ -118,8 +118,9 @@ impl RedisTimeSeries {
                         return Err(msg);
                     }
                     let st = self.series[s.series as usize].as_mut().expect("planned");
-                    if first && not_a_series(e) && st.created == Created::Yes {
-                        // Deleted since we created it: create again and resend, once.
+                    if first && not_a_series(e) {
+                        // Deleted since we created it (or its creation just failed): create
+                        // again and resend every such sample, once.
                         st.created = Created::No;
                         self.retry.push(i);
                     } else {
@@ -142,10 +143,10 @@ impl RedisTimeSeries {
     /// command where the reply says. Elsewhere no error is a redirect.
     #[cfg(feature = "cluster")]
     fn redirect(&mut self, e: &ServerError) -> bool {
-        if !self.route.is_cluster() {
+        let Some(from) = self.route.addr_of(self.node) else {
             return false;
-        }
-        let Some(r) = crate::common::redis::cluster::Redirect::of(e) else {
+        };
+        let Some(r) = crate::common::redis::cluster::Redirect::of(e, from) else {
             return false;
         };
         if self.redirects.last() != Some(&r) {
@@ -160,26 +161,32 @@ impl RedisTimeSeries {
     }
 
     /// The index of the redirect [`Self::redirect`] noted last.
-    fn redirect_index(&self) -> u16 {
+    fn redirect_index(&self) -> u32 {
         #[cfg(feature = "cluster")]
-        return self.redirects.len().saturating_sub(1) as u16;
+        return self.redirects.len().saturating_sub(1) as u32;
         #[cfg(not(feature = "cluster"))]
         0
     }
 
-    /// The reply to WAIT: fewer replicas than asked for (one is down, or slow) is logged
-    /// and accepted: the master has the samples, and nothing better can be done.
-    fn waited(&mut self, wanted: u8, value: &Value, addr: &str) {
-        let got = match value {
-            Value::Int(n) => *n,
-            _ => -1,
-        };
-        if got < i64::from(wanted) {
-            self.unreplicated += 1;
-            log::debug!(
-                "output {}: {addr} had {got} of {wanted} replicas acknowledge the write",
-                self.name
-            );
+    /// The reply to WAIT. Fewer replicas than asked for fails the batch: a failover now
+    /// could promote a replica without these samples. It is sent again (the same samples,
+    /// harmless) after the slot map has been read again: a replica that is gone leaves the
+    /// map once the master has noticed, and is then no longer waited for.
+    fn waited(&mut self, wanted: u8, value: &Value, addr: &str) -> Result<(), String> {
+        match value {
+            Value::Int(n) if *n >= i64::from(wanted) => Ok(()),
+            Value::Int(n) => {
+                self.unreplicated += 1;
+                self.route.mark_stale();
+                Err(format!(
+                    "only {n} of {wanted} replicas of {addr} acknowledged the write within 1s (wait_replicas); it is sent again"
+                ))
+            }
+            Value::ServerError(e) => Err(format!(
+                "{addr} refused WAIT ({}): allow it to the user, or set wait_replicas: 0",
+                show(e)
+            )),
+            other => Err(format!("{addr} answered WAIT with {other:?}")),
         }
     }
 

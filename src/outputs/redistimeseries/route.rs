@@ -61,6 +61,15 @@ impl Route {
         }
     }
 
+    /// The address of `node` in a cluster (where a MOVED without a host points).
+    #[cfg(feature = "cluster")]
+    pub fn addr_of(&self, node: usize) -> Option<&NodeAddr> {
+        match self {
+            Route::Cluster(c) => Some(c.addr(node)),
+            Route::Single(_) => None,
+        }
+    }
+
     pub fn tls(&self) -> bool {
         match self {
             Route::Single(s) => s.endpoint().target.tls,
@@ -204,6 +213,7 @@ impl RedisTimeSeries {
         failed: &mut Option<String>,
     ) {
         groups.iter_mut().for_each(Vec::clear);
+        let mut stale = false;
         view.with(|t| {
             for &(i, ask) in pending {
                 let slot = self.state(batch[i as usize].series, t).slot;
@@ -215,6 +225,7 @@ impl RedisTimeSeries {
                     n => (n, true),
                 };
                 if node == NO_OWNER {
+                    stale = true;
                     failed.get_or_insert_with(|| {
                         format!("no node of the cluster serves slot {slot} (CLUSTERDOWN?)")
                     });
@@ -227,6 +238,10 @@ impl RedisTimeSeries {
                 groups[g].push(i);
             }
         });
+        if stale {
+            // A slot without a master: the map was read mid-failover; read it again.
+            self.route.mark_stale();
+        }
     }
 
     /// How many replicas a write to `node` waits for.
