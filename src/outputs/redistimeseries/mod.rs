@@ -146,6 +146,7 @@ enum Pipelined {
     /// ASKING before a command sent to the node a migrating slot's ASK named.
     Asking,
     /// WAIT for the replicas after the writes (cluster mode).
+    #[cfg(feature = "cluster")]
     Wait(u8),
 }
 
@@ -173,11 +174,13 @@ pub struct RedisTimeSeries {
     /// What the round being planned does beyond the samples: ASKING before each command,
     /// WAIT for that many replicas at the end.
     asking: bool,
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     wait: u8,
     /// `wait_replicas` (cluster mode).
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     wait_replicas: u8,
     /// Writes that fewer replicas acknowledged than WAIT asked for.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     unreplicated: u64,
     /// Cluster mode: the samples of a round, each with the node an ASK named (or
     /// `NO_OWNER`), and per node the samples that go to it (see `route.rs`).
@@ -201,7 +204,11 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, BuildErro
     cfg.validate_series()?;
     let seeds = cfg.seeds(&target)?;
     let key_format = KeyFormat::parse(cfg.key_format())?;
-    if cfg.cluster && !cfg.downsample.is_empty() && !key_format.has_hash_tag() {
+    if cfg!(feature = "cluster")
+        && cfg.cluster
+        && !cfg.downsample.is_empty()
+        && !key_format.has_hash_tag()
+    {
         return Err(BuildError::at(
             "key_format",
             format!(

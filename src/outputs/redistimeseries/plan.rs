@@ -20,6 +20,7 @@ pub(crate) enum Split {
 }
 
 /// How long a WAIT for replicas may block the write, at most.
+#[cfg(feature = "cluster")]
 const WAIT_MS: u64 = 1000;
 
 impl RedisTimeSeries {
@@ -100,36 +101,22 @@ impl RedisTimeSeries {
             }
             self.order.push(i);
         }
-        // Stable sorts: samples of one series keep their order.
-        match split {
-            Split::Size => {}
-            Split::Series => self.order.sort_by_key(|&i| batch[i as usize].series),
-            Split::Slot => {
-                let series = &self.series;
-                let slot = |i: u32| {
-                    series[batch[i as usize].series as usize]
-                        .as_ref()
-                        .map_or(0, |st| st.slot)
-                };
-                // Usually one slot (a host's keys share its hash tag): nothing to sort.
-                if !self.order.is_sorted_by_key(|&i| slot(i)) {
-                    self.order.sort_by_key(|&i| slot(i));
-                }
-            }
+        // One key for both kinds of split (one sort in the binary). Stable: samples of one
+        // series keep their order. Usually already in order (a host's keys share one slot).
+        let series = &self.series;
+        if split != Split::Size
+            && !self
+                .order
+                .is_sorted_by_key(|&i| group_of(series, batch, split, i))
+        {
+            self.order
+                .sort_by_key(|&i| group_of(series, batch, split, i));
         }
         let mut start = 0;
         while start < self.order.len() {
             let mut end = (start + MADD_MAX).min(self.order.len());
             if split != Split::Size {
-                let group = |i: u32| {
-                    let series = batch[i as usize].series;
-                    match split {
-                        Split::Slot => self.series[series as usize]
-                            .as_ref()
-                            .map_or(0, |st| u32::from(st.slot)),
-                        _ => series,
-                    }
-                };
+                let group = |i: u32| group_of(&self.series, batch, split, i);
                 let first = group(self.order[start]);
                 end = start
                     + self.order[start..end]
@@ -150,6 +137,7 @@ impl RedisTimeSeries {
             self.pipelined.push(Pipelined::Madd(start as u32, end as u32));
             start = end;
         }
+        #[cfg(feature = "cluster")]
         if self.wait > 0 && !self.order.is_empty() {
             self.pipe.cmd("WAIT").arg(self.wait).arg(WAIT_MS);
             self.pipelined.push(Pipelined::Wait(self.wait));
@@ -158,7 +146,7 @@ impl RedisTimeSeries {
 
     /// An ASKING before the next command when the round goes to a node an ASK named.
     fn asking(&mut self) {
-        if self.asking {
+        if cfg!(feature = "cluster") && self.asking {
             self.pipe.cmd("ASKING");
             self.pipelined.push(Pipelined::Asking);
         }
@@ -170,7 +158,7 @@ impl RedisTimeSeries {
         let labels = series_labels(&self.labels, series);
         let pipe = &mut self.pipe;
         let asking = |pipe: &mut Pipeline, pipelined: &mut Vec<Pipelined>| {
-            if self.asking {
+            if cfg!(feature = "cluster") && self.asking {
                 pipe.cmd("ASKING");
                 pipelined.push(Pipelined::Asking);
             }
@@ -234,6 +222,17 @@ impl RedisTimeSeries {
                 .arg(rule.every_ms);
             self.pipelined.push(Pipelined::Rule(id));
         }
+    }
+}
+
+/// What a TS.MADD must not span under `split`: the series, or its key's hash slot.
+fn group_of(series: &[Option<SeriesState>], batch: &[Sample], split: Split, i: u32) -> u32 {
+    let id = batch[i as usize].series;
+    match split {
+        Split::Slot => series[id as usize]
+            .as_ref()
+            .map_or(0, |st| u32::from(st.slot)),
+        _ => id,
     }
 }
 

@@ -50,6 +50,7 @@ impl RedisTimeSeries {
                     }
                     // An ASKING is answered OK; what it allows is booked with its command.
                     Pipelined::Asking => {}
+                    #[cfg(feature = "cluster")]
                     Pipelined::Wait(wanted) => self.waited(wanted, &value, addr)?,
                     Pipelined::Madd(start, end) => self.book_madd(
                         batch,
@@ -172,6 +173,7 @@ impl RedisTimeSeries {
     /// could promote a replica without these samples. It is sent again (the same samples,
     /// harmless) after the slot map has been read again: a replica that is gone leaves the
     /// map once the master has noticed, and is then no longer waited for.
+    #[cfg(feature = "cluster")]
     fn waited(&mut self, wanted: u8, value: &Value, addr: &str) -> Result<(), String> {
         match value {
             Value::Int(n) if *n >= i64::from(wanted) => Ok(()),
