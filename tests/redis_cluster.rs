@@ -11,11 +11,11 @@ mod support;
 
 use rtcollector::common::redis::cluster::hash_slot;
 use rtcollector::core::{Output, OutputError, Sample, SeriesTable, SeriesView, WriteReport};
-use rtcollector::outputs::redistimeseries::{build, Config, RedisTimeSeries};
-use rtcollector::outputs::OutputCtx;
+use rtcollector::outputs::redistimeseries::RedisTimeSeries;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
+use support::queued_output::redistimeseries;
 use support::redis_cluster::RedisCluster;
 use support::redis_server::{info_field, text, ts_info, ts_labels, ts_range};
 
@@ -23,15 +23,7 @@ use support::redis_server::{info_field, text, ts_info, ts_labels, ts_range};
 const T0: i64 = 1_700_000_000_000;
 
 fn output(yaml: &str) -> RedisTimeSeries {
-    let cfg: Config = yaml_serde::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
-    build(
-        &cfg,
-        &OutputCtx {
-            hostname: "test".into(),
-            key: "redistimeseries".into(),
-        },
-    )
-    .unwrap_or_else(|e| panic!("build: {e}"))
+    redistimeseries(yaml)
 }
 
 /// Writes `batch` as the agent would: again after each `Retry`, until it is taken.

@@ -6,36 +6,22 @@
 
 mod support;
 
-use rtcollector::core::hub::{Hub, OutputQueue};
-use rtcollector::core::output::OutputRunner;
-use rtcollector::core::shared::Shared;
-use rtcollector::core::stats::AgentStats;
 use rtcollector::core::{Output, OutputError, Sample, SeriesTable, SeriesView, WriteReport};
-use rtcollector::outputs::redistimeseries::{build, Config, RedisTimeSeries};
-use rtcollector::outputs::OutputCtx;
+use rtcollector::outputs::redistimeseries::RedisTimeSeries;
 use std::cell::RefCell;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 #[cfg(feature = "tls")]
 use support::certs::{make_certs, self_signed_cert};
-use support::logs::{capture_logs, logs_containing};
+use support::logs::logs_containing;
 use support::ports::free_port;
+use support::queued_output::{redistimeseries, QueuedOutput};
 use support::redis_server::*;
 
 /// 2023-11-14T22:13:20Z, a whole second.
 const T0: i64 = 1_700_000_000_000;
 
 fn output(yaml: &str) -> RedisTimeSeries {
-    capture_logs();
-    let cfg: Config = yaml_serde::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
-    build(
-        &cfg,
-        &OutputCtx {
-            hostname: "test".into(),
-            key: "redistimeseries".into(),
-        },
-    )
-    .unwrap_or_else(|e| panic!("build: {e}"))
+    redistimeseries(yaml)
 }
 
 fn write(
@@ -77,54 +63,8 @@ fn s(series: u32, ts_ms: i64, value: f64) -> Sample {
 }
 
 /// The agent's own queue and flush loop around an output.
-struct Agent {
-    shared: Shared,
-    runner: OutputRunner,
-}
-
-impl Agent {
-    fn new(o: RedisTimeSeries, host: &str) -> Agent {
-        let stats = Rc::new(AgentStats::default());
-        let shared = Shared {
-            table: Rc::new(RefCell::new(SeriesTable::new(host, 10_000))),
-            hub: Rc::new(Hub::default()),
-            stats: stats.clone(),
-        };
-        let queue = Rc::new(OutputQueue::new(
-            "redistimeseries",
-            10_000,
-            1000,
-            stats.output("redistimeseries"),
-        ));
-        Agent {
-            runner: OutputRunner::new("redistimeseries", Box::new(o), queue),
-            shared,
-        }
-    }
-
-    fn intern(&self, name: &str, labels: &[(&str, &str)]) -> u32 {
-        self.shared
-            .table
-            .borrow_mut()
-            .intern(name, "", labels)
-            .unwrap()
-    }
-
-    fn push(&self, samples: &[Sample]) {
-        self.runner.queue.push(samples);
-    }
-
-    fn flush(&mut self) -> bool {
-        futures_lite::future::block_on(self.runner.flush(&self.shared))
-    }
-
-    fn queued(&self) -> usize {
-        self.runner.queue.ring.borrow().len()
-    }
-
-    fn written(&self) -> u64 {
-        self.runner.queue.stats.written.get()
-    }
+fn queued(o: RedisTimeSeries, host: &str) -> QueuedOutput {
+    QueuedOutput::new(Box::new(o), host)
 }
 
 #[test]
@@ -540,7 +480,7 @@ fn tls_with_a_test_ca_works_and_a_wrong_ca_fails_clearly_keeping_the_batch() {
     .enumerate()
     {
         let host = format!("tls{i}");
-        let mut agent = Agent::new(output(yaml), &host);
+        let mut agent = queued(output(yaml), &host);
         let id = agent.intern("tls_metric", &[]);
         agent.push(&[s(id, T0, 1.5), s(id, T0 + 1000, 2.5)]);
         assert!(agent.flush(), "TLS write {i} failed; see logs");
@@ -552,7 +492,7 @@ fn tls_with_a_test_ca_works_and_a_wrong_ca_fails_clearly_keeping_the_batch() {
     }
 
     // A CA that did not sign the server's certificate.
-    let mut agent = Agent::new(
+    let mut agent = queued(
         output(&format!(
             "host: 127.0.0.1\nport: {tls_port}\nssl: true\nssl_ca_certs: {}\n",
             other_ca.display()
@@ -763,6 +703,8 @@ fn tls_server_requiring_a_client_certificate() {
 #[cfg(not(feature = "tls"))]
 #[test]
 fn without_the_tls_feature_ssl_is_a_clear_config_error() {
+    use rtcollector::outputs::redistimeseries::{build, Config};
+    use rtcollector::outputs::OutputCtx;
     for yaml in ["ssl: true\n", "url: rediss://localhost:6380\n"] {
         let cfg: Config = yaml_serde::from_str(yaml).unwrap();
         let ctx = OutputCtx {
@@ -777,7 +719,7 @@ fn without_the_tls_feature_ssl_is_a_clear_config_error() {
 #[test]
 fn server_restart_mid_run_reconnects_and_delivers_the_buffer_with_original_timestamps() {
     let mut server = Server::stack(&[]);
-    let mut agent = Agent::new(
+    let mut agent = queued(
         output(&format!(
             "host: 127.0.0.1\nport: {}\nconnect_timeout: 1s\nwrite_timeout: 2s\nretention: 1y\n",
             server.port

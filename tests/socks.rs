@@ -10,17 +10,10 @@
 
 mod support;
 
-use rtcollector::core::hub::{Hub, OutputQueue};
-use rtcollector::core::output::OutputRunner;
-use rtcollector::core::shared::Shared;
-use rtcollector::core::stats::AgentStats;
-use rtcollector::core::{Sample, SeriesTable};
-use rtcollector::outputs::redistimeseries::{build, Config};
-use rtcollector::outputs::OutputCtx;
-use std::cell::RefCell;
-use std::rc::Rc;
+use rtcollector::core::Sample;
 use std::time::{Duration, Instant};
-use support::logs::{capture_logs, logs_containing};
+use support::logs::logs_containing;
+use support::queued_output::{redistimeseries, QueuedOutput};
 use support::redis_server::{query, text, ts_range, Server};
 use support::socks::Proxy;
 
@@ -28,44 +21,15 @@ use support::socks::Proxy;
 const T0: i64 = 1_700_000_000_000;
 
 /// The agent's own queue and flush loop around a `redistimeseries` output built from `yaml`.
-struct Agent {
-    shared: Shared,
-    runner: OutputRunner,
-}
+struct Agent(QueuedOutput);
 
 impl Agent {
     fn new(yaml: &str, host: &str) -> Agent {
-        capture_logs();
-        let cfg: Config = yaml_serde::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
-        let ctx = OutputCtx {
-            hostname: "test".into(),
-            key: "redistimeseries".into(),
-        };
-        let output = build(&cfg, &ctx).unwrap_or_else(|e| panic!("build: {e}"));
-        let stats = Rc::new(AgentStats::default());
-        let shared = Shared {
-            table: Rc::new(RefCell::new(SeriesTable::new(host, 10_000))),
-            hub: Rc::new(Hub::default()),
-            stats: stats.clone(),
-        };
-        let queue = Rc::new(OutputQueue::new(
-            "redistimeseries",
-            10_000,
-            1000,
-            stats.output("redistimeseries"),
-        ));
-        Agent {
-            runner: OutputRunner::new("redistimeseries", Box::new(output), queue),
-            shared,
-        }
+        Agent(QueuedOutput::new(Box::new(redistimeseries(yaml)), host))
     }
 
     fn series(&self, name: &str) -> u32 {
-        self.shared
-            .table
-            .borrow_mut()
-            .intern(name, "", &[])
-            .unwrap()
+        self.0.intern(name, &[])
     }
 
     fn push(&self, series: u32, from_s: i64, count: i64) {
@@ -76,15 +40,15 @@ impl Agent {
                 value: (from_s + k) as f64 * 1.5,
             })
             .collect();
-        self.runner.queue.push(&samples);
+        self.0.push(&samples);
     }
 
     fn flush(&mut self) -> bool {
-        futures_lite::future::block_on(self.runner.flush(&self.shared))
+        self.0.flush()
     }
 
     fn queued(&self) -> usize {
-        self.runner.queue.ring.borrow().len()
+        self.0.queued()
     }
 }
 

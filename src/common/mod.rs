@@ -10,4 +10,5 @@ pub mod mqtt;
 pub mod redis;
 #[cfg(feature = "socks")]
 pub mod socks;
+pub mod tcp;
 pub mod tls;

@@ -276,23 +276,7 @@ async fn tcp_to_proxy(proxy: &ProxyUrl) -> Result<TcpStream, String> {
     let addrs = offload::resolve(&proxy.host, proxy.port)
         .await
         .map_err(|e| format!("cannot resolve {} `{}`: {e}", proxy.key(), proxy.host))?;
-    let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(match last {
-        Some(e) => format!("cannot connect to {}: {e}", proxy.name()),
-        None => format!(
-            "cannot connect to {}: the name has no address",
-            proxy.name()
-        ),
-    })
+    super::tcp::connect_first(addrs, &proxy.name()).await
 }
 
 /// The SOCKS handshake on a stream connected to `proxy`, asking for `dest`.

@@ -1,6 +1,7 @@
 //! What the integration tests (and the benches that start peers) share, one file per job:
 //!
 //! - [`agent`]: the built binary, one-shot (`run --once`) or running, its output read back;
+//!   [`queued_output`]: one output in the agent's queue and flush loop, in the test's thread;
 //! - [`samples`]: its JSON samples by key; [`scratch`]: temp configs and the fixtures;
 //! - [`ports`]: free and reserved loopback ports; [`wait`]: polling with a timeout;
 //!   [`clock`]: the wall clock as the agent stamps samples;
@@ -25,6 +26,7 @@ pub mod logs;
 pub mod mosquitto;
 pub mod ports;
 pub mod pymodbus;
+pub mod queued_output;
 pub mod redis_cluster;
 pub mod redis_server;
 pub mod samples;

@@ -5,6 +5,7 @@
 use super::Target;
 #[cfg(feature = "socks")]
 use crate::common::socks::{self, ProxyUrl};
+use crate::common::tcp;
 #[cfg(feature = "tls")]
 use crate::common::tls;
 use crate::common::tls::TlsFiles;
@@ -162,20 +163,7 @@ impl Endpoint {
         let addrs = offload::resolve(&t.host, t.port)
             .await
             .map_err(|e| format!("cannot resolve `{}`: {e}", t.host))?;
-        let mut last = None;
-        for addr in addrs {
-            match TcpStream::connect(addr).await {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    return Ok(s);
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(match last {
-            Some(e) => format!("cannot connect to {}: {e}", t.addr()),
-            None => format!("cannot connect to {}: the name has no address", t.addr()),
-        })
+        tcp::connect_first(addrs, &t.addr()).await
     }
 
     async fn login<S>(&self, stream: S, config: AsyncConnectionConfig) -> Result<Conn, String>
