@@ -110,6 +110,20 @@ fn host(yaml: &str, h: usize, per_host: usize) -> Host {
     }
 }
 
+impl Host {
+    /// One sample of each series at T0 (the warm-up, not timed).
+    fn first_samples(&self) -> Vec<Sample> {
+        self.ids
+            .iter()
+            .map(|&id| Sample {
+                series: id,
+                ts_ms: T0,
+                value: 0.0,
+            })
+            .collect()
+    }
+}
+
 /// The replicas the output `h` found in the slot map (its `internal` counter).
 fn replicas_known(h: &Host) -> u64 {
     h.queue
@@ -132,16 +146,7 @@ fn run(yaml: &str, n: usize, m: usize, replicas: u64) -> Figures {
     let (elapsed, cpu, allocs, retried) = futures_lite::future::block_on(ex.run(async {
         // Warm-up: creates every series and learns the slot map, not timed.
         for h in &mut hosts {
-            let warm: Vec<Sample> = h
-                .ids
-                .iter()
-                .map(|&id| Sample {
-                    series: id,
-                    ts_ms: T0,
-                    value: 0.0,
-                })
-                .collect();
-            h.queue.push(&warm);
+            h.queue.push(&h.first_samples());
             assert!(h.runner.flush(&h.shared).await, "warm-up flush failed");
         }
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -149,16 +154,7 @@ fn run(yaml: &str, n: usize, m: usize, replicas: u64) -> Figures {
             assert!(Instant::now() < deadline, "the replicas never appeared");
             smol::Timer::after(Duration::from_millis(500)).await;
             for h in &mut hosts {
-                let again: Vec<Sample> = h
-                    .ids
-                    .iter()
-                    .map(|&id| Sample {
-                        series: id,
-                        ts_ms: T0,
-                        value: 0.0,
-                    })
-                    .collect();
-                h.queue.push(&again);
+                h.queue.push(&h.first_samples());
                 let _ = h.runner.flush(&h.shared).await;
             }
         }

@@ -329,6 +329,24 @@ fn failover_while_writing_loses_nothing() {
     );
 }
 
+/// The real agent's config: `inputs` every second into the cluster, a disk buffer synced
+/// every second.
+fn agent_config(
+    s: &support::scratch::Scratch,
+    cl: &RedisCluster,
+    host: &str,
+    inputs: &str,
+) -> std::path::PathBuf {
+    s.config(&format!(
+        "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\n\
+         buffer_sync_interval: 1s\ninputs: [{inputs}]\noutputs:\n  - redistimeseries:\n      \
+         cluster: true\n      nodes: {}\n      connect_timeout: 1s\n      write_timeout: 2s\n",
+        support::scratch::fixture("basic").join("proc").display(),
+        s.dir.path().join("buffer").display(),
+        cl.seeds_yaml()
+    ))
+}
+
 /// The timestamps of `key`, read from the master that owns it (none while nobody does).
 fn stamps(cl: &RedisCluster, dead: &[usize], key: &str) -> Vec<i64> {
     let owner = cl.owner_of_slot(cl.keyslot(key), dead);
@@ -364,21 +382,14 @@ fn an_agent_killed_during_a_failover_replays_its_disk_buffer_into_the_new_topolo
     use nix::sys::signal::Signal;
     use support::agent::Agent;
     use support::clock::now_ms;
-    use support::scratch::{fixture, Scratch};
+    use support::scratch::Scratch;
 
     let mut cl = RedisCluster::start(3, 1);
     let host = "killed";
     let key = format!("mem_total_bytes:{{{host}}}");
     let master = cl.owner_of_slot(hash_slot(host.as_bytes()), &[]);
     let s = Scratch::new();
-    let config = s.config(&format!(
-        "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\n\
-         buffer_sync_interval: 1s\ninputs: [linux_mem, internal]\noutputs:\n  - redistimeseries:\n      \
-         cluster: true\n      nodes: {}\n      connect_timeout: 1s\n      write_timeout: 2s\n",
-        fixture("basic").join("proc").display(),
-        s.dir.path().join("buffer").display(),
-        cl.seeds_yaml()
-    ));
+    let config = agent_config(&s, &cl, host, "linux_mem, internal");
     let mut agent = Agent::start(&config);
     let started = now_ms();
     wait_for_stamps(&cl, &[], &key, started);
@@ -431,20 +442,13 @@ fn the_whole_cluster_down_for_a_minute_loses_nothing() {
     use nix::sys::signal::Signal;
     use support::agent::Agent;
     use support::clock::now_ms;
-    use support::scratch::{fixture, Scratch};
+    use support::scratch::Scratch;
 
     let mut cl = RedisCluster::start(3, 1);
     let host = "blackout";
     let key = format!("mem_total_bytes:{{{host}}}");
     let s = Scratch::new();
-    let config = s.config(&format!(
-        "hostname: {host}\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\n\
-         buffer_sync_interval: 1s\ninputs: [linux_mem]\noutputs:\n  - redistimeseries:\n      \
-         cluster: true\n      nodes: {}\n      connect_timeout: 1s\n      write_timeout: 2s\n",
-        fixture("basic").join("proc").display(),
-        s.dir.path().join("buffer").display(),
-        cl.seeds_yaml()
-    ));
+    let config = agent_config(&s, &cl, host, "linux_mem");
     let mut agent = Agent::start(&config);
     let started = now_ms();
     wait_for_stamps(&cl, &[], &key, started);
