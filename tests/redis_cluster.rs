@@ -347,6 +347,15 @@ fn agent_config(
     ))
 }
 
+/// Neighbouring timestamps further apart than one second.
+fn gaps(stamps: &[i64]) -> Vec<(i64, i64)> {
+    stamps
+        .windows(2)
+        .filter(|w| w[1] - w[0] != 1000)
+        .map(|w| (w[0], w[1]))
+        .collect()
+}
+
 /// The timestamps of `key`, read from the master that owns it (none while nobody does).
 fn stamps(cl: &RedisCluster, dead: &[usize], key: &str) -> Vec<i64> {
     let owner = cl.owner_of_slot(cl.keyslot(key), dead);
@@ -416,11 +425,7 @@ fn an_agent_killed_during_a_failover_replays_its_disk_buffer_into_the_new_topolo
     // One sample a second, with one gap at most: while no agent ran (a second either
     // side for the tick's alignment). What was collected before the kill, during the
     // failover, came from the disk buffer.
-    let gaps: Vec<(i64, i64)> = got
-        .windows(2)
-        .filter(|w| w[1] - w[0] != 1000)
-        .map(|w| (w[0], w[1]))
-        .collect();
+    let gaps = gaps(&got);
     assert!(gaps.len() <= 1, "gaps {gaps:?} in {got:?}");
     for (a, b) in &gaps {
         assert!(
@@ -467,11 +472,7 @@ fn the_whole_cluster_down_for_a_minute_loses_nothing() {
     let got = wait_for_stamps(&cl, &[], &key, back + 1000);
     agent.signal(Signal::SIGTERM);
     agent.wait_exit(Duration::from_secs(10));
-    let gaps: Vec<(i64, i64)> = got
-        .windows(2)
-        .filter(|w| w[1] - w[0] != 1000)
-        .map(|w| (w[0], w[1]))
-        .collect();
+    let gaps = gaps(&got);
     assert!(gaps.is_empty(), "gaps {gaps:?} in {got:?}");
     assert!(got[0] <= started + 2000, "from the start: {got:?}");
     assert!(
