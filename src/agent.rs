@@ -358,9 +358,8 @@ async fn within<T>(budget: Duration, work: Pin<Box<dyn Future<Output = T> + '_>>
 fn attach_spills(gen: &Generation) {
     for runner in &gen.outputs {
         let q = &runner.queue;
-        let mut spill = q.spill.borrow_mut();
-        if spill.is_none() {
-            *spill = Some(Spill::new(gen.config.spill_config(&q.key), q.stats.clone()));
+        if q.spill.borrow().is_none() {
+            q.attach_spills(gen.config.spill_config(&q.key));
         }
     }
 }
@@ -395,13 +394,9 @@ fn lock_buffer_dir(dir: &Path) -> Result<Option<DirLock>, ()> {
 fn persist_unsent(queues: &[Rc<OutputQueue>], shared: &Shared) {
     let table = shared.table.borrow();
     for q in queues {
-        if let Some(spill) = q.spill.borrow_mut().as_mut() {
-            spill.retry_now();
-        }
+        q.each_spill(Spill::retry_now);
         q.spill_ring(&table);
-        if let Some(spill) = q.spill.borrow_mut().as_mut() {
-            spill.maybe_sync(true);
-        }
+        q.each_spill(|spill| spill.maybe_sync(true));
     }
 }
 

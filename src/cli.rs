@@ -222,7 +222,10 @@ fn buffer_status(args: &Args) -> i32 {
     for key in keys {
         let cfg = config.spill_config(&key);
         match crate::core::spill::status(&cfg.dir) {
-            Ok(st) => print!("{}", status_text(&key, &cfg.dir, &memory, &st)),
+            Ok(st) => {
+                print!("{}", status_text(&key, &cfg.dir, &memory, &st));
+                print!("{}", deferred_text(&cfg.dir.join("deferred")));
+            }
             Err(e) => {
                 eprintln!(
                     "error: output {key}: cannot read its outage buffer {}: {e}",
@@ -286,6 +289,23 @@ fn status_text(key: &str, dir: &Path, memory: &str, st: &crate::core::spill::Dis
         ));
     }
     text
+}
+
+/// The deferred part of an output's buffer (samples a cluster node could not take), when
+/// there is one.
+fn deferred_text(dir: &Path) -> String {
+    if !dir.is_dir() {
+        return String::new();
+    }
+    match crate::core::spill::status(dir) {
+        Ok(st) => format!(
+            "  deferred samples on disk: {} ({} bytes, in {})\n",
+            st.samples,
+            st.bytes + st.dictionary_bytes,
+            dir.display()
+        ),
+        Err(e) => format!("  deferred samples: cannot read {}: {e}\n", dir.display()),
+    }
 }
 
 /// The resolved plan. Options print as YAML (`config::yaml_text`), secrets as `***`.

@@ -26,7 +26,8 @@ fn output(yaml: &str) -> RedisTimeSeries {
     redistimeseries(yaml)
 }
 
-/// Writes `batch` as the agent would: again after each `Retry`, until it is taken.
+/// Writes `batch` as the agent would: again after each `Retry`, and the samples it
+/// deferred again, until all are taken.
 fn write_until_taken(
     o: &mut RedisTimeSeries,
     table: &RefCell<SeriesTable>,
@@ -34,9 +35,20 @@ fn write_until_taken(
     cluster: &RedisCluster,
 ) -> WriteReport {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut left = batch.to_vec();
+    let mut total = WriteReport::default();
     loop {
-        let last = match futures_lite::future::block_on(o.write(batch, SeriesView(table))) {
-            Ok(r) => return r,
+        let last = match futures_lite::future::block_on(o.write(&left, SeriesView(table))) {
+            Ok(r) => {
+                total.written += r.written;
+                total.rejected += r.rejected;
+                let Some(d) = o.deferred() else {
+                    return total;
+                };
+                let why = d.why.to_string();
+                left = d.samples.iter().map(|&i| left[i as usize]).collect();
+                why
+            }
             Err(OutputError::Retry(e)) => e,
             Err(e) => panic!("{e:?}"),
         };
@@ -46,6 +58,20 @@ fn write_until_taken(
             cluster.logs()
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Writes `batch` once and expects none of it taken: the error, or why every sample was
+/// deferred.
+fn not_taken(o: &mut RedisTimeSeries, table: &RefCell<SeriesTable>, batch: &[Sample]) -> String {
+    match futures_lite::future::block_on(o.write(batch, SeriesView(table))) {
+        Err(OutputError::Retry(e)) => e,
+        Ok(r) => {
+            let d = o.deferred().expect("nothing taken, so everything deferred");
+            assert_eq!((r.written, d.samples.len()), (0, batch.len()), "{r:?}");
+            d.why.to_string()
+        }
+        other => panic!("{other:?}"),
     }
 }
 
@@ -329,6 +355,129 @@ fn failover_while_writing_loses_nothing() {
     );
 }
 
+/// A master down under Redis's default `cluster-node-timeout` of 15 s: until its replica
+/// takes over, the samples of the devices on its slots are deferred (kept on disk), while
+/// every other device's series stay current on the other masters; once the replica has
+/// taken over, the deferred samples follow and nothing is missing.
+#[test]
+fn a_master_down_holds_back_only_the_series_on_its_slots() {
+    use rtcollector::core::spill::SpillConfig;
+    use support::queued_output::QueuedOutput;
+
+    let mut cl = RedisCluster::start_with_timeout(3, 1, true, 15_000);
+    let device_on = |master: Option<usize>, not: Option<usize>| {
+        (0..)
+            .map(|i| format!("dev{i}"))
+            .find(|d| {
+                let owner = cl.owner_of_slot(hash_slot(d.as_bytes()), &[]);
+                master.is_none_or(|m| owner == m) && not.is_none_or(|n| owner != n)
+            })
+            .expect("some name")
+    };
+    let down_dev = device_on(None, None);
+    let master = cl.owner_of_slot(hash_slot(down_dev.as_bytes()), &[]);
+    let up_dev = device_on(None, Some(master));
+    let up_master = cl.owner_of_slot(hash_slot(up_dev.as_bytes()), &[]);
+
+    let scratch = support::scratch::Scratch::new();
+    let o = output(&format!(
+        "cluster: true\nnodes: {}\nkey_format: \"{{name}}:{{{{{{dev}}}}}}\"\nconnect_timeout: 1s\nwrite_timeout: 2s\n",
+        cl.seeds_yaml()
+    ));
+    let mut q = QueuedOutput::new(Box::new(o), "agent");
+    q.runner.queue.attach_spills(SpillConfig {
+        dir: scratch.dir.path().join("buffer"),
+        max_bytes: 16 << 20,
+        sync_interval: Duration::from_secs(1),
+    });
+    let devices = [down_dev.as_str(), up_dev.as_str()];
+    // (device, metric, series id)
+    let ids: Vec<(usize, usize, u32)> = (0..2)
+        .flat_map(|d| (0..5).map(move |i| (d, i)))
+        .map(|(d, i)| (d, i, q.intern(&format!("m{i}"), &[("dev", devices[d])])))
+        .collect();
+    let round = |q: &mut QueuedOutput, k: i64| {
+        let batch: Vec<Sample> = ids
+            .iter()
+            .map(|&(_, _, id)| s(id, T0 + k * 1000, (k * 100 + i64::from(id)) as f64))
+            .collect();
+        q.push(&batch);
+        q.flush()
+    };
+    let latest = |cl: &RedisCluster, node: usize, key: &str| -> Option<i64> {
+        let mut c = cl.nodes[node].client();
+        let got: redis::RedisResult<Vec<redis::Value>> =
+            redis::cmd("TS.GET").arg(key).query(&mut c);
+        match got.ok()?.first()? {
+            redis::Value::Int(t) => Some(*t),
+            _ => None,
+        }
+    };
+
+    let mut k = 0;
+    for _ in 0..3 {
+        assert!(round(&mut q, k), "written while all is well\n{}", cl.logs());
+        k += 1;
+    }
+    cl.kill(master);
+    let killed = Instant::now();
+    let mut current_rounds = 0;
+    // Well within the node timeout nobody has failed the master: the other masters take
+    // writes, and the up device's series must be current after every flush.
+    while killed.elapsed() < Duration::from_secs(10) {
+        assert!(round(&mut q, k), "a flush failed as a whole\n{}", cl.logs());
+        for i in 0..5 {
+            let key = format!("m{i}:{{{up_dev}}}");
+            assert_eq!(
+                latest(&cl, up_master, &key),
+                Some(T0 + k * 1000),
+                "{key} is behind {:?} after the master of {down_dev} died\n{}",
+                killed.elapsed(),
+                cl.logs()
+            );
+        }
+        current_rounds += 1;
+        k += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let waiting = q.runner.queue.deferred_stats.disk_samples.get();
+    assert!(
+        waiting >= 5 * current_rounds,
+        "the dead master's samples wait on disk: {waiting} for {current_rounds} rounds"
+    );
+    assert!(
+        q.runner.queue.stats.disk_samples.get() == 0,
+        "nothing else did"
+    );
+
+    // The replica takes over; then a few more rounds carry the deferred samples.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cl.owner_of_slot(hash_slot(down_dev.as_bytes()), &[master]) == master {
+        assert!(Instant::now() < deadline, "no failover\n{}", cl.logs());
+        round(&mut q, k);
+        k += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    cl.wait_ok(&[master], Duration::from_secs(30));
+    for _ in 0..3 {
+        assert!(
+            round(&mut q, k),
+            "written after the failover\n{}",
+            cl.logs()
+        );
+        k += 1;
+    }
+    assert_eq!(q.runner.queue.deferred_stats.disk_samples.get(), 0);
+    for &(d, i, id) in &ids {
+        let key = format!("m{i}:{{{}}}", devices[d]);
+        let mut c = cl.client_for(&key, &[master]);
+        let want: Vec<(i64, f64)> = (0..k)
+            .map(|j| (T0 + j * 1000, (j * 100 + i64::from(id)) as f64))
+            .collect();
+        assert_eq!(ts_range(&mut c, &key), want, "{key}");
+    }
+}
+
 /// The real agent's config: `inputs` every second into the cluster, a disk buffer synced
 /// every second.
 fn agent_config(
@@ -404,7 +553,10 @@ fn an_agent_killed_during_a_failover_replays_its_disk_buffer_into_the_new_topolo
     wait_for_stamps(&cl, &[], &key, started);
 
     cl.kill(master);
-    let (_, down) = agent.wait_for(Duration::from_secs(30), |l| l.contains("is down"));
+    // Its samples are deferred (the slot map still comes from the other masters).
+    let (_, down) = agent.wait_for(Duration::from_secs(30), |l| {
+        l.contains("is down") || l.contains("samples deferred")
+    });
     assert!(
         down,
         "the output did not notice the dead master\n{}",
@@ -461,7 +613,10 @@ fn the_whole_cluster_down_for_a_minute_loses_nothing() {
     for &i in &all {
         cl.kill(i);
     }
-    let (_, down) = agent.wait_for(Duration::from_secs(30), |l| l.contains("is down"));
+    // Its samples are deferred (the slot map still comes from the other masters).
+    let (_, down) = agent.wait_for(Duration::from_secs(30), |l| {
+        l.contains("is down") || l.contains("samples deferred")
+    });
     assert!(down, "the output did not notice the cluster going down");
     std::thread::sleep(Duration::from_secs(60));
     for &i in &all {
@@ -577,10 +732,7 @@ fn every_node_is_reached_through_the_socks_proxy() {
     let later: Vec<Sample> = ids.iter().map(|&id| s(id, T0 + 1000, 0.0)).collect();
     let mut errors = Vec::new();
     for _ in 0..3 {
-        match futures_lite::future::block_on(o.write(&later, SeriesView(&table))) {
-            Err(OutputError::Retry(e)) => errors.push(e),
-            other => panic!("written without the proxy: {other:?}"),
-        }
+        errors.push(not_taken(&mut o, &table, &later));
         std::thread::sleep(Duration::from_millis(600));
     }
     assert!(errors.iter().any(|e| e.contains("proxy")), "{errors:?}");
@@ -673,10 +825,8 @@ fn a_replica_that_stops_answering_holds_writes_only_until_the_cluster_drops_it()
 
     cl.nodes[replica].signal(Signal::SIGSTOP);
     let second: Vec<Sample> = ids.iter().map(|&id| s(id, T0 + 1000, 2.0)).collect();
-    let e = match futures_lite::future::block_on(o.write(&second, SeriesView(&table))) {
-        Err(OutputError::Retry(e)) => e,
-        other => panic!("a write the replica did not acknowledge was taken: {other:?}"),
-    };
+    // Not taken: the samples are deferred, to be sent again.
+    let e = not_taken(&mut o, &table, &second);
     assert!(e.contains("replicas") && e.contains("acknowledged"), "{e}");
     let r = write_until_taken(&mut o, &table, &second, &cl);
     cl.nodes[replica].signal(Signal::SIGCONT);

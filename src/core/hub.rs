@@ -3,7 +3,7 @@
 use super::metric::{Sample, SeriesTable};
 use super::output::LatestSink;
 use super::ring::Ring;
-use super::spill::{FrameRef, Spill};
+use super::spill::{FrameRef, Spill, SpillConfig};
 use super::stats::{add, AgentStats, OutputStats};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -66,6 +66,14 @@ pub struct OutputQueue {
     /// The outage buffer for outages; `None` means memory only (`--once`, tests).
     /// Shared with the queue a reload makes from this one.
     pub spill: Rc<RefCell<Option<Spill>>>,
+    /// The outage buffer's deferred part (`<dir>/deferred`): samples the output deferred
+    /// ([`Output::deferred`](super::output::Output::deferred)), offered again at every
+    /// flush. Kept apart so that they can wait without holding back the main part. Its own
+    /// stats, as it keeps its own files.
+    pub deferred: Rc<RefCell<Option<Spill>>>,
+    pub deferred_stats: Rc<OutputStats>,
+    /// Whether samples are deferred now (logged once until the deferred part is empty).
+    pub holding: Rc<Cell<bool>>,
     /// Sequence numbers `[start, end)` of the ring batch the output is writing now.
     inflight: Cell<Option<(u64, u64)>>,
     /// Where a spill put the in-flight batch (as a frame of its own) while it was written.
@@ -82,6 +90,10 @@ impl OutputQueue {
     pub fn new(key: &str, capacity: usize, batch_size: usize, stats: Rc<OutputStats>) -> Self {
         let (wake_tx, wake_rx) = smol::channel::bounded(1);
         stats.buffer_cap.set(capacity as u64);
+        let deferred_stats = Rc::new(OutputStats {
+            name: format!("{} (deferred)", stats.name),
+            ..OutputStats::default()
+        });
         OutputQueue {
             key: key.to_string(),
             ring: RefCell::new(Ring::with_capacity(capacity)),
@@ -90,6 +102,9 @@ impl OutputQueue {
             wake_rx,
             stats,
             spill: Rc::new(RefCell::new(None)),
+            deferred: Rc::new(RefCell::new(None)),
+            deferred_stats,
+            holding: Rc::new(Cell::new(false)),
             inflight: Cell::new(None),
             inflight_on_disk: Cell::new(None),
             spilled: Cell::new(false),
@@ -184,6 +199,27 @@ impl OutputQueue {
         }
     }
 
+    /// Runs `f` on each part of the outage buffer there is.
+    pub fn each_spill(&self, mut f: impl FnMut(&mut Spill)) {
+        for part in [&self.spill, &self.deferred] {
+            if let Some(spill) = part.borrow_mut().as_mut() {
+                f(spill);
+            }
+        }
+    }
+
+    /// The outage buffer's parts for `dir` (the config's, per output key): the main part
+    /// there, the deferred part in `dir/deferred` with a quarter of the size cap of its own.
+    pub fn attach_spills(&self, cfg: SpillConfig) {
+        let deferred = SpillConfig {
+            dir: cfg.dir.join("deferred"),
+            max_bytes: cfg.max_bytes / 4,
+            sync_interval: cfg.sync_interval,
+        };
+        *self.spill.borrow_mut() = Some(Spill::new(cfg, self.stats.clone()));
+        *self.deferred.borrow_mut() = Some(Spill::new(deferred, self.deferred_stats.clone()));
+    }
+
     /// The output is up again: the next outage logs its first spill again.
     pub fn note_recovered(&self) {
         self.spilled.set(false);
@@ -209,6 +245,9 @@ impl OutputQueue {
     pub fn resized(&self, capacity: usize, batch_size: usize) -> OutputQueue {
         let mut q = OutputQueue::new(&self.key, capacity, batch_size, self.stats.clone());
         q.spill = self.spill.clone();
+        q.deferred = self.deferred.clone();
+        q.deferred_stats = self.deferred_stats.clone();
+        q.holding = self.holding.clone();
         let ring = self.ring.borrow();
         let mut chunk: Vec<Sample> = Vec::with_capacity(q.batch_size);
         let mut dropped = 0;
@@ -263,8 +302,10 @@ impl Hub {
                     *h = true;
                 }
             }
-            if let Some(spill) = q.spill.borrow().as_ref() {
-                spill.mark_held(held);
+            for part in [&q.spill, &q.deferred] {
+                if let Some(spill) = part.borrow().as_ref() {
+                    spill.mark_held(held);
+                }
             }
         }
     }
@@ -272,9 +313,7 @@ impl Hub {
     /// Series ids freed for other series: the outage buffers' writers define them afresh.
     pub fn forget(&self, ids: &[super::metric::SeriesId]) {
         for q in self.queues.borrow().iter() {
-            if let Some(spill) = q.spill.borrow_mut().as_mut() {
-                spill.forget(ids);
-            }
+            q.each_spill(|spill| spill.forget(ids));
         }
     }
 

@@ -3,6 +3,7 @@
 use super::hub::OutputQueue;
 use super::metric::{Sample, SeriesTable};
 use super::shared::Shared;
+use super::spill::Token;
 use super::stats::add;
 use futures_lite::future;
 use std::cell::RefCell;
@@ -38,6 +39,12 @@ impl fmt::Display for OutputError {
             OutputError::Retry(m) | OutputError::Reject(m) => f.write_str(m),
         }
     }
+}
+
+/// See [`Output::deferred`].
+pub struct Deferred<'a> {
+    pub samples: &'a [u32],
+    pub why: &'a str,
 }
 
 pub type WriteFuture<'a> = Pin<Box<dyn Future<Output = Result<WriteReport, OutputError>> + 'a>>;
@@ -123,6 +130,15 @@ pub trait Output: 'static {
     /// flush. The caller bounds the time it may take. Default: nothing to close.
     fn close(&mut self) -> CloseFuture<'_> {
         Box::pin(std::future::ready(()))
+    }
+
+    /// After a write that returned `Ok`: the samples of the batch it could not deliver now
+    /// but may later (a Redis Cluster node that is down while the others write), as indices
+    /// into the batch, and why. The runner keeps them in the outage buffer's `deferred`
+    /// part and offers them again at every flush, so they wait without holding back the
+    /// samples that can go. Default: none (a write succeeds or fails as a whole).
+    fn deferred(&self) -> Option<Deferred<'_>> {
+        None
     }
 
     /// Counters of the output's own (a cluster's redirects), each as (name, value), for
@@ -250,6 +266,29 @@ impl LatestRunner {
     }
 }
 
+/// The output's own figure (`internal_write_deferred_samples`): samples in the deferred
+/// part of its outage buffer.
+const DEFERRED: &str = "deferred_samples";
+
+/// How a batch went, for the runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// Written, or rejected and dropped, as a whole.
+    Done,
+    /// The output deferred some samples ([`Output::deferred`]); `progress`: others were
+    /// written or rejected.
+    Partial { progress: bool },
+    /// To be sent again as a whole.
+    Failed,
+}
+
+/// Which part of the outage buffer.
+#[derive(Clone, Copy)]
+enum Part {
+    Main,
+    Deferred,
+}
+
 /// A replayed batch being written (see `OutputQueue::replaying`); ends when the write
 /// does or is cancelled.
 struct Replaying(Rc<OutputQueue>);
@@ -273,8 +312,11 @@ pub struct OutputRunner {
     life: Lifecycle,
     pub queue: Rc<OutputQueue>,
     batch: Vec<Sample>,
-    /// The outage buffer's drop count already added to the agent-wide one.
+    /// The deferred samples of `batch`, on their way to disk.
+    held: Vec<Sample>,
+    /// The outage buffer's drop counts already added to the agent-wide one.
     disk_dropped_seen: u64,
+    deferred_dropped_seen: u64,
 }
 
 impl OutputRunner {
@@ -282,6 +324,7 @@ impl OutputRunner {
         let batch = Vec::with_capacity(queue.batch_size);
         // Stats outlive a reload; only later drops are new to the agent-wide count.
         let disk_dropped_seen = queue.stats.disk_dropped.get();
+        let deferred_dropped_seen = queue.deferred_stats.disk_dropped.get();
         OutputRunner {
             name: name.to_string(),
             life: Lifecycle {
@@ -290,16 +333,22 @@ impl OutputRunner {
             },
             queue,
             batch,
+            held: Vec::new(),
             disk_dropped_seen,
+            deferred_dropped_seen,
         }
     }
 
     /// Sends batches until the queue is empty or a batch fails: first what the disk holds
     /// (older), then the memory ring. Returns false on failure; the failed batch stays.
-    /// Starts the output first if it is not (see [`Output::start`]).
+    /// Starts the output first if it is not (see [`Output::start`]). Samples the output
+    /// deferred earlier are offered first (see [`Self::replay_deferred`]).
     pub async fn flush(&mut self, shared: &Shared) -> bool {
         if let Err(e) = self.life.start().await {
             self.note_failure(&e.to_string());
+            return false;
+        }
+        if !self.replay_deferred(shared).await {
             return false;
         }
         loop {
@@ -319,9 +368,27 @@ impl OutputRunner {
             self.queue
                 .begin_write(start_seq, start_seq + self.batch.len() as u64);
             let sent = self.send_batch(shared).await;
-            self.queue.end_write(sent);
-            if !sent {
+            let done = self.done_with(sent, shared);
+            self.queue.end_write(done);
+            if !done {
                 return false;
+            }
+        }
+    }
+
+    /// Whether the batch just sent is done with: written or rejected, or partly so with
+    /// the rest kept in the deferred part of the outage buffer. A rest that cannot be kept
+    /// there (no disk) makes the whole batch wait, as a failed write does.
+    fn done_with(&mut self, sent: Sent, shared: &Shared) -> bool {
+        match sent {
+            Sent::Done => true,
+            Sent::Failed => false,
+            Sent::Partial { .. } => {
+                let kept = self.keep_deferred(shared);
+                if !kept {
+                    self.note_failure("part of a batch failed and there is no disk to keep it on");
+                }
+                kept
             }
         }
     }
@@ -329,21 +396,13 @@ impl OutputRunner {
     /// Sends the outage buffer's frames, oldest first, until it is empty or a batch fails.
     async fn replay(&mut self, shared: &Shared) -> bool {
         loop {
-            let token = {
-                let mut spill = self.queue.spill.borrow_mut();
-                let Some(spill) = spill.as_mut() else {
-                    return true;
-                };
-                let mut table = shared.table.borrow_mut();
-                match spill.next_batch(&mut table, &mut self.batch) {
-                    Some(t) => t,
-                    None => return true,
-                }
+            let Some(token) = self.next_from_disk(shared, Part::Main) else {
+                return true;
             };
             let replaying = Replaying::begin(&self.queue);
             let sent = self.send_batch(shared).await;
             drop(replaying);
-            if !sent {
+            if !self.done_with(sent, shared) {
                 return false;
             }
             if let Some(spill) = self.queue.spill.borrow_mut().as_mut() {
@@ -352,9 +411,98 @@ impl OutputRunner {
         }
     }
 
-    /// Writes `self.batch` and counts the outcome. True when the batch is done with
-    /// (written, or rejected and dropped), false when it must be retried.
-    async fn send_batch(&mut self, shared: &Shared) -> bool {
+    /// Offers the deferred samples again, oldest first, while whole batches of them go.
+    /// A batch that goes in part is taken off the disk once its rest is appended to the
+    /// deferred part again; one that does not go at all stays where it is and the flush
+    /// goes on with the rest of the queue. So each flush writes at most one batch of
+    /// deferred samples to flash again, and none while their destination stays down; the
+    /// price is that deferred samples behind one whose destination is still down wait too.
+    /// False when the output failed as a whole.
+    async fn replay_deferred(&mut self, shared: &Shared) -> bool {
+        loop {
+            let Some(token) = self.next_from_disk(shared, Part::Deferred) else {
+                self.note_deferred_empty();
+                return true;
+            };
+            let replaying = Replaying::begin(&self.queue);
+            let sent = self.send_batch(shared).await;
+            drop(replaying);
+            let ack = match sent {
+                Sent::Failed => return false,
+                Sent::Partial { progress: false } => return true,
+                Sent::Partial { progress: true } => self.keep_deferred(shared),
+                Sent::Done => true,
+            };
+            if ack {
+                if let Some(spill) = self.queue.deferred.borrow_mut().as_mut() {
+                    spill.ack(token);
+                }
+            }
+            if sent != Sent::Done {
+                return true;
+            }
+        }
+    }
+
+    /// The next batch from disk into `self.batch`, with its token to acknowledge.
+    fn next_from_disk(&mut self, shared: &Shared, part: Part) -> Option<Token> {
+        let cell = match part {
+            Part::Main => &self.queue.spill,
+            Part::Deferred => &self.queue.deferred,
+        };
+        let mut spill = cell.borrow_mut();
+        let mut table = shared.table.borrow_mut();
+        spill.as_mut()?.next_batch(&mut table, &mut self.batch)
+    }
+
+    /// Appends the samples of `self.batch` the output deferred to the deferred part of the
+    /// outage buffer; false when there is none or it cannot be written.
+    fn keep_deferred(&mut self, shared: &Shared) -> bool {
+        let Some(deferred) = self.life.output.deferred() else {
+            return true;
+        };
+        let batch = &self.batch;
+        self.held.clear();
+        self.held.extend(
+            deferred
+                .samples
+                .iter()
+                .filter_map(|&i| batch.get(i as usize).copied()),
+        );
+        let mut spill = self.queue.deferred.borrow_mut();
+        let Some(spill) = spill.as_mut() else {
+            return false;
+        };
+        if !spill.append(&self.held, &shared.table.borrow(), self.queue.batch_size) {
+            return false;
+        }
+        let n = self.held.len();
+        if self.queue.holding.replace(true) {
+            log::debug!(
+                "output {}: {n} more samples deferred: {}",
+                self.name,
+                deferred.why
+            );
+        } else {
+            log::warn!(
+                "output {}: {n} samples deferred ({}); kept in {} and tried again at every flush while the rest is written",
+                self.name,
+                deferred.why,
+                spill.dir().display()
+            );
+        }
+        true
+    }
+
+    /// The deferred part is empty: the next deferral is news again.
+    fn note_deferred_empty(&mut self) {
+        if self.queue.holding.replace(false) {
+            log::info!("output {}: the deferred samples are written", self.name);
+        }
+    }
+
+    /// Writes `self.batch` and counts the outcome.
+    async fn send_batch(&mut self, shared: &Shared) -> Sent {
         let stats = self.queue.stats.clone();
         let started = Instant::now();
         let result = self
@@ -374,8 +522,14 @@ impl OutputRunner {
                 add(&shared.stats.written, report.written);
                 add(&stats.dropped, report.rejected);
                 add(&shared.stats.dropped, report.rejected);
-                self.note_recovery();
-                true
+                let progress = report.written + report.rejected > 0;
+                if progress {
+                    self.note_recovery();
+                }
+                match self.life.output.deferred() {
+                    Some(d) if !d.samples.is_empty() => Sent::Partial { progress },
+                    _ => Sent::Done,
+                }
             }
             Err(OutputError::Reject(msg)) => {
                 add(&stats.dropped, sent);
@@ -384,12 +538,12 @@ impl OutputRunner {
                     "output {}: dropped a batch of {sent} samples: {msg}",
                     self.name
                 );
-                true
+                Sent::Done
             }
             Err(OutputError::Retry(msg)) => {
                 add(&stats.failed_batches, 1);
                 self.note_failure(&msg);
-                false
+                Sent::Failed
             }
         }
     }
@@ -400,7 +554,9 @@ impl OutputRunner {
         self.queue.spill_ring(&shared.table.borrow());
     }
 
-    /// Adds what the outage buffer dropped since the last call to the agent-wide count.
+    /// Adds what the outage buffer dropped since the last call to the agent-wide count
+    /// (and the deferred part's drops to the output's), and reports the deferred samples
+    /// waiting (`deferred_samples`) once there have been any.
     pub fn forward_disk_drops(&mut self, shared: &Shared) {
         let now = self.queue.stats.disk_dropped.get();
         add(
@@ -408,13 +564,29 @@ impl OutputRunner {
             now.wrapping_sub(self.disk_dropped_seen),
         );
         self.disk_dropped_seen = now;
+        let deferred = &self.queue.deferred_stats;
+        let now = deferred.disk_dropped.get();
+        let new = now.wrapping_sub(self.deferred_dropped_seen);
+        add(&shared.stats.dropped, new);
+        add(&self.queue.stats.dropped, new);
+        self.deferred_dropped_seen = now;
+        let waiting = deferred.disk_samples.get();
+        if waiting > 0
+            || self
+                .queue
+                .stats
+                .own
+                .borrow()
+                .iter()
+                .any(|(n, _)| *n == DEFERRED)
+        {
+            self.queue.stats.set_own(DEFERRED, waiting);
+        }
     }
 
     /// fsyncs the outage buffer when its sync interval has passed, or now with `force`.
     pub fn sync_spill(&self, force: bool) {
-        if let Some(spill) = self.queue.spill.borrow_mut().as_mut() {
-            spill.maybe_sync(force);
-        }
+        self.queue.each_spill(|spill| spill.maybe_sync(force));
     }
 
     /// See [`Output::close`].
@@ -570,6 +742,7 @@ enum Event {
 mod tests {
     use super::*;
     use crate::core::hub::Hub;
+    use crate::core::metric::SeriesId;
     use crate::core::spill::{Spill, SpillConfig};
     use crate::core::stats::AgentStats;
 
@@ -664,6 +837,235 @@ mod tests {
             0,
             "replayed files are removed"
         );
+    }
+
+    /// A cluster in miniature: the samples of series named in `down` are deferred, the
+    /// others written (recorded in `got`).
+    struct Nodes {
+        down: Rc<RefCell<Vec<&'static str>>>,
+        got: Rc<RefCell<Vec<(String, i64)>>>,
+        deferred: Vec<u32>,
+    }
+
+    impl Output for Nodes {
+        fn write<'a>(&'a mut self, batch: &'a [Sample], series: SeriesView<'a>) -> WriteFuture<'a> {
+            self.deferred.clear();
+            let down = self.down.borrow();
+            let mut written = 0;
+            series.with(|t| {
+                for (i, s) in batch.iter().enumerate() {
+                    let name = t.get(s.series).name.to_string();
+                    if down.contains(&name.as_str()) {
+                        self.deferred.push(i as u32);
+                    } else {
+                        self.got.borrow_mut().push((name, s.ts_ms));
+                        written += 1;
+                    }
+                }
+            });
+            ready_write(Ok(WriteReport {
+                written,
+                rejected: 0,
+            }))
+        }
+
+        fn deferred(&self) -> Option<Deferred<'_>> {
+            (!self.deferred.is_empty()).then_some(Deferred {
+                samples: &self.deferred,
+                why: "node down",
+            })
+        }
+    }
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        shared: Shared,
+        queue: Rc<OutputQueue>,
+        runner: OutputRunner,
+        down: Rc<RefCell<Vec<&'static str>>>,
+        got: Rc<RefCell<Vec<(String, i64)>>>,
+        ids: Vec<SeriesId>,
+    }
+
+    impl Rig {
+        /// Series `a`, `b`, `c` behind a ring with batches of `batch`, with an outage
+        /// buffer when `disk`.
+        fn new(batch: usize, disk: bool) -> Rig {
+            let dir = tempfile::tempdir().unwrap();
+            let stats: Rc<AgentStats> = Rc::default();
+            let shared = Shared {
+                table: Rc::new(RefCell::new(SeriesTable::new("h", 100))),
+                hub: Rc::new(Hub::default()),
+                stats: stats.clone(),
+            };
+            let queue = Rc::new(OutputQueue::new(
+                "nodes",
+                1000,
+                batch,
+                stats.output("nodes"),
+            ));
+            if disk {
+                queue.attach_spills(SpillConfig {
+                    dir: dir.path().join("nodes"),
+                    max_bytes: 1 << 20,
+                    sync_interval: Duration::from_secs(10),
+                });
+            }
+            let down = Rc::new(RefCell::new(Vec::new()));
+            let got = Rc::new(RefCell::new(Vec::new()));
+            let nodes = Nodes {
+                down: down.clone(),
+                got: got.clone(),
+                deferred: Vec::new(),
+            };
+            let runner = OutputRunner::new("nodes", Box::new(nodes), queue.clone());
+            let ids = ["a", "b", "c"]
+                .iter()
+                .map(|n| shared.table.borrow_mut().intern(n, "", &[]).unwrap())
+                .collect();
+            Rig {
+                _dir: dir,
+                shared,
+                queue,
+                runner,
+                down,
+                got,
+                ids,
+            }
+        }
+
+        /// Queues one sample of every series at `t` and flushes.
+        fn tick(&mut self, t: i64) -> bool {
+            let samples: Vec<Sample> = self
+                .ids
+                .iter()
+                .map(|&series| Sample {
+                    series,
+                    ts_ms: t,
+                    value: 1.0,
+                })
+                .collect();
+            self.queue.push(&samples);
+            self.flush()
+        }
+
+        fn flush(&mut self) -> bool {
+            let ok = futures_lite::future::block_on(self.runner.flush(&self.shared));
+            self.runner.forward_disk_drops(&self.shared);
+            ok
+        }
+
+        /// The timestamps written for `name`, in the order they were.
+        fn got(&self, name: &str) -> Vec<i64> {
+            let got = self.got.borrow();
+            got.iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, t)| *t)
+                .collect()
+        }
+
+        fn deferred_on_disk(&self) -> u64 {
+            self.queue.deferred_stats.disk_samples.get()
+        }
+
+        fn deferred_bytes_written(&self) -> u64 {
+            self.queue.deferred_stats.disk_written_bytes.get()
+        }
+    }
+
+    #[test]
+    fn a_node_down_holds_back_only_its_own_samples_and_they_follow_in_order() {
+        let mut rig = Rig::new(10, true);
+        rig.down.borrow_mut().push("a");
+        for t in 0..5 {
+            assert!(rig.tick(t), "the flush goes on past the deferred samples");
+            assert_eq!(rig.got("b"), (0..=t).collect::<Vec<_>>(), "b is current");
+            assert_eq!(rig.deferred_on_disk(), t as u64 + 1);
+        }
+        assert_eq!(rig.queue.ring.borrow().len(), 0);
+        assert_eq!(
+            rig.queue.stats.disk_samples.get(),
+            0,
+            "the main part stays empty"
+        );
+        assert_eq!(
+            rig.queue.stats.own.borrow().as_slice(),
+            &[(DEFERRED, 5)],
+            "internal reports what waits"
+        );
+
+        // Flushes with nothing new while the node stays down write nothing to flash.
+        let bytes = rig.deferred_bytes_written();
+        for _ in 0..3 {
+            assert!(rig.flush());
+        }
+        assert_eq!(rig.deferred_bytes_written(), bytes, "no rewrite while down");
+        assert_eq!(rig.deferred_on_disk(), 5);
+
+        rig.down.borrow_mut().clear();
+        assert!(rig.tick(5));
+        assert_eq!(
+            rig.got("a"),
+            (0..6).collect::<Vec<_>>(),
+            "a's samples in order"
+        );
+        assert_eq!(rig.got("b"), (0..6).collect::<Vec<_>>());
+        assert_eq!(rig.deferred_on_disk(), 0);
+        assert_eq!(rig.queue.stats.written.get(), 18);
+        assert_eq!(rig.queue.stats.own.borrow().as_slice(), &[(DEFERRED, 0)]);
+        assert_eq!(
+            std::fs::read_dir(rig._dir.path().join("nodes/deferred"))
+                .unwrap()
+                .count(),
+            0,
+            "replayed files are removed"
+        );
+    }
+
+    #[test]
+    fn deferred_samples_that_go_in_part_leave_only_the_rest_on_disk() {
+        // Batches of 3: each deferred frame holds a and c of one tick.
+        let mut rig = Rig::new(3, true);
+        rig.down.borrow_mut().extend(["a", "c"]);
+        for t in 0..3 {
+            assert!(rig.tick(t));
+        }
+        assert_eq!(rig.deferred_on_disk(), 6);
+        // c's node is back, a's is not: each flush takes one frame apart (c written, a
+        // appended again) and then goes on with the queue.
+        rig.down.borrow_mut().retain(|n| *n != "c");
+        assert!(rig.flush());
+        assert_eq!(rig.got("c"), [0]);
+        assert_eq!(rig.deferred_on_disk(), 6 - 1);
+        assert!(rig.flush());
+        assert!(rig.flush());
+        assert_eq!(rig.got("c"), [0, 1, 2]);
+        assert_eq!(rig.deferred_on_disk(), 3, "a's three samples");
+        let bytes = rig.deferred_bytes_written();
+        assert!(rig.flush());
+        assert_eq!(
+            rig.deferred_bytes_written(),
+            bytes,
+            "a alone: nothing to rewrite"
+        );
+        rig.down.borrow_mut().clear();
+        assert!(rig.flush());
+        assert_eq!(rig.got("a"), [0, 1, 2]);
+        assert_eq!(rig.got("b"), [0, 1, 2]);
+        assert_eq!(rig.deferred_on_disk(), 0);
+    }
+
+    #[test]
+    fn without_a_disk_a_batch_that_goes_in_part_is_retried_whole() {
+        let mut rig = Rig::new(10, false);
+        rig.down.borrow_mut().push("a");
+        assert!(!rig.tick(0), "nowhere to keep a's sample: the batch waits");
+        assert_eq!(rig.queue.ring.borrow().len(), 3);
+        assert!(rig.queue.stats.down.get());
+        rig.down.borrow_mut().clear();
+        assert!(rig.flush());
+        assert_eq!(rig.got("a"), [0]);
+        assert_eq!(rig.got("b"), [0, 0], "b was written again with the batch");
     }
 
     type Events = Rc<RefCell<Vec<String>>>;

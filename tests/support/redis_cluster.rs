@@ -30,13 +30,24 @@ impl RedisCluster {
     /// As [`RedisCluster::start`], with AOF only when `aof` (a benchmark compares with a
     /// single server that has none).
     pub fn start_with(masters: usize, replicas: usize, aof: bool) -> RedisCluster {
+        RedisCluster::start_with_timeout(masters, replicas, aof, NODE_TIMEOUT_MS)
+    }
+
+    /// As [`RedisCluster::start_with`], with another `cluster-node-timeout` (Redis's
+    /// default is 15 s: a dead master is failed over that much later).
+    pub fn start_with_timeout(
+        masters: usize,
+        replicas: usize,
+        aof: bool,
+        node_timeout_ms: u64,
+    ) -> RedisCluster {
         let count = masters * (1 + replicas);
         let mut nodes = Vec::with_capacity(count);
         let mut bus = Vec::with_capacity(count);
         for _ in 0..count {
             let b = reserve_port();
             let bus_port = b.port.to_string();
-            let timeout = NODE_TIMEOUT_MS.to_string();
+            let timeout = node_timeout_ms.to_string();
             nodes.push(Server::stack(&[
                 "--cluster-enabled",
                 "yes",

@@ -193,6 +193,12 @@ pub struct RedisTimeSeries {
     redirected: Vec<(u32, u32)>,
     /// The node the round being booked went to.
     node: usize,
+    /// Cluster mode: the samples of the last write that a node could not take (it is down,
+    /// or no node serves their slot yet), and why; see [`Output::deferred`].
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    deferred: Vec<u32>,
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    deferred_why: String,
     #[cfg(feature = "cluster")]
     redirects: Vec<crate::common::redis::cluster::Redirect>,
 }
@@ -267,6 +273,8 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, BuildErro
         groups: Vec::new(),
         redirected: Vec::new(),
         node: 0,
+        deferred: Vec::new(),
+        deferred_why: String::new(),
         #[cfg(feature = "cluster")]
         redirects: Vec::new(),
     })
@@ -275,6 +283,13 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RedisTimeSeries, BuildErro
 impl Output for RedisTimeSeries {
     fn write<'a>(&'a mut self, batch: &'a [Sample], series: SeriesView<'a>) -> WriteFuture<'a> {
         Box::pin(self.write_batch(batch, series))
+    }
+
+    fn deferred(&self) -> Option<crate::core::output::Deferred<'_>> {
+        (!self.deferred.is_empty()).then_some(crate::core::output::Deferred {
+            samples: &self.deferred,
+            why: &self.deferred_why,
+        })
     }
 
     /// In cluster mode (`internal_write_cluster_*`): nodes known, masters in the slot map,
@@ -325,6 +340,7 @@ impl RedisTimeSeries {
             self.redirects.clear();
         }
         self.in_flight = true;
+        self.deferred.clear();
         let result = if self.route.is_cluster() {
             self.write_cluster(batch, &view).await
         } else {

@@ -4,10 +4,11 @@
 //! A cluster write groups the batch by node and sends each node one pipeline whose
 //! `TS.MADD`s each hold keys of one slot (the default cluster key format puts all of a
 //! host's keys on one). A node that fails does not stop the others: their samples are
-//! written, and the batch is then retried as a whole (the output contract: a write is safe
-//! to repeat; the samples already written are written again with the same timestamp and
-//! value). A MOVED updates the slot map and sends the samples to the new owner in the same
-//! write; an ASK sends them to the importing node with ASKING.
+//! written, and the failed node's are deferred (`Output::deferred`): the runner keeps them
+//! on disk and offers them again at every flush, while later batches go on to the nodes
+//! that are up. Only a cluster whose slot map cannot be read from any node fails the write
+//! as a whole. A MOVED updates the slot map and sends the samples to the new owner in the
+//! same write; an ASK sends them to the importing node with ASKING.
 
 use super::{RedisTimeSeries, SeriesView};
 #[cfg(feature = "cluster")]
@@ -153,10 +154,15 @@ impl RedisTimeSeries {
                 let node = k / 2;
                 self.asking = k % 2 == 1;
                 self.wait = self.wait_for(node);
+                let before = report;
                 let r = self.write_to(node, batch, Some(only), view, &mut report).await;
                 self.asking = false;
                 if let Err(OutputError::Retry(e) | OutputError::Reject(e)) = r {
+                    // All of them again later: what the node booked before failing (a
+                    // WAIT that fell short comes last) is not counted twice.
+                    report = before;
                     self.route.mark_stale();
+                    self.deferred.extend_from_slice(only);
                     failed.get_or_insert(e);
                 }
             }
@@ -167,6 +173,7 @@ impl RedisTimeSeries {
             self.follow_redirects(&mut pending).await;
         }
         if !pending.is_empty() {
+            self.deferred.extend(pending.iter().map(|&(i, _)| i));
             failed.get_or_insert_with(|| {
                 format!("the cluster still redirected after {MAX_REDIRECTS} tries")
             });
@@ -175,10 +182,10 @@ impl RedisTimeSeries {
         self.groups = groups;
         self.redirected.clear();
         self.redirects.clear();
-        match failed {
-            Some(e) => Err(OutputError::Retry(e)),
-            None => Ok(report),
+        if let Some(e) = failed {
+            self.deferred_why = e;
         }
+        Ok(report)
     }
 
     /// Reads the slot map when it is stale; the first time, says where the cluster is.
@@ -226,6 +233,7 @@ impl RedisTimeSeries {
                 };
                 if node == NO_OWNER {
                     stale = true;
+                    self.deferred.push(i);
                     failed.get_or_insert_with(|| {
                         format!("no node of the cluster serves slot {slot} (CLUSTERDOWN?)")
                     });
