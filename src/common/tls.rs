@@ -151,6 +151,23 @@ pub fn rustls_config(cfg: &TlsFiles, who: &str) -> Result<Arc<ClientConfig>, Str
     Ok(Arc::new(config))
 }
 
+/// A server's TLS setup (the `prometheus` output's endpoint): its certificate chain and
+/// key from PEM files, no client certificates asked for.
+#[cfg(feature = "tls")]
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = read_certs(cert, "tls_cert")?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("tls_key {}: no usable private key: {e}", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("tls_cert/tls_key: {e}"))?;
+    Ok(Arc::new(config))
+}
+
 #[cfg(feature = "tls")]
 fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let bad = |e: &dyn std::fmt::Display| format!("{key} {}: {e}", path.display());

@@ -24,4 +24,5 @@ crate::config::entry::plugin_registry! {
     "stdout" => stdout: "prints samples as JSON lines or a readable table",
     "redistimeseries" => redistimeseries: "writes samples to RedisTimeSeries (Redis Stack or Redis 8), one labelled key per series",
     "mqtt" => mqtt if "mqtt": "publishes samples to an MQTT broker, with Home Assistant discovery",
+    "prometheus" => prometheus if "prometheus": "serves the latest value of each series on an HTTP endpoint that Prometheus scrapes",
 }

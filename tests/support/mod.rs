@@ -8,7 +8,7 @@
 //! - real peers, each failing the test with its log when it cannot start: [`redis_server`],
 //!   [`redis_cluster`] (six of them made a cluster),
 //!   [`mosquitto`], [`pymodbus`] (the simulated SMA inverter), [`web_servers`] (nginx, Apache),
-//!   [`socks`] (microsocks, danted, ssh -D);
+//!   [`socks`] (microsocks, danted, ssh -D), [`prometheus`] (scraping, and its query API);
 //!   [`certs`] for the TLS ones; [`logs`] captures the log of library code run in-process.
 //!
 //! A test binary declares `mod support;` and names what it uses as `support::<file>::…`.
@@ -25,6 +25,7 @@ pub mod clock;
 pub mod logs;
 pub mod mosquitto;
 pub mod ports;
+pub mod prometheus;
 pub mod pymodbus;
 pub mod queued_output;
 pub mod redis_cluster;
