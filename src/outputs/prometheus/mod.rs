@@ -24,16 +24,24 @@ pub use exposition::Format;
 
 /// The commented config sample for `sample-config`.
 pub const SAMPLE: &str = "\
-# An endpoint Prometheus scrapes: http://<this host>:8000/metrics, the latest value of each
-# series. Counters are typed as counters, the agent's own `_rate` series left out.
+# An endpoint Prometheus scrapes (http://<this host>:8000/metrics): the latest value of each
+# series; counters as counters (samples named `<name>_total`), the agent's `_rate` left out.
 - prometheus:
     port: 8000
+    # listen: 0.0.0.0
+    # path: /metrics
+    # expiration: 5m              # default: two of each series' own intervals
+    # export_timestamp: false
+    # username: prom              # basic authentication, with password
+    # password: secret:prometheus/password
+    # tls_cert: /etc/rtcollector/cert.pem   # HTTPS, with tls_key
+    # tls_key: /etc/rtcollector/key.pem
 ";
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// The address to listen on; every interface by default, as a scrape target needs.
+    /// The IP address to listen on; every interface by default, as a scrape target needs.
     pub listen: String,
     #[serde(deserialize_with = "range::port")]
     pub port: u16,
@@ -82,7 +90,7 @@ impl Default for Config {
 
 /// What the server needs from the config.
 pub(crate) struct Settings {
-    pub addr: String,
+    pub addr: std::net::SocketAddr,
     pub path: String,
     /// `Basic <base64(user:password)>`, the Authorization header a scrape must carry.
     pub authorization: Option<String>,
@@ -128,11 +136,14 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Prometheus, BuildError> {
             "this binary was built without TLS (cargo feature `tls`); use a build with default features, or serve plain HTTP",
         ));
     }
-    let addr = if cfg.listen.contains(':') {
-        format!("[{}]:{}", cfg.listen, cfg.port)
-    } else {
-        format!("{}:{}", cfg.listen, cfg.port)
-    };
+    // An address, not a name: resolving one would take smol's blocking pool, a thread.
+    let ip: std::net::IpAddr = cfg.listen.parse().map_err(|_| {
+        BuildError::at(
+            "listen",
+            format!("`{}` is not an IP address (0.0.0.0, ::, 127.0.0.1…)", cfg.listen),
+        )
+    })?;
+    let addr = std::net::SocketAddr::new(ip, cfg.port);
     Ok(Prometheus {
         name: ctx.key.clone(),
         settings: Rc::new(Settings {
@@ -173,24 +184,21 @@ pub struct Prometheus {
     name: String,
     settings: Rc<Settings>,
     latest: Rc<Latest>,
-    listener: Option<smol::net::TcpListener>,
+    listener: Option<smol::Async<std::net::TcpListener>>,
 }
 
 impl Output for Prometheus {
     /// Binds the port: a port in use is an output that cannot start (logged, retried).
     fn start(&mut self) -> StartFuture<'_> {
         Box::pin(async {
-            let listener = smol::net::TcpListener::bind(self.settings.addr.as_str())
-                .await
-                .map_err(|e| {
+            let listener =
+                smol::Async::<std::net::TcpListener>::bind(self.settings.addr).map_err(|e| {
                     crate::core::OutputError::Retry(format!(
                         "cannot listen on {}: {e}",
                         self.settings.addr
                     ))
                 })?;
-            let at = listener
-                .local_addr()
-                .map_or_else(|_| self.settings.addr.clone(), |a| a.to_string());
+            let at = listener.get_ref().local_addr().unwrap_or(self.settings.addr);
             log::info!(
                 "output {}: serving {}://{at}{} for Prometheus",
                 self.name,
@@ -229,7 +237,7 @@ impl Output for Prometheus {
 impl Prometheus {
     /// The address the endpoint listens on, once started (tests bind port 0).
     pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
-        self.listener.as_ref()?.local_addr().ok()
+        self.listener.as_ref()?.get_ref().local_addr().ok()
     }
 }
 

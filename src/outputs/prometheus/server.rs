@@ -11,7 +11,8 @@ use super::exposition::{self, Format};
 use super::{Latest, Settings};
 use crate::core::output::SeriesHandle;
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
-use smol::net::TcpListener;
+use smol::Async;
+use std::net::{TcpListener, TcpStream};
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
@@ -29,7 +30,7 @@ trait Stream: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin {}
 impl<S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin> Stream for S {}
 
 pub(super) async fn serve(
-    listener: TcpListener,
+    listener: Async<TcpListener>,
     settings: Rc<Settings>,
     latest: Rc<Latest>,
     series: SeriesHandle,
@@ -89,7 +90,7 @@ pub(super) async fn serve(
 /// The accepted stream, after the TLS handshake when the endpoint has TLS; `None` when
 /// that failed or took longer than `read_timeout` (the client learns it from the closed
 /// socket).
-async fn open(tcp: smol::net::TcpStream, settings: &Settings) -> Option<Box<dyn Stream>> {
+async fn open(tcp: Async<TcpStream>, settings: &Settings) -> Option<Box<dyn Stream>> {
     #[cfg(feature = "tls")]
     if let Some(tls) = &settings.tls {
         return match within(settings.read_timeout, tls.accept(tcp)).await? {

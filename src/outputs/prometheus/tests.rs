@@ -140,4 +140,6 @@ fn a_password_without_a_user_is_a_config_error() {
     assert_eq!(e.option, Some("password"));
     let cfg: Config = yaml_serde::from_str("path: metrics\n").unwrap();
     assert_eq!(build(&cfg, &ctx).err().expect("an error").option, Some("path"));
+    let cfg: Config = yaml_serde::from_str("listen: localhost\n").unwrap();
+    assert_eq!(build(&cfg, &ctx).err().expect("an error").option, Some("listen"));
 }
