@@ -91,6 +91,9 @@ pub(super) async fn serve(
 /// that failed or took longer than `read_timeout` (the client learns it from the closed
 /// socket).
 async fn open(tcp: Async<TcpStream>, settings: &Settings) -> Option<Box<dyn Stream>> {
+    // A response is two writes (head, body): with Nagle's algorithm the body would wait for
+    // the client's delayed ACK of the head, 40 ms on Linux.
+    let _ = tcp.get_ref().set_nodelay(true);
     #[cfg(feature = "tls")]
     if let Some(tls) = &settings.tls {
         return match within(settings.read_timeout, tls.accept(tcp)).await? {

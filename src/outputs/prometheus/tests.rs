@@ -143,3 +143,21 @@ fn a_password_without_a_user_is_a_config_error() {
     let cfg: Config = yaml_serde::from_str("listen: localhost\n").unwrap();
     assert_eq!(build(&cfg, &ctx).err().expect("an error").option, Some("listen"));
 }
+
+#[test]
+fn a_series_that_comes_later_takes_its_place_in_the_order() {
+    let (t, ids) = table(&[("b", &[], Gauge), ("a", &[], Gauge), ("c", &[], Gauge)]);
+    let latest = Latest::new(None, false);
+    latest.accept(&[sample(ids[0], 0, 1.0)], &t);
+    let names = |latest: &Latest| {
+        let mut live = Vec::new();
+        latest.live(&t, crate::core::clock::now_ms(), &mut live);
+        live.iter()
+            .map(|(id, _)| t.get(*id).name.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&latest), ["b"]);
+    latest.accept(&[sample(ids[2], 0, 1.0), sample(ids[1], 0, 1.0)], &t);
+    assert_eq!(names(&latest), ["a", "b", "c"]);
+    assert_eq!(names(&latest), ["a", "b", "c"], "the kept order");
+}
