@@ -57,6 +57,7 @@ crate::config::entry::plugin_registry! {
     "linux_swap" => linux_swap: "swap space and swap-in/out traffic",
     "system" => system: "load averages, uptime, logged-in users, CPU count",
     "processes" => processes: "process and thread counts by state",
+    "process" => process if "process": "one group of processes by name, command line, user, pid file or systemd unit: count, CPU %, memory (RSS, PSS), threads, open files, disk I/O",
     "kernel" => kernel: "context switches, interrupts, forks, paging, entropy, pressure stall (PSI), file descriptors",
     "netstat" => netstat: "TCP connections by state and TCP counters",
     "nstat" => nstat: "IP, IPv6, TCP, UDP and ICMP counters from /proc/net/snmp and snmp6",

@@ -32,7 +32,7 @@ fn held_cap() -> usize {
 
 /// The longest `/proc/<pid>/stat` read; real lines are under 1 KiB (52 numbers and a command
 /// name of at most 64 bytes).
-const STAT_MAX: usize = 4096;
+pub(crate) const STAT_MAX: usize = 4096;
 
 pub struct Processes {
     root: PathBuf,
@@ -134,7 +134,7 @@ pub fn parse_pid_stat(text: &[u8]) -> Result<(u8, u64), &'static str> {
 }
 
 /// `pid` as a decimal number, if `name` is a process directory's name.
-fn pid_of(name: &[u8]) -> Option<u32> {
+pub(crate) fn pid_of(name: &[u8]) -> Option<u32> {
     if name.is_empty() || name.len() > 10 || !name.iter().all(u8::is_ascii_digit) {
         return None;
     }
