@@ -71,6 +71,7 @@ crate::config::entry::plugin_registry! {
     "nginx" => nginx if "http": "nginx stub_status: connections and requests",
     "apache" => apache if "http": "Apache mod_status (server-status?auto): workers, requests, traffic, scoreboard",
     "sma_energy_meter" => sma_energy_meter if "sma-em": "SMA Energy Meter / Sunny Home Manager readings received over Speedwire multicast",
+    "zfs" => zfs if "zfs": "ZFS pools (state, I/O, capacity with zpool), per-dataset I/O and the ARC (size, hits, misses, hit ratio) from the SPL kstats",
     "internal" => internal: "the agent's own figures: samples gathered, written, dropped, memory, threads",
     "exec" => exec if "apps": "runs commands and reads metrics from their output (the Python rtcollector's line format or JSON)",
     "redis" => redis_info if "apps": "a Redis server's INFO: memory, clients, commands, keyspace, with rates",

@@ -1,6 +1,6 @@
 //! Helpers shared by the inputs.
 
-#[cfg(any(feature = "apps", feature = "smartctl"))]
+#[cfg(any(feature = "apps", feature = "smartctl", feature = "zfs"))]
 pub mod command;
 #[cfg(feature = "http")]
 pub mod http;
