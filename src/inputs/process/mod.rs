@@ -13,7 +13,7 @@ use rustix::fd::OwnedFd;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub use parse::{parse_stat, PidStat};
+use parse::{parse_stat, PidStat};
 
 /// The commented config sample for `sample-config`.
 pub const SAMPLE: &str = "\

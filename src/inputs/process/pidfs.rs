@@ -4,7 +4,7 @@
 //! buffers reused across collections.
 
 use crate::core::InputError;
-use crate::inputs::processes::{pid_of, STAT_MAX};
+use crate::inputs::support::{pid_of, STAT_MAX};
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags, RawDir, SeekFrom};
 use rustix::io::Errno;
