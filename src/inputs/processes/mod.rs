@@ -1,6 +1,7 @@
 //! `processes`: process and thread counts by state, from /proc/<pid>/stat.
 
 use crate::core::{ready, CollectFuture, Emitter, Input, InputError};
+use crate::inputs::support::{pid_of, STAT_MAX};
 use crate::inputs::BuildCtx;
 use nix::errno::Errno;
 use rustix::fd::OwnedFd;
@@ -30,9 +31,6 @@ fn held_cap() -> usize {
     MAX_HELD.min(usize::try_from(soft / 4).unwrap_or(MAX_HELD))
 }
 
-/// The longest `/proc/<pid>/stat` read; real lines are under 1 KiB (52 numbers and a command
-/// name of at most 64 bytes).
-const STAT_MAX: usize = 4096;
 
 pub struct Processes {
     root: PathBuf,
@@ -131,14 +129,6 @@ pub fn parse_pid_stat(text: &[u8]) -> Result<(u8, u64), &'static str> {
         .and_then(|t| t.parse::<u64>().ok())
         .ok_or("bad or missing num_threads field")?;
     Ok((state, threads))
-}
-
-/// `pid` as a decimal number, if `name` is a process directory's name.
-fn pid_of(name: &[u8]) -> Option<u32> {
-    if name.is_empty() || name.len() > 10 || !name.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(name).ok()?.parse().ok()
 }
 
 /// Whether a read or open failed because the process has exited.

@@ -1,5 +1,5 @@
 //! Running an external command on the agent's executor, for the inputs that do (`exec`,
-//! `smartctl`).
+//! `smartctl`, `zfs`'s `zpool list`).
 //!
 //! The command gets its own process group, so a timeout, or a run abandoned because the
 //! agent stops or reloads, kills everything it started (a wrapper script's children, a
