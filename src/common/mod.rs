@@ -1,12 +1,16 @@
 //! Clients and helpers that inputs and outputs share (TLS, SOCKS, Redis, MQTT, HTTP, name filters,
 //! JSON strings, backoff). Beneath both: nothing here imports an input or an output.
 
+#[cfg(any(feature = "prometheus", feature = "remote-write"))]
+pub mod base64;
 pub mod filter;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod json;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
+#[cfg(feature = "remote-write")]
+pub mod post;
 pub mod redis;
 #[cfg(feature = "socks")]
 pub mod socks;

@@ -117,7 +117,7 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Prometheus, BuildError> {
     let authorization = match (&cfg.username, &cfg.password) {
         (Some(user), Some(pass)) => Some(format!(
             "Basic {}",
-            server::base64(format!("{user}:{}", pass.expose()).as_bytes())
+            crate::common::base64::encode(format!("{user}:{}", pass.expose()).as_bytes())
         )),
         (None, None) => None,
         _ => {
