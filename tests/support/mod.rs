@@ -8,7 +8,7 @@
 //! - real peers, each failing the test with its log when it cannot start: [`redis_server`],
 //!   [`redis_cluster`] (six of them made a cluster),
 //!   [`mosquitto`], [`pymodbus`] (the simulated SMA inverter), [`web_servers`] (nginx, Apache),
-//!   [`socks`] (microsocks, danted, ssh -D);
+//!   [`socks`] (microsocks, danted, ssh -D), [`snmpd`] (net-snmp, with snmpget/snmpwalk as the oracle);
 //!   [`certs`] for the TLS ones; [`logs`] captures the log of library code run in-process.
 //!
 //! A test binary declares `mod support;` and names what it uses as `support::<file>::…`.
@@ -31,6 +31,7 @@ pub mod redis_cluster;
 pub mod redis_server;
 pub mod samples;
 pub mod scratch;
+pub mod snmpd;
 pub mod socks;
 pub mod wait;
 pub mod web_servers;

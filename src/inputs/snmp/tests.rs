@@ -1,0 +1,1 @@
+//! Unit tests: the codec on real-shaped and random bytes.
