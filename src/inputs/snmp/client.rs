@@ -535,7 +535,7 @@ impl Session {
                 .request(kind, std::slice::from_ref(&cursor), reps, |mut p| {
                     // v1's end of the MIB is noSuchName on GETNEXT.
                     if p.error_status == 2 && !bulk {
-                        return Ok(Step::Done);
+                        return Ok(None);
                     }
                     if p.error_status != 0 {
                         return Err(SnmpError::Status { status: p.error_status, index: p.error_index });
@@ -544,33 +544,30 @@ impl Session {
                     while let Some(vb) = p.next_varbind() {
                         let (oid, value) = vb.map_err(|e| SnmpError::Malformed(e.to_string()))?;
                         if !oid.is_under(root) || value == Value::EndOfMibView {
-                            return Ok(Step::Done);
+                            return Ok(None);
                         }
                         if oid <= last.unwrap_or(cursor) {
                             return Err(SnmpError::NotIncreasing(oid.to_string()));
                         }
                         if seen >= limit {
-                            return Ok(Step::Done);
+                            return Ok(None);
                         }
                         each(&oid, value);
                         seen += 1;
                         last = Some(oid);
                     }
-                    Ok(last.map_or(Step::Done, Step::From))
+                    Ok(last)
                 })
                 .await?;
+            // None: the walk left the subtree or the agent's MIB ended.
             match step {
-                Step::Done => return Ok(seen),
-                Step::From(next) => cursor = next,
+                None => return Ok(seen),
+                Some(next) => cursor = next,
             }
         }
     }
 }
 
-enum Step {
-    Done,
-    From(Oid),
-}
 
 fn clamp_u32(v: i64) -> u32 {
     v.clamp(0, u32::MAX as i64) as u32

@@ -287,7 +287,9 @@ mod tests {
                 let plain: Vec<u8> = (0..len).map(|i| i as u8 ^ 0x5a).collect();
                 let (mut c, mut p) = (Vec::new(), Vec::new());
                 proto.encrypt(&key, 3, 1234, salt, &plain, &mut c).unwrap();
-                assert_ne!(&c[..len.min(c.len())], &plain[..], "{proto:?} {len}");
+                if len > 0 {
+                    assert_ne!(&c[..len], &plain[..], "{proto:?} {len}");
+                }
                 proto.decrypt(&key, 3, 1234, &salt, &c, &mut p).unwrap();
                 assert_eq!(&p[..len], &plain[..], "{proto:?} {len}");
             }
