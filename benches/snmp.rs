@@ -4,13 +4,14 @@
 //! time and heap allocations per collection, for v2c and v3 (SHA/AES).
 //!
 //! Run: `RTC_SNMP_BIN_DIR="$(scripts/setup-snmp)" cargo bench --bench snmp` (optionally
-//! `-- CYCLES`, default 100). The time includes snmpd's work and its pass_persist helper (a
+//! `-- CYCLES`, default 100; `RTC_BENCH_SNMP_ROWS` interfaces, default 50). The time includes snmpd's work and its pass_persist helper (a
 //! Python process answering every row), so it is an upper bound of what a switch costs us.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+mod common;
 #[path = "common/counting_alloc.rs"]
 mod counting_alloc;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use counting_alloc::ALLOCS;
 use rtcollector::core::metric::SeriesTable;
@@ -24,11 +25,26 @@ use std::time::{Duration, Instant};
 use support::snmpd::{self, Served, Snmpd};
 
 fn main() {
-    let cycles: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100);
-    let d = Snmpd::start(&Served { interfaces: Some(50), ..Served::default() });
-    let common = format!("host: 127.0.0.1, port: {}, timeout: 5s, interfaces: true", d.port);
-    println!("snmp: interface preset (ifTable + ifXTable walks) of 50 interfaces, local snmpd:");
-    let v2c = format!("{{{common}, snmpVersion: 2c, communityString: {}}}", snmpd::COMMUNITY);
+    let cycles: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100);
+    let rows: usize = common::env_or("RTC_BENCH_SNMP_ROWS", 50);
+    let d = Snmpd::start(&Served {
+        interfaces: Some(rows),
+        ..Served::default()
+    });
+    let common = format!(
+        "host: 127.0.0.1, port: {}, timeout: 5s, interfaces: true",
+        d.port
+    );
+    println!(
+        "snmp: interface preset (ifTable + ifXTable walks) of {rows} interfaces, local snmpd:"
+    );
+    let v2c = format!(
+        "{{{common}, snmpVersion: 2c, communityString: {}}}",
+        snmpd::COMMUNITY
+    );
     run("v2c", &v2c, cycles);
     let v3 = format!(
         "{{{common}, snmpVersion: 3, username: {}, authPassPhrase: {}, privacyPassPhrase: {}}}",

@@ -326,26 +326,34 @@ fn wrong_credentials_are_logged_once_per_input() {
     let d = Snmpd::start(&Served::default());
     let s = Scratch::new();
     let port = d.port;
-    let entry = |extra: &str| {
+    // Agents do not answer a wrong community or what they cannot decrypt: those wait for a
+    // short timeout. The others are answered, and get time enough on a loaded machine.
+    let entry = |timeout: &str, extra: &str| {
         format!(
-            "  - snmp:\n      host: 127.0.0.1\n      port: {port}\n      interval: 1s\n      timeout: 200ms\n      retries: 0\n{extra}      metrics: [{{name: up, oid: sysUpTime.0}}]\n"
+            "  - snmp:\n      host: 127.0.0.1\n      port: {port}\n      interval: 1s\n      timeout: {timeout}\n      retries: 0\n{extra}      metrics: [{{name: up, oid: sysUpTime.0}}]\n"
         )
     };
     let config = s.config(&format!(
         "hostname: testbox\nbuffer_dir: {}\ninputs:\n{}{}{}{}  - internal:\n      interval: 1s\noutputs:\n  - stdout:\n      format: json\n",
         s.dir.path().join("buffer").display(),
-        entry("      snmpVersion: 2c\n      communityString: not-the-community\n"),
-        entry(&format!(
+        entry("200ms", "      snmpVersion: 2c\n      communityString: not-the-community\n"),
+        entry(
+            "5s",
+            &format!(
             "      snmpVersion: 3\n      username: {}\n      authPassPhrase: wrong-auth-pass\n      privacyPassPhrase: {}\n",
             snmpd::V3_USER,
             snmpd::PRIV_PASS
-        )),
-        entry(&format!(
+        )
+        ),
+        entry(
+            "200ms",
+            &format!(
             "      snmpVersion: 3\n      username: {}\n      authPassPhrase: {}\n      privacyPassPhrase: wrong-priv-pass\n",
             snmpd::V3_USER,
             snmpd::AUTH_PASS
-        )),
-        entry(&format!("      snmpVersion: 2c\n      communityString: {}\n", snmpd::COMMUNITY)),
+        )
+        ),
+        entry("5s", &format!("      snmpVersion: 2c\n      communityString: {}\n", snmpd::COMMUNITY)),
     ));
     let agent = Agent::start(&config);
     // Until each failing input has failed three times (the agent's own error counters).

@@ -183,7 +183,6 @@ impl Link {
         }
         Err(SnmpError::Timeout { tries, timeout, hint: "" })
     }
-
 }
 
 impl Session {
@@ -223,11 +222,6 @@ impl Session {
     /// Datagrams dropped as not an answer to the request waited for, or unreadable.
     pub fn discarded(&self) -> u64 {
         self.link.discarded
-    }
-
-    /// Forgets the v3 engine (an agent restarted with a new engine ID is found again).
-    pub fn forget_engine(&mut self) {
-        self.engine = None;
     }
 
     fn fresh_id(&mut self) -> i32 {
