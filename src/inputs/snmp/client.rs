@@ -474,35 +474,43 @@ impl Session {
         oids: &[Oid],
         each: &mut impl FnMut(usize, Value<'_>),
     ) -> Result<(), SnmpError> {
-        let mut missing: Vec<usize> = Vec::new();
+        // Only after a v1 noSuchName are the OIDs filtered (and these vectors allocated).
+        let (mut missing, mut ask, mut list) = (Vec::new(), Vec::new(), Vec::new());
         loop {
-            let ask: Vec<usize> = (0..oids.len()).filter(|i| !missing.contains(i)).collect();
-            if ask.is_empty() {
-                break;
+            let filtered = !missing.is_empty();
+            if filtered {
+                ask.clear();
+                ask.extend((0..oids.len()).filter(|i| !missing.contains(i)));
+                list.clear();
+                list.extend(ask.iter().map(|&i| oids[i]));
+                if ask.is_empty() {
+                    break;
+                }
             }
-            let list: Vec<Oid> = ask.iter().map(|&i| oids[i]).collect();
+            let sent: &[Oid] = if filtered { &list } else { oids };
+            let at = |k: usize| if filtered { ask[k] } else { k };
             let outcome = self
-                .request(pdu::GET, &list, 0, |mut p| {
+                .request(pdu::GET, sent, 0, |mut p| {
                     if p.error_status == 2 && p.error_index >= 1 {
                         return Ok(Some(p.error_index as usize - 1));
                     }
                     if p.error_status != 0 {
                         return Err(SnmpError::Status { status: p.error_status, index: p.error_index });
                     }
-                    for &i in &ask {
+                    for k in 0..sent.len() {
                         match p.next_varbind() {
-                            Some(Ok((_, v))) => each(i, v),
+                            Some(Ok((_, v))) => each(at(k), v),
                             Some(Err(e)) => return Err(SnmpError::Malformed(e.to_string())),
-                            None => each(i, Value::NoSuchObject),
+                            None => each(at(k), Value::NoSuchObject),
                         }
                     }
                     Ok(None)
                 })
                 .await?;
             match outcome {
-                Some(pos) if pos < ask.len() => {
-                    each(ask[pos], Value::NoSuchObject);
-                    missing.push(ask[pos]);
+                Some(pos) if pos < sent.len() => {
+                    each(at(pos), Value::NoSuchObject);
+                    missing.push(at(pos));
                 }
                 Some(_) => return Err(SnmpError::Status { status: 2, index: 0 }),
                 None => break,
