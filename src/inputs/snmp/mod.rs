@@ -254,6 +254,7 @@ pub fn build(cfg: &Config, _ctx: &BuildCtx) -> Result<Snmp, BuildError> {
     if cfg.interfaces {
         plan.add_interfaces(cfg.snmp_version == Version::V1);
     }
+    plan.mark_fallbacks();
     let session = Session::new(&cfg.host, cfg.port, security, cfg.timeout.0, cfg.retries as u32);
     Ok(Snmp {
         agent,
@@ -315,6 +316,31 @@ impl Plan {
         }
         self.columns.push(Column::new(oid));
         self.columns.len() - 1
+    }
+
+    /// Marks the columns that only stand in for another (ifInOctets for ifHCInOctets), so a
+    /// collection walks them only when that one is empty. A column some metric reads for
+    /// itself, or for a label, is always walked; so is one whose primary comes after it.
+    fn mark_fallbacks(&mut self) {
+        let mut needed = vec![false; self.columns.len()];
+        let mut stands_in_for = vec![None; self.columns.len()];
+        for m in &self.metrics {
+            if let Source::Walk { column, fallback, labels } = &m.source {
+                needed[*column] = true;
+                for l in labels {
+                    needed[l.column] = true;
+                    if let Some(f) = l.fallback {
+                        needed[f] = true;
+                    }
+                }
+                if let Some(f) = fallback {
+                    stands_in_for[*f] = Some(*column);
+                }
+            }
+        }
+        for (i, c) in self.columns.iter_mut().enumerate() {
+            c.only_fallback_of = stands_in_for[i].filter(|&p| !needed[i] && p < i);
+        }
     }
 
     fn add_configured(&mut self, i: usize, m: &MetricConfig) -> Result<(), BuildError> {
@@ -459,12 +485,10 @@ impl Snmp {
     async fn poll(&mut self) -> Result<(), SnmpError> {
         self.cycle += 1;
         self.problem = None;
-        let walks_fallbacks = self.fallback_columns();
         for i in 0..self.columns.len() {
             self.columns[i].clear();
-            // A fallback column is walked only when its primary came back empty.
-            if let Some(primary) = walks_fallbacks.iter().find(|(f, _)| *f == i).map(|(_, p)| *p) {
-                if primary < i && !self.columns[primary].rows().is_empty() {
+            if let Some(primary) = self.columns[i].only_fallback_of {
+                if !self.columns[primary].rows().is_empty() {
                     continue;
                 }
             }
@@ -477,24 +501,12 @@ impl Snmp {
             match walked {
                 Ok(_) => {}
                 Err(e @ (SnmpError::Status { .. } | SnmpError::NotIncreasing(_) | SnmpError::Malformed(_))) => {
-                    column.failed = true;
                     self.problem.get_or_insert_with(|| format!("walk of {root}: {e}"));
                 }
                 Err(e) => return Err(e),
             }
         }
         self.get_scalars().await
-    }
-
-    /// (fallback column, its primary) for every walked metric that has one.
-    fn fallback_columns(&self) -> Vec<(usize, usize)> {
-        self.metrics
-            .iter()
-            .filter_map(|m| match &m.source {
-                Source::Walk { column, fallback: Some(f), .. } => Some((*f, *column)),
-                _ => None,
-            })
-            .collect()
     }
 
     async fn get_scalars(&mut self) -> Result<(), SnmpError> {

@@ -275,3 +275,21 @@ fn secrets_never_print_in_the_check_plan() {
     }
     assert!(plan.contains("***"), "{plan}");
 }
+
+#[test]
+fn a_fallback_column_is_skipped_only_when_nothing_else_reads_it() {
+    let built = |yaml: &str| build(&config(yaml), &BuildCtx::with_roots("/proc", "/sys")).unwrap();
+    let column = |s: &Snmp, name: &str| s.columns.iter().find(|c| c.oid == oid(name)).unwrap().only_fallback_of;
+    let preset = built("{host: h, snmpVersion: 2c, interfaces: true}");
+    let hc = preset.columns.iter().position(|c| c.oid == oid("ifHCInOctets")).unwrap();
+    assert_eq!(column(&preset, "ifInOctets"), Some(hc));
+    let high = preset.columns.iter().position(|c| c.oid == oid("ifHighSpeed")).unwrap();
+    assert_eq!(column(&preset, "ifSpeed"), Some(high));
+    assert_eq!(column(&preset, "ifDescr"), None, "a label column");
+    let both = built("{host: h, snmpVersion: 2c, interfaces: true, metrics: [{name: mine, oid: ifInOctets, walk: true}]}");
+    assert_eq!(column(&both, "ifInOctets"), None, "a metric of its own reads it");
+    // v1: the 32-bit columns are the primaries; nothing stands in.
+    let v1 = built("{host: h, interfaces: true}");
+    assert!(v1.columns.iter().all(|c| c.only_fallback_of.is_none()));
+    assert!(!v1.columns.iter().any(|c| c.oid == oid("ifHCInOctets")));
+}

@@ -82,8 +82,9 @@ pub struct Column {
     pub oid: Oid,
     cells: Vec<Cell>,
     len: usize,
-    /// Whether this column's walk failed this time (its rows are then empty).
-    pub failed: bool,
+    /// Set when no metric needs this column but as the fallback of column N: it is walked
+    /// only when N (walked before it) came back empty.
+    pub only_fallback_of: Option<usize>,
 }
 
 /// The most rows one walk keeps, so that a huge table cannot exhaust memory.
@@ -91,12 +92,11 @@ pub const MAX_ROWS: usize = 10_000;
 
 impl Column {
     pub fn new(oid: Oid) -> Self {
-        Column { oid, cells: Vec::new(), len: 0, failed: false }
+        Column { oid, cells: Vec::new(), len: 0, only_fallback_of: None }
     }
 
     pub fn clear(&mut self) {
         self.len = 0;
-        self.failed = false;
     }
 
     pub fn rows(&self) -> &[Cell] {
