@@ -137,6 +137,41 @@ fn sys_uptime_over_v2c_v1_and_v3_sha_aes_matches_snmpget() {
     assert_uptime_between_oracle_reads(&d, &mut run);
 }
 
+#[test]
+fn every_v3_auth_and_privacy_protocol_pair_reads_sys_uptime() {
+    let d = Snmpd::start(&Served::default());
+    for (user, auth, privacy) in snmpd::V3_USERS {
+        let mut yaml = format!(
+            "{{host: 127.0.0.1, port: {}, snmpVersion: 3, username: {user}, timeout: 5s, metrics: [{{name: up, oid: sysUpTime.0}}]",
+            d.port
+        );
+        if !auth.is_empty() {
+            yaml += &format!(
+                ", authProtocol: {auth}, authPassPhrase: {}",
+                snmpd::AUTH_PASS
+            );
+        }
+        if !privacy.is_empty() {
+            yaml += &format!(
+                ", privacyProtocol: {privacy}, privacyPassPhrase: {}",
+                snmpd::PRIV_PASS
+            );
+        }
+        yaml += "}";
+        let mut run = Run::new(&yaml);
+        let before = d.get_number("1.3.6.1.2.1.1.3.0");
+        let got = run
+            .collect(1_000)
+            .unwrap_or_else(|e| panic!("{user}: {e}\n{}", d.logs()));
+        let after = d.get_number("1.3.6.1.2.1.1.3.0");
+        let v = get(&got, &format!("up{{{}}}", agent_label(&d)));
+        assert!(
+            before <= v && v <= after,
+            "{user}: sysUpTime {v} not within {before}..{after}"
+        );
+    }
+}
+
 /// The interface preset against `snmpwalk` of the same columns: the stable ones exactly, the
 /// octet counters (loopback moves while we look) between two oracle walks.
 fn assert_interfaces_match_snmpwalk(d: &Snmpd, yaml: &str, in_octets_col: &str, v1: bool) {

@@ -22,6 +22,19 @@ pub const COMMUNITY: &str = "rtc-test-community";
 pub const V3_USER: &str = "rtcv3";
 pub const AUTH_PASS: &str = "rtc-auth-pass";
 pub const PRIV_PASS: &str = "rtc-priv-pass";
+/// More v3 users, one per protocol pair: (name, authProtocol, privacyProtocol), with
+/// [`AUTH_PASS`] and [`PRIV_PASS`]; an empty protocol means the user has none (its level is
+/// authNoPriv or noAuthNoPriv).
+pub const V3_USERS: &[(&str, &str, &str)] = &[
+    ("rtc-md5-des", "MD5", "DES"),
+    ("rtc-sha-des", "SHA", "DES"),
+    ("rtc-sha224", "SHA-224", ""),
+    ("rtc-sha256-aes", "SHA-256", "AES"),
+    ("rtc-sha384", "SHA-384", ""),
+    ("rtc-sha512-aes", "SHA-512", "AES"),
+    ("rtc-md5", "MD5", ""),
+    ("rtc-noauth", "", ""),
+];
 /// The subtree pass_persist.py serves the moving counters under.
 pub const COUNTER32: &str = "1.3.6.1.4.1.99999.1.1.0";
 pub const COUNTER64: &str = "1.3.6.1.4.1.99999.1.2.0";
@@ -211,6 +224,14 @@ fn config(served: &Served) -> String {
          rouser {V3_USER} priv\n\
          dontLogTCPWrappersConnects yes\n"
     );
+    for (user, auth, privacy) in V3_USERS {
+        let (level, keys) = match (*auth, *privacy) {
+            ("", _) => ("noauth", String::new()),
+            (a, "") => ("auth", format!(" {a} {AUTH_PASS}")),
+            (a, p) => ("priv", format!(" {a} {AUTH_PASS} {p} {PRIV_PASS}")),
+        };
+        c += &format!("createUser {user}{keys}\nrouser {user} {level}\n");
+    }
     c += &pass(
         "1.3.6.1.4.1.99999",
         &format!(
