@@ -36,7 +36,7 @@ pub const SAMPLE: &str = "\
     host: 192.168.1.1
     port: 161
     snmpVersion: 2c          # 1 (pollect's default), 2c or 3
-    communityString: public  # v1/v2c; `secret:NAME` works here as for passwords
+    # communityString: public  # v1/v2c, default `public`; `secret:NAME` works here too
     # v3 (usmUserSecurity): authNoPriv with authPassPhrase, authPriv with both pass phrases
     # username: monitor
     # authPassPhrase: secret:snmp/auth
@@ -99,7 +99,9 @@ impl Default for Config {
         Config {
             host: String::new(),
             port: 161,
-            community_string: Secret::new("public"),
+            // Empty means pollect's default, `public` (a set secret would not read back
+            // from `check`'s plan, where it prints as `***`).
+            community_string: Secret::default(),
             snmp_version: Version::V1,
             username: String::new(),
             auth_pass_phrase: Secret::default(),
@@ -196,6 +198,8 @@ pub struct RangeConfig {
     pub label: String,
 }
 
+/// pollect's (and net-snmp's) community when none is set.
+const DEFAULT_COMMUNITY: &[u8] = b"public";
 /// The most OIDs a range may expand to.
 const MAX_RANGE: u32 = 4096;
 /// OIDs per GET request: small enough for any agent's message size.
@@ -274,7 +278,11 @@ fn security(cfg: &Config) -> Result<Security, BuildError> {
     Ok(match cfg.snmp_version {
         Version::V1 | Version::V2c => Security::Community {
             version: if cfg.snmp_version == Version::V1 { 0 } else { 1 },
-            community: pass(&cfg.community_string),
+            community: if cfg.community_string.is_empty() {
+                DEFAULT_COMMUNITY.to_vec()
+            } else {
+                pass(&cfg.community_string)
+            },
         },
         Version::V3 => {
             if cfg.username.is_empty() {

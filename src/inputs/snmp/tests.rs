@@ -220,7 +220,9 @@ fn the_sample_is_a_valid_config_that_builds() {
 #[test]
 fn defaults_are_pollects() {
     let d = Config::default();
-    assert_eq!((d.port, d.snmp_version, d.community_string.expose()), (161, Version::V1, "public"));
+    assert_eq!((d.port, d.snmp_version, d.community_string.expose()), (161, Version::V1, ""));
+    let Ok(Security::Community { community, .. }) = security(&config("{host: h}")) else { panic!("v1") };
+    assert_eq!(community, b"public", "an empty community is pollect's default");
     assert_eq!((d.auth_protocol, d.privacy_protocol), (AuthProtocol::Sha1, PrivProtocol::Aes128));
     for v in ["1", "2", "2c", "3", "v3"] {
         let c = config(&format!("{{host: h, snmpVersion: {v}}}"));
