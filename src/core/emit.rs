@@ -135,6 +135,12 @@ impl<'a> Emitter<'a> {
         Some(rate)
     }
 
+    /// A counter's raw value alone, for an input that derives its rate itself (snmp: rates
+    /// across 32- and 64-bit counter wraps, which the core's tracker takes for resets).
+    pub fn counter_value(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.push_now(name, "", labels, value, SeriesKind::Counter);
+    }
+
     /// The per-second rate of a counter without writing the counter or the rate.
     pub fn rate_only(&mut self, name: &str, labels: &[(&str, &str)], value: f64) -> Option<f64> {
         if !value.is_finite() {

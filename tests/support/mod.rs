@@ -8,7 +8,8 @@
 //! - real peers, each failing the test with its log when it cannot start: [`redis_server`],
 //!   [`redis_cluster`] (six of them made a cluster),
 //!   [`mosquitto`], [`pymodbus`] (the simulated SMA inverter), [`web_servers`] (nginx, Apache),
-//!   [`socks`] (microsocks, danted, ssh -D), [`prometheus`] (scraping, and its query API);
+//!   [`socks`] (microsocks, danted, ssh -D), [`prometheus`] (scraping, and its query API),
+//!   [`snmpd`] (net-snmp, with snmpget/snmpwalk as the oracle);
 //!   [`certs`] for the TLS ones; [`logs`] captures the log of library code run in-process.
 //!
 //! A test binary declares `mod support;` and names what it uses as `support::<file>::…`.
@@ -32,6 +33,7 @@ pub mod redis_cluster;
 pub mod redis_server;
 pub mod samples;
 pub mod scratch;
+pub mod snmpd;
 pub mod socks;
 pub mod wait;
 pub mod web_servers;
