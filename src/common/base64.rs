@@ -22,7 +22,13 @@ pub fn encode(data: &[u8]) -> String {
 mod tests {
     #[test]
     fn pads_as_the_rfc_does() {
-        for (plain, coded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg==")] {
+        for (plain, coded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ] {
             assert_eq!(super::encode(plain.as_bytes()), coded);
         }
         assert_eq!(super::encode(b"prom:s3cret"), "cHJvbTpzM2NyZXQ=");

@@ -39,7 +39,9 @@ impl Url {
             None => (rest, "/"),
         };
         if authority.contains('@') {
-            return Err("put credentials in `username`/`password` or `bearer_token`, not in the URL".into());
+            return Err(
+                "put credentials in `username`/`password` or `bearer_token`, not in the URL".into(),
+            );
         }
         let default_port = if tls { 443 } else { 80 };
         let (host, port) = match authority.rsplit_once(':') {
@@ -116,7 +118,11 @@ impl Poster {
 
     /// POSTs `body` with `headers` (name, value); the response, or why there is none. Any
     /// failure drops the connection, so the next request starts afresh.
-    pub async fn post(&mut self, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, String> {
+    pub async fn post(
+        &mut self,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, String> {
         let timeout = self.timeout;
         let result = future::or(async { Some(self.exchange(headers, body).await) }, async {
             smol::Timer::after(timeout).await;
@@ -136,7 +142,11 @@ impl Poster {
         result
     }
 
-    async fn exchange(&mut self, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, String> {
+    async fn exchange(
+        &mut self,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, String> {
         let fresh = self.conn.is_none();
         if fresh {
             self.conn = Some(self.connect().await?);
@@ -155,7 +165,10 @@ impl Poster {
 
     fn closed_or(&self, e: String) -> String {
         match e.is_empty() {
-            true => format!("{} closed the connection without an answer", self.url.authority()),
+            true => format!(
+                "{} closed the connection without an answer",
+                self.url.authority()
+            ),
             false => e,
         }
     }
@@ -179,7 +192,11 @@ impl Poster {
 
     /// One request and its response on the open connection. An empty error: the
     /// connection was closed before any byte of a response.
-    async fn round_trip(&mut self, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, String> {
+    async fn round_trip(
+        &mut self,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, String> {
         self.head.clear();
         let url = &self.url;
         let mut head = format!(
@@ -237,7 +254,9 @@ async fn read_response(conn: &mut Box<dyn Stream>, buf: &mut Vec<u8>) -> Result<
     let mut length = None;
     let mut chunked = false;
     for line in lines {
-        let Some((k, v)) = line.split_once(':') else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
         if k.eq_ignore_ascii_case("content-length") {
             length = v.trim().parse::<usize>().ok();
         } else if k.eq_ignore_ascii_case("transfer-encoding") {
@@ -290,7 +309,11 @@ fn keep(kept: &mut Vec<u8>, more: &[u8]) {
 }
 
 /// A chunked body: sizes in hex, each chunk, a zero-size chunk and the trailer's blank line.
-async fn read_chunked(conn: &mut Box<dyn Stream>, pending: &mut Vec<u8>, kept: &mut Vec<u8>) -> Result<(), String> {
+async fn read_chunked(
+    conn: &mut Box<dyn Stream>,
+    pending: &mut Vec<u8>,
+    kept: &mut Vec<u8>,
+) -> Result<(), String> {
     let mut chunk = [0u8; 4096];
     loop {
         while !pending.windows(2).any(|w| w == b"\r\n") {
@@ -341,9 +364,14 @@ mod tests {
         let u = Url::parse("https://mimir.example").unwrap();
         assert_eq!((u.tls, u.port, u.path.as_str()), (true, 443, "/"));
         let u = Url::parse("http://[::1]:9090/w").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.authority()), ("::1", 9090, "[::1]:9090".to_string()));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.authority()),
+            ("::1", 9090, "[::1]:9090".to_string())
+        );
         assert!(Url::parse("ftp://x").is_err());
-        assert!(Url::parse("http://u:p@x/").unwrap_err().contains("credentials"));
+        assert!(Url::parse("http://u:p@x/")
+            .unwrap_err()
+            .contains("credentials"));
         assert!(Url::parse("http://x:port/").is_err());
     }
 }

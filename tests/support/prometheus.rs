@@ -11,7 +11,7 @@
 //!
 //! Fails, never skips, without it.
 
-use super::ports::free_port;
+use super::ports::{reserve_port, ReservedPort};
 use super::web_servers::http_get;
 use std::io::Write;
 use std::path::PathBuf;
@@ -40,8 +40,11 @@ pub fn bin_dir() -> PathBuf {
 }
 
 pub struct Prometheus {
-    child: Child,
+    child: Option<Child>,
     pub port: u16,
+    /// Keeps `port` ours while Prometheus is stopped for a restart.
+    _port_hold: ReservedPort,
+    args: Vec<String>,
     pub dir: tempfile::TempDir,
 }
 
@@ -49,7 +52,12 @@ impl Prometheus {
     /// Scrapes `job` every second with the YAML of its `scrape_config` (`static_configs`,
     /// `basic_auth`, …) after `job_name` and the intervals.
     pub fn start(scrape_config: &str) -> Prometheus {
-        let bin = bin_dir().join("prometheus");
+        Prometheus::start_with(scrape_config, &[])
+    }
+
+    /// As [`Prometheus::start`], with more command-line flags
+    /// (`--web.enable-remote-write-receiver`).
+    pub fn start_with(scrape_config: &str, flags: &[&str]) -> Prometheus {
         let dir = tempfile::tempdir().expect("a temp dir");
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
@@ -60,29 +68,61 @@ impl Prometheus {
             ),
         )
         .expect("write prometheus.yml");
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
+        let hold = reserve_port();
+        let port = hold.port;
+        let mut args = vec![
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ];
+        args.extend(flags.iter().map(|f| f.to_string()));
+        let mut p = Prometheus {
+            child: None,
+            port,
+            _port_hold: hold,
+            args,
+            dir,
+        };
+        p.spawn();
+        p
+    }
+
+    fn spawn(&mut self) {
+        let bin = bin_dir().join("prometheus");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("prometheus.log"))
+            .expect("log file");
         let child = Command::new(&bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let mut p = Prometheus { child, port, dir };
-        p.wait_ready();
-        p
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// SIGKILL; its data directory stays.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Started again on its port with its data directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
     }
 
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("prometheus exited with {status}\n{}", self.log());
             }
             let ready = std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
@@ -128,6 +168,34 @@ impl Prometheus {
             .unwrap_or_default()
     }
 
+    /// The raw samples of the one series `selector` picks over the last `seconds`: their
+    /// timestamps (ms) and values.
+    pub fn samples(&self, selector: &str, seconds: u64) -> Vec<(i64, f64)> {
+        let data = self.api(&format!(
+            "query?query={}",
+            encode(&format!("{selector}[{seconds}s]"))
+        ));
+        let result = data["result"].as_array().cloned().unwrap_or_default();
+        assert!(
+            result.len() <= 1,
+            "{selector}: more than one series: {data}"
+        );
+        result
+            .first()
+            .and_then(|s| s["values"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                let t = p[0].as_f64().unwrap_or(f64::NAN);
+                let v = p[1]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(f64::NAN);
+                ((t * 1000.0).round() as i64, v)
+            })
+            .collect()
+    }
+
     /// Waits until `query` returns at least one series; its result.
     pub fn wait_for(&self, query: &str, timeout: Duration) -> Vec<(serde_json::Value, f64)> {
         let deadline = Instant::now() + timeout;
@@ -149,8 +217,7 @@ impl Prometheus {
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         if std::thread::panicking() {
             eprintln!("--- prometheus log ---\n{}", self.log());
         }

@@ -7,6 +7,8 @@
 //! `_rate` series are left out (the receiver's users compute rates), labels are the
 //! series' own with `host`.
 
+#[cfg(test)]
+mod tests;
 mod wire;
 
 use crate::common::post::{Poster, Url};
