@@ -9,8 +9,10 @@ pub mod http;
 pub mod json;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
-#[cfg(feature = "remote-write")]
+#[cfg(any(feature = "remote-write", feature = "otlp"))]
 pub mod post;
+#[cfg(any(feature = "remote-write", feature = "otlp"))]
+pub mod protobuf;
 pub mod redis;
 #[cfg(feature = "socks")]
 pub mod socks;

@@ -25,5 +25,6 @@ crate::config::entry::plugin_registry! {
     "redistimeseries" => redistimeseries: "writes samples to RedisTimeSeries (Redis Stack or Redis 8), one labelled key per series",
     "mqtt" => mqtt if "mqtt": "publishes samples to an MQTT broker, with Home Assistant discovery",
     "prometheus" => prometheus if "prometheus": "serves the latest value of each series on an HTTP endpoint that Prometheus scrapes",
+    "otlp" => otlp if "otlp": "pushes batches as OTLP/HTTP protobuf metrics to an OpenTelemetry collector, buffered through outages",
     "prometheus_remote_write" => prometheus_remote_write if "remote-write": "pushes batches to a Prometheus remote-write receiver (Prometheus, VictoriaMetrics, Mimir), buffered through outages",
 }

@@ -9,7 +9,8 @@
 //!   [`redis_cluster`] (six of them made a cluster),
 //!   [`mosquitto`], [`pymodbus`] (the simulated SMA inverter), [`web_servers`] (nginx, Apache),
 //!   [`socks`] (microsocks, danted, ssh -D), [`prometheus`] (scraping, and its query API),
-//!   [`snmpd`] (net-snmp, with snmpget/snmpwalk as the oracle);
+//!   [`snmpd`] (net-snmp, with snmpget/snmpwalk as the oracle), [`otlp`] (a receiver decoding
+//!   with the OpenTelemetry protobuf bindings);
 //!   [`certs`] for the TLS ones; [`logs`] captures the log of library code run in-process.
 //!
 //! A test binary declares `mod support;` and names what it uses as `support::<file>::…`.
@@ -25,6 +26,7 @@ pub mod certs;
 pub mod clock;
 pub mod logs;
 pub mod mosquitto;
+pub mod otlp;
 pub mod ports;
 pub mod prometheus;
 pub mod pymodbus;

@@ -200,7 +200,7 @@ impl RemoteWrite {
             let run = &self.order[at..end];
             let kind = t.kind(id).unwrap_or(SeriesKind::Untyped);
             let s = t.get(id);
-            wire::nested(&mut self.proto, 1, |out| {
+            crate::common::protobuf::nested(&mut self.proto, 1, |out| {
                 write_labels(out, &s.name, kind == SeriesKind::Counter, &s.labels);
                 for &i in run {
                     let sample = &batch[i as usize];

@@ -2,42 +2,7 @@ use super::wire::tests::unsnappy;
 use super::*;
 use crate::core::SeriesKind::{Counter, Gauge, Rate};
 
-/// A protobuf message's fields: (field number, bytes of a LEN field / the value of others).
-fn fields(mut b: &[u8]) -> Vec<(u64, Vec<u8>)> {
-    fn varint(b: &mut &[u8]) -> u64 {
-        let (mut v, mut shift) = (0u64, 0);
-        loop {
-            let x = b[0];
-            *b = &b[1..];
-            v |= u64::from(x & 0x7f) << shift;
-            shift += 7;
-            if x < 0x80 {
-                return v;
-            }
-        }
-    }
-    let mut out = Vec::new();
-    while !b.is_empty() {
-        let key = varint(&mut b);
-        let value = match key & 7 {
-            0 => varint(&mut b).to_le_bytes().to_vec(),
-            1 => {
-                let v = b[..8].to_vec();
-                b = &b[8..];
-                v
-            }
-            2 => {
-                let n = varint(&mut b) as usize;
-                let v = b[..n].to_vec();
-                b = &b[n..];
-                v
-            }
-            w => panic!("wire type {w}"),
-        };
-        out.push((key >> 3, value));
-    }
-    out
-}
+use crate::common::protobuf::read_fields as fields;
 
 /// The decoded request: per series its labels and samples.
 type Decoded = Vec<(Vec<(String, String)>, Vec<(f64, i64)>)>;

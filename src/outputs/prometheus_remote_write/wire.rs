@@ -5,44 +5,7 @@
 //! the greedy one-hash-table scheme of the reference implementation's fast path. Writes
 //! into buffers the output reuses; nothing here allocates once they are warm.
 
-/// Appends `v` as a protobuf varint.
-pub fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Appends a field key: field number and wire type.
-fn key(out: &mut Vec<u8>, field: u32, wire: u8) {
-    varint(out, u64::from(field) << 3 | u64::from(wire));
-}
-
-const LEN: u8 = 2;
-const I64: u8 = 1;
-const VARINT: u8 = 0;
-
-/// Appends a length-delimited field whose body `body` writes; the length is patched in
-/// after (bodies here are under 2 MiB: three varint bytes are reserved and shifted down).
-pub fn nested(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
-    key(out, field, LEN);
-    let at = out.len();
-    out.extend_from_slice(&[0, 0, 0]);
-    body(out);
-    let len = out.len() - at - 3;
-    let mut prefix = [0u8; 10];
-    let mut n = 0;
-    let mut v = len as u64;
-    while v >= 0x80 {
-        prefix[n] = v as u8 | 0x80;
-        v >>= 7;
-        n += 1;
-    }
-    prefix[n] = v as u8;
-    n += 1;
-    out.splice(at..at + 3, prefix[..n].iter().copied());
-}
+use crate::common::protobuf::{bytes, double, int, key, nested, varint, LEN};
 
 /// `Label { name = 1; value = 2; }` as field `field` of the enclosing message.
 pub fn label(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -68,19 +31,12 @@ pub fn name_label(out: &mut Vec<u8>, base: &str, total: bool) {
     });
 }
 
-fn bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
-    key(out, field, LEN);
-    varint(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
 
 /// `Sample { double value = 1; int64 timestamp = 2; }` as field 2 of a `TimeSeries`.
 pub fn sample(out: &mut Vec<u8>, value: f64, ts_ms: i64) {
     nested(out, 2, |out| {
-        key(out, 1, I64);
-        out.extend_from_slice(&value.to_le_bytes());
-        key(out, 2, VARINT);
-        varint(out, ts_ms as u64);
+        double(out, 1, value);
+        int(out, 2, ts_ms as u64);
     });
 }
 
