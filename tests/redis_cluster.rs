@@ -311,9 +311,14 @@ fn resharding_while_writing_loses_nothing() {
     );
     assert_eq!(cl.owner_of_slot(slot, &[]), to, "the host's slot moved");
     assert_every_second(&cl, &[], &host, &ids, seconds);
+    // The output learned of the move by a redirect (MOVED, or ASK mid-migration), or by
+    // reading the slot map again while the slots moved: a map whose masters show no replica
+    // yet is read every 5 s, and on a loaded machine that read can fall between the slot's
+    // move and the next write (seen in CI: moved 0, asked 0, two map reads). Which one it was
+    // is timing; that it was seen, and nothing lost, is not.
     let counters = o.cluster_counters().expect("cluster mode");
     assert!(
-        counters.moved + counters.asked > 0,
+        counters.moved + counters.asked > 0 || counters.refreshes >= 2,
         "the move was seen: {counters:?}"
     );
 }
