@@ -1,11 +1,13 @@
-//! Samples per second the `prometheus_remote_write` output pushes into a local Prometheus
-//! (Debian 13's 2.53, `--web.enable-remote-write-receiver`), next to the `redistimeseries`
-//! output into a local Redis Stack in the same run, both through the agent's queue and
-//! flush as in production, batches of 1000.
+//! Samples per second the push outputs reach in one run, through the agent's queue and flush
+//! as in production, batches of 1000: `prometheus_remote_write` into a local Prometheus
+//! (Debian 13's 2.53, `--web.enable-remote-write-receiver`), `otlp` into a local
+//! VictoriaMetrics (Debian 13's 1.112; Debian's Prometheus has no OTLP receiver), and
+//! `redistimeseries` into a local Redis Stack.
 //!
 //! ```sh
 //! export RTC_PROMETHEUS_BIN_DIR="$(scripts/setup-prometheus)"
 //! export RTC_REDIS_STACK_DIR="$(scripts/setup-redis-stack)"
+//! export RTC_VICTORIAMETRICS_BIN_DIR="$(scripts/setup-victoriametrics)"
 //! cargo bench --bench remote_write               # N=200000 samples over M=1000 series
 //! RTC_BENCH_SAMPLES=50000 cargo bench --bench remote_write
 //! ```
@@ -113,6 +115,7 @@ fn main() {
         &["--web.enable-remote-write-receiver"],
     );
     let redis = support::redis_server::Server::stack(&[]);
+    let vm = support::victoriametrics::VictoriaMetrics::start();
     let ctx = |key: &str| OutputCtx {
         hostname: "bench".into(),
         key: key.into(),
@@ -128,14 +131,24 @@ fn main() {
     let rts: rtcollector::outputs::redistimeseries::Config =
         yaml_serde::from_str(&format!("host: 127.0.0.1\nport: {}\n", redis.port)).unwrap();
     let rts = rtcollector::outputs::redistimeseries::build(&rts, &ctx("redistimeseries")).unwrap();
+    let otlp: rtcollector::outputs::otlp::Config = yaml_serde::from_str(&format!(
+        "endpoint: http://127.0.0.1:{}/opentelemetry/v1/metrics\n",
+        vm.port
+    ))
+    .unwrap();
+    let otlp = rtcollector::outputs::otlp::build(&otlp, &ctx("otlp")).unwrap();
     println!(
         "{n} samples over {m} series, batches of {BATCH}, through the agent's queue and flush"
     );
     println!("| output | samples/s | CPU µs per 1000 samples (this process) |");
     println!("|---|---|---|");
     for (name, out) in [
-        ("prometheus_remote_write", Box::new(rw) as Box<dyn Output>),
-        ("redistimeseries", Box::new(rts)),
+        (
+            "prometheus_remote_write → Prometheus",
+            Box::new(rw) as Box<dyn Output>,
+        ),
+        ("otlp → VictoriaMetrics", Box::new(otlp)),
+        ("redistimeseries → Redis Stack", Box::new(rts)),
     ] {
         let (rate, cpu) = run(name, out, n, m);
         println!("| {name} | {rate:.0} | {cpu:.1} |");

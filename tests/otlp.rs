@@ -168,3 +168,33 @@ fn a_receiver_that_answers_503_for_a_while_gets_every_second_afterwards() {
     assert!(gaps.is_empty(), "gaps {gaps:?} in {stamps:?}");
     assert!(stamps.len() >= 8, "{stamps:?}");
 }
+
+/// A real OTLP receiver with a query API: VictoriaMetrics stores exactly what the agent
+/// collected, under the agent's names, with the data points' and the resource's attributes
+/// as labels.
+#[test]
+fn victoriametrics_stores_exact_values_under_the_agent_s_names() {
+    let vm = support::victoriametrics::VictoriaMetrics::start();
+    let s = Scratch::new();
+    let config = s.config(&format!(
+        "hostname: vmtest\ninterval: 1s\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\n\
+         inputs: [linux_mem, linux_net]\noutputs:\n  - otlp:\n      \
+         endpoint: http://127.0.0.1:{}/opentelemetry/v1/metrics\n",
+        fixture("basic").join("proc").display(),
+        s.dir.path().join("buffer").display(),
+        vm.port
+    ));
+    let _agent = Agent::start(&config);
+    let mem = vm.wait_for("mem_total_bytes{host=\"vmtest\"}", Duration::from_secs(30));
+    assert_eq!(mem.len(), 1, "{mem:?}");
+    assert_eq!(mem[0].1, mem_total());
+    assert_eq!(mem[0].0["host.name"], "vmtest", "the resource's attributes");
+    assert_eq!(mem[0].0["service.name"], "rtcollector");
+    let rx = vm.wait_for("net_rx_bytes{iface=\"eth0\"}", Duration::from_secs(30));
+    assert_eq!(rx.len(), 1, "{rx:?}");
+    assert_eq!(rx[0].1, 98_765_432_101.0);
+    assert!(
+        vm.query("{__name__=~\".*_rate\"}").is_empty(),
+        "rates are left out"
+    );
+}

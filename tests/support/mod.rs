@@ -10,7 +10,7 @@
 //!   [`mosquitto`], [`pymodbus`] (the simulated SMA inverter), [`web_servers`] (nginx, Apache),
 //!   [`socks`] (microsocks, danted, ssh -D), [`prometheus`] (scraping, and its query API),
 //!   [`snmpd`] (net-snmp, with snmpget/snmpwalk as the oracle), [`otlp`] (a receiver decoding
-//!   with the OpenTelemetry protobuf bindings);
+//!   with the OpenTelemetry protobuf bindings), [`victoriametrics`] (OTLP in, the query API out);
 //!   [`certs`] for the TLS ones; [`logs`] captures the log of library code run in-process.
 //!
 //! A test binary declares `mod support;` and names what it uses as `support::<file>::…`.
@@ -37,5 +37,6 @@ pub mod samples;
 pub mod scratch;
 pub mod snmpd;
 pub mod socks;
+pub mod victoriametrics;
 pub mod wait;
 pub mod web_servers;
