@@ -309,6 +309,8 @@ fn keep(kept: &mut Vec<u8>, more: &[u8]) {
 }
 
 /// A chunked body: sizes in hex, each chunk, a zero-size chunk and the trailer's blank line.
+/// Read as it comes and dropped past [`KEPT_BODY`]: a size line longer than 1 KiB or a size
+/// that does not fit is an error, never a panic or a buffer that grows with the claim.
 async fn read_chunked(
     conn: &mut Box<dyn Stream>,
     pending: &mut Vec<u8>,
@@ -316,29 +318,45 @@ async fn read_chunked(
 ) -> Result<(), String> {
     let mut chunk = [0u8; 4096];
     loop {
-        while !pending.windows(2).any(|w| w == b"\r\n") {
-            let n = conn.read(&mut chunk).await.map_err(|e| e.to_string())?;
-            if n == 0 || pending.len() > MAX_HEAD {
-                return Err("the server ended a chunked body early".into());
+        let size = loop {
+            if let Some(eol) = pending.windows(2).position(|w| w == b"\r\n") {
+                let text = String::from_utf8_lossy(&pending[..eol]).into_owned();
+                pending.drain(..eol + 2);
+                let hex = text.split(';').next().unwrap_or("").trim();
+                break usize::from_str_radix(hex, 16)
+                    .ok()
+                    .filter(|&n| n <= 1 << 40)
+                    .ok_or_else(|| format!("bad chunk size {text:?}"))?;
             }
-            pending.extend_from_slice(&chunk[..n]);
-        }
-        let eol = pending.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
-        let size_text = String::from_utf8_lossy(&pending[..eol]).to_string();
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        pending.drain(..eol + 2);
-        // The chunk and its CRLF (for the last chunk: the trailer's blank line).
-        let need = size + 2;
-        while pending.len() < need {
+            if pending.len() > 1024 {
+                return Err("a chunk size line longer than 1 KiB".into());
+            }
             let n = conn.read(&mut chunk).await.map_err(|e| e.to_string())?;
             if n == 0 {
                 return Err("the server ended a chunked body early".into());
             }
             pending.extend_from_slice(&chunk[..n]);
+        };
+        // The chunk and its CRLF (for the last chunk: the trailer's blank line).
+        let mut left = size + 2;
+        let take = pending.len().min(left);
+        keep(kept, &pending[..take.min(size)]);
+        pending.drain(..take);
+        left -= take;
+        let mut seen = take;
+        while left > 0 {
+            let n = conn.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("the server ended a chunked body early".into());
+            }
+            let used = n.min(left);
+            let data_end = size.saturating_sub(seen).min(used);
+            keep(kept, &chunk[..data_end]);
+            // Bytes past this chunk belong to the next size line.
+            pending.extend_from_slice(&chunk[used..n]);
+            seen += used;
+            left -= used;
         }
-        keep(kept, &pending[..size]);
-        pending.drain(..need);
         if size == 0 {
             return Ok(());
         }
@@ -348,6 +366,51 @@ async fn read_chunked(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that answers each connection's first request with `answer`.
+    fn serve(answers: Vec<&'static [u8]>) -> u16 {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for answer in answers {
+                let (mut c, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf);
+                let _ = c.write_all(answer);
+            }
+        });
+        port
+    }
+
+    fn post_once(port: u16) -> Result<Response, String> {
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/w")).unwrap();
+        let mut p = Poster::new(
+            url,
+            #[cfg(feature = "tls")]
+            None,
+            Duration::from_secs(5),
+        );
+        smol::block_on(p.post(&[], b"body"))
+    }
+
+    #[test]
+    fn chunked_answers_are_read_and_hostile_sizes_refused() {
+        let port = serve(vec![
+            b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        ]);
+        let r = post_once(port).unwrap();
+        assert_eq!((r.status, r.body.as_str()), (400, "hello world"));
+        for hostile in [
+            &b"HTTP/1.1 500 X\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nx"[..],
+            b"HTTP/1.1 500 X\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffe\r\nx",
+            b"HTTP/1.1 500 X\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ] {
+            let port = serve(vec![hostile]);
+            let e = post_once(port).unwrap_err();
+            assert!(e.contains("chunk size"), "{e}");
+        }
+    }
 
     #[test]
     fn urls_are_split_as_http_has_them() {

@@ -379,11 +379,26 @@ impl OutputRunner {
     /// Whether the batch just sent is done with: written or rejected, or partly so with
     /// the rest kept in the deferred part of the outage buffer. A rest that cannot be kept
     /// there (no disk) makes the whole batch wait, as a failed write does.
+    ///
+    /// A batch of which nothing went (every sample deferred) waits as a failed one does: it
+    /// stays in the ring or the main part, which are sized for an outage, and the output
+    /// shows as down. Only the rest of a batch that went in part moves to the deferred part
+    /// (a quarter of the disk cap): an agent whose series all live on one down node must not
+    /// pour its whole outage into it.
     fn done_with(&mut self, sent: Sent, shared: &Shared) -> bool {
         match sent {
             Sent::Done => true,
             Sent::Failed => false,
-            Sent::Partial { .. } => {
+            Sent::Partial { progress: false } => {
+                let why = self
+                    .life
+                    .output
+                    .deferred()
+                    .map_or_else(String::new, |d| d.why.to_string());
+                self.note_failure(&why);
+                false
+            }
+            Sent::Partial { progress: true } => {
                 let kept = self.keep_deferred(shared);
                 if !kept {
                     self.note_failure("part of a batch failed and there is no disk to keep it on");
@@ -1053,6 +1068,26 @@ mod tests {
         assert_eq!(rig.got("a"), [0, 1, 2]);
         assert_eq!(rig.got("b"), [0, 1, 2]);
         assert_eq!(rig.deferred_on_disk(), 0);
+    }
+
+    #[test]
+    fn a_batch_of_which_nothing_goes_waits_like_a_failed_one() {
+        let mut rig = Rig::new(10, true);
+        rig.down.borrow_mut().extend(["a", "b", "c"]);
+        assert!(!rig.tick(0), "nothing went: the output is down");
+        assert!(rig.queue.stats.down.get());
+        assert_eq!(rig.queue.ring.borrow().len(), 3, "the batch stays queued");
+        assert_eq!(
+            rig.deferred_on_disk(),
+            0,
+            "the deferred part is for the rest of a partial batch"
+        );
+        rig.down.borrow_mut().clear();
+        assert!(rig.flush());
+        assert_eq!(
+            (rig.got("a"), rig.got("b"), rig.got("c")),
+            (vec![0], vec![0], vec![0])
+        );
     }
 
     #[test]

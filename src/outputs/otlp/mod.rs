@@ -16,7 +16,7 @@ use crate::common::protobuf::{bytes, double, fixed64, int, nested};
 use crate::common::tls::{check_options, TlsKeys};
 use crate::config::range;
 use crate::config::shared::with_shared;
-use crate::config::{BuildError, Dur};
+use crate::config::{BuildError, Dur, Secret};
 use crate::core::{Output, OutputError, Sample, SeriesKind, SeriesTable, SeriesView};
 use crate::core::{WriteFuture, WriteReport};
 use crate::outputs::OutputCtx;
@@ -44,7 +44,9 @@ pub struct Config {
     /// `http://localhost:4318/v1/metrics`.
     pub endpoint: Option<String>,
     /// Added to those of `OTEL_EXPORTER_OTLP_(METRICS_)HEADERS` (these win on a clash).
-    pub headers: BTreeMap<String, String>,
+    /// Values are secrets (`secret:NAME` allowed; `check` prints `***`): they often carry
+    /// credentials.
+    pub headers: BTreeMap<String, Secret>,
     pub service_name: String,
     /// More resource attributes besides `host.name` and `service.name`.
     pub resource_attributes: BTreeMap<String, String>,
@@ -143,7 +145,7 @@ fn build_with_env(
     }
     for (k, v) in &cfg.headers {
         headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
-        headers.push((k.clone(), v.clone()));
+        headers.push((k.clone(), v.expose().to_string()));
     }
     for (k, v) in &headers {
         let ok = !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
@@ -215,7 +217,9 @@ impl Otlp {
             }),
             // The OTLP spec's retryable answers, and every 5xx; a refused login too, so a
             // fixed credential does not cost the data.
-            401 | 403 | 429 | 500..=599 => Err(OutputError::Retry(format!("{at} answered {}: {}", r.status, r.body))),
+            401 | 403 | 404 | 408 | 429 | 500..=599 => {
+                Err(OutputError::Retry(format!("{at} answered {}: {}", r.status, r.body)))
+            }
             s => {
                 log::debug!("output {}: {at} answered {s}: {}", self.name, r.body);
                 Err(OutputError::Reject(format!("{at} refused the batch ({s}): {}", r.body)))

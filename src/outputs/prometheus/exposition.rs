@@ -123,6 +123,18 @@ fn write_name(out: &mut Vec<u8>, name: &str) {
     }));
 }
 
+/// A label name: as [`write_name`], but `:` is not allowed there either (one bad label name
+/// would make Prometheus refuse the whole scrape).
+fn write_label_name(out: &mut Vec<u8>, name: &str) {
+    if name.as_bytes().first().is_none_or(u8::is_ascii_digit) {
+        out.push(b'_');
+    }
+    out.extend(name.bytes().map(|b| match b {
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => b,
+        _ => b'_',
+    }));
+}
+
 fn write_labels(out: &mut Vec<u8>, labels: &[(Box<str>, Box<str>)]) {
     if labels.is_empty() {
         return;
@@ -132,7 +144,7 @@ fn write_labels(out: &mut Vec<u8>, labels: &[(Box<str>, Box<str>)]) {
         if i > 0 {
             out.push(b',');
         }
-        write_name(out, k);
+        write_label_name(out, k);
         out.extend_from_slice(b"=\"");
         for b in v.bytes() {
             match b {

@@ -71,12 +71,12 @@ fn families_are_typed_grouped_and_rates_left_out() {
 
 #[test]
 fn label_values_are_escaped_and_names_made_valid() {
-    let (t, ids) = table(&[("1wire-temp", &[("path", "a\\b \"c\"\nd")], Gauge)]);
+    let (t, ids) = table(&[("1wire-temp", &[("path", "a\\b \"c\"\nd"), ("x:y", "1")], Gauge)]);
     let latest = Latest::new(None, false);
     latest.accept(&[sample(ids[0], 0, -2.0)], &t);
     assert_eq!(
         scrape(&latest, &t, Format::Text, false),
-        "# HELP _1wire_temp 1wire-temp from rtcollector\n# TYPE _1wire_temp gauge\n_1wire_temp{host=\"pi\",path=\"a\\\\b \\\"c\\\"\\nd\"} -2\n"
+        "# HELP _1wire_temp 1wire-temp from rtcollector\n# TYPE _1wire_temp gauge\n_1wire_temp{host=\"pi\",path=\"a\\\\b \\\"c\\\"\\nd\",x_y=\"1\"} -2\n"
     );
 }
 

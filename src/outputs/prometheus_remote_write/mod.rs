@@ -43,7 +43,9 @@ pub struct Config {
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub bearer_token: Option<Secret>,
-    pub headers: BTreeMap<String, String>,
+    /// Values are secrets (`secret:NAME` allowed; `check` prints `***`): they often carry
+    /// credentials.
+    pub headers: BTreeMap<String, Secret>,
     /// For an `https://` URL: `ssl_ca_certs`, `ssl_certfile`/`ssl_keyfile`,
     /// `ssl_insecure_skip_verify`, written flat among these.
     #[serde(skip)]
@@ -99,10 +101,10 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RemoteWrite, BuildError> {
     }
     for (k, v) in &cfg.headers {
         let ok_name = !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !ok_name || v.contains(['\r', '\n']) {
+        if !ok_name || v.expose().contains(['\r', '\n']) {
             return Err(BuildError::at("headers", format!("`{k}` is not a usable header")));
         }
-        headers.push((k.clone(), v.clone()));
+        headers.push((k.clone(), v.expose().to_string()));
     }
     #[cfg(feature = "tls")]
     let tls = match url.tls {
@@ -167,7 +169,13 @@ impl RemoteWrite {
                 written: sent,
                 rejected: 0,
             }),
-            429 | 500..=599 => Err(OutputError::Retry(format!("{at} answered {}: {}", r.status, r.body))),
+            408 | 429 | 500..=599 => Err(OutputError::Retry(format!("{at} answered {}: {}", r.status, r.body))),
+            // A wrong path, or a Prometheus without --web.enable-remote-write-receiver: a
+            // fix in the config or the receiver, which must not cost the data meanwhile.
+            404 => Err(OutputError::Retry(format!(
+                "{at} has no remote-write receiver at {} (404): check `url`, and that Prometheus runs with --web.enable-remote-write-receiver",
+                self.poster.url().path
+            ))),
             401 | 403 => Err(OutputError::Retry(format!(
                 "{at} refused the login ({}): check username/password or bearer_token: {}",
                 r.status, r.body

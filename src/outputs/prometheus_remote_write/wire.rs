@@ -10,27 +10,37 @@ use crate::common::protobuf::{bytes, double, int, key, nested, varint, LEN};
 /// `Label { name = 1; value = 2; }` as field `field` of the enclosing message.
 pub fn label(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     nested(out, 1, |out| {
-        bytes(out, 1, name);
+        repaired(out, 1, name, false, b"");
         bytes(out, 2, value);
     });
 }
 
-/// The `__name__` label: `base` with every character Prometheus does not allow in a name
-/// as `_`, and `_total` for a counter.
+/// The `__name__` label: `base`, and `_total` for a counter.
 pub fn name_label(out: &mut Vec<u8>, base: &str, total: bool) {
     nested(out, 1, |out| {
         bytes(out, 1, b"__name__");
-        key(out, 2, LEN);
         let suffix: &[u8] = if total { b"_total" } else { b"" };
-        varint(out, (base.len() + suffix.len()) as u64);
-        out.extend(base.bytes().map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b':' => b,
-            _ => b'_',
-        }));
-        out.extend_from_slice(suffix);
+        repaired(out, 2, base.as_bytes(), true, suffix);
     });
 }
 
+/// A name as Prometheus allows it (a receiver drops a series whose names it does not, and
+/// still answers 2xx): every other character as `_`, a leading digit after a `_`; `:` only
+/// in a metric name. Then `suffix`.
+fn repaired(out: &mut Vec<u8>, field: u32, name: &[u8], metric: bool, suffix: &[u8]) {
+    let lead = name.first().is_none_or(u8::is_ascii_digit);
+    key(out, field, LEN);
+    varint(out, (usize::from(lead) + name.len() + suffix.len()) as u64);
+    if lead {
+        out.push(b'_');
+    }
+    out.extend(name.iter().map(|&b| match b {
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => b,
+        b':' if metric => b,
+        _ => b'_',
+    }));
+    out.extend_from_slice(suffix);
+}
 
 /// `Sample { double value = 1; int64 timestamp = 2; }` as field 2 of a `TimeSeries`.
 pub fn sample(out: &mut Vec<u8>, value: f64, ts_ms: i64) {
