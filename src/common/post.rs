@@ -325,7 +325,7 @@ async fn read_chunked(
                 let hex = text.split(';').next().unwrap_or("").trim();
                 break usize::from_str_radix(hex, 16)
                     .ok()
-                    .filter(|&n| n <= 1 << 40)
+                    .filter(|&n| n <= 1 << 30)
                     .ok_or_else(|| format!("bad chunk size {text:?}"))?;
             }
             if pending.len() > 1024 {
