@@ -13,18 +13,8 @@ use serde_json::Value;
 use std::time::Duration;
 use support::agent::Agent;
 use support::otlp::Receiver;
-use support::scratch::{fixture, Scratch};
+use support::scratch::{fixture, fixture_mem_total_bytes, Scratch};
 use support::wait::wait_until;
-
-fn mem_total() -> f64 {
-    let meminfo = std::fs::read_to_string(fixture("basic").join("proc/meminfo")).unwrap();
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-        .expect("MemTotal")
-        * 1024.0
-}
 
 fn start_agent(s: &Scratch, rx: &Receiver) -> Agent {
     let config = s.config(&format!(
@@ -114,7 +104,11 @@ fn a_receiver_gets_exact_values_counters_as_sums_and_the_resource() {
     assert_eq!(attribute(resource, "host.name"), Some("otlptest"));
     assert_eq!(attribute(resource, "service.name"), Some("rtcollector"));
     let p = &m["gauge"]["dataPoints"][0];
-    assert_eq!(p["asDouble"].as_f64(), Some(mem_total()), "{m}");
+    assert_eq!(
+        p["asDouble"].as_f64(),
+        Some(fixture_mem_total_bytes()),
+        "{m}"
+    );
     assert_eq!(attribute(&p["attributes"], "host"), Some("otlptest"));
     let ns: i64 = p["timeUnixNano"].as_str().unwrap().parse().unwrap();
     assert_eq!(ns % 1_000_000_000, 0, "on the second");
@@ -158,7 +152,7 @@ fn a_receiver_that_answers_503_for_a_while_gets_every_second_afterwards() {
     let mut stamps: Vec<i64> = points(&rx.received(), "mem_total_bytes", "gauge")
         .into_iter()
         .map(|(t, v)| {
-            assert_eq!(v, mem_total());
+            assert_eq!(v, fixture_mem_total_bytes());
             t
         })
         .collect();
@@ -187,7 +181,7 @@ fn victoriametrics_stores_exact_values_under_the_agent_s_names() {
     let _agent = Agent::start(&config);
     let mem = vm.wait_for("mem_total_bytes{host=\"vmtest\"}", Duration::from_secs(30));
     assert_eq!(mem.len(), 1, "{mem:?}");
-    assert_eq!(mem[0].1, mem_total());
+    assert_eq!(mem[0].1, fixture_mem_total_bytes());
     assert_eq!(mem[0].0["host.name"], "vmtest", "the resource's attributes");
     assert_eq!(mem[0].0["service.name"], "rtcollector");
     let rx = vm.wait_for("net_rx_bytes{iface=\"eth0\"}", Duration::from_secs(30));

@@ -15,7 +15,7 @@ use std::time::Duration;
 use support::agent::Agent;
 use support::ports::free_port;
 use support::prometheus::{promtool_check, Prometheus};
-use support::scratch::{fixture, Scratch};
+use support::scratch::{fixture, fixture_mem_total_bytes, Scratch};
 use support::web_servers::http_get;
 
 /// The agent on the `basic` fixture, collecting every second, with a `prometheus` output
@@ -34,17 +34,6 @@ fn agent(s: &Scratch, port: u16, extra: &str) -> Agent {
     agent
 }
 
-/// MemTotal of the fixture, in bytes.
-fn fixture_mem_total() -> f64 {
-    let meminfo = std::fs::read_to_string(fixture("basic").join("proc/meminfo")).unwrap();
-    let kb: f64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .expect("MemTotal in the fixture");
-    kb * 1024.0
-}
-
 #[test]
 fn prometheus_scrapes_exact_values_typed_and_labelled() {
     let s = Scratch::new();
@@ -57,7 +46,7 @@ fn prometheus_scrapes_exact_values_typed_and_labelled() {
     let mem = prom.wait_for("mem_total_bytes", Duration::from_secs(30));
     assert_eq!(mem.len(), 1, "{mem:?}");
     assert_eq!(mem[0].0["host"], "promtest");
-    assert_eq!(mem[0].1, fixture_mem_total());
+    assert_eq!(mem[0].1, fixture_mem_total_bytes());
 
     // A counter, per interface, with its exact value from the fixture's /proc/net/dev; its
     // samples end in `_total`, as Prometheus names counters.
@@ -138,7 +127,7 @@ fn basic_authentication_keeps_others_out() {
          static_configs:\n      - targets: [\"127.0.0.1:{port}\"]\n"
     ));
     let mem = prom.wait_for("mem_total_bytes", Duration::from_secs(30));
-    assert_eq!(mem[0].1, fixture_mem_total());
+    assert_eq!(mem[0].1, fixture_mem_total_bytes());
     // A wrong password: the target is down, and says why.
     let wrong = Prometheus::start(&format!(
         "    basic_auth:\n      username: prom\n      password: wrong\n    \
@@ -172,7 +161,7 @@ fn prometheus_scrapes_over_tls_verified_against_the_test_ca() {
         certs.ca.display()
     ));
     let mem = prom.wait_for("mem_total_bytes", Duration::from_secs(30));
-    assert_eq!(mem[0].1, fixture_mem_total());
+    assert_eq!(mem[0].1, fixture_mem_total_bytes());
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     write!(c, "GET /metrics HTTP/1.0\r\n\r\n").unwrap();

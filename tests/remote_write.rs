@@ -15,7 +15,7 @@ use std::time::Duration;
 use support::agent::Agent;
 use support::clock::now_ms;
 use support::prometheus::Prometheus;
-use support::scratch::{fixture, Scratch};
+use support::scratch::{fixture, fixture_mem_total_bytes, Scratch};
 
 const RECEIVER: &[&str] = &["--web.enable-remote-write-receiver"];
 
@@ -30,17 +30,6 @@ fn config(s: &Scratch, prom: &Prometheus, host: &str) -> PathBuf {
     ))
 }
 
-/// MemTotal of the fixture, in bytes.
-fn fixture_mem_total() -> f64 {
-    let meminfo = std::fs::read_to_string(fixture("basic").join("proc/meminfo")).unwrap();
-    let kb: f64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .expect("MemTotal in the fixture");
-    kb * 1024.0
-}
-
 #[test]
 fn samples_arrive_with_exact_values_names_and_labels() {
     let prom = Prometheus::start_with("    static_configs: []\n", RECEIVER);
@@ -48,7 +37,7 @@ fn samples_arrive_with_exact_values_names_and_labels() {
     let _agent = Agent::start(&config(&s, &prom, "rwtest"));
     let mem = prom.wait_for("mem_total_bytes{host=\"rwtest\"}", Duration::from_secs(30));
     assert_eq!(mem.len(), 1, "{mem:?}");
-    assert_eq!(mem[0].1, fixture_mem_total());
+    assert_eq!(mem[0].1, fixture_mem_total_bytes());
     let rx = prom.wait_for(
         "net_rx_bytes_total{iface=\"eth0\"}",
         Duration::from_secs(30),
@@ -124,7 +113,7 @@ fn prometheus_down_for_a_minute_and_the_agent_killed_meanwhile_loses_nothing() {
 
     let stamps: Vec<i64> = got.iter().map(|(t, _)| *t).collect();
     assert!(stamps[0] <= started + 2000, "from the start: {stamps:?}");
-    assert!(got.iter().all(|(_, v)| *v == fixture_mem_total()));
+    assert!(got.iter().all(|(_, v)| *v == fixture_mem_total_bytes()));
     // One gap at most: while no agent ran (a second either side for the tick's alignment).
     let gaps = gaps(&stamps);
     assert!(gaps.len() <= 1, "gaps {gaps:?}");

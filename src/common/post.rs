@@ -77,6 +77,16 @@ impl Url {
 trait Stream: AsyncRead + AsyncWrite + Unpin {}
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream for S {}
 
+/// Whether `name: value` can go into a request head as written: a token name, a value
+/// without line breaks (which would start a header of their own).
+pub fn usable_header(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !value.contains(['\r', '\n'])
+}
+
 /// A server's answer: its status and the start of its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -110,6 +120,28 @@ impl Poster {
             head: Vec::new(),
             buf: Vec::new(),
         }
+    }
+
+    /// A poster for `url`, with rustls set up from `keys` when it is `https://` (`who` names
+    /// the plugin in the insecure-mode warning). The error is the TLS setup's.
+    pub fn for_url(
+        url: Url,
+        keys: &crate::common::tls::TlsKeys,
+        who: &str,
+        timeout: Duration,
+    ) -> Result<Poster, String> {
+        #[cfg(feature = "tls")]
+        let tls = match url.tls {
+            true => Some(crate::common::tls::rustls_config(&keys.files(), who)?),
+            false => None,
+        };
+        let _ = (keys, who);
+        Ok(Poster::new(
+            url,
+            #[cfg(feature = "tls")]
+            tls,
+            timeout,
+        ))
     }
 
     pub fn url(&self) -> &Url {

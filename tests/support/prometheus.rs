@@ -154,18 +154,7 @@ impl Prometheus {
 
     /// The instant vector of `query`: each series' labels and value.
     pub fn query(&self, query: &str) -> Vec<(serde_json::Value, f64)> {
-        let data = self.api(&format!("query?query={}", encode(query)));
-        data["result"]
-            .as_array()
-            .map(|r| {
-                r.iter()
-                    .map(|s| {
-                        let v = s["value"][1].as_str().and_then(|v| v.parse().ok());
-                        (s["metric"].clone(), v.unwrap_or(f64::NAN))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        instant_vector(&self.api(&format!("query?query={}", encode(query))))
     }
 
     /// The raw samples of the one series `selector` picks over the last `seconds`: their
@@ -245,8 +234,23 @@ pub fn promtool_check(exposition: &str) -> (bool, String) {
     (out.status.success() && text.trim().is_empty(), text)
 }
 
+/// Each series of a query API's instant-vector `data`: its labels and value.
+pub fn instant_vector(data: &serde_json::Value) -> Vec<(serde_json::Value, f64)> {
+    data["result"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .map(|s| {
+                    let v = s["value"][1].as_str().and_then(|v| v.parse().ok());
+                    (s["metric"].clone(), v.unwrap_or(f64::NAN))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Percent-encodes a query for a URL.
-fn encode(q: &str) -> String {
+pub fn encode(q: &str) -> String {
     q.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

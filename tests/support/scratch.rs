@@ -30,3 +30,14 @@ impl Scratch {
         self.write("config.yaml", text)
     }
 }
+
+/// MemTotal of the `basic` fixture's /proc/meminfo, in bytes (what `mem_total_bytes` is).
+pub fn fixture_mem_total_bytes() -> f64 {
+    let meminfo = std::fs::read_to_string(fixture("basic").join("proc/meminfo")).unwrap();
+    let kb: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("MemTotal in the fixture");
+    kb * 1024.0
+}

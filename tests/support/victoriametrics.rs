@@ -11,6 +11,7 @@
 //! Fails, never skips, without it.
 
 use super::ports::free_port;
+use super::prometheus::{encode, instant_vector};
 use super::web_servers::http_get;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -75,29 +76,10 @@ impl VictoriaMetrics {
 
     /// The instant vector of `query`: each series' labels and value.
     pub fn query(&self, query: &str) -> Vec<(serde_json::Value, f64)> {
-        let q: String = query
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        let (status, body) = http_get(self.port, &format!("/api/v1/query?query={q}"));
+        let (status, body) = http_get(self.port, &format!("/api/v1/query?query={}", encode(query)));
         let v: serde_json::Value = serde_json::from_str(&body)
             .unwrap_or_else(|e| panic!("{query}: {status} {e}: {body}\n{}", self.log()));
-        v["data"]["result"]
-            .as_array()
-            .map(|r| {
-                r.iter()
-                    .map(|s| {
-                        let v = s["value"][1].as_str().and_then(|v| v.parse().ok());
-                        (s["metric"].clone(), v.unwrap_or(f64::NAN))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        instant_vector(&v["data"])
     }
 
     pub fn wait_for(&self, query: &str, timeout: Duration) -> Vec<(serde_json::Value, f64)> {

@@ -11,7 +11,7 @@
 #[cfg(test)]
 mod tests;
 
-use crate::common::post::{Poster, Url};
+use crate::common::post::{usable_header, Poster, Url};
 use crate::common::protobuf::{bytes, double, fixed64, int, nested};
 use crate::common::tls::{check_options, TlsKeys};
 use crate::config::range;
@@ -147,20 +147,11 @@ fn build_with_env(
         headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
         headers.push((k.clone(), v.expose().to_string()));
     }
-    for (k, v) in &headers {
-        let ok = !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !ok || v.contains(['\r', '\n']) {
-            return Err(BuildError::at("headers", format!("`{k}` is not a usable header")));
-        }
+    if let Some((k, _)) = headers.iter().find(|(k, v)| !usable_header(k, v)) {
+        return Err(BuildError::at("headers", format!("`{k}` is not a usable header")));
     }
-    #[cfg(feature = "tls")]
-    let tls = match url.tls {
-        true => Some(
-            crate::common::tls::rustls_config(&cfg.tls.files(), &format!("output {}", ctx.key))
-                .map_err(|e| BuildError::at("endpoint", e))?,
-        ),
-        false => None,
-    };
+    let poster = Poster::for_url(url, &cfg.tls, &format!("output {}", ctx.key), cfg.timeout.0)
+        .map_err(|e| BuildError::at("endpoint", e))?;
     let mut resource = vec![
         ("host.name".to_string(), ctx.hostname.clone()),
         ("service.name".to_string(), cfg.service_name.clone()),
@@ -168,12 +159,7 @@ fn build_with_env(
     resource.extend(cfg.resource_attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
     Ok(Otlp {
         name: ctx.key.clone(),
-        poster: Poster::new(
-            url,
-            #[cfg(feature = "tls")]
-            tls,
-            cfg.timeout.0,
-        ),
+        poster,
         headers,
         resource,
         rates: cfg.export_rates,

@@ -11,7 +11,7 @@
 mod tests;
 mod wire;
 
-use crate::common::post::{Poster, Url};
+use crate::common::post::{usable_header, Poster, Url};
 use crate::common::tls::{check_options, TlsKeys};
 use crate::config::range;
 use crate::config::shared::with_shared;
@@ -100,26 +100,13 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<RemoteWrite, BuildError> {
         _ => return Err(BuildError::at("password", "basic authentication needs both `username` and `password`")),
     }
     for (k, v) in &cfg.headers {
-        let ok_name = !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !ok_name || v.expose().contains(['\r', '\n']) {
+        if !usable_header(k, v.expose()) {
             return Err(BuildError::at("headers", format!("`{k}` is not a usable header")));
         }
         headers.push((k.clone(), v.expose().to_string()));
     }
-    #[cfg(feature = "tls")]
-    let tls = match url.tls {
-        true => Some(
-            crate::common::tls::rustls_config(&cfg.tls.files(), &format!("output {}", ctx.key))
-                .map_err(|e| BuildError::at("url", e))?,
-        ),
-        false => None,
-    };
-    let poster = Poster::new(
-        url,
-        #[cfg(feature = "tls")]
-        tls,
-        cfg.timeout.0,
-    );
+    let poster = Poster::for_url(url, &cfg.tls, &format!("output {}", ctx.key), cfg.timeout.0)
+        .map_err(|e| BuildError::at("url", e))?;
     Ok(RemoteWrite {
         name: ctx.key.clone(),
         poster,
