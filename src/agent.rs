@@ -9,7 +9,6 @@ use crate::core::input::{InputRunner, Schedule};
 use crate::core::offload;
 use crate::core::output::{Buffering, LatestRunner, OutputRunner};
 use crate::core::shared::Shared;
-use crate::core::spill::Spill;
 use crate::core::stats::AgentStats;
 use crate::core::SeriesTable;
 use crate::inputs::BuildCtx;
@@ -156,7 +155,11 @@ pub fn build_generation(
             Runner::Latest(runner) => latest.push(runner),
         }
     }
-    stats.retain(&input_keys, &output_keys);
+    #[allow(unused_mut)]
+    let mut stats_keys = output_keys.clone();
+    #[cfg(feature = "logs")]
+    stats_keys.extend(output_keys.iter().map(|k| log_stats_key(k)));
+    stats.retain(&input_keys, &stats_keys);
     Ok(Generation {
         config,
         inputs,
@@ -182,16 +185,35 @@ fn runner_for(
 ) -> Runner {
     match output.buffering() {
         Buffering::Queue => {
-            let queue = Rc::new(OutputQueue::new(
+            #[allow(unused_mut)]
+            let mut queue = OutputQueue::new(
                 key,
                 config.max_buffer_size,
                 config.metric_batch_size,
                 stats.output(key),
-            ));
-            Runner::Queued(OutputRunner::new(key, output, queue))
+            );
+            #[cfg(feature = "logs")]
+            {
+                let kinds = output.kinds();
+                queue.takes_samples = kinds.samples();
+                if kinds.logs() {
+                    queue.logs = Some(Rc::new(crate::core::logs::queue::LogQueue::new(
+                        usize::try_from(config.max_log_buffer.0).unwrap_or(usize::MAX),
+                        config.metric_batch_size,
+                        stats.output(&log_stats_key(key)),
+                    )));
+                }
+            }
+            Runner::Queued(OutputRunner::new(key, output, Rc::new(queue)))
         }
         Buffering::Latest(sink) => Runner::Latest(LatestRunner::new(key, output, sink)),
     }
+}
+
+/// The name an output's log counters go by (the `internal` input's `output` label).
+#[cfg(feature = "logs")]
+pub fn log_stats_key(key: &str) -> String {
+    format!("{key}.logs")
 }
 
 /// The tasks of the generation that is running.
@@ -394,9 +416,9 @@ fn lock_buffer_dir(dir: &Path) -> Result<Option<DirLock>, ()> {
 fn persist_unsent(queues: &[Rc<OutputQueue>], shared: &Shared) {
     let table = shared.table.borrow();
     for q in queues {
-        q.each_spill(Spill::retry_now);
+        q.retry_spills_now();
         q.spill_ring(&table);
-        q.each_spill(|spill| spill.maybe_sync(true));
+        q.sync_spills(true);
     }
 }
 

@@ -7,6 +7,8 @@ pub mod filter;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod json;
+#[cfg(feature = "logs")]
+pub mod log_json;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 #[cfg(any(feature = "remote-write", feature = "otlp"))]

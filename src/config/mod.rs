@@ -93,6 +93,13 @@ pub struct Config {
         deserialize_with = "range::size::<_, { 16 * range::KIB }, { range::TIB }>"
     )]
     pub max_disk_buffer: Size,
+    /// Bytes of log records each output that takes them keeps in memory (the syslog
+    /// input's); the oldest go first when full and no outage buffer takes them.
+    #[serde(
+        default = "default_max_log_buffer",
+        deserialize_with = "range::size::<_, { 64 * range::KIB }, { range::GIB }>"
+    )]
+    pub max_log_buffer: Size,
     /// Most distinct series the agent tracks; samples of further series are dropped and counted.
     #[serde(
         default = "default_max_series",
@@ -138,6 +145,9 @@ fn default_buffer_sync_interval() -> Dur {
 }
 fn default_max_disk_buffer() -> Size {
     Size(64 << 20)
+}
+fn default_max_log_buffer() -> Size {
+    Size(4 << 20)
 }
 fn default_max_series() -> usize {
     100_000

@@ -104,6 +104,11 @@ impl ByteRing {
         Ok(dropped)
     }
 
+    /// Whether an item of `len` bytes fits now without dropping any.
+    pub fn fits(&self, len: usize) -> bool {
+        len <= self.capacity && self.items.len() < self.max_items && self.place(len).is_some()
+    }
+
     /// Where an item of `len` bytes would start, if it fits now, and whether it starts
     /// again at 0 before older items.
     fn place(&self, len: usize) -> Option<(usize, bool)> {

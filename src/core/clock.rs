@@ -67,18 +67,8 @@ pub fn jitter_ms(seed: u64, tick_ms: i64, max_ms: i64) -> i64 {
 
 /// Wall-clock milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian).
 pub fn utc_text(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(ms.div_euclid(86_400_000));
     let in_day = ms.rem_euclid(86_400_000);
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         in_day / 3_600_000,
@@ -88,9 +78,43 @@ pub fn utc_text(ms: i64) -> String {
     )
 }
 
+/// (year, month, day) of a count of days since 1970-01-01 (Howard Hinnant's days-to-civil).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Days since 1970-01-01 of a date (Howard Hinnant's days-from-civil); the caller checks
+/// that the date exists.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let (m, d) = (i64::from(month), i64::from(day));
+    let y = if m <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_and_dates_convert_both_ways() {
+        for days in [-719_468, -1, 0, 59, 11_016, 19_723, 20_428, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m as u32, d as u32), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
 
     #[test]
     fn a_late_wake_up_collects_the_next_tick_and_only_long_gaps_skip() {

@@ -84,6 +84,13 @@ pub struct OutputQueue {
     /// dictionary only, which a disk error may reset meanwhile.
     pub replaying: Cell<bool>,
     scratch: RefCell<Vec<Sample>>,
+    /// The output's log records, for an output that takes them
+    /// ([`Output::kinds`](super::output::Output::kinds)).
+    #[cfg(feature = "logs")]
+    pub logs: Option<Rc<super::logs::queue::LogQueue>>,
+    /// Whether the output takes samples; one that takes only logs gets none.
+    #[cfg(feature = "logs")]
+    pub takes_samples: bool,
 }
 
 impl OutputQueue {
@@ -110,7 +117,33 @@ impl OutputQueue {
             spilled: Cell::new(false),
             replaying: Cell::new(false),
             scratch: RefCell::new(Vec::new()),
+            #[cfg(feature = "logs")]
+            logs: None,
+            #[cfg(feature = "logs")]
+            takes_samples: true,
         }
+    }
+
+    /// Whether the hub gives this queue samples.
+    pub fn takes_samples(&self) -> bool {
+        #[cfg(feature = "logs")]
+        return self.takes_samples;
+        #[cfg(not(feature = "logs"))]
+        true
+    }
+
+    /// Appends an encoded log record, if the output takes them; returns how many records
+    /// were dropped for it.
+    #[cfg(feature = "logs")]
+    pub fn push_log(&self, record: &[u8]) -> u64 {
+        let Some(logs) = &self.logs else {
+            return 0;
+        };
+        let dropped = logs.push(record);
+        if logs.batch_full() {
+            let _ = self.wake_tx.try_send(());
+        }
+        dropped
     }
 
     /// Appends samples, first moving the ring to the outage buffer if they would not fit.
@@ -131,6 +164,10 @@ impl OutputQueue {
     /// is full). What cannot be written stays in memory. A batch being written goes as a
     /// frame of its own, so that the write, if it succeeds, can take that frame back.
     pub fn spill_ring(&self, table: &SeriesTable) {
+        #[cfg(feature = "logs")]
+        if let Some(logs) = &self.logs {
+            logs.spill_ring();
+        }
         let mut spill = self.spill.borrow_mut();
         let Some(spill) = spill.as_mut() else {
             return;
@@ -199,6 +236,25 @@ impl OutputQueue {
         }
     }
 
+    /// fsyncs every part of the outage buffer whose interval has passed, or now with `force`.
+    pub fn sync_spills(&self, force: bool) {
+        self.each_spill(|spill| spill.maybe_sync(force));
+        #[cfg(feature = "logs")]
+        if let Some(logs) = &self.logs {
+            logs.sync(force);
+        }
+    }
+
+    /// At shutdown: every part of the outage buffer is tried once more whatever its retry
+    /// schedule.
+    pub fn retry_spills_now(&self) {
+        self.each_spill(Spill::retry_now);
+        #[cfg(feature = "logs")]
+        if let Some(logs) = &self.logs {
+            logs.retry_now();
+        }
+    }
+
     /// Runs `f` on each part of the outage buffer there is.
     pub fn each_spill(&self, mut f: impl FnMut(&mut Spill)) {
         for part in [&self.spill, &self.deferred] {
@@ -216,6 +272,14 @@ impl OutputQueue {
             max_bytes: cfg.max_bytes / 4,
             sync_interval: cfg.sync_interval,
         };
+        #[cfg(feature = "logs")]
+        if let Some(logs) = &self.logs {
+            logs.attach_spill(SpillConfig {
+                dir: cfg.dir.join("logs"),
+                max_bytes: cfg.max_bytes,
+                sync_interval: cfg.sync_interval,
+            });
+        }
         *self.spill.borrow_mut() = Some(Spill::new(cfg, self.stats.clone()));
         *self.deferred.borrow_mut() = Some(Spill::new(deferred, self.deferred_stats.clone()));
     }
@@ -223,6 +287,10 @@ impl OutputQueue {
     /// The output is up again: the next outage logs its first spill again.
     pub fn note_recovered(&self) {
         self.spilled.set(false);
+        #[cfg(feature = "logs")]
+        if let Some(logs) = &self.logs {
+            logs.note_recovered();
+        }
     }
 
     /// Appends samples; returns how many older samples had to be dropped to make room.
@@ -248,6 +316,11 @@ impl OutputQueue {
         q.deferred = self.deferred.clone();
         q.deferred_stats = self.deferred_stats.clone();
         q.holding = self.holding.clone();
+        #[cfg(feature = "logs")]
+        {
+            q.logs = self.logs.clone();
+            q.takes_samples = self.takes_samples;
+        }
         let ring = self.ring.borrow();
         let mut chunk: Vec<Sample> = Vec::with_capacity(q.batch_size);
         let mut dropped = 0;
@@ -321,11 +394,39 @@ impl Hub {
     /// has room, or a usable outage buffer to move the ring to. Latest-value outputs always do.
     pub fn has_room_for(&self, n: usize) -> bool {
         self.queues.borrow().iter().all(|q| {
+            if !q.takes_samples() {
+                return true;
+            }
             let ring = q.ring.borrow();
             let free = ring.capacity() - ring.len();
             let disk = q.spill.borrow().as_ref().is_some_and(|s| !s.is_disabled());
             free >= n || (disk && n <= ring.capacity())
         })
+    }
+
+    /// Whether every output that takes logs can take a record of `len` bytes without
+    /// dropping older ones.
+    #[cfg(feature = "logs")]
+    pub fn has_room_for_log(&self, len: usize) -> bool {
+        self.queues
+            .borrow()
+            .iter()
+            .filter_map(|q| q.logs.as_ref())
+            .all(|logs| logs.has_room(len))
+    }
+
+    /// Hands an encoded log record to every output that takes logs (records dropped for it
+    /// are counted in each output's log stats). Returns whether any output takes logs.
+    #[cfg(feature = "logs")]
+    pub fn publish_log(&self, record: &[u8]) -> bool {
+        let mut any = false;
+        for q in self.queues.borrow().iter() {
+            if q.logs.is_some() {
+                q.push_log(record);
+                any = true;
+            }
+        }
+        any
     }
 
     pub fn publish(&self, samples: &[Sample], table: &SeriesTable, stats: &AgentStats) {
@@ -336,6 +437,9 @@ impl Hub {
             sink.accept(samples, table);
         }
         for q in self.queues.borrow().iter() {
+            if !q.takes_samples() {
+                continue;
+            }
             let dropped = q.push_or_spill(samples, table);
             if dropped > 0 {
                 add(&q.stats.dropped, dropped);

@@ -9,6 +9,8 @@ pub mod dir_lock;
 pub mod emit;
 pub mod hub;
 pub mod input;
+#[cfg(feature = "logs")]
+pub mod logs;
 pub mod metric;
 pub mod offload;
 pub mod output;

@@ -1,6 +1,8 @@
 //! The output contract and the loop that drains one output's queue.
 
 use super::hub::OutputQueue;
+#[cfg(feature = "logs")]
+use super::logs::{queue::LogQueue, LogBatch};
 use super::metric::{Sample, SeriesTable};
 use super::shared::Shared;
 use super::spill::Token;
@@ -78,6 +80,26 @@ impl SeriesHandle {
     }
 }
 
+/// Which kinds of items an output takes ([`Output::kinds`]).
+#[cfg(feature = "logs")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kinds {
+    Samples,
+    Logs,
+    Both,
+}
+
+#[cfg(feature = "logs")]
+impl Kinds {
+    pub fn samples(self) -> bool {
+        self != Kinds::Logs
+    }
+
+    pub fn logs(self) -> bool {
+        self != Kinds::Samples
+    }
+}
+
 /// How the agent hands an output its samples.
 pub enum Buffering {
     /// Batches from a ring of `max_buffer_size` samples, which goes to the outage buffer while
@@ -149,6 +171,22 @@ pub trait Output: 'static {
     /// [`Buffering::Queue`].
     fn buffering(&mut self) -> Buffering {
         Buffering::Queue
+    }
+
+    /// Which kinds of items the output takes; asked once, when the agent builds it. The
+    /// hub gives it only those. Default: samples.
+    #[cfg(feature = "logs")]
+    fn kinds(&self) -> Kinds {
+        Kinds::Samples
+    }
+
+    /// Writes one batch of log records, oldest first (see [`LogBatch::records`]), for an
+    /// output whose [`Output::kinds`] include logs. The same contract as [`Output::write`]:
+    /// called again with the same records after a `Retry`, and a record may come twice (a
+    /// replay): key what it stores by the record's id. Default: takes none.
+    #[cfg(feature = "logs")]
+    fn write_logs<'a>(&'a mut self, _batch: &'a LogBatch) -> WriteFuture<'a> {
+        ready_write(Ok(WriteReport::default()))
     }
 }
 
@@ -317,6 +355,9 @@ pub struct OutputRunner {
     /// The outage buffer's drop counts already added to the agent-wide one.
     disk_dropped_seen: u64,
     deferred_dropped_seen: u64,
+    /// A batch of log records from the ring (reused).
+    #[cfg(feature = "logs")]
+    log_batch: LogBatch,
 }
 
 impl OutputRunner {
@@ -336,6 +377,8 @@ impl OutputRunner {
             held: Vec::new(),
             disk_dropped_seen,
             deferred_dropped_seen,
+            #[cfg(feature = "logs")]
+            log_batch: LogBatch::default(),
         }
     }
 
@@ -349,6 +392,10 @@ impl OutputRunner {
             return false;
         }
         if !self.replay_deferred(shared).await {
+            return false;
+        }
+        #[cfg(feature = "logs")]
+        if !self.flush_logs().await {
             return false;
         }
         loop {
@@ -372,6 +419,72 @@ impl OutputRunner {
             self.queue.end_write(done);
             if !done {
                 return false;
+            }
+        }
+    }
+
+    /// Sends the log records: the outage buffer's first (older), then the ring's, until
+    /// none are left or a batch fails (it stays).
+    #[cfg(feature = "logs")]
+    async fn flush_logs(&mut self) -> bool {
+        let Some(logs) = self.queue.logs.clone() else {
+            return true;
+        };
+        let mut from_disk = Vec::new();
+        while let Some(token) = logs.next_from_disk(&mut from_disk) {
+            for batch in &from_disk {
+                if !self.send_logs(&logs, batch).await {
+                    return false;
+                }
+            }
+            logs.ack_disk(token);
+        }
+        let mut batch = std::mem::take(&mut self.log_batch);
+        let done = loop {
+            let end = logs.peek(&mut batch);
+            if batch.is_empty() {
+                break true;
+            }
+            if !self.send_logs(&logs, &batch).await {
+                break false;
+            }
+            logs.ack(end);
+        };
+        self.log_batch = batch;
+        done
+    }
+
+    /// Writes one batch of log records and counts the outcome; false when it is to be
+    /// sent again.
+    #[cfg(feature = "logs")]
+    async fn send_logs(&mut self, logs: &LogQueue, batch: &LogBatch) -> bool {
+        let stats = logs.stats.clone();
+        let started = Instant::now();
+        let result = self.life.output.write_logs(batch).await;
+        stats.last_flush_ns.set(started.elapsed().as_nanos() as u64);
+        match result {
+            Ok(report) => {
+                add(&stats.batches, 1);
+                add(&stats.written, report.written);
+                add(&stats.dropped, report.rejected);
+                if report.written + report.rejected > 0 {
+                    self.note_recovery();
+                }
+                true
+            }
+            Err(OutputError::Reject(msg)) => {
+                add(&stats.dropped, batch.len() as u64);
+                log::error!(
+                    "output {}: dropped a batch of {} log records: {msg}",
+                    self.name,
+                    batch.len()
+                );
+                true
+            }
+            Err(OutputError::Retry(msg)) => {
+                add(&stats.failed_batches, 1);
+                self.note_failure(&msg);
+                false
             }
         }
     }
@@ -601,7 +714,7 @@ impl OutputRunner {
 
     /// fsyncs the outage buffer when its sync interval has passed, or now with `force`.
     pub fn sync_spill(&self, force: bool) {
-        self.queue.each_spill(|spill| spill.maybe_sync(force));
+        self.queue.sync_spills(force);
     }
 
     /// See [`Output::close`].

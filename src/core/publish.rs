@@ -36,6 +36,11 @@ pub struct Publisher {
     interval_ms: i64,
     rates: RateTracker,
     buf: Vec<Sample>,
+    /// A log record being encoded (reused).
+    #[cfg(feature = "logs")]
+    log_buf: Vec<u8>,
+    #[cfg(feature = "logs")]
+    warned_no_log_output: bool,
 }
 
 impl Publisher {
@@ -47,7 +52,36 @@ impl Publisher {
             interval_ms: interval_ms.max(1),
             rates: RateTracker::default(),
             buf: Vec::new(),
+            #[cfg(feature = "logs")]
+            log_buf: Vec::new(),
+            #[cfg(feature = "logs")]
+            warned_no_log_output: false,
         }
+    }
+
+    /// Publishes a log record to every output that takes logs, unless one of them cannot
+    /// take it without dropping older records (then nothing is published: `QueueFull`).
+    /// A record that no output takes is accepted and goes nowhere (logged once).
+    #[cfg(feature = "logs")]
+    pub fn publish_log(&mut self, record: &super::logs::LogRecord<'_>) -> Published {
+        self.log_buf.clear();
+        if let Err(e) = super::logs::encode(record, &mut self.log_buf) {
+            log::debug!("input {}: a log record not encoded: {e}", self.input);
+            return Published::Accepted(0);
+        }
+        let hub = &self.shared.hub;
+        if !hub.has_room_for_log(self.log_buf.len()) {
+            return Published::QueueFull;
+        }
+        if !hub.publish_log(&self.log_buf)
+            && !std::mem::replace(&mut self.warned_no_log_output, true)
+        {
+            log::warn!(
+                "input {}: no output takes log records (redissearch, stdout or mqtt with `logs: true` do): they are counted and dropped",
+                self.input
+            );
+        }
+        Published::Accepted(1)
     }
 
     /// Publishes what `emit` writes, stamped with the current interval boundary.

@@ -77,4 +77,5 @@ crate::config::entry::plugin_registry! {
     "redis" => redis_info if "apps": "a Redis server's INFO: memory, clients, commands, keyspace, with rates",
     "docker" => docker if "apps": "per-container CPU, memory and network from the Docker Engine API",
     "snmp" => snmp if "snmp": "an SNMP agent (v1, v2c, v3): single OIDs, ranges, walked tables, ifTable/ifXTable interfaces with rates",
+    "syslog" => syslog if "syslog": "a syslog server (RFC 5424, RFC 3164 over UDP, TCP, TLS, unix sockets): messages become log records for redissearch and stdout",
 }

@@ -26,5 +26,6 @@ crate::config::entry::plugin_registry! {
     "mqtt" => mqtt if "mqtt": "publishes samples to an MQTT broker, with Home Assistant discovery",
     "prometheus" => prometheus if "prometheus": "serves the latest value of each series on an HTTP endpoint that Prometheus scrapes",
     "otlp" => otlp if "otlp": "pushes batches as OTLP/HTTP protobuf metrics to an OpenTelemetry collector, buffered through outages",
+    "redissearch" => redissearch if "redissearch": "stores log records (the syslog input's) as RedisJSON documents indexed by RediSearch, buffered through outages",
     "prometheus_remote_write" => prometheus_remote_write if "remote-write": "pushes batches to a Prometheus remote-write receiver (Prometheus, VictoriaMetrics, Mimir), buffered through outages",
 }

@@ -27,6 +27,8 @@
 
 pub mod codec;
 pub mod frame;
+#[cfg(feature = "logs")]
+pub mod logs;
 pub mod samples;
 mod scan;
 #[cfg(test)]

@@ -42,22 +42,82 @@ pub fn build(cfg: &Config, _ctx: &OutputCtx) -> Result<Stdout, String> {
     })
 }
 
+impl Stdout {
+    fn print(&self) -> Result<(), crate::core::OutputError> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(self.text.as_bytes())
+            .and_then(|_| out.flush())
+            .map_err(|e| crate::core::OutputError::Retry(format!("cannot write to stdout: {e}")))
+    }
+}
+
+/// `2026-12-06T10:00:00.000Z err daemon nas smartd[12]: message`, one line per record.
+#[cfg(feature = "logs")]
+fn encode_log_text(record: &crate::core::logs::LogRecord<'_>, out: &mut String) {
+    use crate::core::logs::{facility_name, severity_name};
+    let _ = write!(
+        out,
+        "{} {} {} {} {}",
+        crate::core::clock::utc_text(record.ts_ms),
+        severity_name(record.severity),
+        facility_name(record.facility),
+        if record.hostname.is_empty() { "-" } else { &record.hostname },
+        if record.appname.is_empty() { "-" } else { &record.appname },
+    );
+    if !record.procid.is_empty() {
+        let _ = write!(out, "[{}]", record.procid);
+    }
+    out.push_str(": ");
+    // One record, one line: a message's own line breaks are shown escaped.
+    for c in record.message.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out.push('\n');
+}
+
 impl Output for Stdout {
+    #[cfg(feature = "logs")]
+    fn kinds(&self) -> crate::core::output::Kinds {
+        crate::core::output::Kinds::Both
+    }
+
+    #[cfg(feature = "logs")]
+    fn write_logs<'a>(&'a mut self, batch: &'a crate::core::logs::LogBatch) -> WriteFuture<'a> {
+        self.text.clear();
+        let mut written = 0;
+        for (_, record) in batch.records() {
+            let Ok(record) = record else { continue };
+            match self.format {
+                Format::Json => {
+                    self.text.push_str("{\"log\":");
+                    crate::common::log_json::write_record(&record, &mut self.text);
+                    self.text.push_str("}\n");
+                }
+                Format::Text => encode_log_text(&record, &mut self.text),
+            }
+            written += 1;
+        }
+        let result = self.print().map(|()| WriteReport {
+            written,
+            rejected: batch.len() as u64 - written,
+        });
+        ready_write(result)
+    }
+
     fn write<'a>(&'a mut self, batch: &'a [Sample], series: SeriesView<'a>) -> WriteFuture<'a> {
         self.text.clear();
         series.with(|table| match self.format {
             Format::Json => encode_json(batch, table, &mut self.text),
             Format::Text => encode_text(batch, table, &mut self.text),
         });
-        let mut out = std::io::stdout().lock();
-        let result = out
-            .write_all(self.text.as_bytes())
-            .and_then(|_| out.flush())
-            .map(|_| WriteReport {
-                written: batch.len() as u64,
-                rejected: 0,
-            })
-            .map_err(|e| crate::core::OutputError::Retry(format!("cannot write to stdout: {e}")));
+        let result = self.print().map(|()| WriteReport {
+            written: batch.len() as u64,
+            rejected: 0,
+        });
         ready_write(result)
     }
 }
