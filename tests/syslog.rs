@@ -437,3 +437,212 @@ fn garbage_long_lines_floods_and_too_many_clients_are_counted_and_bounded() {
         "RSS {rss} bytes after the flood"
     );
 }
+
+/// The Python rtcollector's exec JSON: its `logs` entries become log records too, which
+/// stdout prints as `{"log": …}` lines beside the samples.
+#[test]
+fn exec_json_logs_become_log_records() {
+    let s = Scratch::new();
+    let script = s.write(
+        "report.sh",
+        "#!/bin/sh\necho '{\"metrics\": {\"cpu_temp\": 72.5}, \"logs\": [{\"message\": \"CPU temp is high\", \"level\": \"warning\"}, \"plain entry\"]}'\n",
+    );
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    let config = s.config(&format!(
+        "hostname: exechost\ninputs:\n  - exec:\n      commands: [\"{}\"]\n      data_format: json\n\
+         outputs:\n  - stdout:\n      format: json\n",
+        script.display()
+    ));
+    let out = support::agent::run_once(&config, &[]);
+    let stdout = support::agent::stdout(&out);
+    let logs: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v.get("log").cloned())
+        .collect();
+    assert_eq!(logs.len(), 2, "{stdout}\n{}", support::agent::stderr(&out));
+    assert_eq!(
+        (
+            &logs[0]["message"],
+            &logs[0]["severity"],
+            &logs[0]["host"],
+            &logs[0]["appname"]
+        ),
+        (
+            &Value::from("CPU temp is high"),
+            &Value::from("warning"),
+            &Value::from("exechost"),
+            &Value::from("exec")
+        )
+    );
+    assert_eq!(
+        (&logs[1]["message"], &logs[1]["severity"]),
+        (&Value::from("plain entry"), &Value::from("info"))
+    );
+    assert!(stdout.contains("\"name\":\"cpu_temp\""), "{stdout}");
+}
+
+/// A binary of `scripts/setup-syslog-clients`.
+fn client_bin(name: &str) -> PathBuf {
+    let Some(dir) = std::env::var_os("RTC_SYSLOG_BIN_DIR").filter(|d| !d.is_empty()) else {
+        panic!(
+            "RTC_SYSLOG_BIN_DIR is not set. These tests forward through real rsyslog and busybox: run\n    \
+             export RTC_SYSLOG_BIN_DIR=\"$(scripts/setup-syslog-clients)\"\nfirst"
+        );
+    };
+    let bin = PathBuf::from(dir).join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/setup-syslog-clients again",
+        bin.display()
+    );
+    bin
+}
+
+/// rsyslog forwarding with `omfwd`, as a server would: RFC 5424 octet-counted over TCP and
+/// its traditional format over UDP, from messages logged to its own (private) socket.
+#[test]
+fn rsyslog_forwards_rfc5424_over_tcp_and_its_traditional_format_over_udp() {
+    let redis = Server::stack(&[]);
+    let (udp, tcp) = (free_udp_port(), free_port());
+    let s = Scratch::new();
+    let agent = Agent::start(&config(
+        &s,
+        &redis,
+        &[
+            format!("udp://127.0.0.1:{udp}"),
+            format!("tcp://127.0.0.1:{tcp}"),
+        ],
+        "",
+    ));
+    assert!(wait_until(WAIT, || TcpStream::connect(("127.0.0.1", tcp)).is_ok()));
+    let dir = s.dir.path();
+    let socket = dir.join("rsyslog.sock");
+    std::fs::write(
+        dir.join("rsyslog.conf"),
+        format!(
+            "global(workDirectory=\"{d}\")\nmodule(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+             input(type=\"imuxsock\" Socket=\"{sock}\")\n\
+             if $programname == 'viatcp' then action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{tcp}\" protocol=\"tcp\" \
+             TCP_Framing=\"octet-counted\" template=\"RSYSLOG_SyslogProtocol23Format\")\n\
+             if $programname == 'viaudp' then action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{udp}\" protocol=\"udp\" \
+             template=\"RSYSLOG_TraditionalForwardFormat\")\n",
+            d = dir.display(),
+            sock = socket.display(),
+        ),
+    )
+    .unwrap();
+    let mut rsyslogd = Command::new(client_bin("rsyslogd"))
+        .arg("-n")
+        .arg("-f")
+        .arg(dir.join("rsyslog.conf"))
+        .arg("-i")
+        .arg(dir.join("rsyslog.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rsyslogd");
+    let ready = wait_until(WAIT, || socket.exists());
+    if !ready {
+        let _ = rsyslogd.kill();
+        let out = rsyslogd.wait_with_output().unwrap();
+        panic!(
+            "rsyslogd made no socket: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let sock = socket.display().to_string();
+    let log = |tag: &str, prio: &str, msg: &str| {
+        let out = Command::new(client_bin("logger"))
+            .args(["-u", &sock, "-i", "-t", tag, "-p", prio, msg])
+            .output()
+            .expect("run logger");
+        assert!(out.status.success(), "{out:?}");
+    };
+    log(
+        "viatcp",
+        "auth.warning",
+        "Failed password for root from 10.0.0.9",
+    );
+    log("viaudp", "cron.info", "job done");
+    let tcp_doc = wait_docs(&redis, &agent, "@appname:{viatcp}", 1);
+    let udp_doc = wait_docs(&redis, &agent, "@appname:{viaudp}", 1);
+    let _ = rsyslogd.kill();
+    let _ = rsyslogd.wait();
+    let host = hostname();
+    let d = &tcp_doc[0];
+    assert_eq!(
+        (&d["severity"], &d["facility"], &d["host"], &d["message"]),
+        (
+            &Value::from("warning"),
+            &Value::from("auth"),
+            &Value::from(host.as_str()),
+            &Value::from("Failed password for root from 10.0.0.9")
+        )
+    );
+    assert!(d["procid"].as_str().unwrap().parse::<u32>().is_ok(), "{d}");
+    let (ts, recv) = (
+        d["timestamp"].as_i64().unwrap(),
+        d["received"].as_i64().unwrap(),
+    );
+    assert!(
+        (0..5_000).contains(&(recv - ts)),
+        "its own time, in ms: {d}"
+    );
+    let d = &udp_doc[0];
+    assert_eq!(
+        (&d["severity"], &d["facility"], &d["host"], &d["message"]),
+        (
+            &Value::from("info"),
+            &Value::from("cron"),
+            &Value::from(host.as_str()),
+            &Value::from("job done")
+        )
+    );
+}
+
+/// busybox `syslogd -R`, what small routers run: RFC 3164 over UDP without a host name.
+/// It listens on /dev/log only, so it runs in a mount namespace of its own whose /dev is
+/// a scratch directory (with /dev/null bound into it).
+#[test]
+fn busybox_syslogd_forwards_as_a_router_does() {
+    let redis = Server::stack(&[]);
+    let udp = free_udp_port();
+    let s = Scratch::new();
+    let agent = Agent::start(&config(&s, &redis, &[format!("udp://127.0.0.1:{udp}")], ""));
+    let (lines, found) = agent.wait_for(WAIT, |l| l.contains("syslog: listening on"));
+    assert!(found, "{}", lines.join("\n"));
+    let dev = s.dir.path().join("dev");
+    std::fs::create_dir(&dev).unwrap();
+    let bb = client_bin("busybox").display().to_string();
+    let script = format!(
+        "set -e; touch {dev}/null; mount --bind /dev/null {dev}/null; mount --bind {dev} /dev; \
+         {bb} syslogd -n -R 127.0.0.1:{udp} & P=$!; \
+         for i in $(seq 50); do [ -S /dev/log ] && break; sleep 0.1; done; \
+         {bb} logger -t dnsmasq -p daemon.err 'query[A] example.org from 10.0.0.2'; \
+         {bb} logger 'no tag given'; sleep 1; kill $P",
+        dev = dev.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("run unshare");
+    assert!(out.status.success(), "busybox in a namespace: {out:?}");
+    let d = &wait_docs(&redis, &agent, "@appname:{dnsmasq}", 1)[0];
+    assert_eq!(
+        (&d["severity"], &d["facility"], &d["host"], &d["message"]),
+        (
+            &Value::from("err"),
+            &Value::from("daemon"),
+            &Value::from(""),
+            &Value::from("query[A] example.org from 10.0.0.2")
+        )
+    );
+    let d = &wait_docs(&redis, &agent, "@message:tag", 1)[0];
+    assert_eq!(
+        (&d["appname"], &d["message"]),
+        (&Value::from("root"), &Value::from("no tag given"))
+    );
+}

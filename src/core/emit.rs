@@ -44,6 +44,9 @@ pub struct Emitter<'a> {
     refused_for_room: u64,
     partial: Option<InputError>,
     origin: u16,
+    /// Where log records go (`Emitter::log`); none in tests and benches.
+    #[cfg(feature = "logs")]
+    hub: Option<&'a super::hub::Hub>,
 }
 
 impl<'a> Emitter<'a> {
@@ -62,7 +65,40 @@ impl<'a> Emitter<'a> {
             refused_for_room: 0,
             partial: None,
             origin: crate::core::metric::NO_ORIGIN,
+            #[cfg(feature = "logs")]
+            hub: None,
         }
+    }
+
+    /// Sends log records to the outputs that take logs, through `hub`.
+    #[cfg(feature = "logs")]
+    pub fn set_hub(&mut self, hub: &'a super::hub::Hub) {
+        self.hub = Some(hub);
+    }
+
+    /// Hands a log record to every output that takes logs (stamped with the collection's
+    /// time unless it has its own, and with the agent's host name unless it names one).
+    /// Returns false when none takes logs. A full log queue drops its oldest records
+    /// (counted) rather than wait: a collection never waits on an output.
+    #[cfg(feature = "logs")]
+    pub fn log(&mut self, record: &super::logs::LogRecord<'_>) -> bool {
+        let Some(hub) = self.hub else {
+            return false;
+        };
+        let mut record = record.clone();
+        if record.ts_ms == 0 {
+            record.ts_ms = self.ts_ms;
+        }
+        if record.received_ms == 0 {
+            record.received_ms = super::clock::now_ms();
+        }
+        let host;
+        if record.hostname.is_empty() {
+            host = self.table.borrow().host().to_string();
+            record.hostname = host.as_str().into();
+        }
+        let mut buf = Vec::new();
+        super::logs::encode(&record, &mut buf).is_ok() && hub.publish_log(&buf)
     }
 
     pub fn ts_ms(&self) -> i64 {

@@ -104,6 +104,8 @@ impl InputRunner {
         let collecting = Collecting::begin(&shared.table, ts_ms);
         let mut em = Emitter::new(&shared.table, &mut self.rates, &mut self.buf, ts_ms);
         em.set_origin(origin);
+        #[cfg(feature = "logs")]
+        em.set_hub(&shared.hub);
         let result = self.input.collect(&mut em).await;
         let partial = em.take_partial_failure();
         let unstorable = em.unstorable();

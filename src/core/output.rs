@@ -1444,3 +1444,115 @@ mod tests {
         assert_eq!(*events.borrow(), ["start", "serving for h", "close"]);
     }
 }
+
+/// Log records through an output's queue: written while the output is up, to disk when a
+/// flush fails, and back oldest first (disk, then ring) when it recovers; an output that
+/// takes only logs gets no samples.
+#[cfg(all(test, feature = "logs"))]
+mod log_tests {
+    use super::*;
+    use crate::core::hub::Hub;
+    use crate::core::logs::{encode, LogRecord};
+    use crate::core::spill::SpillConfig;
+    use crate::core::stats::AgentStats;
+
+    struct LogSink {
+        down: Rc<std::cell::Cell<bool>>,
+        got: Rc<RefCell<Vec<String>>>,
+    }
+
+    impl Output for LogSink {
+        fn write<'a>(&'a mut self, batch: &'a [Sample], _: SeriesView<'a>) -> WriteFuture<'a> {
+            panic!("a logs-only output was given {} samples", batch.len());
+        }
+
+        fn kinds(&self) -> Kinds {
+            Kinds::Logs
+        }
+
+        fn write_logs<'a>(&'a mut self, batch: &'a LogBatch) -> WriteFuture<'a> {
+            if self.down.get() {
+                return ready_write(Err(OutputError::Retry("down".into())));
+            }
+            let mut got = self.got.borrow_mut();
+            for (_, r) in batch.records() {
+                got.push(r.unwrap().message.into_owned());
+            }
+            ready_write(Ok(WriteReport {
+                written: batch.len() as u64,
+                rejected: 0,
+            }))
+        }
+    }
+
+    fn publish(hub: &Hub, msg: &str) {
+        let mut buf = Vec::new();
+        encode(
+            &LogRecord {
+                message: msg.into(),
+                ..LogRecord::default()
+            },
+            &mut buf,
+        )
+        .unwrap();
+        assert!(hub.publish_log(&buf));
+    }
+
+    #[test]
+    fn records_go_to_disk_in_an_outage_and_come_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats: Rc<AgentStats> = Rc::default();
+        let shared = Shared {
+            table: Rc::new(RefCell::new(SeriesTable::new("h", 10))),
+            hub: Rc::new(Hub::default()),
+            stats: stats.clone(),
+        };
+        let mut queue = OutputQueue::new("logs", 100, 2, stats.output("logs"));
+        queue.takes_samples = false;
+        let logs = Rc::new(LogQueue::new(64 << 10, 2, stats.output("logs.logs")));
+        queue.logs = Some(logs.clone());
+        let queue = Rc::new(queue);
+        queue.attach_spills(SpillConfig {
+            dir: dir.path().join("logs"),
+            max_bytes: 1 << 20,
+            sync_interval: Duration::from_secs(10),
+        });
+        shared.hub.set_queues(vec![queue.clone()]);
+        let (down, got) = (Rc::new(std::cell::Cell::new(false)), Rc::default());
+        let sink = LogSink {
+            down: down.clone(),
+            got: Rc::clone(&got),
+        };
+        let mut runner = OutputRunner::new("logs", Box::new(sink), queue.clone());
+        let table = shared.table.clone();
+        let id = table.borrow_mut().intern("m", "", &[]).unwrap();
+        let sample = Sample {
+            series: id,
+            ts_ms: 0,
+            value: 1.0,
+        };
+        shared.hub.publish(&[sample], &table.borrow(), &stats);
+        assert_eq!(
+            queue.ring.borrow().len(),
+            0,
+            "no samples for a logs-only output"
+        );
+
+        publish(&shared.hub, "one");
+        assert!(future::block_on(runner.flush(&shared)));
+        down.set(true);
+        for m in ["two", "three", "four"] {
+            publish(&shared.hub, m);
+        }
+        assert!(!future::block_on(runner.flush(&shared)));
+        runner.spill_ring(&shared);
+        assert_eq!(logs.len(), 0, "moved to disk");
+        assert_eq!(logs.stats.disk_samples.get(), 3);
+        publish(&shared.hub, "five");
+        down.set(false);
+        assert!(future::block_on(runner.flush(&shared)));
+        assert_eq!(*got.borrow(), ["one", "two", "three", "four", "five"]);
+        assert_eq!(logs.stats.written.get(), 5);
+        assert_eq!(logs.stats.disk_samples.get(), 0);
+    }
+}

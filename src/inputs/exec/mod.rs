@@ -369,6 +369,17 @@ fn emit_line(cmd: &Prepared, line: &parse::MetricLine<'_>, em: &mut Emitter<'_>)
     }
 }
 
+/// The syslog severity of a log entry's level (`error` 3, `warn` 4, `info` 6, `debug` 7).
+#[cfg(feature = "logs")]
+fn severity_of(level: log::Level) -> u8 {
+    match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    }
+}
+
 /// Emits the metrics of a JSON document and logs its log entries; returns how many values
 /// (or whole documents) were skipped.
 fn emit_json(cmd: &Prepared, run: &Run, em: &mut Emitter<'_>) -> u64 {
@@ -397,8 +408,19 @@ fn emit_json(cmd: &Prepared, run: &Run, em: &mut Emitter<'_>) -> u64 {
     for (name, value) in &metrics {
         em.gauge(name, &labels, *value);
     }
-    for (level, message) in logs {
+    for (i, (level, message)) in logs.into_iter().enumerate() {
         log::log!(level, "exec `{}`: {}", cmd.label, shorten(&message, 1000));
+        #[cfg(feature = "logs")]
+        em.log(&crate::core::logs::LogRecord {
+            seq: i as u64,
+            severity: severity_of(level),
+            facility: 1,
+            appname: "exec".into(),
+            message: message.as_str().into(),
+            source: cmd.label.as_str().into(),
+            ..Default::default()
+        });
+        let _ = i;
     }
     if logs_dropped > 0 {
         log::info!(

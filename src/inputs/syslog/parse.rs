@@ -111,6 +111,11 @@ fn text(bytes: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(bytes)
 }
 
+fn trim_start(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().take_while(|&&b| b == b' ').count();
+    &bytes[start..]
+}
+
 fn trim_end(bytes: &[u8]) -> &[u8] {
     let end = bytes
         .iter()
@@ -162,6 +167,9 @@ fn parse_5424<'a>(
         _ => return Err(ParseError::StructuredData),
     };
     let message = message.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(message);
+    // rsyslog's RFC 5424 template puts a space of the message property after the one
+    // RFC 5424 asks for.
+    let message = trim_start(message);
     Ok(LogRecord {
         ts_ms,
         received_ms,
