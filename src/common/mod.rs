@@ -6,6 +6,8 @@ pub mod base64;
 pub mod filter;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(any(feature = "prometheus", feature = "http-ingress"))]
+pub mod http_server;
 pub mod json;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;

@@ -76,5 +76,6 @@ crate::config::entry::plugin_registry! {
     "exec" => exec if "apps": "runs commands and reads metrics from their output (the Python rtcollector's line format or JSON)",
     "redis" => redis_info if "apps": "a Redis server's INFO: memory, clients, commands, keyspace, with rates",
     "docker" => docker if "apps": "per-container CPU, memory and network from the Docker Engine API",
+    "http_ingress" => http_ingress if "http-ingress": "metrics POSTed by scripts and devices (pollect's HttpIngress JSON, Prometheus-style or exec lines), published at once",
     "snmp" => snmp if "snmp": "an SNMP agent (v1, v2c, v3): single OIDs, ranges, walked tables, ifTable/ifXTable interfaces with rates",
 }
