@@ -11,6 +11,8 @@ pub mod http_server;
 pub mod json;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
+#[cfg(feature = "mqtt-consumer")]
+pub mod mqtt_in;
 #[cfg(any(feature = "remote-write", feature = "otlp"))]
 pub mod post;
 #[cfg(any(feature = "remote-write", feature = "otlp"))]

@@ -77,5 +77,6 @@ crate::config::entry::plugin_registry! {
     "redis" => redis_info if "apps": "a Redis server's INFO: memory, clients, commands, keyspace, with rates",
     "docker" => docker if "apps": "per-container CPU, memory and network from the Docker Engine API",
     "http_ingress" => http_ingress if "http-ingress": "metrics POSTed by scripts and devices (pollect's HttpIngress JSON, Prometheus-style or exec lines), published at once",
+    "mqtt_consumer" => mqtt_consumer if "mqtt-consumer": "smart plugs and sensors on MQTT (Tasmota, Shelly Gen2, ESPHome, Zigbee2MQTT presets; numbers, JSON, Influx lines), aggregated per interval",
     "snmp" => snmp if "snmp": "an SNMP agent (v1, v2c, v3): single OIDs, ranges, walked tables, ifTable/ifXTable interfaces with rates",
 }

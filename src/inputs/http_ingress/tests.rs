@@ -25,3 +25,10 @@ fn the_token_never_prints() {
     assert!(!text.contains("hunter2"), "{text}");
     assert!(!format!("{cfg:?}").contains("hunter2"));
 }
+
+#[test]
+fn sample_is_the_default() {
+    let cfg: Config = crate::inputs::testutil::sample_options(SAMPLE);
+    assert_eq!(cfg.port, Config::default().port);
+    assert!(cfg.metrics.is_empty());
+}
