@@ -26,6 +26,7 @@ pub mod certs;
 pub mod clock;
 pub mod logs;
 pub mod mosquitto;
+pub mod mqtt_flood;
 pub mod otlp;
 pub mod ports;
 pub mod prometheus;
