@@ -1,6 +1,8 @@
 //! The `http_ingress` input posted to by `curl`: pollect's documented JSON and the line
 //! formats, exact values and labels read back from the `stdout` output; bad bodies refused
 //! with 400 and the reason; a bearer token; a 100 MB body refused before it is read.
+//!
+//! Needs `RTC_CURL` (`export RTC_CURL="$(scripts/setup-curl)"`); fails, never skips, without it.
 #![cfg(feature = "http-ingress")]
 
 mod support;
@@ -13,6 +15,17 @@ use support::samples::samples;
 use support::scratch::Scratch;
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// The curl that scripts/setup-curl provided.
+fn curl() -> Command {
+    match std::env::var_os("RTC_CURL").filter(|c| !c.is_empty()) {
+        Some(path) => Command::new(path),
+        None => panic!(
+            "RTC_CURL is not set. These tests post with a real curl: run\n    \
+             export RTC_CURL=\"$(scripts/setup-curl)\"\nfirst (it installs curl with apt-get when missing)"
+        ),
+    }
+}
 
 /// The agent with one `http_ingress` on `port` (plus `extra` options, indented 6).
 fn agent(s: &Scratch, port: u16, extra: &str) -> Agent {
@@ -29,7 +42,7 @@ fn agent(s: &Scratch, port: u16, extra: &str) -> Agent {
 
 /// `curl` posting `body`: the status and the answer's body.
 fn post(port: u16, body: &str, headers: &[&str]) -> (u16, String) {
-    let mut cmd = Command::new("curl");
+    let mut cmd = curl();
     cmd.args(["-sS", "-o", "-", "-w", "\n%{http_code}", "--max-time", "20"]);
     for h in headers {
         cmd.args(["-H", h]);
@@ -153,7 +166,7 @@ fn a_100_mb_body_is_refused_from_its_length_before_it_is_sent() {
     let file = std::fs::File::create(&big).unwrap();
     file.set_len(100 << 20).unwrap();
     // curl sends `Expect: 100-continue` for a body this size and waits for the answer.
-    let out = Command::new("curl")
+    let out = curl()
         .args([
             "-sS",
             "-o",
