@@ -393,3 +393,94 @@ fn a_flood_is_bounded_and_its_drops_are_counted() {
         "RSS grew from {before} to {peak} bytes"
     );
 }
+
+/// The agent's thread names, sorted.
+fn thread_names(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            std::fs::read_to_string(e.path().join("comm"))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Two consumers of one broker share one `mqtt-in` thread and one connection, and both get
+/// their messages; a consumer of another broker gets a thread of its own.
+#[test]
+fn consumers_of_one_broker_share_one_thread() {
+    let broker = Broker::anonymous();
+    let other = Broker::anonymous();
+    let s = Scratch::new();
+    let consumer = |port: u16, topic: &str, name: &str| {
+        format!(
+            "  - mqtt_consumer:\n      port: {port}\n      topics:\n        - topic: {topic}\n          name: {name}\n"
+        )
+    };
+    let config = s.config(&format!(
+        "hostname: sharehost\ninterval: 1s\nflush_interval: 1s\ninputs:\n{}{}outputs:\n  - stdout:\n      format: json\n",
+        consumer(broker.port, "a/+x", "first"),
+        consumer(broker.port, "b/+x", "second"),
+    ));
+    let agent = Agent::start(&config);
+    let (lines, ok) = agent.wait_for(WAIT, |l| l.contains("mqtt_consumer: connected to"));
+    assert!(ok, "the consumers did not connect: {lines:#?}");
+    let deadline = Instant::now() + WAIT;
+    let mut out = Vec::new();
+    loop {
+        broker.publish("a/1", "1.5");
+        broker.publish("b/2", "2.5");
+        let (lines, _) = agent.wait_for(Duration::from_millis(700), |_| false);
+        out.extend(
+            lines
+                .into_iter()
+                .filter_map(|l| l.strip_prefix("OUT ").map(str::to_string)),
+        );
+        let got = samples(&out.join("\n"));
+        let v = |k: &str| got.get(k).and_then(|s| s["value"].as_f64());
+        if v("first{x=1}") == Some(1.5) && v("second{x=2}") == Some(2.5) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not both consumers' readings: {got:#?}"
+        );
+    }
+    assert_eq!(
+        thread_names(agent.child.id()),
+        ["async-io", "mqtt-in", "rtcollector"]
+    );
+    // One connection: the broker logs one client connecting.
+    let log = broker.log();
+    assert_eq!(
+        log.matches("as rtcollector-in-sharehost").count(),
+        1,
+        "{log}"
+    );
+    drop(agent);
+
+    let config = s.config(&format!(
+        "hostname: sharehost\ninterval: 1s\ninputs:\n{}{}outputs:\n  - stdout:\n      format: json\n",
+        consumer(broker.port, "a/+x", "first"),
+        consumer(other.port, "b/+x", "second"),
+    ));
+    let agent = Agent::start(&config);
+    let deadline = Instant::now() + WAIT;
+    while thread_names(agent.child.id()).len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            thread_names(agent.child.id())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        thread_names(agent.child.id()),
+        ["async-io", "mqtt-in", "mqtt-in", "rtcollector"]
+    );
+}
