@@ -83,7 +83,16 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         let last = {
             let mut s = self.broker.lock();
-            s.consumers.retain(|c| c.id != self.id);
+            let Some(at) = s.consumers.iter().position(|c| c.id == self.id) else {
+                return;
+            };
+            let gone = s.consumers.remove(at);
+            // Filters no other consumer uses would only bring messages nobody reads.
+            for f in &gone.filters {
+                if !s.consumers.iter().any(|c| c.filters.contains(f)) {
+                    let _ = self.broker.client.try_unsubscribe(f.as_str());
+                }
+            }
             s.consumers.is_empty()
         };
         if last {

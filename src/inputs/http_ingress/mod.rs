@@ -383,6 +383,10 @@ impl Connection {
         let mut points = std::mem::take(&mut state.points);
         let checked = parse::body(body, json, &mut points)
             .and_then(|()| self.check_declared(&mut points));
+        // One series, one counter total, whatever order its labels were posted in.
+        for p in &mut points {
+            p.labels.sort_unstable();
+        }
         let answer = match checked {
             Err(e) => Answer::new(400, format!("{e}\n")),
             Ok(()) => self.publish(&mut state, &points),
