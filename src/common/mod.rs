@@ -6,11 +6,15 @@ pub mod base64;
 pub mod filter;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(any(feature = "prometheus", feature = "http-ingress"))]
+pub mod http_server;
 pub mod json;
 #[cfg(feature = "logs")]
 pub mod log_json;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
+#[cfg(feature = "mqtt-consumer")]
+pub mod mqtt_in;
 #[cfg(any(feature = "remote-write", feature = "otlp"))]
 pub mod post;
 #[cfg(any(feature = "remote-write", feature = "otlp"))]

@@ -76,6 +76,8 @@ crate::config::entry::plugin_registry! {
     "exec" => exec if "apps": "runs commands and reads metrics from their output (the Python rtcollector's line format or JSON)",
     "redis" => redis_info if "apps": "a Redis server's INFO: memory, clients, commands, keyspace, with rates",
     "docker" => docker if "apps": "per-container CPU, memory and network from the Docker Engine API",
+    "http_ingress" => http_ingress if "http-ingress": "metrics POSTed by scripts and devices (pollect's HttpIngress JSON, Prometheus-style or exec lines), published at once",
+    "mqtt_consumer" => mqtt_consumer if "mqtt-consumer": "smart plugs and sensors on MQTT (Tasmota, Shelly Gen2, ESPHome, Zigbee2MQTT presets; numbers, JSON, Influx lines), aggregated per interval",
     "snmp" => snmp if "snmp": "an SNMP agent (v1, v2c, v3): single OIDs, ranges, walked tables, ifTable/ifXTable interfaces with rates",
     "syslog" => syslog if "syslog": "a syslog server (RFC 5424, RFC 3164 over UDP, TCP, TLS, unix sockets): messages become log records for redissearch and stdout",
 }

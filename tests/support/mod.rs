@@ -11,7 +11,8 @@
 //!   [`socks`] (microsocks, danted, ssh -D), [`prometheus`] (scraping, and its query API),
 //!   [`snmpd`] (net-snmp, with snmpget/snmpwalk as the oracle), [`otlp`] (a receiver decoding
 //!   with the OpenTelemetry protobuf bindings), [`victoriametrics`] (OTLP in, the query API out);
-//!   [`certs`] for the TLS ones; [`logs`] captures the log of library code run in-process.
+//!   [`certs`] for the TLS ones; [`logs`] captures the log of library code run in-process;
+//!   [`mqtt_flood`]: a raw MQTT publisher paced to a rate (the consumer's flood test and bench).
 //!
 //! A test binary declares `mod support;` and names what it uses as `support::<file>::…`.
 
@@ -26,6 +27,7 @@ pub mod certs;
 pub mod clock;
 pub mod logs;
 pub mod mosquitto;
+pub mod mqtt_flood;
 pub mod otlp;
 pub mod ports;
 pub mod prometheus;

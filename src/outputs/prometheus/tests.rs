@@ -111,6 +111,10 @@ fn request_heads_are_parsed_as_scrapers_send_them() {
             path: "/metrics",
             accept: "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
             authorization: Some("Basic dTpw"),
+            content_type: "",
+            content_length: None,
+            chunked: false,
+            expect_continue: false,
             close: false,
         })
     );
