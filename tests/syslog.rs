@@ -377,10 +377,17 @@ fn garbage_long_lines_floods_and_too_many_clients_are_counted_and_bounded() {
     conn.write_all(&long).unwrap();
     conn.write_all(b"<13>Dec  6 10:00:00 h after: still here\n")
         .unwrap();
-    // More clients than max_connections: the extra ones are closed.
-    let extra_clients: Vec<TcpStream> = (0..50)
+    // A client that opens 10 000 connections and keeps them: all but max_connections are
+    // closed by the agent at once.
+    raise_fd_limit(10_500);
+    let extra_clients: Vec<TcpStream> = (0..10_000)
         .filter_map(|_| TcpStream::connect(("127.0.0.1", tcp)).ok())
         .collect();
+    assert!(
+        extra_clients.len() > 9_000,
+        "{} connections opened",
+        extra_clients.len()
+    );
     // A UDP flood.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..20_000 {
@@ -404,12 +411,14 @@ fn garbage_long_lines_floods_and_too_many_clients_are_counted_and_bounded() {
     );
     drop(extra_clients);
     // The counters, from the internal input's and the syslog input's own samples.
-    let (lines, found) = agent.wait_for(WAIT, |l| {
-        l.contains("\"name\":\"syslog_connections_refused\"") && !l.contains("\"value\":0,")
-    });
+    let refused = |l: &str| -> Option<f64> {
+        let v: Value = serde_json::from_str(l.strip_prefix("OUT ")?).ok()?;
+        (v["name"] == "syslog_connections_refused").then(|| v["value"].as_f64())?
+    };
+    let (lines, found) = agent.wait_for(WAIT, |l| refused(l).is_some_and(|n| n >= 9_000.0));
     assert!(
         found,
-        "no refused connections counted: {}",
+        "the extra connections are not counted: {}",
         lines.join("\n")
     );
     let (lines, found) = agent.wait_for(WAIT, |l| {
@@ -482,6 +491,15 @@ fn exec_json_logs_become_log_records() {
         (&Value::from("plain entry"), &Value::from("info"))
     );
     assert!(stdout.contains("\"name\":\"cpu_temp\""), "{stdout}");
+}
+
+/// Lets this process hold `n` descriptors (the soft limit, up to the hard one).
+fn raise_fd_limit(n: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if soft < n {
+        setrlimit(Resource::RLIMIT_NOFILE, n.min(hard), hard).expect("setrlimit");
+    }
 }
 
 /// A binary of `scripts/setup-syslog-clients`.
