@@ -664,3 +664,59 @@ fn busybox_syslogd_forwards_as_a_router_does() {
         (&Value::from("root"), &Value::from("no tag given"))
     );
 }
+
+/// `mqtt` with `logs: true` publishes each record as its JSON document under
+/// `<topic_prefix>/logs/<sender's host>`, beside the samples; a real Mosquitto and
+/// `mosquitto_sub` read them back.
+#[cfg(feature = "mqtt")]
+#[test]
+fn mqtt_publishes_log_records_when_asked() {
+    use support::mosquitto::{Broker, Sub};
+    let broker = Broker::anonymous();
+    let sub = Sub::start(&broker, &["-t", "rtcollector/mqhost/logs/#"]);
+    let udp = free_udp_port();
+    let s = Scratch::new();
+    let config = s.config(&format!(
+        "hostname: mqhost\ninterval: 1s\nflush_interval: 1s\ninputs:\n  - syslog:\n      \
+         server: \"udp://127.0.0.1:{udp}\"\noutputs:\n  - mqtt:\n      port: {}\n      logs: true\n",
+        broker.port
+    ));
+    let agent = Agent::start(&config);
+    let (lines, found) = agent.wait_for(WAIT, |l| l.contains("syslog: listening on"));
+    assert!(found, "{}", lines.join("\n"));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let got = sub.until(Duration::from_secs(2), |m| m.topic.contains("/logs/"));
+    assert!(got.is_empty(), "nothing before a message: {got:?}");
+    sock.send_to(
+        b"<11>1 - gw.lan hostapd - - - wlan0: STA left",
+        ("127.0.0.1", udp),
+    )
+    .unwrap();
+    let got = sub.until(WAIT, |m| m.topic.contains("/logs/"));
+    let msg = got
+        .iter()
+        .find(|m| m.topic == "rtcollector/mqhost/logs/gw.lan")
+        .unwrap_or_else(|| {
+            panic!(
+                "{got:?}\nagent:\n{}\nbroker:\n{}",
+                agent.drain().join("\n"),
+                broker.log()
+            )
+        });
+    assert!(!msg.retained);
+    let doc: Value = serde_json::from_str(&msg.payload).unwrap();
+    assert_eq!(
+        (
+            &doc["severity"],
+            &doc["facility"],
+            &doc["appname"],
+            &doc["message"]
+        ),
+        (
+            &Value::from("err"),
+            &Value::from("user"),
+            &Value::from("hostapd"),
+            &Value::from("wlan0: STA left")
+        )
+    );
+}

@@ -147,7 +147,7 @@ fn default_max_disk_buffer() -> Size {
     Size(64 << 20)
 }
 fn default_max_log_buffer() -> Size {
-    Size(4 << 20)
+    Size(2 << 20)
 }
 fn default_max_series() -> usize {
     100_000

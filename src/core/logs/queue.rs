@@ -18,7 +18,7 @@ use std::rc::Rc;
 
 /// Average bytes per record the entry table of the ring is sized for (records smaller
 /// than this, on average, make the item count the bound).
-const BYTES_PER_ENTRY: usize = 64;
+const BYTES_PER_ENTRY: usize = 128;
 
 pub struct LogQueue {
     ring: RefCell<ByteRing>,

@@ -38,6 +38,8 @@ pub struct Config {
     pub include_patterns: Vec<String>,
     pub exclude_patterns: Vec<String>,
     pub homeassistant: HomeAssistant,
+    /// Also publish log records (the syslog input's) as JSON under `<topic_prefix>/logs/<host>`.
+    pub logs: bool,
 }
 
 with_shared!(Config, tls: TlsKeys, before "keep_alive");
@@ -63,6 +65,7 @@ impl Default for Config {
             include_patterns: Vec::new(),
             exclude_patterns: Vec::new(),
             homeassistant: HomeAssistant::default(),
+            logs: false,
         }
     }
 }

@@ -59,6 +59,7 @@ pub const SAMPLE: &str = "\
     # include_patterns: [\"^sma_\", \"^cpu_usage\"]   # regexes on the metric name
     # exclude_patterns: [\"_rate$\"]
     # homeassistant: {enabled: true, discovery_prefix: homeassistant}
+    # logs: false                  # also log records (syslog input) under <topic_prefix>/logs/<host>
 ";
 
 /// Capacity of rumqttc's request channel: a full channel makes the write wait.
@@ -125,6 +126,8 @@ pub struct Mqtt {
     messages: Vec<Message>,
     topic: String,
     payload: String,
+    /// Publishes log records too (`logs: true`).
+    logs: bool,
 }
 
 /// Builds the output without touching the network (`rtcollector check` must work without a
@@ -157,6 +160,13 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, BuildError> {
             rumqttc::TlsConfiguration::Rustls(tls),
         ));
     }
+    #[cfg(not(feature = "logs"))]
+    if cfg.logs {
+        return Err(BuildError::at(
+            "logs",
+            "this binary was built without log records (cargo feature `syslog` or `redissearch`)",
+        ));
+    }
     let mut node = String::new();
     discovery::push_id(&ctx.hostname, &mut node);
     Ok(Mqtt {
@@ -186,6 +196,7 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, BuildError> {
         messages: Vec::new(),
         topic: String::new(),
         payload: String::new(),
+        logs: cfg.logs,
     })
 }
 
@@ -203,6 +214,19 @@ impl Output for Mqtt {
 
     fn write<'a>(&'a mut self, batch: &'a [Sample], series: SeriesView<'a>) -> WriteFuture<'a> {
         Box::pin(self.write_batch(batch, series))
+    }
+
+    #[cfg(feature = "logs")]
+    fn kinds(&self) -> crate::core::output::Kinds {
+        match self.logs {
+            true => crate::core::output::Kinds::Both,
+            false => crate::core::output::Kinds::Samples,
+        }
+    }
+
+    #[cfg(feature = "logs")]
+    fn write_logs<'a>(&'a mut self, batch: &'a crate::core::logs::LogBatch) -> WriteFuture<'a> {
+        Box::pin(self.write_log_batch(batch))
     }
 
     fn close(&mut self) -> CloseFuture<'_> {
@@ -288,6 +312,48 @@ impl Mqtt {
         Ok(WriteReport {
             written,
             rejected: 0,
+        })
+    }
+
+    /// Each record as its JSON document on `<prefix>/logs/<its host>` (never retained),
+    /// acknowledged as a sample batch is.
+    #[cfg(feature = "logs")]
+    async fn write_log_batch(
+        &mut self,
+        batch: &crate::core::logs::LogBatch,
+    ) -> Result<WriteReport, OutputError> {
+        let epoch = self.adopt_connection()?;
+        let mut written = 0;
+        for (_, record) in batch.records() {
+            let Ok(record) = record else { continue };
+            self.payload.clear();
+            crate::common::log_json::write_record(&record, &mut self.payload);
+            let host = match record.hostname.as_ref() {
+                "" => "unknown",
+                h => h,
+            };
+            let topic = format!("{}/logs/{}", self.prefix, topics::level(host));
+            self.messages.push(Message {
+                topic,
+                payload: self.payload.as_bytes().to_vec(),
+                retain: false,
+            });
+            written += 1;
+        }
+        let limit = self.write_timeout;
+        let late = format!(
+            "the broker at {} did not acknowledge the log records within write_timeout",
+            self.addr
+        );
+        let work = self.send(epoch);
+        let timeout = async {
+            smol::Timer::after(limit).await;
+            Err(OutputError::Retry(late))
+        };
+        future::or(work, timeout).await?;
+        Ok(WriteReport {
+            written,
+            rejected: batch.len() as u64 - written,
         })
     }
 
