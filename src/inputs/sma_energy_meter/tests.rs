@@ -422,7 +422,7 @@ fn every_metric_of_a_full_datagram_maps_to_its_index() {
         expected += 2;
     }
     assert_value(&c, "sma_em_frequency_hz", SERIAL, "total", 14.004);
-    expected += 1 + 2; // frequency, info, datagrams_total
+    expected += 1 + 3; // frequency, info, up, datagrams_total
     assert_eq!(c.samples.len(), expected, "{:#?}", c.samples);
 }
 

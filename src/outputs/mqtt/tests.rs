@@ -477,3 +477,40 @@ fn a_reused_series_slot_gets_its_own_topic_and_discovery() {
     );
     assert_eq!(o.plan(&at(filtered), &t), 0);
 }
+
+/// Issue 23, item 7: the README's discovery example and example topics are what the code
+/// sends for an SMA meter's series.
+#[test]
+fn the_readme_example_is_what_discovery_sends() {
+    let readme = include_str!("README.md");
+    let start = readme.find("```json\n").expect("the example") + "```json\n".len();
+    let example: serde_json::Value =
+        serde_json::from_str(&readme[start..][..readme[start..].find("```").unwrap()]).unwrap();
+
+    let mut o = built("homeassistant: {enabled: true}").unwrap();
+    let mut t = SeriesTable::new("pi4", 10);
+    let info = [
+        ("manufacturer", "SMA"),
+        ("model", "SMA Energy Meter"),
+        ("serial", "3011842589"),
+        ("susy_id", "349"),
+        ("version", "2.13.6.R"),
+    ];
+    let info = t.intern("sma_em_info", "", &info).unwrap();
+    let up = t.intern("sma_em_up", "", &[("serial", "3011842589")]).unwrap();
+    let on = [("phase", "total"), ("serial", "3011842589")];
+    let import = t.intern("sma_em_energy_import_wh", "", &on).unwrap();
+    let power = t.intern("sma_em_power_import_w", "", &on).unwrap();
+    o.round = 1;
+    o.plan(&samples(&[(info, 1.0), (up, 1.0), (import, 987654.0), (power, 1234.5)]), &t);
+    let msgs = planned(&o);
+    let topic = "homeassistant/sensor/pi4/sma_em_energy_import_wh_total_3011842589/config";
+    let sent: serde_json::Value = serde_json::from_str(payload_of(&msgs, topic)).unwrap();
+    assert_eq!(sent, example);
+
+    let block = &readme[readme.find("## Example output").unwrap()..];
+    for line in block.lines().filter(|l| l.starts_with("rtcollector/pi4/sma_em_")) {
+        let (topic, value) = line.split_once(' ').unwrap();
+        assert_eq!(payload_of(&msgs, topic), value, "{line}");
+    }
+}
