@@ -51,7 +51,7 @@ onboarding:
 logger:
   default: warning
   logs:
-    homeassistant.components.mqtt: debug
+    homeassistant.components.mqtt: info
 """
         )
 

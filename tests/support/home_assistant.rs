@@ -75,7 +75,8 @@ impl HomeAssistant {
     fn read_line(&mut self) -> Value {
         let mut line = String::new();
         let _ = self.stdout.read_line(&mut line);
-        serde_json::from_str(&line).unwrap_or_else(|_| json!({"error": format!("driver said {line:?}")}))
+        serde_json::from_str(&line)
+            .unwrap_or_else(|_| json!({"error": format!("driver said {line:?}")}))
     }
 
     fn request(&mut self, req: Value) -> Value {

@@ -24,8 +24,8 @@
 
 pub mod agent;
 pub mod certs;
-pub mod home_assistant;
 pub mod clock;
+pub mod home_assistant;
 pub mod logs;
 pub mod mosquitto;
 pub mod otlp;
