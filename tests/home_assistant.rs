@@ -124,10 +124,13 @@ fn scenario(python_env: &str) {
     let inverter = format!("sensor.sma_inverter_{INVERTER}");
     let condition = ha.wait_state(&format!("{inverter}_condition"), "ok", WAIT);
     assert_eq!(attr(&condition, "device_class"), "enum");
-    assert_eq!(
-        attr(&condition, "options"),
-        &json!(["ok", "warning", "fault", "off", "unknown"])
-    );
+    // Home Assistant 2024.3's MQTT sensor has no `options` yet: it drops the key and keeps an
+    // `enum` sensor whose state is the condition.
+    let options = match ha.version.starts_with("2024.3") {
+        true => json!(null),
+        false => json!(["ok", "warning", "fault", "off", "unknown"]),
+    };
+    assert_eq!(attr(&condition, "options"), &options);
     ha.wait_state(&format!("{inverter}_pv_energy_total"), "123456789012", WAIT);
     ha.wait_state(&format!("{inverter}_reachable"), "1", WAIT);
 
