@@ -104,8 +104,31 @@ impl Device {
         &self.family
     }
 
-    fn same_identity(&self, other: &Device) -> bool {
-        self.family == other.family && self.keys == other.keys
+    /// Whether `series` (an `_info` of `family`) names this device: the same keys, no other.
+    fn declared_by(&self, family: &str, series: &Series) -> bool {
+        let keys = series
+            .labels
+            .iter()
+            .filter(|(k, _)| !ATTRIBUTES.contains(&&**k));
+        &*self.family == family
+            && keys.clone().count() == self.keys.len()
+            && keys.zip(&self.keys).all(|(a, b)| a == b)
+    }
+
+    /// Takes the attributes of a later `_info`; true when one changed.
+    fn update(&mut self, series: &Series) {
+        let (maker, model) = (series.label("manufacturer"), series.label("model"));
+        let version = series.label("version");
+        let same = maker == Some(self.manufacturer.as_str())
+            && model == Some(self.model.as_str())
+            && version == self.sw_version.as_deref();
+        if same {
+            return;
+        }
+        self.manufacturer = maker.unwrap_or_default().to_string();
+        self.model = model.unwrap_or_default().to_string();
+        self.sw_version = version.map(str::to_string);
+        self.revision += 1;
     }
 }
 
@@ -145,33 +168,22 @@ impl Devices {
         &self.list[index]
     }
 
-    /// Records the device an `_info` series declares; a changed firmware bumps its revision.
+    /// Records the device an `_info` series declares; a changed firmware (or maker, model)
+    /// bumps its revision. Allocates only for a new device or a change: an `_info` series
+    /// comes with every collection.
     pub fn declare(&mut self, series: &Series) {
         let Some(family) = series.name.strip_suffix("_info") else {
             return;
         };
-        let Some(new) = Device::from_info(family, series) else {
+        if let Some(d) = self.list.iter_mut().find(|d| d.declared_by(family, series)) {
+            d.update(series);
             return;
-        };
-        let known = self.list.iter().position(|d| d.same_identity(&new));
-        match known {
-            Some(i) => {
-                let d = &mut self.list[i];
-                if d.sw_version != new.sw_version
-                    || d.manufacturer != new.manufacturer
-                    || d.model != new.model
-                {
-                    d.sw_version = new.sw_version;
-                    d.manufacturer = new.manufacturer;
-                    d.model = new.model;
-                    d.revision += 1;
-                }
-            }
-            None if self.list.len() < MAX_DEVICES => {
+        }
+        if self.list.len() < MAX_DEVICES {
+            if let Some(new) = Device::from_info(family, series) {
                 self.list.push(new);
                 self.epoch += 1;
             }
-            None => {}
         }
     }
 

@@ -547,15 +547,14 @@ impl Mqtt {
         let series = table.get(id);
         let devices_epoch = self.devices.epoch;
         let st = self.state(id, table);
-        if st.devices_epoch != devices_epoch {
-            st.devices_epoch = devices_epoch;
-            st.device = None;
+        let (role, mut device, stale) = (st.role, st.device, st.devices_epoch != devices_epoch);
+        // Looked up only when a device was added since: not per sample.
+        if stale {
+            device = self.devices.find(series);
         }
-        let (role, device) = (st.role, st.device);
-        let device = device.or_else(|| self.devices.find(series));
         let revision = device.map_or(0, |i| self.devices.get(i).revision);
         let st = self.state(id, table);
-        st.device = device;
+        (st.device, st.devices_epoch) = (device, devices_epoch);
         let now = (round, device, revision);
         if st.discovered == now {
             return;
