@@ -243,6 +243,15 @@ fn scenario(python_env: &str) {
         "one condition entity"
     );
 
+    // Every config taken as it is: no refused config, no deprecated option (`object_id` beside
+    // `default_entity_id` is not one from 2025.10 on).
+    let complaints = ha.mqtt_complaints();
+    assert!(
+        complaints.is_empty(),
+        "Home Assistant {}: {complaints:#?}",
+        ha.version
+    );
+
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
     drop(agent);

@@ -118,6 +118,19 @@ impl HomeAssistant {
         }
     }
 
+    /// Home Assistant's log lines at WARNING or ERROR from its MQTT integration: a discovery
+    /// config it refused, a deprecated option.
+    pub fn mqtt_complaints(&self) -> Vec<String> {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("home-assistant.log")).unwrap_or_default();
+        text.lines()
+            .filter(|l| {
+                l.contains("components.mqtt") && (l.contains("WARNING") || l.contains("ERROR"))
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
     /// The last `lines` lines of Home Assistant's log and the driver's.
     pub fn log_tail(&self, lines: usize) -> String {
         let mut out = String::new();

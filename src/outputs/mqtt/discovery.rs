@@ -29,7 +29,8 @@ const TOTAL_INCREASING: &str = "total_increasing";
 
 /// Longest suffixes first: `_kwh` before `_wh` before `_w`.
 /// Reactive and apparent energy have no device class every supported Home Assistant knows
-/// (2025.4 has neither; an unknown class makes Home Assistant refuse the whole config), so
+/// (`reactive_energy` came after 2025.4; an unknown class makes Home Assistant refuse the
+/// whole config), so
 /// they go without one: unit and state class still make them long-term statistics.
 const SUFFIXES: &[(&str, SensorKind)] = &[
     ("_bytes_rate", kind(Some("data_rate"), MEASUREMENT, Some("B/s"))),
