@@ -1,7 +1,7 @@
 //! Devices that inputs declare through series of documented meaning, so Home Assistant shows a
 //! meter, an inverter or a plug as a device of its own without the output knowing any input:
 //!
-//! - `<family>_info` with labels `manufacturer` and `model` (optionally `version`, the
+//! - `<family>_info` with a label `model` (optionally `manufacturer` and `version`, the
 //!   firmware) declares a device. Its other labels but `host` (`serial`, `inverter` …) are the
 //!   device's keys.
 //! - A series named `<family>_…` belongs to that device when it carries at least one of the
@@ -16,8 +16,9 @@ use crate::core::Series;
 
 pub const MAX_DEVICES: usize = 64;
 
-/// Labels of an `_info` series that describe the device rather than identify it.
-const ATTRIBUTES: &[&str] = &["host", "manufacturer", "model", "version"];
+/// Labels of an `_info` series that describe the device rather than identify it; they name
+/// no entity either.
+pub const ATTRIBUTES: &[&str] = &["host", "manufacturer", "model", "version"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
@@ -27,7 +28,7 @@ pub struct Device {
     pub id: String,
     /// `<model> <serial or keys>`: the device's name and the start of its entity ids.
     pub name: String,
-    pub manufacturer: String,
+    pub manufacturer: Option<String>,
     pub model: String,
     pub serial: Option<String>,
     pub sw_version: Option<String>,
@@ -40,8 +41,7 @@ pub struct Device {
 
 impl Device {
     fn from_info(family: &str, series: &Series) -> Option<Device> {
-        let manufacturer = series.label("manufacturer")?;
-        let model = series.label("model")?;
+        let model = series.label("model").filter(|m| !m.is_empty())?;
         let keys: Vec<(Box<str>, Box<str>)> = series
             .labels
             .iter()
@@ -65,7 +65,7 @@ impl Device {
             keys,
             id,
             name: format!("{model} {tag}"),
-            manufacturer: manufacturer.into(),
+            manufacturer: series.label("manufacturer").map(str::to_string),
             model: model.into(),
             serial,
             sw_version: series.label("version").map(str::to_string),
@@ -119,13 +119,13 @@ impl Device {
     fn update(&mut self, series: &Series) {
         let (maker, model) = (series.label("manufacturer"), series.label("model"));
         let version = series.label("version");
-        let same = maker == Some(self.manufacturer.as_str())
+        let same = maker == self.manufacturer.as_deref()
             && model == Some(self.model.as_str())
             && version == self.sw_version.as_deref();
         if same {
             return;
         }
-        self.manufacturer = maker.unwrap_or_default().to_string();
+        self.manufacturer = maker.map(str::to_string);
         self.model = model.unwrap_or_default().to_string();
         self.sw_version = version.map(str::to_string);
         self.revision += 1;
@@ -137,17 +137,14 @@ impl Device {
 pub enum Role {
     /// A value of its own: an entity.
     Entity,
-    /// `<family>_info` with `manufacturer` and `model`: declares a device, no entity.
+    /// `<family>_info` with a `model`: declares a device, no entity.
     Info,
     /// `<family>_up`: an entity, and its device's availability.
     Up,
 }
 
 pub fn role(series: &Series) -> Role {
-    if series.name.ends_with("_info")
-        && series.label("manufacturer").is_some()
-        && series.label("model").is_some()
-    {
+    if series.name.ends_with("_info") && series.label("model").is_some() {
         Role::Info
     } else if series.name.ends_with("_up") {
         Role::Up

@@ -12,7 +12,7 @@
 //! both the agent and the device are. A label that is a state, not an identity
 //! ([`STATE_LABELS`]), is left out of the entity: the entity's state is the label's value.
 
-use super::devices::{Device, Role};
+use super::devices::{Device, Role, ATTRIBUTES};
 use super::topics::{json_string, push_level};
 use crate::core::Series;
 
@@ -257,7 +257,7 @@ fn push_entity_name(series: &Series, device: &Device, out: &mut String) {
         None => push_words(series, device, out),
     }
     for (k, v) in series.labels.iter() {
-        let own = &**k == "host" || device.has_key(k) || is_state_label(k);
+        let own = ATTRIBUTES.contains(&&**k) || device.has_key(k) || is_state_label(k);
         if own || (&**k == "phase" && &**v == "total") {
             continue;
         }
@@ -413,8 +413,10 @@ fn push_device(ctx: &Context, device: Option<&Device>, out: &mut String) {
             json_string(&d.id, out);
             out.push_str("],\"name\":");
             json_string(&d.name, out);
-            out.push_str(",\"manufacturer\":");
-            json_string(&d.manufacturer, out);
+            if let Some(maker) = &d.manufacturer {
+                out.push_str(",\"manufacturer\":");
+                json_string(maker, out);
+            }
             out.push_str(",\"model\":");
             json_string(&d.model, out);
             if let Some(serial) = &d.serial {

@@ -313,6 +313,36 @@ fn a_device_is_available_while_its_up_series_says_so() {
     assert_eq!(payload_of(&planned(&o), availability), "online");
 }
 
+/// A disk smartctl declared (model and serial, no maker): a device of its own, its entities
+/// named without the labels that describe the device.
+#[test]
+fn a_declared_disk_is_a_device_without_a_maker() {
+    let mut o = built("homeassistant: {enabled: true}").unwrap();
+    let mut t = SeriesTable::new("pi4", 10);
+    let disk = [("device", "sda"), ("model", "Samsung SSD 870"), ("protocol", "ATA"), ("serial", "S62A")];
+    let info: Vec<_> = disk.iter().copied().chain([("version", "SVT02B6Q")]).collect();
+    let info = t.intern("smart_info", "", &info).unwrap();
+    let temp = t.intern("smart_temperature_c", "", &disk).unwrap();
+    let exit = t.intern("smart_exit_status", "", &[("device", "sda")]).unwrap();
+    o.round = 1;
+    o.plan(&samples(&[(temp, 30.0), (exit, 0.0), (info, 1.0)]), &t);
+    let msgs = planned(&o);
+    let cfg = |object: &str| -> serde_json::Value {
+        let topic = format!("homeassistant/sensor/pi4/{object}/config");
+        serde_json::from_str(payload_of(&msgs, &topic)).unwrap()
+    };
+    let c = cfg("smart_temperature_c_sda_Samsung_SSD_870_ATA_S62A");
+    assert_eq!(c["name"], "Temperature");
+    assert_eq!(c["default_entity_id"], "sensor.samsung_ssd_870_s62a_temperature");
+    assert_eq!(
+        c["device"],
+        serde_json::json!({"identifiers": ["smart_S62A"], "name": "Samsung SSD 870 S62A",
+            "model": "Samsung SSD 870", "serial_number": "S62A", "sw_version": "SVT02B6Q",
+            "via_device": "rtcollector_pi4"})
+    );
+    assert_eq!(cfg("smart_exit_status_sda")["device"]["identifiers"][0], "smart_S62A");
+}
+
 /// A `serial` label alone makes no device: only a declared one does.
 #[test]
 fn a_serial_without_a_declared_device_stays_on_the_agent() {
