@@ -122,16 +122,21 @@ fn assert_sensor(cfg: &Value, class: (&str, &str, &str), device: &Value) {
     assert_eq!(&cfg["device"], device, "{cfg:#}");
 }
 
-/// The device of an SMA meter or inverter: its own, by serial, reached through the agent.
-fn sma_device(model: &str, serial: &str, host: &str) -> Value {
-    json!({
+/// The device of an SMA meter or inverter: its own, by serial, reached through the agent;
+/// `sw_version` is the firmware the meter announces (`unknown` until it does).
+fn sma_device(model: &str, serial: &str, host: &str, sw_version: Option<&str>) -> Value {
+    let mut device = json!({
         "identifiers": [format!("sma_{serial}")],
         "name": format!("{model} {serial}"),
         "manufacturer": "SMA",
         "model": model,
         "serial_number": serial,
         "via_device": format!("rtcollector_{host}")
-    })
+    });
+    if let Some(v) = sw_version {
+        device["sw_version"] = json!(v);
+    }
+    device
 }
 
 const METER: u32 = 1_901_000_001;
@@ -188,23 +193,30 @@ fn sma_energy_meter_counters_are_energy_sensors_on_the_meters_device() {
 
     let configs = retained_configs(&broker, host);
     let serial = METER.to_string();
-    let device = sma_device("SMA Energy Meter", &serial, host);
+    let device = sma_device("SMA Energy Meter", &serial, host, Some("unknown"));
     assert!(
         device["identifiers"][0].as_str().unwrap().contains(&serial),
         "{device}"
     );
     let energy = ("energy", "total_increasing", "Wh");
-    for (name, topic) in [
-        ("sma_em_energy_import_wh", &import),
-        ("sma_em_energy_export_wh", &export),
+    // Issue 23 renamed the entities ("sma_em_energy_import_wh total" before) and moved the
+    // availability into a list with the meter's own topic.
+    for (name, topic, readable) in [
+        ("sma_em_energy_import_wh", &import, "Grid import energy"),
+        ("sma_em_energy_export_wh", &export, "Grid export energy"),
     ] {
         let cfg = config(&configs, &format!("{name}_total_{serial}"));
         assert_sensor(cfg, energy, &device);
         assert_eq!(cfg["state_topic"], json!(topic), "{cfg:#}");
-        assert_eq!(cfg["name"], json!(format!("{name} total")));
+        assert_eq!(cfg["name"], json!(readable));
         assert_eq!(
-            cfg["availability_topic"],
-            json!(format!("rtcollector/{host}/status"))
+            cfg["availability"],
+            json!([
+                {"topic": format!("rtcollector/{host}/status"),
+                 "payload_available": "online", "payload_not_available": "offline"},
+                {"topic": format!("rtcollector/{host}/device/sma_{serial}/availability"),
+                 "payload_available": "online", "payload_not_available": "offline"}
+            ])
         );
     }
     let cfg = config(&configs, &format!("sma_em_power_import_w_total_{serial}"));
@@ -264,14 +276,14 @@ fn sma_inverter_total_yield_is_an_energy_sensor_on_the_inverters_device() {
 
     let configs = retained_configs(&broker, host);
     let serial = INVERTER.to_string();
-    let device = sma_device("SMA Inverter", &serial, host);
+    let device = sma_device("SMA Inverter", &serial, host, None);
     let cfg = config(
         &configs,
         &format!("sma_inverter_energy_total_wh_roof_{serial}"),
     );
     assert_sensor(cfg, ("energy", "total_increasing", "Wh"), &device);
     assert_eq!(cfg["state_topic"], json!(total), "{cfg:#}");
-    assert_eq!(cfg["name"], json!("sma_inverter_energy_total_wh roof"));
+    assert_eq!(cfg["name"], json!("PV energy total"));
     let cfg = config(&configs, &format!("sma_inverter_ac_power_w_roof_{serial}"));
     assert_sensor(cfg, ("power", "measurement", "W"), &device);
     assert_eq!(cfg["state_topic"], json!(power));

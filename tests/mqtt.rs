@@ -328,6 +328,11 @@ fn home_assistant_discovery_is_retained_typed_by_unit_and_sent_again_after_a_bir
     assert_eq!(configs.len(), 5, "one config per series: {retained:#?}");
     assert!(configs.iter().all(|m| m.retained), "{configs:#?}");
 
+    // Issue 23: a `serial` label alone makes no device (no `_info` declared one), so these
+    // series are the agent's; availability is a list (a declared device adds its own topic).
+    let agent_device = serde_json::json!({"identifiers": ["rtcollector_test"], "name": "test",
+        "manufacturer": "rtcollector", "model": "rtcollector agent",
+        "sw_version": env!("CARGO_PKG_VERSION")});
     let power = config_of(&retained, "sma_meter_power_import_w_3012345678");
     assert_eq!(
         power,
@@ -337,30 +342,20 @@ fn home_assistant_discovery_is_retained_typed_by_unit_and_sent_again_after_a_bir
             "object_id": "rtcollector_test_sma_meter_power_import_w_3012345678",
             "default_entity_id": "sensor.rtcollector_test_sma_meter_power_import_w_3012345678",
             "state_topic": "rtcollector/test/sma_meter_power_import_w/3012345678",
-            "availability_topic": "rtcollector/test/status",
-            "payload_available": "online",
-            "payload_not_available": "offline",
+            "availability": [{"topic": "rtcollector/test/status",
+                "payload_available": "online", "payload_not_available": "offline"}],
+            "availability_mode": "all",
             "unit_of_measurement": "W",
             "device_class": "power",
             "state_class": "measurement",
-            "device": {
-                "identifiers": ["sma_3012345678"],
-                "name": "SMA Energy Meter 3012345678",
-                "manufacturer": "SMA",
-                "model": "SMA Energy Meter",
-                "serial_number": SERIAL,
-                "via_device": "rtcollector_test"
-            }
+            "device": agent_device
         })
     );
     let energy = config_of(&retained, "sma_meter_energy_import_wh_3012345678");
     assert_eq!(energy["device_class"], "energy");
     assert_eq!(energy["state_class"], "total_increasing");
     assert_eq!(energy["unit_of_measurement"], "Wh");
-    assert_eq!(
-        energy["device"]["identifiers"],
-        serde_json::json!(["sma_3012345678"])
-    );
+    assert_eq!(energy["device"], agent_device);
     let temp = config_of(&retained, "sensor_temperature_c_cpu");
     assert_eq!(
         (
@@ -375,12 +370,7 @@ fn home_assistant_discovery_is_retained_typed_by_unit_and_sent_again_after_a_bir
         )
     );
     assert_eq!(temp["name"], "sensor_temperature_c cpu");
-    assert_eq!(
-        temp["device"],
-        serde_json::json!({"identifiers": ["rtcollector_test"], "name": "test",
-            "manufacturer": "rtcollector", "model": "rtcollector agent",
-            "sw_version": env!("CARGO_PKG_VERSION")})
-    );
+    assert_eq!(temp["device"], agent_device);
     let bytes = config_of(&retained, "mem_used_bytes");
     assert_eq!(bytes["device_class"], "data_size");
     assert_eq!(bytes["unit_of_measurement"], "B");

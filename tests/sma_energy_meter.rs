@@ -209,9 +209,12 @@ fn unicast_and_multicast_datagrams_are_averaged_per_interval() {
         "the last counter"
     );
     assert_eq!(
-        last[&format!("sma_em_info{{serial={METER},susy_id=349,version=unknown}}")],
+        last[&format!(
+            "sma_em_info{{manufacturer=SMA,model=SMA Energy Meter,serial={METER},susy_id=349,version=unknown}}"
+        )],
         1.0
     );
+    assert_eq!(last[&format!("sma_em_up{{serial={METER}}}")], 1.0);
     if intervals(&seen, METER).len() == 1 {
         // One interval: its min and max are those of the whole batch.
         assert_eq!(

@@ -118,7 +118,15 @@ fn every_default_metric_is_read_and_scaled_in_four_requests() {
         assert_eq!(value(&got, &key(name, labels)), *want, "{name}{{{labels}}}");
     }
     assert_eq!(value(&got, "sma_inverter_up{inverter=roof}"), 1.0);
-    assert_eq!(got.len(), expected.len() + 1, "{:#?}", got.keys());
+    // The device declaration for Home Assistant discovery (issue 23).
+    assert_eq!(
+        value(
+            &got,
+            "sma_inverter_info{inverter=roof,manufacturer=SMA,model=SMA Inverter,serial=1234567890}"
+        ),
+        1.0
+    );
+    assert_eq!(got.len(), expected.len() + 2, "{:#?}", got.keys());
     assert!(!err.contains("WARN"), "{err}");
     // One serial read when connecting, then the four blocks of the plan.
     assert_eq!(
@@ -175,7 +183,7 @@ fn nan_markers_give_no_sample_and_input_registers_work() {
         value(&got, &key("sma_inverter_ac_power_w", "phase=L2")),
         -9.0
     );
-    assert_eq!(got.len(), 20 - 6 + 1, "{:#?}", got.keys());
+    assert_eq!(got.len(), 20 - 6 + 2, "{:#?}", got.keys()); // + up, info
     assert!(sim.requests().iter().all(|l| l.starts_with("fc=4 ")));
 }
 
@@ -499,7 +507,7 @@ fn two_inverters_are_read_in_one_collection_with_their_own_labels() {
     );
     assert_eq!(value(&got, "sma_inverter_up{inverter=garage}"), 1.0);
     assert_eq!(value(&got, "sma_inverter_up{inverter=roof}"), 1.0);
-    assert_eq!(got.len(), 2 * 21);
+    assert_eq!(got.len(), 2 * 22); // each with its up and info
 }
 
 #[test]
@@ -554,7 +562,7 @@ fn battery_and_custom_registers_are_read_in_the_same_plan() {
     ] {
         assert_eq!(value(&got, &key(name, labels)), want, "{name}");
     }
-    assert_eq!(got.len(), 21 + 7);
+    assert_eq!(got.len(), 22 + 7);
     // The battery block joins the DC block; 30805 fits in it too; 31393 is one more read.
     let reads: Vec<String> = sim.requests()[1..].to_vec();
     assert_eq!(
@@ -581,7 +589,7 @@ fn a_block_refused_register_by_register_too_is_reported_as_an_error() {
     let (got, err) = once_samples(&path);
     assert!(!got.contains_key(&key("sma_inverter_temperature_c", "")));
     assert_eq!(value(&got, &key("sma_inverter_frequency_hz", "")), 50.02);
-    assert_eq!(got.len(), 21 - 4);
+    assert_eq!(got.len(), 22 - 4);
     assert!(
         err.contains("input sma_inverter: inverter roof: registers 30953..30962 refused"),
         "{err}"

@@ -10,7 +10,8 @@
 //!   [`mosquitto`], [`pymodbus`] (the simulated SMA inverter), [`web_servers`] (nginx, Apache),
 //!   [`socks`] (microsocks, danted, ssh -D), [`prometheus`] (scraping, and its query API),
 //!   [`snmpd`] (net-snmp, with snmpget/snmpwalk as the oracle), [`otlp`] (a receiver decoding
-//!   with the OpenTelemetry protobuf bindings), [`victoriametrics`] (OTLP in, the query API out);
+//!   with the OpenTelemetry protobuf bindings), [`victoriametrics`] (OTLP in, the query API out),
+//!   [`home_assistant`] (a real Home Assistant, onboarded, read over its websocket API);
 //!   [`certs`] for the TLS ones; [`logs`] captures the log of library code run in-process;
 //!   [`mqtt_flood`]: a raw MQTT publisher paced to a rate (the consumer's flood test and bench).
 //!
@@ -25,6 +26,7 @@
 pub mod agent;
 pub mod certs;
 pub mod clock;
+pub mod home_assistant;
 pub mod logs;
 pub mod mosquitto;
 pub mod mqtt_flood;

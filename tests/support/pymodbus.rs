@@ -124,6 +124,13 @@ impl Sim {
         self.child = Some(child);
     }
 
+    /// Stops the simulator and starts it again on the same port with other registers.
+    pub fn restart_with(&mut self, config: Value) {
+        self.stop();
+        std::fs::write(self.dir.path().join("sim.json"), config.to_string()).expect("write config");
+        self.spawn();
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

@@ -182,6 +182,8 @@ pub struct Meter {
     /// Datagrams used since the agent started.
     pub datagrams: u64,
     pub interval: Interval,
+    /// Intervals in a row before the current one without a datagram.
+    pub silent_intervals: u32,
     last_seen: Instant,
 }
 
@@ -199,6 +201,7 @@ impl Meter {
             recent_next: 0,
             datagrams: 0,
             interval: Interval::default(),
+            silent_intervals: 0,
             last_seen: now,
         }
     }
@@ -299,6 +302,10 @@ impl Aggregate {
     /// Starts a new interval for every meter.
     pub fn reset_intervals(&mut self) {
         for m in &mut self.meters {
+            m.silent_intervals = match m.interval.datagrams {
+                0 => m.silent_intervals.saturating_add(1),
+                _ => 0,
+            };
             m.interval = Interval::default();
         }
     }

@@ -82,6 +82,9 @@ const RETRY: Duration = Duration::from_secs(10);
 /// A meter sends at least once a second: an interval with nothing after the socket has
 /// been open this long is a silence worth reporting.
 const SILENCE_GRACE: Duration = Duration::from_secs(2);
+/// A meter silent for this many intervals in a row is reported down (`sma_em_up` 0): one lost
+/// datagram (UDP, a busy switch) is not an outage.
+const DOWN_AFTER_INTERVALS: u32 = 3;
 
 /// What the listener is doing, for `collect` to report.
 #[derive(Debug)]
@@ -193,6 +196,9 @@ impl SmaEnergyMeter {
             if m.interval.datagrams == 0 {
                 // Reported every silent interval; the runner logs only the first of a streak.
                 silent.get_or_insert(m.serial);
+                if m.silent_intervals + 1 >= DOWN_AFTER_INTERVALS {
+                    em.gauge("sma_em_up", &[("serial", &m.serial_text)], 0.0);
+                }
                 continue;
             }
             self.emit_meter(m, em);
@@ -226,11 +232,20 @@ impl SmaEnergyMeter {
 
     fn emit_meter(&self, m: &aggregate::Meter, em: &mut Emitter) {
         let serial = m.serial_text.as_str();
+        // `manufacturer` and `model` declare the meter as a device to outputs that show
+        // devices (the MQTT output's Home Assistant discovery), `version` is its firmware.
         em.gauge(
             "sma_em_info",
-            &[("serial", serial), ("susy_id", &m.susy_text), ("version", &m.version_text)],
+            &[
+                ("manufacturer", "SMA"),
+                ("model", "SMA Energy Meter"),
+                ("serial", serial),
+                ("susy_id", &m.susy_text),
+                ("version", &m.version_text),
+            ],
             1.0,
         );
+        em.gauge("sma_em_up", &[("serial", serial)], 1.0);
         em.gauge("sma_em_datagrams_total", &[("serial", serial)], m.datagrams as f64);
         for (metric, accs) in AVERAGED.iter().zip(&m.interval.averaged) {
             for (phase, acc) in PHASES.iter().zip(accs) {

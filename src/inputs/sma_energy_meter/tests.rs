@@ -358,14 +358,17 @@ fn averages_power_and_keeps_the_last_energy_reading() {
     assert_value(&c, "sma_em_energy_import_wh", SERIAL, "L1", 2.0);
     assert_eq!(c[&format!("sma_em_datagrams_total{{serial={SERIAL}}}")[..]], 3.0);
     assert_eq!(
-        c[&format!("sma_em_info{{serial={SERIAL},susy_id=349,version=2.0.18.R}}")[..]],
+        c[&format!(
+            "sma_em_info{{manufacturer=SMA,model=SMA Energy Meter,serial={SERIAL},susy_id=349,version=2.0.18.R}}"
+        )[..]],
         1.0
     );
+    assert_eq!(c[&format!("sma_em_up{{serial={SERIAL}}}")[..]], 1.0);
     // Only what was sent: no frequency, no L2, no min/max unless asked.
     assert!(!c.has(&key("sma_em_frequency_hz", SERIAL, "total")));
     assert!(!c.has(&key("sma_em_voltage_v", SERIAL, "L2")));
     assert!(c.keys_starting("sma_em_power_import_w_m").is_empty());
-    assert_eq!(c.samples.len(), 10, "{:#?}", c.samples);
+    assert_eq!(c.samples.len(), 11, "{:#?}", c.samples);
 
     // The next interval starts empty.
     let bytes = datagram(SERIAL, 5000, &[(1, 4, 5_000), (2, 4, 20_000), (1, 8, 99 * 3600)]);
@@ -419,7 +422,7 @@ fn every_metric_of_a_full_datagram_maps_to_its_index() {
         expected += 2;
     }
     assert_value(&c, "sma_em_frequency_hz", SERIAL, "total", 14.004);
-    expected += 1 + 2; // frequency, info, datagrams_total
+    expected += 1 + 3; // frequency, info, up, datagrams_total
     assert_eq!(c.samples.len(), expected, "{:#?}", c.samples);
 }
 
@@ -540,6 +543,19 @@ fn a_silent_interval_writes_no_readings_and_is_an_error() {
     let c = h.collect(3);
     assert_eq!(c.error.as_ref().unwrap().0, format!("meter {SERIAL} sent nothing in this interval"));
     assert_eq!(c.keys_starting("sma_em_power_import_w"), [key("sma_em_power_import_w", other, "total")]);
+    // Down only after three silent intervals in a row; up again with its next datagram.
+    let up = format!("sma_em_up{{serial={SERIAL}}}");
+    assert!(!c.has(&up), "one silent interval is not an outage");
+    let c = h.collect(4);
+    assert!(!c.has(&up));
+    let c = h.collect(5);
+    assert_eq!(c[&up[..]], 0.0);
+    assert!(c.keys_starting("sma_em_power_import_w").is_empty());
+    let c = h.collect(6);
+    assert_eq!(c[&up[..]], 0.0);
+    state.borrow_mut().receive(&datagram(SERIAL, 3, &[(1, 4, 10)]), now);
+    let c = h.collect(7);
+    assert_eq!(c[&up[..]], 1.0);
 
     // Right after the socket opened, an empty interval is not yet a silence.
     state.borrow_mut().listening = Listening::Open {

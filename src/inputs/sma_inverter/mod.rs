@@ -401,6 +401,17 @@ impl Inverter {
     fn emit(&self, em: &mut Emitter<'_>) {
         let up = if self.answered { 1.0 } else { 0.0 };
         em.gauge("sma_inverter_up", &[("inverter", &self.name)], up);
+        // Declares the inverter as a device (with the `inverter` label as its key, so
+        // `sma_inverter_up` is the device's too) once it told its serial.
+        if !self.serial.is_empty() && self.serial != UNKNOWN_SERIAL {
+            let labels = [
+                ("inverter", self.name.as_str()),
+                ("manufacturer", "SMA"),
+                ("model", "SMA Inverter"),
+                ("serial", &self.serial),
+            ];
+            em.gauge("sma_inverter_info", &labels, 1.0);
+        }
         let mut labels: Vec<(&str, &str)> = Vec::with_capacity(8);
         for (reg, value) in self.regs.iter().zip(&self.values) {
             let Some(value) = *value else { continue };

@@ -37,6 +37,7 @@ pub struct Identity<'a> {
     pub model: &'a str,
     pub serial: &'a str,
     pub protocol: &'a str,
+    pub firmware: &'a str,
 }
 
 pub fn identity(doc: &Value) -> Identity<'_> {
@@ -50,6 +51,9 @@ pub fn identity(doc: &Value) -> Identity<'_> {
             .unwrap_or(""),
         serial: s(&doc["serial_number"]).unwrap_or(""),
         protocol: s(&doc["device"]["protocol"]).unwrap_or(""),
+        firmware: s(&doc["firmware_version"])
+            .or_else(|| s(&doc["scsi_revision"]))
+            .unwrap_or(""),
     }
 }
 
@@ -105,6 +109,24 @@ impl Writer<'_, '_, '_> {
         }
     }
 
+    /// `smart_info`: the disk as a device of its own for outputs that show devices (the MQTT
+    /// output's Home Assistant discovery), only when smartctl told its model and serial.
+    fn declare(&mut self) {
+        let id = &self.id;
+        if id.model.is_empty() || id.serial.is_empty() {
+            return;
+        }
+        let labels = [
+            ("device", self.device),
+            ("model", id.model),
+            ("serial", id.serial),
+            ("protocol", id.protocol),
+            ("version", id.firmware),
+        ];
+        let n = if id.firmware.is_empty() { 4 } else { 5 };
+        self.em.gauge("smart_info", &labels[..n], 1.0);
+    }
+
     fn wants(&self, name: &str, id: Option<u64>) -> bool {
         self.wanted.is_empty()
             || self
@@ -114,6 +136,7 @@ impl Writer<'_, '_, '_> {
     }
 
     pub fn write(&mut self, doc: &Value) {
+        self.declare();
         if let Some(passed) = doc["smart_status"]["passed"].as_bool() {
             self.gauge("smart_passed", None, if passed { 1.0 } else { 0.0 });
         }

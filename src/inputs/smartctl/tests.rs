@@ -66,6 +66,9 @@ fn scanned_disks_report_exact_health_figures() {
     // Two attributes smartctl does not know share a name: told apart by id.
     assert_eq!(got[&*format!("smart_attribute_raw{{{}}}", a("Unknown_Attribute_235"))], 17.0);
     assert_eq!(got[&*format!("smart_attribute_raw{{{}}}", a("Unknown_Attribute_236"))], 0.0);
+    // The disk declared as a device (issue 23), with its firmware.
+    assert_eq!(got[&*format!("smart_info{{{SDA},version=SVT02B6Q}}")], 1.0);
+    assert_eq!(got[&*format!("smart_info{{{NVME},version=234110WD}}")], 1.0);
     // SATA disk failing: exit bits 3, 4 and 6, and still every figure.
     assert_eq!(got["smart_exit_status{device=sdb}"], 88.0);
     assert_eq!(got[&*format!("smart_passed{{{SDB}}}")], 0.0);

@@ -16,6 +16,7 @@
 //! whole, and the broker may see part of it twice.
 
 mod config;
+mod devices;
 mod discovery;
 mod topics;
 
@@ -31,6 +32,7 @@ use crate::core::{Output, OutputError, Sample, SeriesId, SeriesTable, SeriesView
 use crate::common::filter::NameFilter;
 use crate::outputs::OutputCtx;
 use crate::common::mqtt::{self as eventloop, Link, Topics};
+use devices::{Devices, Role};
 use futures_lite::future;
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
 use std::sync::Arc;
@@ -78,7 +80,15 @@ struct SeriesState {
     generation: u32,
     allowed: bool,
     topic: Box<str>,
-    discovered: u64,
+    /// What it is to Home Assistant's devices.
+    role: Role,
+    /// Where the value of its state label goes (Home Assistant on, a state label present).
+    state_topic: Option<Box<str>>,
+    /// Its declared device, looked up again when `Devices::epoch` moves past `devices_epoch`.
+    device: Option<usize>,
+    devices_epoch: u64,
+    /// What its config message was last sent for: the round, the device and its revision.
+    discovered: (u64, Option<usize>, u64),
 }
 
 /// The thread and the handles to it, from the start on.
@@ -128,6 +138,9 @@ pub struct Mqtt {
     payload: String,
     /// Publishes log records too (`logs: true`).
     logs: bool,
+    devices: Devices,
+    /// Per device (by index): the round its availability was last published in.
+    availability_sent: Vec<u64>,
 }
 
 /// Builds the output without touching the network (`rtcollector check` must work without a
@@ -197,6 +210,8 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, BuildError> {
         topic: String::new(),
         payload: String::new(),
         logs: cfg.logs,
+        devices: Devices::default(),
+        availability_sent: Vec::new(),
     })
 }
 
@@ -446,6 +461,7 @@ impl Mqtt {
         let mut written = 0;
         match self.layout {
             Layout::Value | Layout::Json => {
+                self.note_devices(batch, table);
                 for s in batch {
                     if !self.state(s.series, table).allowed {
                         continue;
@@ -458,8 +474,14 @@ impl Mqtt {
                     } else {
                         topics::json_payload(s, series, &mut self.payload);
                     }
-                    let topic = String::from(&*self.state(s.series, table).topic);
+                    let st = self.state(s.series, table);
+                    let (topic, state_topic) = (String::from(&*st.topic), st.state_topic.clone());
                     self.push_message(topic, false);
+                    if let Some(state_topic) = state_topic {
+                        self.payload.clear();
+                        self.payload.push_str(discovery::state_label(series).unwrap_or_default());
+                        self.push_message(state_topic.into(), false);
+                    }
                 }
             }
             Layout::Batch => written = self.plan_batch(batch, table),
@@ -527,52 +549,142 @@ impl Mqtt {
         });
     }
 
-    /// Queues the series' Home Assistant config message when this round has not sent it.
+    /// Devices declared and their availability, from the batch's `_info` and `_up` series
+    /// (filtered out or not), before any config is planned: a device's entities are
+    /// discovered on it from its first batch. A changed availability is published at once.
+    fn note_devices(&mut self, batch: &[Sample], table: &SeriesTable) {
+        if self.ha.is_none() {
+            return;
+        }
+        // Declarations first: an `_up` may come before its device's `_info`.
+        for s in batch {
+            if self.state(s.series, table).role == Role::Info {
+                self.devices.declare(table.get(s.series));
+            }
+        }
+        for s in batch {
+            if self.state(s.series, table).role == Role::Up {
+                if let Some((index, changed)) = self.devices.note_up(table.get(s.series), s.value) {
+                    self.publish_availability(index, changed);
+                }
+            }
+        }
+    }
+
+    /// `online`/`offline` of device `index`, retained, when it changed or this round has not
+    /// said it yet.
+    fn publish_availability(&mut self, index: usize, changed: bool) {
+        if self.availability_sent.len() <= index {
+            self.availability_sent.resize(index + 1, 0);
+        }
+        if !changed && self.availability_sent[index] == self.round {
+            return;
+        }
+        self.availability_sent[index] = self.round;
+        let device = self.devices.get(index);
+        let mut topic = String::new();
+        discovery::device_availability_topic(&self.discovery_context(""), device, &mut topic);
+        let word = if device.available == Some(true) { "online" } else { "offline" };
+        self.payload.clear();
+        self.payload.push_str(word);
+        self.push_message(topic, true);
+    }
+
+    fn discovery_context<'a>(&'a self, host: &'a str) -> discovery::Context<'a> {
+        let prefix = self.ha.as_ref().map_or("", |h| h.discovery_prefix.trim_end_matches('/'));
+        discovery::Context {
+            discovery_prefix: prefix,
+            node: &self.node,
+            host,
+            availability_topic: &self.status_topic,
+            json_payload: self.layout == Layout::Json,
+            topic_prefix: &self.prefix,
+        }
+    }
+
+    /// Queues the series' Home Assistant config message when this round has not sent it, or
+    /// its device changed since; and, once per round, the removal of a config an earlier
+    /// build made for it under another object id.
     fn discover(&mut self, id: SeriesId, table: &SeriesTable) {
         if self.ha.is_none() {
             return;
         }
         let round = self.round;
         let series = table.get(id);
-        let state_topic = {
-            let st = self.state(id, table);
-            if st.discovered == round {
-                return;
-            }
-            st.discovered = round;
-            String::from(&*st.topic)
-        };
-        let Some(ha) = &self.ha else {
+        let devices_epoch = self.devices.epoch;
+        let st = self.state(id, table);
+        let (role, mut device, stale) = (st.role, st.device, st.devices_epoch != devices_epoch);
+        // Looked up only when a device was added since: not per sample.
+        if stale {
+            device = self.devices.find(series);
+        }
+        let revision = device.map_or(0, |i| self.devices.get(i).revision);
+        let st = self.state(id, table);
+        (st.device, st.devices_epoch) = (device, devices_epoch);
+        let now = (round, device, revision);
+        if st.discovered == now {
             return;
-        };
-        let ctx = discovery::Context {
-            discovery_prefix: ha.discovery_prefix.trim_end_matches('/'),
-            node: &self.node,
-            host: table.host(),
-            availability_topic: &self.status_topic,
-            json_payload: self.layout == Layout::Json,
-        };
-        discovery::config_topic(&ctx, series, &mut self.topic);
-        discovery::config_payload(&ctx, series, &state_topic, &mut self.payload);
-        let topic = self.topic.clone();
-        self.push_message(topic, true);
+        }
+        let first_this_round = st.discovered.0 != round;
+        st.discovered = now;
+        let state_topic = String::from(st.state_topic.as_deref().unwrap_or(&st.topic));
+        // The reused buffers are taken out while the context borrows `self`.
+        let (mut topic, mut payload) = (std::mem::take(&mut self.topic), std::mem::take(&mut self.payload));
+        let mut legacy = String::new();
+        let ctx = self.discovery_context(table.host());
+        let clear_legacy =
+            first_this_round && discovery::legacy_config_topic(&ctx, series, role, &mut legacy);
+        if role != Role::Info {
+            let entity = discovery::Entity {
+                series,
+                state_topic: &state_topic,
+                device: device.map(|i| self.devices.get(i)),
+                up: role == Role::Up,
+            };
+            discovery::config_topic(&ctx, series, &mut topic);
+            discovery::config_payload(&ctx, &entity, &mut payload);
+        }
+        if clear_legacy {
+            self.messages.push(Message {
+                topic: legacy,
+                payload: Vec::new(),
+                retain: true,
+            });
+        }
+        if role != Role::Info {
+            self.messages.push(Message {
+                topic: topic.clone(),
+                payload: payload.as_bytes().to_vec(),
+                retain: true,
+            });
+        }
+        (self.topic, self.payload) = (topic, payload);
     }
 
     /// The cached state of a series, made at its first sight.
     fn state(&mut self, id: SeriesId, table: &SeriesTable) -> &mut SeriesState {
         let generation = table.generation(id);
-        let (filter, prefix) = (&self.filter, &self.prefix);
+        let (filter, prefix, ha) = (&self.filter, &self.prefix, self.ha.is_some());
         table
             .state_slot(&mut self.series, id, |st| st.generation)
             .get_or_insert_with(|| {
                 let series = table.get(id);
                 let mut topic = String::new();
                 topics::series_topic(prefix, series, &mut topic);
+                let state_topic = (ha && discovery::state_label(series).is_some()).then(|| {
+                    let mut t = String::new();
+                    discovery::state_topic(prefix, series, &mut t);
+                    t.into()
+                });
                 SeriesState {
                     generation,
                     allowed: filter.allows(&series.name),
                     topic: topic.into(),
-                    discovered: 0,
+                    role: devices::role(series),
+                    state_topic,
+                    device: None,
+                    devices_epoch: u64::MAX,
+                    discovered: (0, None, 0),
                 }
             })
     }

@@ -1,4 +1,3 @@
-use super::discovery::{config_payload, config_topic, Context};
 use super::topics::{family, json_payload, level, series_topic, value_payload};
 use super::*;
 use crate::core::SeriesTable;
@@ -111,47 +110,258 @@ fn series_topics_and_payloads() {
     assert_eq!(family("uptime"), "uptime");
 }
 
+/// The messages a plan made, as (topic, payload) text.
+fn planned(o: &Mqtt) -> Vec<(String, String)> {
+    o.messages
+        .iter()
+        .map(|m| (m.topic.clone(), String::from_utf8(m.payload.clone()).unwrap()))
+        .collect()
+}
+
+fn payload_of<'a>(msgs: &'a [(String, String)], topic: &str) -> &'a str {
+    msgs.iter()
+        .find(|(t, _)| t == topic)
+        .map(|(_, p)| p.as_str())
+        .unwrap_or_else(|| panic!("nothing on {topic}: {msgs:#?}"))
+}
+
+fn samples(ids: &[(SeriesId, f64)]) -> Vec<Sample> {
+    ids.iter()
+        .map(|&(series, value)| Sample { series, ts_ms: 0, value })
+        .collect()
+}
+
+const INVERTER_INFO: &[(&str, &str)] = &[
+    ("inverter", "roof"),
+    ("manufacturer", "SMA"),
+    ("model", "SMA Inverter"),
+    ("serial", "1900123456"),
+];
+
 #[test]
 fn an_inverter_is_its_own_device_reached_through_the_agent() {
-    let mut t = SeriesTable::new("pi4.lan", 10);
-    let id = t
+    let mut o = built("homeassistant: {enabled: true}\nlayout: json").unwrap();
+    let mut t = SeriesTable::new("pi4", 10);
+    let total = t
         .intern(
             "sma_inverter_energy_total_wh",
             "",
-            &[("serial", "1900123456")],
+            &[("inverter", "roof"), ("serial", "1900123456")],
         )
         .unwrap();
-    let ctx = Context {
-        discovery_prefix: "homeassistant",
-        node: "pi4_lan",
-        host: "pi4.lan",
-        availability_topic: "rtcollector/pi4.lan/status",
-        json_payload: true,
-    };
-    let mut topic = String::new();
-    config_topic(&ctx, t.get(id), &mut topic);
+    let info = t.intern("sma_inverter_info", "", INVERTER_INFO).unwrap();
+    o.round = 1;
+    // The info comes after the value in the batch: the device is still known for it.
+    o.plan(&samples(&[(total, 10.0), (info, 1.0)]), &t);
+    let msgs = planned(&o);
+    let config = "homeassistant/sensor/pi4/sma_inverter_energy_total_wh_roof_1900123456/config";
     assert_eq!(
-        topic,
-        "homeassistant/sensor/pi4_lan/sma_inverter_energy_total_wh_1900123456/config"
-    );
-    let mut out = String::new();
-    config_payload(&ctx, t.get(id), "st", &mut out);
-    assert_eq!(
-        out,
+        payload_of(&msgs, config),
         concat!(
-            r#"{"name":"sma_inverter_energy_total_wh","#,
-            r#""unique_id":"rtcollector_pi4_lan_sma_inverter_energy_total_wh_1900123456","#,
-            r#""object_id":"rtcollector_pi4_lan_sma_inverter_energy_total_wh_1900123456","#,
-            r#""default_entity_id":"sensor.rtcollector_pi4_lan_sma_inverter_energy_total_wh_1900123456","#,
-            r#""state_topic":"st","value_template":"{{ value_json.value }}","#,
-            r#""availability_topic":"rtcollector/pi4.lan/status","#,
-            r#""payload_available":"online","payload_not_available":"offline","#,
+            r#"{"name":"PV energy total","#,
+            r#""unique_id":"rtcollector_pi4_sma_inverter_energy_total_wh_roof_1900123456","#,
+            r#""object_id":"sma_inverter_1900123456_pv_energy_total","#,
+            r#""default_entity_id":"sensor.sma_inverter_1900123456_pv_energy_total","#,
+            r#""state_topic":"rtcollector/pi4/sma_inverter_energy_total_wh/roof/1900123456","#,
+            r#""value_template":"{{ value_json.value }}","#,
+            r#""availability":[{"topic":"rtcollector/pi4/status","#,
+            r#""payload_available":"online","payload_not_available":"offline"}],"availability_mode":"all","#,
             r#""unit_of_measurement":"Wh","device_class":"energy","state_class":"total_increasing","#,
             r#""device":{"identifiers":["sma_1900123456"],"name":"SMA Inverter 1900123456","#,
             r#""manufacturer":"SMA","model":"SMA Inverter","serial_number":"1900123456","#,
-            r#""via_device":"rtcollector_pi4_lan"}}"#
+            r#""via_device":"rtcollector_pi4"}}"#
         )
     );
+    // The info series is no entity; an earlier build's config for it is removed.
+    let legacy = "homeassistant/sensor/pi4/sma_inverter_info_roof_1900123456/config";
+    assert_eq!(payload_of(&msgs, legacy), "");
+    assert_eq!(msgs.iter().filter(|(t, _)| t.ends_with("/config")).count(), 2, "{msgs:#?}");
+}
+
+/// Issue 23: readable names within the device, entity ids from the device's name, the
+/// firmware as the device's `sw_version`, and no new entity when it changes.
+#[test]
+fn meter_entities_are_named_within_their_device() {
+    let mut o = built("homeassistant: {enabled: true}").unwrap();
+    let mut t = SeriesTable::new("pi4", 20);
+    let info = |t: &mut SeriesTable, version| {
+        let labels = [
+            ("manufacturer", "SMA"),
+            ("model", "SMA Energy Meter"),
+            ("serial", "3011842589"),
+            ("susy_id", "349"),
+            ("version", version),
+        ];
+        t.intern("sma_em_info", "", &labels).unwrap()
+    };
+    let v1 = info(&mut t, "2.3.4.R");
+    let on = |name| [("phase", name), ("serial", "3011842589")];
+    let import = t.intern("sma_em_energy_import_wh", "", &on("total")).unwrap();
+    let power = t.intern("sma_em_power_net_w", "", &on("L1")).unwrap();
+    let volts = t.intern("sma_em_voltage_v", "", &on("L2")).unwrap();
+    let pf = t.intern("sma_em_power_factor", "", &on("total")).unwrap();
+    let varh = t.intern("sma_em_reactive_energy_import_varh", "", &on("total")).unwrap();
+    let va = t.intern("sma_em_apparent_import_va", "", &on("L3")).unwrap();
+    o.round = 1;
+    let batch = samples(&[(v1, 1.0), (import, 1.0), (power, 1.0), (volts, 1.0), (pf, 1.0), (varh, 1.0), (va, 1.0)]);
+    o.plan(&batch, &t);
+    let msgs = planned(&o);
+    let cfg = |object: &str| -> serde_json::Value {
+        let topic = format!("homeassistant/sensor/pi4/{object}/config");
+        serde_json::from_str(payload_of(&msgs, &topic)).unwrap()
+    };
+    let c = cfg("sma_em_energy_import_wh_total_3011842589");
+    assert_eq!(c["name"], "Grid import energy");
+    assert_eq!(c["default_entity_id"], "sensor.sma_energy_meter_3011842589_grid_import_energy");
+    assert_eq!(c["object_id"], "sma_energy_meter_3011842589_grid_import_energy");
+    assert_eq!(c["device"]["name"], "SMA Energy Meter 3011842589");
+    assert_eq!(c["device"]["sw_version"], "2.3.4.R");
+    assert_eq!(c["device"]["identifiers"][0], "sma_3011842589");
+    assert_eq!(cfg("sma_em_power_net_w_L1_3011842589")["name"], "Power L1");
+    assert_eq!(cfg("sma_em_voltage_v_L2_3011842589")["name"], "Voltage L2");
+    let c = cfg("sma_em_power_factor_total_3011842589");
+    assert_eq!((c["name"].as_str(), c["device_class"].as_str()), (Some("Power factor"), Some("power_factor")));
+    assert!(c.get("unit_of_measurement").is_none(), "{c}");
+    let c = cfg("sma_em_reactive_energy_import_varh_total_3011842589");
+    assert_eq!((c["unit_of_measurement"].as_str(), c["state_class"].as_str()), (Some("varh"), Some("total_increasing")));
+    assert!(c.get("device_class").is_none(), "no class older Home Assistants refuse: {c}");
+    let c = cfg("sma_em_apparent_import_va_L3_3011842589");
+    assert_eq!((c["unit_of_measurement"].as_str(), c["device_class"].as_str()), (Some("VA"), Some("apparent_power")));
+
+    // A firmware update: the same entities (same config topics), the device's new version.
+    let v2 = info(&mut t, "2.3.5.R");
+    o.plan(&samples(&[(v2, 1.0), (import, 2.0)]), &t);
+    let msgs = planned(&o);
+    let topic = "homeassistant/sensor/pi4/sma_em_energy_import_wh_total_3011842589/config";
+    let c: serde_json::Value = serde_json::from_str(payload_of(&msgs, topic)).unwrap();
+    assert_eq!(c["device"]["sw_version"], "2.3.5.R");
+    assert_eq!(c["default_entity_id"], "sensor.sma_energy_meter_3011842589_grid_import_energy");
+}
+
+/// A condition change keeps one entity: an `enum` whose state is the label's value.
+#[test]
+fn a_state_label_is_the_state_of_one_enum_entity() {
+    let mut o = built("homeassistant: {enabled: true}").unwrap();
+    let mut t = SeriesTable::new("pi4", 20);
+    let info = t.intern("sma_inverter_info", "", INVERTER_INFO).unwrap();
+    let cond = |t: &mut SeriesTable, state| {
+        let labels = [("condition", state), ("inverter", "roof"), ("serial", "1900123456")];
+        t.intern("sma_inverter_condition", "", &labels).unwrap()
+    };
+    let ok = cond(&mut t, "ok");
+    o.round = 1;
+    o.plan(&samples(&[(info, 1.0), (ok, 307.0)]), &t);
+    let first = planned(&o);
+    let config = "homeassistant/sensor/pi4/sma_inverter_condition_roof_1900123456/config";
+    let c: serde_json::Value = serde_json::from_str(payload_of(&first, config)).unwrap();
+    assert_eq!(c["name"], "Condition");
+    assert_eq!(c["device_class"], "enum");
+    assert_eq!(c["options"], serde_json::json!(["ok", "warning", "fault", "off", "unknown"]));
+    assert_eq!(c["state_topic"], "rtcollector/pi4/sma_inverter_condition/roof/1900123456");
+    assert!(c.get("unit_of_measurement").is_none() && c.get("state_class").is_none(), "{c}");
+    assert_eq!(payload_of(&first, "rtcollector/pi4/sma_inverter_condition/roof/1900123456"), "ok");
+    // The code still goes where it went, for other subscribers.
+    assert_eq!(payload_of(&first, "rtcollector/pi4/sma_inverter_condition/ok/roof/1900123456"), "307");
+    // An earlier build's per-state entity is removed.
+    let legacy = "homeassistant/sensor/pi4/sma_inverter_condition_ok_roof_1900123456/config";
+    assert_eq!(payload_of(&first, legacy), "");
+
+    let warning = cond(&mut t, "warning");
+    o.plan(&samples(&[(warning, 455.0)]), &t);
+    let second = planned(&o);
+    assert_eq!(payload_of(&second, "rtcollector/pi4/sma_inverter_condition/roof/1900123456"), "warning");
+    assert_eq!(payload_of(&second, config), payload_of(&first, config), "the same entity");
+}
+
+/// `_up` makes the device's entities unavailable, and available again; the `_up` entity
+/// itself stays available with the agent.
+#[test]
+fn a_device_is_available_while_its_up_series_says_so() {
+    let mut o = built("homeassistant: {enabled: true}").unwrap();
+    let mut t = SeriesTable::new("pi4", 20);
+    let info = t.intern("sma_inverter_info", "", INVERTER_INFO).unwrap();
+    let up = t.intern("sma_inverter_up", "", &[("inverter", "roof")]).unwrap();
+    let power = t
+        .intern("sma_inverter_ac_power_w", "", &[("inverter", "roof"), ("serial", "1900123456")])
+        .unwrap();
+    let availability = "rtcollector/pi4/device/sma_1900123456/availability";
+    o.round = 1;
+    o.plan(&samples(&[(up, 1.0), (info, 1.0), (power, 5.0)]), &t);
+    let msgs = planned(&o);
+    assert_eq!(payload_of(&msgs, availability), "online");
+    assert_eq!(msgs[0].0, availability, "availability goes before the configs: {msgs:#?}");
+    let c: serde_json::Value = serde_json::from_str(payload_of(
+        &msgs,
+        "homeassistant/sensor/pi4/sma_inverter_ac_power_w_roof_1900123456/config",
+    ))
+    .unwrap();
+    assert_eq!(c["name"], "PV power");
+    assert_eq!(c["availability"][1]["topic"], availability);
+    assert_eq!(c["availability_mode"], "all");
+    let c: serde_json::Value =
+        serde_json::from_str(payload_of(&msgs, "homeassistant/sensor/pi4/sma_inverter_up_roof/config")).unwrap();
+    assert_eq!(c["device"]["identifiers"][0], "sma_1900123456", "on the inverter's device");
+    assert_eq!(c["availability"].as_array().unwrap().len(), 1, "{c}");
+
+    // Unchanged: nothing more. Silent: offline, retained. Back: online.
+    o.plan(&samples(&[(up, 1.0)]), &t);
+    assert!(planned(&o).iter().all(|(t, _)| t != availability));
+    o.plan(&samples(&[(up, 0.0)]), &t);
+    assert_eq!(payload_of(&planned(&o), availability), "offline");
+    assert!(o.messages[0].retain);
+    o.plan(&samples(&[(up, 1.0)]), &t);
+    assert_eq!(payload_of(&planned(&o), availability), "online");
+}
+
+/// A disk smartctl declared (model and serial, no maker): a device of its own, its entities
+/// named without the labels that describe the device.
+#[test]
+fn a_declared_disk_is_a_device_without_a_maker() {
+    let mut o = built("homeassistant: {enabled: true}").unwrap();
+    let mut t = SeriesTable::new("pi4", 10);
+    let disk = [("device", "sda"), ("model", "Samsung SSD 870"), ("protocol", "ATA"), ("serial", "S62A")];
+    let info: Vec<_> = disk.iter().copied().chain([("version", "SVT02B6Q")]).collect();
+    let info = t.intern("smart_info", "", &info).unwrap();
+    let temp = t.intern("smart_temperature_c", "", &disk).unwrap();
+    let exit = t.intern("smart_exit_status", "", &[("device", "sda")]).unwrap();
+    o.round = 1;
+    o.plan(&samples(&[(temp, 30.0), (exit, 0.0), (info, 1.0)]), &t);
+    let msgs = planned(&o);
+    let cfg = |object: &str| -> serde_json::Value {
+        let topic = format!("homeassistant/sensor/pi4/{object}/config");
+        serde_json::from_str(payload_of(&msgs, &topic)).unwrap()
+    };
+    let c = cfg("smart_temperature_c_sda_Samsung_SSD_870_ATA_S62A");
+    assert_eq!(c["name"], "Temperature");
+    assert_eq!(c["default_entity_id"], "sensor.samsung_ssd_870_s62a_temperature");
+    assert_eq!(
+        c["device"],
+        serde_json::json!({"identifiers": ["smart_S62A"], "name": "Samsung SSD 870 S62A",
+            "model": "Samsung SSD 870", "serial_number": "S62A", "sw_version": "SVT02B6Q",
+            "via_device": "rtcollector_pi4"})
+    );
+    assert_eq!(cfg("smart_exit_status_sda")["device"]["identifiers"][0], "smart_S62A");
+}
+
+/// A `serial` label alone makes no device: only a declared one does.
+#[test]
+fn a_serial_without_a_declared_device_stays_on_the_agent() {
+    let mut o = built("homeassistant: {enabled: true}").unwrap();
+    let mut t = SeriesTable::new("pi4", 10);
+    let disk = t
+        .intern("smartctl_temperature_c", "", &[("device", "sda"), ("serial", "WD-123")])
+        .unwrap();
+    o.round = 1;
+    o.plan(&samples(&[(disk, 30.0)]), &t);
+    let msgs = planned(&o);
+    let c: serde_json::Value = serde_json::from_str(payload_of(
+        &msgs,
+        "homeassistant/sensor/pi4/smartctl_temperature_c_sda_WD-123/config",
+    ))
+    .unwrap();
+    assert_eq!(c["device"]["identifiers"][0], "rtcollector_pi4");
+    assert_eq!(c["name"], "smartctl_temperature_c sda");
+    assert_eq!(c["default_entity_id"], "sensor.rtcollector_pi4_smartctl_temperature_c_sda_wd_123");
 }
 
 #[test]
@@ -296,4 +506,41 @@ fn a_reused_series_slot_gets_its_own_topic_and_discovery() {
         ]
     );
     assert_eq!(o.plan(&at(filtered), &t), 0);
+}
+
+/// Issue 23, item 7: the README's discovery example and example topics are what the code
+/// sends for an SMA meter's series.
+#[test]
+fn the_readme_example_is_what_discovery_sends() {
+    let readme = include_str!("README.md");
+    let start = readme.find("```json\n").expect("the example") + "```json\n".len();
+    let example: serde_json::Value =
+        serde_json::from_str(&readme[start..][..readme[start..].find("```").unwrap()]).unwrap();
+
+    let mut o = built("homeassistant: {enabled: true}").unwrap();
+    let mut t = SeriesTable::new("pi4", 10);
+    let info = [
+        ("manufacturer", "SMA"),
+        ("model", "SMA Energy Meter"),
+        ("serial", "3011842589"),
+        ("susy_id", "349"),
+        ("version", "2.13.6.R"),
+    ];
+    let info = t.intern("sma_em_info", "", &info).unwrap();
+    let up = t.intern("sma_em_up", "", &[("serial", "3011842589")]).unwrap();
+    let on = [("phase", "total"), ("serial", "3011842589")];
+    let import = t.intern("sma_em_energy_import_wh", "", &on).unwrap();
+    let power = t.intern("sma_em_power_import_w", "", &on).unwrap();
+    o.round = 1;
+    o.plan(&samples(&[(info, 1.0), (up, 1.0), (import, 987654.0), (power, 1234.5)]), &t);
+    let msgs = planned(&o);
+    let topic = "homeassistant/sensor/pi4/sma_em_energy_import_wh_total_3011842589/config";
+    let sent: serde_json::Value = serde_json::from_str(payload_of(&msgs, topic)).unwrap();
+    assert_eq!(sent, example);
+
+    let block = &readme[readme.find("## Example output").unwrap()..];
+    for line in block.lines().filter(|l| l.starts_with("rtcollector/pi4/sma_em_")) {
+        let (topic, value) = line.split_once(' ').unwrap();
+        assert_eq!(payload_of(&msgs, topic), value, "{line}");
+    }
 }
