@@ -337,13 +337,19 @@ fn adopt_queues(gen: &mut Generation, old: &mut [OutputRunner], shared: &Shared)
         let unchanged = runner.queue.ring.borrow().capacity() == capacity
             && runner.queue.batch_size == batch_size;
         match gen.outputs.iter_mut().find(|o| o.queue.key == key) {
-            Some(new) if unchanged => new.queue = runner.queue.clone(),
+            Some(new) if unchanged && runner.queue.same_kinds(&new.queue) => {
+                new.queue = runner.queue.clone()
+            }
             Some(new) => {
                 // A smaller ring would drop the oldest: what does not fit goes to disk.
                 if runner.queue.ring.borrow().len() > capacity {
                     runner.spill_ring(shared);
                 }
-                new.queue = Rc::new(runner.queue.resized(capacity, batch_size));
+                #[allow(unused_mut)]
+                let mut queue = runner.queue.resized(capacity, batch_size);
+                #[cfg(feature = "logs")]
+                queue.take_kinds_of(&new.queue);
+                new.queue = Rc::new(queue);
             }
             None => {
                 runner.spill_ring(shared);
@@ -380,9 +386,7 @@ async fn within<T>(budget: Duration, work: Pin<Box<dyn Future<Output = T> + '_>>
 fn attach_spills(gen: &Generation) {
     for runner in &gen.outputs {
         let q = &runner.queue;
-        if q.spill.borrow().is_none() {
-            q.attach_spills(gen.config.spill_config(&q.key));
-        }
+        q.attach_spills(gen.config.spill_config(&q.key));
     }
 }
 

@@ -265,7 +265,8 @@ impl OutputQueue {
     }
 
     /// The outage buffer's parts for `dir` (the config's, per output key): the main part
-    /// there, the deferred part in `dir/deferred` with a quarter of the size cap of its own.
+    /// there, the deferred part in `dir/deferred` with a quarter of the size cap of its own,
+    /// the log part in `dir/logs` with a cap of its own. A part the queue has keeps it.
     pub fn attach_spills(&self, cfg: SpillConfig) {
         let deferred = SpillConfig {
             dir: cfg.dir.join("deferred"),
@@ -280,8 +281,39 @@ impl OutputQueue {
                 sync_interval: cfg.sync_interval,
             });
         }
-        *self.spill.borrow_mut() = Some(Spill::new(cfg, self.stats.clone()));
-        *self.deferred.borrow_mut() = Some(Spill::new(deferred, self.deferred_stats.clone()));
+        if self.spill.borrow().is_none() {
+            *self.spill.borrow_mut() = Some(Spill::new(cfg, self.stats.clone()));
+            *self.deferred.borrow_mut() = Some(Spill::new(deferred, self.deferred_stats.clone()));
+        }
+    }
+
+    /// After a reload: takes the kinds of items `new` (built from the new config) takes. A
+    /// log queue both have stays this one's (with what it holds); one only `new` has is
+    /// `new`'s; one only this has goes to disk (replayed if logs are taken again later).
+    #[cfg(feature = "logs")]
+    pub fn take_kinds_of(&mut self, new: &OutputQueue) {
+        self.takes_samples = new.takes_samples;
+        self.logs = match (self.logs.take(), &new.logs) {
+            (Some(old), Some(_)) => Some(old),
+            (None, new_logs) => new_logs.clone(),
+            (Some(old), None) => {
+                old.spill_ring();
+                old.sync(true);
+                None
+            }
+        };
+    }
+
+    /// Whether `new` takes the same kinds of items.
+    pub fn same_kinds(&self, new: &OutputQueue) -> bool {
+        #[cfg(feature = "logs")]
+        return self.takes_samples == new.takes_samples
+            && self.logs.is_some() == new.logs.is_some();
+        #[cfg(not(feature = "logs"))]
+        {
+            let _ = new;
+            true
+        }
     }
 
     /// The output is up again: the next outage logs its first spill again.
@@ -565,6 +597,38 @@ mod tests {
         assert_eq!(
             drain(&q, &mut table),
             [0, 1, 2].into_iter().chain(7..16).collect::<Vec<_>>()
+        );
+    }
+
+    /// A reload that turns logs on for an output (mqtt's `logs: true`) gives its adopted
+    /// queue a log queue; one that turns them off sends what the log queue held to disk.
+    #[cfg(feature = "logs")]
+    #[test]
+    fn a_reload_changes_the_kinds_an_adopted_queue_takes() {
+        use crate::core::logs::queue::LogQueue;
+        let dir = tempfile::tempdir().unwrap();
+        let stats: Rc<AgentStats> = Rc::default();
+        let old = OutputQueue::new("o", 10, 5, stats.output("o"));
+        let mut new = OutputQueue::new("o", 10, 5, stats.output("o"));
+        new.logs = Some(Rc::new(LogQueue::new(1 << 16, 5, stats.output("o.logs"))));
+        assert!(!old.same_kinds(&new));
+        let mut adopted = old.resized(10, 5);
+        adopted.take_kinds_of(&new);
+        assert!(adopted.same_kinds(&new));
+        adopted.attach_spills(SpillConfig {
+            dir: dir.path().join("o"),
+            max_bytes: 1 << 20,
+            sync_interval: Duration::from_secs(10),
+        });
+        adopted.push_log(b"kept");
+        let logs = adopted.logs.clone().unwrap();
+        let mut off = adopted.resized(10, 5);
+        off.take_kinds_of(&OutputQueue::new("o", 10, 5, stats.output("o")));
+        assert!(off.logs.is_none());
+        assert_eq!(
+            (logs.len(), logs.stats.disk_samples.get()),
+            (0, 1),
+            "on disk"
         );
     }
 
