@@ -76,5 +76,7 @@ crate::config::entry::plugin_registry! {
     "exec" => exec if "apps": "runs commands and reads metrics from their output (the Python rtcollector's line format or JSON)",
     "redis" => redis_info if "apps": "a Redis server's INFO: memory, clients, commands, keyspace, with rates",
     "docker" => docker if "apps": "per-container CPU, memory and network from the Docker Engine API",
+    "postgres" => postgres if "postgres": "a PostgreSQL server: pg_stat_database per database, background writer and checkpointer, replication lag, custom queries",
+    "mariadb" => mariadb if "mariadb": "a MariaDB or MySQL server: SHOW GLOBAL STATUS (a chosen list, counters with rates), replica lag",
     "snmp" => snmp if "snmp": "an SNMP agent (v1, v2c, v3): single OIDs, ranges, walked tables, ifTable/ifXTable interfaces with rates",
 }

@@ -28,6 +28,7 @@ pub mod logs;
 pub mod mosquitto;
 pub mod otlp;
 pub mod ports;
+pub mod postgres;
 pub mod prometheus;
 pub mod pymodbus;
 pub mod queued_output;
