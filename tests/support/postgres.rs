@@ -8,7 +8,7 @@
 //! `pg_basebackup`:
 //!
 //! ```sh
-//! export RTC_POSTGRES_BIN_DIR="$(scripts/setup-databases postgres)"
+//! export RTC_POSTGRES_BIN_DIR="$(scripts/setup-postgres)"
 //! ```
 //!
 //! Nothing is skipped: without it, or when the server does not start, the test fails.
@@ -31,14 +31,14 @@ pub fn bin_dir() -> PathBuf {
     let Some(dir) = std::env::var_os(BIN_DIR_ENV).filter(|d| !d.is_empty()) else {
         panic!(
             "{BIN_DIR_ENV} is not set. These tests run Debian's PostgreSQL: run\n    \
-             export {BIN_DIR_ENV}=\"$(scripts/setup-databases postgres)\"\nfirst (it installs postgresql)"
+             export {BIN_DIR_ENV}=\"$(scripts/setup-postgres)\"\nfirst (it installs postgresql)"
         );
     };
     let dir = PathBuf::from(dir);
     for b in ["initdb", "postgres", "psql", "pg_basebackup"] {
         assert!(
             dir.join(b).exists(),
-            "{BIN_DIR_ENV}={}: no {b} there; run scripts/setup-databases again",
+            "{BIN_DIR_ENV}={}: no {b} there; run scripts/setup-postgres again",
             dir.display()
         );
     }
@@ -47,11 +47,17 @@ pub fn bin_dir() -> PathBuf {
 
 /// uid and gid of `nobody`, whom the servers run as.
 pub fn nobody() -> (u32, u32) {
-    let u = nix::unistd::User::from_name("nobody")
-        .ok()
-        .flatten()
-        .expect("a `nobody` user to run the database servers as");
-    (u.uid.as_raw(), u.gid.as_raw())
+    let id = |flag: &str| -> u32 {
+        let o = Command::new("id")
+            .args([flag, "nobody"])
+            .output()
+            .expect("run id");
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse()
+            .expect("a `nobody` user to run the database servers as")
+    };
+    (id("-u"), id("-g"))
 }
 
 /// Makes `path` (and everything under it) belong to `nobody`.

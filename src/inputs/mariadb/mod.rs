@@ -248,9 +248,26 @@ pub struct Mariadb {
     noted: HashSet<String>,
 }
 
+impl Mariadb {
+    fn reconnect_wait(&self) -> Option<Duration> {
+        match self.conn {
+            Some(_) => None,
+            None => self.reconnect.wait_left(Instant::now()),
+        }
+    }
+}
+
 impl Input for Mariadb {
     fn collect<'a>(&'a mut self, em: &'a mut Emitter<'_>) -> CollectFuture<'a> {
         Box::pin(async move {
+            // Between failed attempts: no attempt, and the wait does not grow.
+            if let Some(wait) = self.reconnect_wait() {
+                return Err(InputError::new(format!(
+                    "{}: not connected; next attempt in {} s",
+                    self.server,
+                    wait.as_secs() + 1
+                )));
+            }
             let limit = self.timeout;
             if let Err(e) = db::bounded(limit, "the status queries", self.collect_all(em)).await {
                 // Whatever the server sends late must not be read as the next answer.
@@ -266,9 +283,6 @@ impl Input for Mariadb {
 impl Mariadb {
     async fn collect_all(&mut self, em: &mut Emitter<'_>) -> Result<(), String> {
         if self.conn.is_none() {
-            if let Some(wait) = self.reconnect.wait_left(Instant::now()) {
-                return Err(format!("not connected; next attempt in {} s", wait.as_secs() + 1));
-            }
             self.conn = Some(Conn::connect(&self.target).await?);
             self.reconnect.succeeded();
         }

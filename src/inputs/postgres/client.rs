@@ -180,7 +180,14 @@ impl Conn {
         let mut refused = None;
         let mut size = 0usize;
         loop {
-            let tag = self.read_message().await.map_err(QueryError::Link)?;
+            let tag = match self.read_message().await {
+                Ok(tag) => tag,
+                // A server that shuts down says why before it closes the connection.
+                Err(e) => match refused {
+                    Some(why) => return Err(QueryError::Link(format!("{why}; {e}"))),
+                    None => return Err(QueryError::Link(e)),
+                },
+            };
             match tag {
                 b'T' => {
                     table.clear();

@@ -198,9 +198,26 @@ pub struct Postgres {
     name: String,
 }
 
+impl Postgres {
+    fn reconnect_wait(&self) -> Option<Duration> {
+        match self.conn {
+            Some(_) => None,
+            None => self.reconnect.wait_left(Instant::now()),
+        }
+    }
+}
+
 impl Input for Postgres {
     fn collect<'a>(&'a mut self, em: &'a mut Emitter<'_>) -> CollectFuture<'a> {
         Box::pin(async move {
+            // Between failed attempts: no attempt, and the wait does not grow.
+            if let Some(wait) = self.reconnect_wait() {
+                return Err(InputError::new(format!(
+                    "{}: not connected; next attempt in {} s",
+                    self.server,
+                    wait.as_secs() + 1
+                )));
+            }
             let limit = self.timeout;
             let result = db::bounded(limit, "the statistics queries", self.collect_all(em)).await;
             if let Err(e) = result {
@@ -220,9 +237,6 @@ impl Input for Postgres {
 impl Postgres {
     async fn collect_all(&mut self, em: &mut Emitter<'_>) -> Result<(), String> {
         if self.conn.is_none() {
-            if let Some(wait) = self.reconnect.wait_left(Instant::now()) {
-                return Err(format!("not connected; next attempt in {} s", wait.as_secs() + 1));
-            }
             self.conn = Some(Conn::connect(&self.target).await?);
             self.reconnect.succeeded();
         }
