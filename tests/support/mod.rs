@@ -9,7 +9,8 @@
 //!   [`redis_cluster`] (six of them made a cluster),
 //!   [`mosquitto`], [`pymodbus`] (the simulated SMA inverter), [`web_servers`] (nginx, Apache),
 //!   [`socks`] (microsocks, danted, ssh -D), [`prometheus`] (scraping, and its query API),
-//!   [`snmpd`] (net-snmp, with snmpget/snmpwalk as the oracle), [`otlp`] (a receiver decoding
+//!   [`snmpd`] (net-snmp, with snmpget/snmpwalk as the oracle), [`postgres`] (PostgreSQL and a
+//!   streaming replica, psql as the oracle), [`mariadb`] (MariaDB, its client as the oracle), [`otlp`] (a receiver decoding
 //!   with the OpenTelemetry protobuf bindings), [`victoriametrics`] (OTLP in, the query API out);
 //!   [`certs`] for the TLS ones; [`logs`] captures the log of library code run in-process.
 //!
@@ -25,6 +26,7 @@ pub mod agent;
 pub mod certs;
 pub mod clock;
 pub mod logs;
+pub mod mariadb;
 pub mod mosquitto;
 pub mod otlp;
 pub mod ports;
