@@ -52,8 +52,12 @@ impl Mariadb {
     pub fn start() -> Mariadb {
         let dir = tempfile::tempdir().expect("temp dir");
         let ca = certs::make_certs(dir.path(), "myca");
+        std::fs::create_dir(dir.path().join("tmp")).expect("tmp dir");
         give_to_nobody(dir.path());
+        // Its own TMPDIR: servers bootstrapping at once in a shared /tmp take each other's
+        // temporary tables ("Unknown table 'mysql.tmp_user_sys'").
         let out = as_nobody(&bin("mariadb-install-db"))
+            .env("TMPDIR", dir.path().join("tmp"))
             .arg("--no-defaults")
             .arg(format!("--datadir={}", dir.path().join("data").display()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
@@ -103,6 +107,7 @@ impl Mariadb {
         let d = self.dir.path();
         let child = as_nobody(&bin("mariadbd"))
             .arg("--no-defaults")
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .arg(format!("--datadir={}", d.join("data").display()))
             .arg(format!("--socket={}", self.socket().display()))
             .arg(format!("--port={}", self.port))
