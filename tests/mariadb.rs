@@ -214,6 +214,54 @@ fn replication_on_a_server_that_is_no_replica_writes_nothing() {
 }
 
 #[test]
+fn replica_lag_matches_show_replica_status() {
+    let primary = Mariadb::start_with(&["--server-id=1", "--log-bin=primary-bin"]);
+    let replica = Mariadb::replica_of(&primary);
+    primary.sql("CREATE DATABASE r; CREATE TABLE r.t (i int); INSERT INTO r.t VALUES (1)");
+    // Until the replica runs both threads, has the row, and reports no lag.
+    let caught_up = support::wait::wait_until(Duration::from_secs(60), || {
+        let status = replica.vertical("SHOW REPLICA STATUS");
+        status.contains("Slave_IO_Running: Yes")
+            && status.contains("Slave_SQL_Running: Yes")
+            && status.contains("Seconds_Behind_Master: 0")
+            && replica.sql("SELECT count(*) FROM r.t").trim() == "1"
+    });
+    assert!(
+        caught_up,
+        "{}\n{}\n{}",
+        replica.vertical("SHOW REPLICA STATUS"),
+        primary.logs(),
+        replica.logs()
+    );
+    let mut run = Run::new(&tcp(&replica, "replication: true"));
+    let got = run.ok(1_000, &replica);
+    let labels = format!("connection=,server=127.0.0.1:{}", replica.port);
+    assert_eq!(
+        get(
+            &got,
+            &format!("mariadb_replication_lag_seconds{{{labels}}}")
+        ),
+        0.0
+    );
+    assert_eq!(
+        get(&got, &format!("mariadb_replication_running{{{labels}}}")),
+        1.0
+    );
+
+    // Replication stopped: lag is NULL (not written), running 0.
+    replica.sql("STOP SLAVE");
+    let got = run.ok(11_000, &replica);
+    assert!(
+        !got.contains_key(&format!("mariadb_replication_lag_seconds{{{labels}}}")),
+        "{got:#?}"
+    );
+    assert_eq!(
+        get(&got, &format!("mariadb_replication_running{{{labels}}}")),
+        0.0
+    );
+}
+
+#[test]
 fn server_restart_logs_once_each_way() {
     let mut m = Mariadb::start();
     let s = Scratch::new();

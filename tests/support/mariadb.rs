@@ -46,10 +46,17 @@ pub struct Mariadb {
     _reserved: ReservedPort,
     pub dir: tempfile::TempDir,
     pub ca: PathBuf,
+    /// Further server options (a replication pair's server ids and binary log).
+    options: Vec<String>,
 }
 
 impl Mariadb {
     pub fn start() -> Mariadb {
+        Mariadb::start_with(&[])
+    }
+
+    /// A server with further `mariadbd` options.
+    pub fn start_with(options: &[&str]) -> Mariadb {
         let dir = tempfile::tempdir().expect("temp dir");
         let ca = certs::make_certs(dir.path(), "myca");
         std::fs::create_dir(dir.path().join("tmp")).expect("tmp dir");
@@ -76,6 +83,7 @@ impl Mariadb {
             _reserved: reserved,
             dir,
             ca,
+            options: options.iter().map(|o| o.to_string()).collect(),
         };
         m.run();
         m.sql(&format!(
@@ -84,6 +92,27 @@ impl Mariadb {
              GRANT REPLICA MONITOR ON *.* TO '{USER}'@'127.0.0.1';"
         ));
         m
+    }
+
+    /// A replica of `primary` (which must run with `--log-bin` and `--server-id=1`), its
+    /// replication started from the primary's current binary log position.
+    pub fn replica_of(primary: &Mariadb) -> Mariadb {
+        primary.sql(&format!(
+            "CREATE USER 'rtc_repl'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; \
+             GRANT REPLICATION SLAVE ON *.* TO 'rtc_repl'@'127.0.0.1';"
+        ));
+        // From the primary's position now: the users made above exist on the replica too.
+        let position = primary.sql("SHOW MASTER STATUS");
+        let mut fields = position.split('\t');
+        let (file, pos) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
+        let replica = Mariadb::start_with(&["--server-id=2", "--read-only"]);
+        replica.sql(&format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='rtc_repl', \
+             MASTER_PASSWORD='{PASSWORD}', MASTER_LOG_FILE='{file}', MASTER_LOG_POS={pos}, \
+             MASTER_CONNECT_RETRY=1; START SLAVE;",
+            primary.port
+        ));
+        replica
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -125,6 +154,7 @@ impl Mariadb {
                 "--innodb-buffer-pool-size=16M",
                 "--performance-schema=OFF",
             ])
+            .args(&self.options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -200,6 +230,18 @@ impl Mariadb {
             String::from_utf8_lossy(&o.stderr),
             self.logs()
         );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// A one-row answer as `name: value` lines (the client's vertical form).
+    pub fn vertical(&self, sql: &str) -> String {
+        let o = Command::new(bin("mariadb"))
+            .arg("--no-defaults")
+            .arg("-S")
+            .arg(self.socket())
+            .args(["-u", "root", "--skip-ssl", "-E", "-e", sql])
+            .output()
+            .expect("run mariadb");
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 

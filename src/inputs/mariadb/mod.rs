@@ -332,7 +332,8 @@ impl Mariadb {
                 }
                 Some(v) => em.gauge(&self.name, &labels, v),
                 None => {
-                    if self.noted.insert(lower.to_string()) {
+                    // Checked first: a set insert would allocate the key at every collection.
+                    if !self.noted.contains(lower) && self.noted.insert(lower.to_string()) {
                         log::info!(
                             "input mariadb: {}: status variable {var} is `{value}`, not a number; not written",
                             self.server
@@ -342,7 +343,7 @@ impl Mariadb {
             }
         }
         for (i, w) in self.wanted.iter().enumerate() {
-            if !self.found[i] && self.noted.insert(w.clone()) {
+            if !self.found[i] && !self.noted.contains(w) && self.noted.insert(w.clone()) {
                 log::info!(
                     "input mariadb: {} has no status variable `{w}` (another version?); not written",
                     self.server
@@ -353,13 +354,14 @@ impl Mariadb {
 }
 
 /// `mariadb_replication_lag_seconds` per replication connection (MariaDB's multi-source
-/// `Connection_name`), from `Seconds_Behind_Master` (MySQL 8.0.22+: `Seconds_Behind_Source`);
+/// `Connection_name`, MySQL's `Channel_Name`), from `Seconds_Behind_Master` (MySQL 8.0.22+: `Seconds_Behind_Source`);
 /// NULL (replication stopped) writes nothing, and `mariadb_replication_running` says why.
 pub fn emit_replica(t: &Table, server: &str, em: &mut Emitter<'_>) {
     let lag = t.find("Seconds_Behind_Master").or_else(|| t.find("Seconds_Behind_Source"));
     let io = t.find("Slave_IO_Running").or_else(|| t.find("Replica_IO_Running"));
     let sql = t.find("Slave_SQL_Running").or_else(|| t.find("Replica_SQL_Running"));
-    let conn = t.find("Connection_name");
+    // MariaDB's multi-source name; MySQL's replication channel.
+    let conn = t.find("Connection_name").or_else(|| t.find("Channel_Name"));
     for row in 0..t.rows() {
         let name = conn.and_then(|c| t.text(row, c)).unwrap_or("");
         let labels = [("connection", name), ("server", server)];

@@ -111,3 +111,18 @@ fn replica_lag_per_connection() {
     assert_eq!(got["mariadb_replication_running{connection=b,server=s}"], 0.0);
     assert_eq!(got.len(), 3);
 }
+
+/// MySQL 8.0.22+ names the columns after the source and replica, and its channels.
+#[test]
+fn mysql_replica_columns() {
+    let mut t = Table::default();
+    for c in ["Replica_IO_State", "Replica_IO_Running", "Replica_SQL_Running", "Seconds_Behind_Source", "Channel_Name"] {
+        t.push_column(c.as_bytes(), Kind::Text);
+    }
+    for cell in ["Waiting for source to send event", "Yes", "Yes", "12", ""] {
+        t.push_cell(Some(cell.as_bytes()));
+    }
+    let got = emitted(|em| emit_replica(&t, "s", em));
+    assert_eq!(got["mariadb_replication_lag_seconds{connection=,server=s}"], 12.0);
+    assert_eq!(got["mariadb_replication_running{connection=,server=s}"], 1.0);
+}

@@ -213,12 +213,6 @@ impl Conn {
             None => Ok(()),
         }
     }
-
-    /// Says goodbye, so the server logs no "unexpected EOF" (best effort).
-    pub async fn close(mut self) {
-        wire::terminate(&mut self.out);
-        let _ = self.send().await;
-    }
 }
 
 /// SSLRequest and the switch to TLS, as `sslmode` asks (unix sockets never use TLS).

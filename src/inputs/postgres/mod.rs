@@ -223,9 +223,7 @@ impl Input for Postgres {
             if let Err(e) = result {
                 // A timeout or a broken connection: whatever the server sends later must not
                 // be read as the answer to the next query.
-                if let Some(c) = self.conn.take() {
-                    drop(c);
-                }
+                self.conn = None;
                 self.reconnect.failed(Instant::now());
                 return Err(InputError::new(format!("{}: {e}", self.server)));
             }

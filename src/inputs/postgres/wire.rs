@@ -105,10 +105,6 @@ pub fn password(out: &mut Vec<u8>, text: &str) {
     message(out, b'p', |b| cstr(b, text));
 }
 
-pub fn terminate(out: &mut Vec<u8>) {
-    message(out, b'X', |_| {});
-}
-
 /// An ErrorResponse's severity, SQLSTATE and message as one line.
 pub fn error_text(body: &[u8]) -> String {
     let mut c = Cursor::new(body);
