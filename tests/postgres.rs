@@ -109,12 +109,25 @@ fn database_figures_match_pg_stat_database_exactly() {
     let pg = Postgres::start();
     known_work(&pg);
     let mut run = Run::new(&tcp(&pg, "collect_replication: false"));
-    let got = run.ok(1_000, &pg);
-    // The agent reads from `postgres`, psql too: `work` is still, so both see the same.
-    let oracle = pg.row(
-        "postgres",
-        "SELECT * FROM pg_stat_database WHERE datname = 'work'",
-    );
+    // The agent reads from `postgres`, psql too, so `work` is still but for the statistics
+    // of its last sessions, which their backends flush as they exit, after psql has. The
+    // view read before and after the collection must agree: then it saw the same figures.
+    let view = || {
+        pg.row(
+            "postgres",
+            "SELECT * FROM pg_stat_database WHERE datname = 'work'",
+        )
+    };
+    let mut ts = 0;
+    let (got, oracle) = loop {
+        assert!(ts < 50_000, "the view of `work` never stood still");
+        ts += 1_000;
+        let before = view();
+        let got = run.ok(ts, &pg);
+        if view() == before {
+            break (got, before);
+        }
+    };
     let labels = format!("database=work,server=127.0.0.1:{}", pg.port);
     let mut compared = 0;
     for (column, value) in &oracle {
@@ -156,7 +169,15 @@ fn database_figures_match_pg_stat_database_exactly() {
     // A second collection: rates, and the counters of `work` after more known work.
     let inserted = get(&got, &format!("postgres_tup_inserted{{{labels}}}"));
     pg.psql("work", "INSERT INTO t VALUES (1), (2)");
-    let got = run.ok(11_000, &pg);
+    let flushed = support::wait::wait_until(Duration::from_secs(30), || {
+        view()["tup_inserted"].parse::<f64>().unwrap() == inserted + 2.0
+    });
+    assert!(
+        flushed,
+        "the two inserts never showed in the view: {:?}",
+        view()
+    );
+    let got = run.ok(ts + 10_000, &pg);
     assert_eq!(
         get(&got, &format!("postgres_tup_inserted{{{labels}}}")),
         inserted + 2.0
@@ -173,8 +194,17 @@ fn bgwriter_checkpoints_match_the_view() {
     pg.psql("postgres", "CHECKPOINT");
     pg.psql("postgres", "CHECKPOINT");
     let mut run = Run::new(&tcp(&pg, "collect_replication: false"));
-    let got = run.ok(1_000, &pg);
-    let oracle = pg.row("postgres", "SELECT * FROM pg_stat_bgwriter");
+    // The view before and after the collection must agree (backends flush theirs late).
+    let mut ts = 0;
+    let (got, oracle) = loop {
+        assert!(ts < 50_000, "pg_stat_bgwriter never stood still");
+        ts += 1_000;
+        let before = pg.row("postgres", "SELECT * FROM pg_stat_bgwriter");
+        let got = run.ok(ts, &pg);
+        if pg.row("postgres", "SELECT * FROM pg_stat_bgwriter") == before {
+            break (got, before);
+        }
+    };
     let server = format!("server=127.0.0.1:{}", pg.port);
     for column in [
         "checkpoints_timed",
@@ -201,6 +231,16 @@ fn bgwriter_checkpoints_match_the_view() {
 fn custom_query_numbers_with_text_labels() {
     let pg = Postgres::start();
     known_work(&pg);
+    // The sessions' statistics reach the views as their backends exit, after psql has.
+    let flushed = support::wait::wait_until(Duration::from_secs(30), || {
+        pg.psql(
+            "work",
+            "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 't'",
+        )
+        .trim()
+            == "5"
+    });
+    assert!(flushed, "{}", pg.logs());
     let mut run = Run::new(&tcp(
         &pg,
         "dbname: work, collect_bgwriter: false, collect_replication: false, \
