@@ -1,7 +1,7 @@
 //! Clients and helpers that inputs and outputs share (TLS, SOCKS, Redis, MQTT, HTTP, name filters,
 //! JSON strings, backoff). Beneath both: nothing here imports an input or an output.
 
-#[cfg(any(feature = "prometheus", feature = "remote-write"))]
+#[cfg(any(feature = "prometheus", feature = "remote-write", feature = "postgres"))]
 pub mod base64;
 pub mod filter;
 #[cfg(feature = "http")]

@@ -20,8 +20,9 @@ pub trait Registry {
     const COMMON_KEYS: &'static [&'static str];
     /// Every name in this build with a one-line description.
     fn known() -> &'static [(&'static str, &'static str)];
-    /// Names this build left out, each with the cargo feature that brings it in.
-    fn not_built() -> &'static [(&'static str, &'static str)];
+    /// Names this build left out, each as `name feature` (the cargo feature that brings it
+    /// in): one string per entry, half the table of (name, feature) pairs in the minimal build.
+    fn not_built() -> &'static [&'static str];
     /// Options for `name` with every default, or `None` for an unknown name.
     fn defaults(name: &str) -> Option<Box<Self::Options>>;
     /// Options for `name` read from `d`, or `Ok(None)` for an unknown name.
@@ -51,7 +52,11 @@ impl<R: Registry> fmt::Debug for Entry<R> {
 }
 
 fn unknown_name<R: Registry>(name: &str) -> String {
-    if let Some((_, feature)) = R::not_built().iter().find(|(n, _)| *n == name) {
+    let left_out = R::not_built()
+        .iter()
+        .filter_map(|entry| entry.split_once(' '))
+        .find(|(n, _)| *n == name);
+    if let Some((_, feature)) = left_out {
         return format!(
             "{} `{name}` is not in this build of rtcollector; build with `--features {feature}`",
             R::KIND
@@ -228,8 +233,8 @@ macro_rules! plugin_registry {
                 &[$($(#[cfg(feature = $feature)])? ($name, $about),)*]
             }
 
-            fn not_built() -> &'static [(&'static str, &'static str)] {
-                &[$($(#[cfg(not(feature = $feature))] ($name, $feature),)?)*]
+            fn not_built() -> &'static [&'static str] {
+                &[$($(#[cfg(not(feature = $feature))] concat!($name, " ", $feature),)?)*]
             }
 
             fn defaults(name: &str) -> Option<Box<dyn $options>> {

@@ -78,6 +78,8 @@ crate::config::entry::plugin_registry! {
     "docker" => docker if "apps": "per-container CPU, memory and network from the Docker Engine API",
     "http_ingress" => http_ingress if "http-ingress": "metrics POSTed by scripts and devices (pollect's HttpIngress JSON, Prometheus-style or exec lines), published at once",
     "mqtt_consumer" => mqtt_consumer if "mqtt-consumer": "smart plugs and sensors on MQTT (Tasmota, Shelly Gen2, ESPHome, Zigbee2MQTT presets; numbers, JSON, Influx lines), aggregated per interval",
+    "postgres" => postgres if "postgres": "a PostgreSQL server: pg_stat_database per database, background writer and checkpointer, replication lag, custom queries",
+    "mariadb" => mariadb if "mariadb": "a MariaDB or MySQL server: SHOW GLOBAL STATUS (a chosen list, counters with rates), replica lag",
     "snmp" => snmp if "snmp": "an SNMP agent (v1, v2c, v3): single OIDs, ranges, walked tables, ifTable/ifXTable interfaces with rates",
     "syslog" => syslog if "syslog": "a syslog server (RFC 5424, RFC 3164 over UDP, TCP, TLS, unix sockets): messages become log records for redissearch and stdout",
 }

@@ -9,11 +9,13 @@
 //!   [`redis_cluster`] (six of them made a cluster),
 //!   [`mosquitto`], [`pymodbus`] (the simulated SMA inverter), [`web_servers`] (nginx, Apache),
 //!   [`socks`] (microsocks, danted, ssh -D), [`prometheus`] (scraping, and its query API),
-//!   [`snmpd`] (net-snmp, with snmpget/snmpwalk as the oracle), [`otlp`] (a receiver decoding
-//!   with the OpenTelemetry protobuf bindings), [`victoriametrics`] (OTLP in, the query API out),
-//!   [`home_assistant`] (a real Home Assistant, onboarded, read over its websocket API);
-//!   [`certs`] for the TLS ones; [`logs`] captures the log of library code run in-process;
-//!   [`mqtt_flood`]: a raw MQTT publisher paced to a rate (the consumer's flood test and bench).
+//!   [`snmpd`] (net-snmp, with snmpget/snmpwalk as the oracle), [`postgres`] (PostgreSQL and a
+//!   streaming replica, psql as the oracle), [`mariadb`] (MariaDB, its client as the oracle),
+//!   [`otlp`] (a receiver decoding with the OpenTelemetry protobuf bindings), [`victoriametrics`]
+//!   (OTLP in, the query API out), [`home_assistant`] (a real Home Assistant, onboarded, read
+//!   over its websocket API); [`certs`] for the TLS ones; [`logs`] captures the log of library
+//!   code run in-process; [`mqtt_flood`]: a raw MQTT publisher paced to a rate (the consumer's
+//!   flood test and bench).
 //!
 //! A test binary declares `mod support;` and names what it uses as `support::<file>::…`.
 
@@ -28,10 +30,12 @@ pub mod certs;
 pub mod clock;
 pub mod home_assistant;
 pub mod logs;
+pub mod mariadb;
 pub mod mosquitto;
 pub mod mqtt_flood;
 pub mod otlp;
 pub mod ports;
+pub mod postgres;
 pub mod prometheus;
 pub mod pymodbus;
 pub mod queued_output;

@@ -2,6 +2,8 @@
 
 #[cfg(any(feature = "apps", feature = "smartctl", feature = "zfs"))]
 pub mod command;
+#[cfg(any(feature = "postgres", feature = "mariadb"))]
+pub mod db;
 #[cfg(feature = "http")]
 pub mod http;
 mod keyed;
