@@ -21,11 +21,13 @@ pub fn key_of(v: &Value) -> String {
     }
 }
 
-/// All JSON samples of an output, by key (the last value wins).
+/// All JSON samples of an output, by key (the last value wins). Log records (`{"log":…}`
+/// lines) are left out.
 pub fn samples(out: &str) -> BTreeMap<String, Value> {
     out.lines()
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+        .filter(|v| v.get("log").is_none())
         .map(|v| (key_of(&v), v))
         .collect()
 }
