@@ -2,10 +2,12 @@
 //! `nobody` (tests/support/postgres.rs), with `psql` on the same server as the oracle:
 //! figures read back exactly against the server's own views after known work, a custom
 //! query, SCRAM and md5 logins, a wrong password, TLS, a unix socket, a streaming replica,
-//! and the server restarted under a running agent.
+//! and the server restarted under a running agent; and PostgreSQL 17 (Debian 13's, with its
+//! own glibc) for the bgwriter/checkpointer split.
 //!
 //! ```sh
 //! export RTC_POSTGRES_BIN_DIR="$(scripts/setup-postgres)"
+//! export RTC_POSTGRES17_BIN_DIR="$(scripts/setup-postgres17)"
 //! cargo test --test postgres
 //! ```
 //!
@@ -457,4 +459,59 @@ fn server_restart_logs_once_each_way() {
     assert_eq!(count("[WARN]"), 1, "{log}");
     assert_eq!(count("input postgres: recovered"), 1, "{log}");
     assert!(!log.contains(PASSWORD), "{log}");
+}
+
+/// PostgreSQL 17 moved the checkpoint figures to `pg_stat_checkpointer`: on a real 17 (Debian
+/// 13's, from `scripts/setup-postgres17`) they are written under the names
+/// `pg_stat_bgwriter` had, with the values of the new view, and the figures that stayed in
+/// `pg_stat_bgwriter` under their own.
+#[test]
+fn postgres_17_checkpointer_figures_match_the_views_under_the_old_names() {
+    let pg = Postgres::start_17();
+    assert!(pg.psql("postgres", "SHOW server_version").starts_with("17"));
+    pg.psql("postgres", "CHECKPOINT");
+    pg.psql("postgres", "CHECKPOINT");
+    let mut run = Run::new(&tcp(&pg, "collect_replication: false"));
+    let read = || {
+        let mut both = pg.row("postgres", "SELECT * FROM pg_stat_checkpointer");
+        both.extend(pg.row("postgres", "SELECT * FROM pg_stat_bgwriter"));
+        both
+    };
+    let mut ts = 0;
+    let (got, oracle) = loop {
+        assert!(ts < 50_000, "the views never stood still");
+        ts += 1_000;
+        let before = read();
+        let got = run.ok(ts, &pg);
+        if read() == before {
+            break (got, before);
+        }
+    };
+    let server = format!("server=127.0.0.1:{}", pg.port);
+    for (old_name, column) in [
+        ("checkpoints_timed", "num_timed"),
+        ("checkpoints_req", "num_requested"),
+        ("buffers_checkpoint", "buffers_written"),
+        ("restartpoints_done", "restartpoints_done"),
+        ("buffers_clean", "buffers_clean"),
+        ("buffers_alloc", "buffers_alloc"),
+    ] {
+        let want: f64 = oracle[column].parse().unwrap();
+        assert_eq!(
+            get(&got, &format!("postgres_bgwriter_{old_name}{{{server}}}")),
+            want,
+            "{old_name} from {column}"
+        );
+    }
+    assert!(
+        get(
+            &got,
+            &format!("postgres_bgwriter_checkpoints_req{{{server}}}")
+        ) >= 2.0
+    );
+    assert!(
+        !got.keys().any(|k| k.starts_with("postgres_bgwriter_num_")),
+        "no sample under the new names: {:?}",
+        got.keys().collect::<Vec<_>>()
+    );
 }

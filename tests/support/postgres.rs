@@ -46,6 +46,26 @@ pub fn bin_dir() -> PathBuf {
 }
 
 /// uid and gid of `nobody`, whom the servers run as.
+pub const BIN_DIR_17_ENV: &str = "RTC_POSTGRES17_BIN_DIR";
+
+/// PostgreSQL 17's binaries, from `scripts/setup-postgres17` (Debian 13's packages unpacked
+/// with their glibc).
+pub fn bin_dir_17() -> PathBuf {
+    let Some(dir) = std::env::var_os(BIN_DIR_17_ENV).filter(|d| !d.is_empty()) else {
+        panic!(
+            "{BIN_DIR_17_ENV} is not set. This test runs PostgreSQL 17: run\n    \
+             export {BIN_DIR_17_ENV}=\"$(scripts/setup-postgres17)\"\nfirst"
+        );
+    };
+    let dir = PathBuf::from(dir);
+    assert!(
+        dir.join("postgres").exists(),
+        "{BIN_DIR_17_ENV}={}: no postgres there; run scripts/setup-postgres17 again",
+        dir.display()
+    );
+    dir
+}
+
 pub fn nobody() -> (u32, u32) {
     let id = |flag: &str| -> u32 {
         let o = Command::new("id")
@@ -81,6 +101,8 @@ pub fn as_nobody(program: &Path) -> Command {
 }
 
 pub struct Postgres {
+    /// Where its binaries are: [`bin_dir`], or PostgreSQL 17's ([`bin_dir_17`]).
+    bins: PathBuf,
     child: Option<Child>,
     pub port: u16,
     _reserved: ReservedPort,
@@ -94,7 +116,15 @@ pub struct Postgres {
 impl Postgres {
     /// A fresh primary with TLS on.
     pub fn start() -> Postgres {
-        let bins = bin_dir();
+        Postgres::start_from(bin_dir())
+    }
+
+    /// A fresh PostgreSQL 17 primary with TLS on ([`bin_dir_17`]).
+    pub fn start_17() -> Postgres {
+        Postgres::start_from(bin_dir_17())
+    }
+
+    fn start_from(bins: PathBuf) -> Postgres {
         let dir = tempfile::tempdir().expect("temp dir");
         let ca = certs::make_certs(dir.path(), "pgca");
         give_to_nobody(dir.path());
@@ -122,6 +152,7 @@ impl Postgres {
         );
         let reserved = reserve_port();
         let mut pg = Postgres {
+            bins: bins.clone(),
             child: None,
             port: reserved.port,
             _reserved: reserved,
@@ -144,7 +175,7 @@ impl Postgres {
 
     /// A streaming replica of `primary`, named `application_name` in its pg_stat_replication.
     pub fn replica_of(primary: &Postgres, application_name: &str) -> Postgres {
-        let bins = bin_dir();
+        let bins = primary.bins.clone();
         let dir = tempfile::tempdir().expect("temp dir");
         give_to_nobody(dir.path());
         let out = as_nobody(&bins.join("pg_basebackup"))
@@ -172,6 +203,7 @@ impl Postgres {
         );
         let reserved = reserve_port();
         let mut pg = Postgres {
+            bins,
             child: None,
             port: reserved.port,
             _reserved: reserved,
@@ -242,7 +274,7 @@ impl Postgres {
             .append(true)
             .open(self.log_path())
             .expect("log file");
-        let child = as_nobody(&bin_dir().join("postgres"))
+        let child = as_nobody(&self.bins.join("postgres"))
             .arg("-D")
             .arg(self.data_dir())
             .stdin(Stdio::null())
@@ -297,7 +329,7 @@ impl Postgres {
     }
 
     fn psql_output(&self, db: &str, sql: &str) -> Output {
-        Command::new(bin_dir().join("psql"))
+        Command::new(self.bins.join("psql"))
             .arg("-h")
             .arg(self.socket_dir())
             .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db])
@@ -338,7 +370,7 @@ impl Postgres {
 
     /// One row of `sql` as column name → text, through psql's expanded output.
     pub fn row(&self, db: &str, sql: &str) -> std::collections::BTreeMap<String, String> {
-        let o = Command::new(bin_dir().join("psql"))
+        let o = Command::new(self.bins.join("psql"))
             .arg("-h")
             .arg(self.socket_dir())
             .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db])

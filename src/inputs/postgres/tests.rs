@@ -94,8 +94,8 @@ fn databases_counters_and_the_shared_row_left_out() {
     );
 }
 
-/// PostgreSQL 17's `pg_stat_checkpointer` as `\d pg_stat_checkpointer` shows it (recorded
-/// from 17.2: no PostgreSQL 17 package installs on Debian 12 beside 15 without a newer libc).
+/// PostgreSQL 17's `pg_stat_checkpointer` as `\d pg_stat_checkpointer` shows it on 17.12
+/// (tests/postgres.rs checks the mapping on a running 17 too).
 const PG17_CHECKPOINTER: [&str; 9] = [
     "num_timed",
     "num_requested",
