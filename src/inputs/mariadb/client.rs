@@ -3,7 +3,7 @@
 //! path and, over TLS or a socket, its full path), and text queries whose rows land in a
 //! reused [`Table`]. Runs on the agent's executor: no thread, no runtime.
 
-use super::wire::{self, Cursor, MAX_PACKET};
+use super::wire::{self, Cursor, LenEnc, MAX_PACKET};
 use crate::config::Secret;
 use crate::inputs::support::db::{self, Address, Kind, Link, Stream, Table, TlsMode};
 

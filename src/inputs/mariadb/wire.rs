@@ -19,70 +19,39 @@ pub const UTF8MB4: u8 = 45;
 pub const MAX_PACKET: usize = 1 << 20;
 pub const COM_QUERY: u8 = 3;
 
-pub struct Cursor<'a> {
-    rest: &'a [u8],
+pub use crate::inputs::support::db::Cursor;
+
+/// MySQL's length-encoded fields, on the shared [`Cursor`].
+pub trait LenEnc<'a> {
+    /// A length-encoded integer; `None` also for 0xFB (NULL) and 0xFF, which are no integers.
+    fn lenenc(&mut self) -> Option<u64>;
+    fn lenenc_str(&mut self) -> Option<&'a [u8]>;
+    /// A result row's cell: `Some(None)` for NULL.
+    fn cell(&mut self) -> Option<Option<&'a [u8]>>;
 }
 
-impl<'a> Cursor<'a> {
-    pub fn new(body: &'a [u8]) -> Self {
-        Cursor { rest: body }
-    }
-
-    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.rest.len() < n {
-            return None;
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Some(head)
-    }
-
-    pub fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-
-    pub fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
-    }
-
-    pub fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    pub fn cstr(&mut self) -> Option<&'a [u8]> {
-        let end = self.rest.iter().position(|&b| b == 0)?;
-        let s = &self.rest[..end];
-        self.rest = &self.rest[end + 1..];
-        Some(s)
-    }
-
-    /// A length-encoded integer; `None` also for 0xFB (NULL) and 0xFF, which are no integers.
-    pub fn lenenc(&mut self) -> Option<u64> {
+impl<'a> LenEnc<'a> for Cursor<'a> {
+    fn lenenc(&mut self) -> Option<u64> {
         match self.u8()? {
             n @ 0..=0xfa => Some(u64::from(n)),
-            0xfc => self.u16().map(u64::from),
+            0xfc => self.u16_le().map(u64::from),
             0xfd => self.take(3).map(|b| u64::from(b[0]) | u64::from(b[1]) << 8 | u64::from(b[2]) << 16),
             0xfe => self.take(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))),
             _ => None,
         }
     }
 
-    pub fn lenenc_str(&mut self) -> Option<&'a [u8]> {
+    fn lenenc_str(&mut self) -> Option<&'a [u8]> {
         let n = usize::try_from(self.lenenc()?).ok()?;
         self.take(n)
     }
 
-    /// A result row's cell: `Some(None)` for NULL.
-    pub fn cell(&mut self) -> Option<Option<&'a [u8]>> {
-        if self.rest.first() == Some(&0xfb) {
-            self.rest = &self.rest[1..];
+    fn cell(&mut self) -> Option<Option<&'a [u8]>> {
+        if self.rest().first() == Some(&0xfb) {
+            self.take(1);
             return Some(None);
         }
         self.lenenc_str().map(Some)
-    }
-
-    pub fn rest(&self) -> &'a [u8] {
-        self.rest
     }
 }
 
@@ -106,13 +75,13 @@ pub fn handshake(body: &[u8]) -> Result<Handshake, String> {
         None => return Err(bad()),
     }
     let server_version = String::from_utf8_lossy(c.cstr().ok_or_else(bad)?).into_owned();
-    c.u32().ok_or_else(bad)?; // connection id
+    c.u32_le().ok_or_else(bad)?; // connection id
     let mut nonce = c.take(8).ok_or_else(bad)?.to_vec();
     c.u8().ok_or_else(bad)?; // filler
-    let low = c.u16().ok_or_else(bad)?;
+    let low = c.u16_le().ok_or_else(bad)?;
     let mut capabilities = u32::from(low);
     let mut plugin = String::from("mysql_native_password");
-    if let (Some(_charset), Some(_status), Some(high)) = (c.u8(), c.u16(), c.u16()) {
+    if let (Some(_charset), Some(_status), Some(high)) = (c.u8(), c.u16_le(), c.u16_le()) {
         capabilities |= u32::from(high) << 16;
         let auth_len = c.u8().ok_or_else(bad)?;
         c.take(10).ok_or_else(bad)?; // reserved (MariaDB: its extended capabilities)
@@ -143,7 +112,7 @@ pub fn handshake(body: &[u8]) -> Result<Handshake, String> {
 pub fn error_text(body: &[u8]) -> String {
     let mut c = Cursor::new(body);
     let _ = c.u8();
-    let code = c.u16().unwrap_or(0);
+    let code = c.u16_le().unwrap_or(0);
     let mut rest = c.rest();
     if rest.first() == Some(&b'#') && rest.len() >= 6 {
         rest = &rest[6..];

@@ -107,7 +107,7 @@ impl Conn {
         scram: &mut Option<wire::Scram>,
     ) -> Result<(), String> {
         let mut c = Cursor::new(&self.msg);
-        let code = c.i32().ok_or("the server sent a damaged authentication request")?;
+        let code = c.i32_be().ok_or("the server sent a damaged authentication request")?;
         let need_password = || -> Result<&str, String> {
             match t.password.expose() {
                 "" => Err(format!(
@@ -296,12 +296,12 @@ pub fn kind_of(oid: i32) -> Kind {
 pub fn row_description(body: &[u8], table: &mut Table) -> Result<(), String> {
     let bad = || "the server sent a damaged row description".to_string();
     let mut c = Cursor::new(body);
-    let n = c.i16().filter(|&n| n >= 0).ok_or_else(bad)?;
+    let n = c.i16_be().filter(|&n| n >= 0).ok_or_else(bad)?;
     for _ in 0..n {
         let name = c.cstr().ok_or_else(bad)?;
         // table oid, attribute number, then the type oid
         c.take(6).ok_or_else(bad)?;
-        let oid = c.i32().ok_or_else(bad)?;
+        let oid = c.i32_be().ok_or_else(bad)?;
         // type size, modifier, format
         c.take(8).ok_or_else(bad)?;
         table.push_column(name, kind_of(oid));
@@ -312,7 +312,7 @@ pub fn row_description(body: &[u8], table: &mut Table) -> Result<(), String> {
 pub fn data_row(body: &[u8], table: &mut Table) -> Result<(), String> {
     let bad = || "the server sent a damaged data row".to_string();
     let mut c = Cursor::new(body);
-    let n = c.i16().ok_or_else(bad)?;
+    let n = c.i16_be().ok_or_else(bad)?;
     if n < 0 || n as usize != table.width() {
         return Err(format!(
             "the server sent a row of {n} cells for {} columns",
@@ -320,7 +320,7 @@ pub fn data_row(body: &[u8], table: &mut Table) -> Result<(), String> {
         ));
     }
     for _ in 0..n {
-        let len = c.i32().ok_or_else(bad)?;
+        let len = c.i32_be().ok_or_else(bad)?;
         let cell = match usize::try_from(len) {
             Ok(len) => Some(c.take(len).ok_or_else(bad)?),
             Err(_) => None,

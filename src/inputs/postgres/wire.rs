@@ -14,49 +14,7 @@ pub const SSL_REQUEST: i32 = 80_877_103;
 /// returns more is refused rather than let grow the agent's memory.
 pub const MAX_MESSAGE: usize = 1 << 20;
 
-/// Reads a backend message's body field by field; `None` when it is shorter than its fields.
-pub struct Cursor<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    pub fn new(body: &'a [u8]) -> Self {
-        Cursor { rest: body }
-    }
-
-    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.rest.len() < n {
-            return None;
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Some(head)
-    }
-
-    pub fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-
-    pub fn i16(&mut self) -> Option<i16> {
-        self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
-    }
-
-    pub fn i32(&mut self) -> Option<i32> {
-        self.take(4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    /// A NUL-terminated string, without its NUL.
-    pub fn cstr(&mut self) -> Option<&'a [u8]> {
-        let end = self.rest.iter().position(|&b| b == 0)?;
-        let s = &self.rest[..end];
-        self.rest = &self.rest[end + 1..];
-        Some(s)
-    }
-
-    pub fn rest(&self) -> &'a [u8] {
-        self.rest
-    }
-}
+pub use crate::inputs::support::db::Cursor;
 
 /// A frontend message of type `tag` (0: the untyped startup and SSL requests) built in
 /// `out`: the tag, a length placeholder, then what `body` writes; the length is set at the end.
@@ -295,8 +253,8 @@ mod tests {
     fn cursor_stops_at_the_end() {
         let mut c = Cursor::new(b"ab\0\x00\x01");
         assert_eq!(c.cstr(), Some(&b"ab"[..]));
-        assert_eq!(c.i32(), None);
-        assert_eq!(c.i16(), Some(1));
+        assert_eq!(c.i32_be(), None);
+        assert_eq!(c.i16_be(), Some(1));
         assert_eq!(c.u8(), None);
         assert_eq!(c.cstr(), None);
         assert_eq!(error_text(b"SFATAL\0C28P01\0Mpassword authentication failed\0\0"),

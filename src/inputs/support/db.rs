@@ -1,7 +1,8 @@
 //! What the database inputs (`postgres`, `mariadb`) share: the connection (TCP or a unix
 //! socket, TCP switched to TLS after the protocol's own request, as both protocols start in
-//! the clear), a query's answer as a reused table of text cells, the backoff between
-//! connection attempts, and a random nonce for the login digests.
+//! the clear), a reader of message bodies that checks every length first, a query's answer
+//! as a reused table of text cells, the backoff between connection attempts, and a random
+//! nonce for the login digests.
 
 use futures_lite::io::{AsyncRead, AsyncWrite, BufReader};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
@@ -12,6 +13,61 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+/// Reads a message body field by field; `None` when it is shorter than its fields. Both
+/// protocols' bodies: PostgreSQL's numbers are big-endian, MySQL's little-endian.
+pub struct Cursor<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(body: &'a [u8]) -> Self {
+        Cursor { rest: body }
+    }
+
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.rest.len() < n {
+            return None;
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Some(head)
+    }
+
+    pub fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    pub fn u16_le(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    pub fn u32_le(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    pub fn i16_be(&mut self) -> Option<i16> {
+        self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    pub fn i32_be(&mut self) -> Option<i32> {
+        self.take(4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A NUL-terminated string, without its NUL.
+    pub fn cstr(&mut self) -> Option<&'a [u8]> {
+        let end = self.rest.iter().position(|&b| b == 0)?;
+        let s = &self.rest[..end];
+        self.rest = &self.rest[end + 1..];
+        Some(s)
+    }
+
+    pub fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+}
 
 /// The byte stream under a connection.
 pub enum Link {
