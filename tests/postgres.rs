@@ -17,23 +17,19 @@
 
 mod support;
 
-use rtcollector::core::metric::SeriesTable;
-use rtcollector::core::rate::RateTracker;
-use rtcollector::core::{Emitter, Input, Sample};
 use rtcollector::inputs::postgres::{build, Config, Postgres as PgInput};
 use rtcollector::inputs::BuildCtx;
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::agent::Agent;
+use support::collect::{get, Collector};
 use support::postgres::{Postgres, MD5_USER, PASSWORD, USER};
 use support::scratch::Scratch;
 
+/// The input built from `yaml`, collected on demand.
 struct Run {
     input: PgInput,
-    table: RefCell<SeriesTable>,
-    rates: RateTracker,
-    buf: Vec<Sample>,
+    c: Collector,
 }
 
 impl Run {
@@ -42,47 +38,19 @@ impl Run {
         let input = build(&cfg, &BuildCtx::with_roots("/proc", "/sys")).expect("build");
         Run {
             input,
-            table: RefCell::new(SeriesTable::new("test", 100_000)),
-            rates: RateTracker::default(),
-            buf: Vec::new(),
+            c: Collector::default(),
         }
     }
 
     /// One collection at `ts_ms`: samples by `name{label=value,…}` (no host), or the error.
     fn collect(&mut self, ts_ms: i64) -> Result<BTreeMap<String, f64>, String> {
-        self.buf.clear();
-        let mut em = Emitter::new(&self.table, &mut self.rates, &mut self.buf, ts_ms);
-        let result = smol::block_on(self.input.collect(&mut em));
-        let partial = em.take_partial_failure();
-        if let Some(e) = result.err().or(partial) {
-            return Err(e.0);
-        }
-        let table = self.table.borrow();
-        Ok(self
-            .buf
-            .iter()
-            .map(|s| {
-                let series = table.get(s.series);
-                let labels: Vec<String> = series
-                    .labels
-                    .iter()
-                    .filter(|(k, _)| &**k != "host")
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                (format!("{}{{{}}}", series.name, labels.join(",")), s.value)
-            })
-            .collect())
+        self.c.collect(&mut self.input, ts_ms)
     }
 
     fn ok(&mut self, ts_ms: i64, pg: &Postgres) -> BTreeMap<String, f64> {
         self.collect(ts_ms)
             .unwrap_or_else(|e| panic!("collection failed: {e}\n{}", pg.logs()))
     }
-}
-
-fn get(got: &BTreeMap<String, f64>, key: &str) -> f64 {
-    *got.get(key)
-        .unwrap_or_else(|| panic!("no `{key}` in {:#?}", got.keys().collect::<Vec<_>>()))
 }
 
 fn tcp(pg: &Postgres, rest: &str) -> String {

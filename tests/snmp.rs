@@ -14,26 +14,21 @@
 
 mod support;
 
-use rtcollector::core::metric::SeriesTable;
-use rtcollector::core::rate::RateTracker;
-use rtcollector::core::{Emitter, Input, Sample};
 use rtcollector::inputs::snmp::{build, Config, Snmp};
 use rtcollector::inputs::BuildCtx;
 use serde_json::Value;
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::agent::Agent;
+use support::collect::{get, Collector};
 use support::samples::key_of;
 use support::scratch::Scratch;
 use support::snmpd::{self, Served, Snmpd};
 
-/// The input built from `yaml` (the options under `- snmp:`), collected on demand.
+/// The input built from `yaml`, collected on demand.
 struct Run {
     input: Snmp,
-    table: RefCell<SeriesTable>,
-    rates: RateTracker,
-    buf: Vec<Sample>,
+    c: Collector,
 }
 
 impl Run {
@@ -42,54 +37,24 @@ impl Run {
         let input = build(&cfg, &BuildCtx::with_roots("/proc", "/sys")).expect("build");
         Run {
             input,
-            table: RefCell::new(SeriesTable::new("test", 100_000)),
-            rates: RateTracker::default(),
-            buf: Vec::new(),
+            c: Collector::default(),
         }
     }
 
-    /// One collection at `ts_ms`: samples by `name{label=value,…}`, or the error.
+    /// One collection at `ts_ms`: samples by `name{label=value,…}` (no host), or the error.
     fn collect(&mut self, ts_ms: i64) -> Result<BTreeMap<String, f64>, String> {
-        match self.collect_partly(ts_ms) {
-            (samples, None) => Ok(samples),
-            (_, Some(e)) => Err(e),
-        }
+        self.c.collect(&mut self.input, ts_ms)
     }
 
     /// One collection: what it wrote, and the error (a partial failure writes the rest).
     fn collect_partly(&mut self, ts_ms: i64) -> (BTreeMap<String, f64>, Option<String>) {
-        self.buf.clear();
-        let mut em = Emitter::new(&self.table, &mut self.rates, &mut self.buf, ts_ms);
-        let result = smol::block_on(self.input.collect(&mut em));
-        let partial = em.take_partial_failure();
-        let error = result.err().or(partial).map(|e| e.0);
-        let table = self.table.borrow();
-        let samples = self
-            .buf
-            .iter()
-            .map(|s| {
-                let series = table.get(s.series);
-                let labels: Vec<String> = series
-                    .labels
-                    .iter()
-                    .filter(|(k, _)| &**k != "host")
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                (format!("{}{{{}}}", series.name, labels.join(",")), s.value)
-            })
-            .collect();
-        (samples, error)
+        self.c.collect_partly(&mut self.input, ts_ms)
     }
 
     fn ok(&mut self, ts_ms: i64, d: &Snmpd) -> BTreeMap<String, f64> {
         self.collect(ts_ms)
             .unwrap_or_else(|e| panic!("collection failed: {e}\n{}", d.logs()))
     }
-}
-
-fn get(got: &BTreeMap<String, f64>, key: &str) -> f64 {
-    *got.get(key)
-        .unwrap_or_else(|| panic!("no `{key}` in {:#?}", got.keys().collect::<Vec<_>>()))
 }
 
 fn v2c(d: &Snmpd, rest: &str) -> String {

@@ -3,6 +3,7 @@
 //! - [`agent`]: the built binary, one-shot (`run --once`) or running, its output read back;
 //!   [`queued_output`]: one output in the agent's queue and flush loop, in the test's thread;
 //! - [`samples`]: its JSON samples by key; [`scratch`]: temp configs and the fixtures;
+//! - [`collect`]: an input built in the test process, collected on demand;
 //! - [`ports`]: free and reserved loopback ports; [`wait`]: polling with a timeout;
 //!   [`clock`]: the wall clock as the agent stamps samples;
 //! - real peers, each failing the test with its log when it cannot start: [`redis_server`],
@@ -28,6 +29,7 @@
 pub mod agent;
 pub mod certs;
 pub mod clock;
+pub mod collect;
 pub mod home_assistant;
 pub mod logs;
 pub mod mariadb;
