@@ -4,7 +4,9 @@
 //! a Redis Stack through the `redistimeseries` output. The broker restarted mid-run (the
 //! consumer subscribes again); a flood of 50 000 messages/s for 10 s (bounded RSS, drops and
 //! refused series counted); a Tasmota plug's energy counter announced to Home Assistant as
-//! an energy sensor by the agent's own MQTT output on the same broker, without a loop.
+//! an energy sensor by the agent's own MQTT output on the same broker, without a loop and
+//! over one shared connection; an output that reloads join, leave and join again the
+//! consumer's connection.
 //!
 //! Needs `RTC_MOSQUITTO_BIN_DIR` and `RTC_REDIS_STACK_DIR` (scripts/setup-mosquitto,
 //! scripts/setup-redis-stack); fails, never skips, without them.
@@ -12,8 +14,9 @@
 
 mod support;
 
+use nix::sys::signal::Signal;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 use support::agent::Agent;
 use support::mosquitto::{Broker, Sub};
@@ -221,7 +224,9 @@ fn a_tasmota_plugs_energy_counter_is_a_home_assistant_energy_sensor_without_a_lo
         port = broker.port
     ));
     let agent = Agent::start(&config);
-    let (lines, ok) = agent.wait_for(WAIT, |l| l.contains("mqtt_consumer: connected to"));
+    let (lines, ok) = agent.wait_for(WAIT, |l| {
+        l.contains("mqtt_consumer") && l.contains("connected to")
+    });
     assert!(ok, "the consumer did not connect: {lines:#?}");
     let object = "tasmota_energy_total_kwh_plug1";
     let deadline = Instant::now() + WAIT;
@@ -277,6 +282,154 @@ fn a_tasmota_plugs_energy_counter_is_a_home_assistant_energy_sensor_without_a_lo
         .get("mqtt_consumer_messages_total{result=ignored}")
         .and_then(|v| v["value"].as_f64());
     assert!(ignored.is_some_and(|n| n > 0.0), "{got:#?}");
+
+    // The output and the consumer share one thread and one connection.
+    let pid = agent.child.id();
+    assert_eq!(thread_names(pid), ["async-io", "mqtt", "rtcollector"]);
+    assert_eq!(connections_to(pid, broker.port), 1, "{}", broker.log());
+}
+
+/// The agent's established TCP connections to `port` on 127.0.0.1.
+fn connections_to(pid: u32, port: u16) -> usize {
+    let sockets: HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap();
+    table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() > 9 && f[3] == "01" && sockets.contains(f[9]))
+        .filter(|f| {
+            let remote = f[2].rsplit(':').next().unwrap_or("");
+            u16::from_str_radix(remote, 16) == Ok(port)
+        })
+        .count()
+}
+
+/// Publishes `value` on `topic` until the agent prints it as the sample `name`.
+fn until_read(agent: &Agent, broker: &Broker, topic: &str, value: &str, name: &str) {
+    let want: f64 = value.parse().unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut out = Vec::new();
+    loop {
+        broker.publish(topic, value);
+        let (lines, _) = agent.wait_for(Duration::from_millis(700), |_| false);
+        out.extend(
+            lines
+                .into_iter()
+                .filter_map(|l| l.strip_prefix("OUT ").map(str::to_string)),
+        );
+        let got = samples(&out.join("\n"));
+        if got.get(name).and_then(|s| s["value"].as_f64()) == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no {name} = {value}: {got:#?}");
+    }
+}
+
+/// Waits until the agent has one `mqtt` thread and one connection to the broker.
+fn until_one_connection(agent: &Agent, broker: &Broker) {
+    let pid = agent.child.id();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (threads, conns) = (thread_names(pid), connections_to(pid, broker.port));
+        if threads.iter().filter(|t| *t == "mqtt").count() == 1 && conns == 1 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "threads {threads:?}, {conns} connections: {}",
+            broker.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An MQTT output that a reload adds joins the consumer's connection (reconnecting once with
+/// its own client id and `offline` last will); one that a reload removes leaves it to the
+/// consumer; one added again with the same options joins without reconnecting. The
+/// consumer reads on throughout, never what the output publishes (a prefix of its own,
+/// outside the default `ignore_topics`), and the agent keeps one thread and one connection.
+#[test]
+fn an_output_joins_and_leaves_the_consumers_connection_across_reloads() {
+    let broker = Broker::anonymous();
+    let s = Scratch::new();
+    let port = broker.port;
+    let consumer_only = format!(
+        "hostname: joinhost\ninterval: 1s\nflush_interval: 1s\ninputs:\n  - mqtt_consumer:\n      \
+         port: {port}\n      topics:\n        - topic: sensors/#\n          data_format: value\n        \
+         - topic: house/#\n          data_format: value\noutputs:\n  - stdout:\n      format: json\n"
+    );
+    let with_output =
+        format!("{consumer_only}  - mqtt:\n      port: {port}\n      topic_prefix: house/agent\n");
+    let config = s.config(&consumer_only);
+    let buffer = config.parent().unwrap().join("buffer");
+    let agent = Agent::start(&config);
+    let (lines, ok) = agent.wait_for(WAIT, |l| l.contains("mqtt_consumer: connected to"));
+    assert!(ok, "the consumer did not connect: {lines:#?}");
+    until_read(&agent, &broker, "sensors/t1", "1.5", "t1");
+    let status = Sub::start(&broker, &["-t", "house/agent/status"]);
+    let said = |want: &'static str| {
+        let got = status.until(WAIT, |m| m.payload == want);
+        assert!(got.iter().any(|m| m.payload == want), "no {want}: {got:#?}");
+    };
+    let reload = |text: &str| {
+        s.config(&format!("{text}buffer_dir: {}\n", buffer.display()));
+        agent.signal(Signal::SIGHUP);
+        let (lines, ok) = agent.wait_for(WAIT, |l| l.contains("reloaded"));
+        assert!(ok, "no reload: {lines:#?}");
+    };
+    let joins = |log: &str| log.matches("as rtcollector-joinhost (").count();
+
+    // Joined: one reconnection, with the output's client id.
+    reload(&with_output);
+    said("online");
+    until_one_connection(&agent, &broker);
+    until_read(&agent, &broker, "sensors/t2", "2.5", "t2");
+    let log = broker.log();
+    assert_eq!(joins(&log), 1, "{log}");
+    assert_eq!(
+        log.matches("as rtcollector-in-joinhost (").count(),
+        1,
+        "{log}"
+    );
+
+    // Left: the consumer keeps the connection.
+    reload(&consumer_only);
+    said("offline");
+    until_read(&agent, &broker, "sensors/t3", "3.5", "t3");
+    until_one_connection(&agent, &broker);
+
+    // Joined again with the options the connection has: no reconnection.
+    reload(&with_output);
+    said("online");
+    until_read(&agent, &broker, "sensors/t4", "4.5", "t4");
+    until_one_connection(&agent, &broker);
+    assert_eq!(joins(&broker.log()), 1, "{}", broker.log());
+
+    // Nothing the output published came back: `online` would be a malformed reading.
+    let (lines, _) = agent.wait_for(Duration::from_secs(2), |_| false);
+    let out: Vec<String> = lines
+        .into_iter()
+        .filter_map(|l| l.strip_prefix("OUT ").map(str::to_string))
+        .collect();
+    let got = samples(&out.join("\n"));
+    let count = |result: &str| {
+        got.get(&format!("mqtt_consumer_messages_total{{result={result}}}"))
+            .and_then(|v| v["value"].as_f64())
+    };
+    assert_eq!(count("malformed"), Some(0.0), "{got:#?}");
+    assert!(count("ignored").is_some_and(|n| n > 0.0), "{got:#?}");
+
+    // The connection carries the output's last will.
+    agent.signal(Signal::SIGKILL);
+    said("offline");
 }
 
 /// VmRSS of a process, in bytes.
@@ -416,7 +569,7 @@ fn thread_names(pid: u32) -> Vec<String> {
     names
 }
 
-/// Two consumers of one broker share one `mqtt-in` thread and one connection, and both get
+/// Two consumers of one broker share one `mqtt` thread and one connection, and both get
 /// their messages; a consumer of another broker gets a thread of its own.
 #[test]
 fn consumers_of_one_broker_share_one_thread() {
@@ -459,7 +612,7 @@ fn consumers_of_one_broker_share_one_thread() {
     }
     assert_eq!(
         thread_names(agent.child.id()),
-        ["async-io", "mqtt-in", "rtcollector"]
+        ["async-io", "mqtt", "rtcollector"]
     );
     // One connection: the broker logs one client connecting.
     let log = broker.log();
@@ -476,8 +629,10 @@ fn consumers_of_one_broker_share_one_thread() {
         consumer(other.port, "b/+x", "second"),
     ));
     let agent = Agent::start(&config);
+    // A thread shows its parent's name until it has set its own: wait for the names.
+    let want = ["async-io", "mqtt", "mqtt", "rtcollector"];
     let deadline = Instant::now() + WAIT;
-    while thread_names(agent.child.id()).len() < 4 {
+    while thread_names(agent.child.id()) != want {
         assert!(
             Instant::now() < deadline,
             "{:?}",
@@ -485,8 +640,4 @@ fn consumers_of_one_broker_share_one_thread() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(
-        thread_names(agent.child.id()),
-        ["async-io", "mqtt-in", "mqtt-in", "rtcollector"]
-    );
 }

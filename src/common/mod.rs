@@ -13,8 +13,6 @@ pub mod json;
 pub mod log_json;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
-#[cfg(feature = "mqtt-consumer")]
-pub mod mqtt_in;
 #[cfg(any(feature = "remote-write", feature = "otlp"))]
 pub mod post;
 #[cfg(any(feature = "remote-write", feature = "otlp"))]

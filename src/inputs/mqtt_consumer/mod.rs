@@ -1,12 +1,13 @@
 //! `mqtt_consumer`: smart plugs and sensors that publish on MQTT (Tasmota, Shelly Gen2,
 //! ESPHome, Zigbee2MQTT, or any number, JSON or Influx line payload), aggregated per
-//! interval. The connection is `common::mqtt_in`'s: one `mqtt-in` thread per broker and
-//! login for all consumers; messages cross to the executor through a bounded channel.
+//! interval. The connection is `common::mqtt`'s: one `mqtt` thread per broker and login,
+//! shared with the MQTT output and the other consumers that can use it; messages cross to
+//! the executor through a bounded channel.
 
 pub mod aggregate;
 pub mod formats;
 
-use crate::common::mqtt_in::{self, BrokerKey, Connect, Subscription};
+use crate::common::mqtt::{self, Dial, Endpoint, Subscription, TlsKey, Wish};
 use crate::common::tls::{check_options, TlsKeys};
 use crate::config::range;
 use crate::config::shared::with_shared;
@@ -252,19 +253,18 @@ pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<MqttConsumer, BuildError> {
         return Err(BuildError::at("ssl", "this binary was built without TLS (cargo feature `tls`)"));
     }
     let client_id = cfg.client_id.clone().unwrap_or_else(|| format!("rtcollector-in-{}", ctx.hostname));
-    let key = BrokerKey {
+    let endpoint = Endpoint {
         host: cfg.host.clone(),
         port: cfg.port,
-        client_id: client_id.clone(),
         username: cfg.username.clone(),
         password: cfg.password.as_ref().map(|p| p.expose().to_string()),
-        tls: cfg.tls.ssl,
+        tls: cfg.tls.ssl.then(|| TlsKey::of(&cfg.tls.files())),
     };
     let mut options = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
     options
         .set_keep_alive(cfg.keep_alive.0)
         .set_clean_session(cfg.clean_session)
-        .set_max_packet_size(mqtt_in::MAX_INCOMING, 4096);
+        .set_max_packet_size(mqtt::MAX_INCOMING, 4096);
     if let Some(user) = &cfg.username {
         options.set_credentials(user.as_str(), cfg.password.as_ref().map_or("", |p| p.expose()));
     }
@@ -273,7 +273,10 @@ pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<MqttConsumer, BuildError> {
         options.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls)));
     }
     Ok(MqttConsumer {
-        key,
+        endpoint,
+        client_id: cfg.client_id.clone(),
+        clean_session: cfg.clean_session,
+        skip_own: cfg.ignore_topics.is_none(),
         options,
         connect_timeout: cfg.connect_timeout.0,
         qos: match cfg.qos {
@@ -323,11 +326,11 @@ impl State {
     /// Reads one message into the aggregate, or counts why not.
     fn take(&mut self, topic: &str, payload: &[u8]) {
         self.counts.received += 1;
-        if self.ignore.iter().any(|f| mqtt_in::matches(f, topic)) {
+        if self.ignore.iter().any(|f| mqtt::matches(f, topic)) {
             self.counts.ignored += 1;
             return;
         }
-        let Some(p) = self.patterns.iter().find(|p| mqtt_in::matches(&p.filter, topic)) else {
+        let Some(p) = self.patterns.iter().find(|p| mqtt::matches(&p.filter, topic)) else {
             self.counts.ignored += 1;
             return;
         };
@@ -364,7 +367,14 @@ impl State {
 }
 
 pub struct MqttConsumer {
-    key: BrokerKey,
+    endpoint: Endpoint,
+    /// The client id the config names: `None` lets the consumer share any connection to
+    /// its broker, the MQTT output's included.
+    client_id: Option<String>,
+    clean_session: bool,
+    /// `ignore_topics` left at its default: also not handed what an MQTT output sharing the
+    /// connection publishes, whatever its prefix.
+    skip_own: bool,
     options: MqttOptions,
     connect_timeout: Duration,
     qos: QoS,
@@ -395,11 +405,14 @@ impl MqttConsumer {
                 em.counter(name, labels, value);
             }
         });
-        let c = state.counts;
-        let dropped = match &state.subscription {
-            Some(Ok(s)) => s.dropped.load(Ordering::Relaxed),
-            _ => 0,
+        let mut c = state.counts;
+        let (dropped, skipped) = match &state.subscription {
+            Some(Ok(s)) => (s.dropped.load(Ordering::Relaxed), s.skipped.load(Ordering::Relaxed)),
+            _ => (0, 0),
         };
+        // The shared connection left out the output's own messages: received and ignored.
+        c.received += skipped;
+        c.ignored += skipped;
         for (result, n) in [
             ("received", c.received),
             ("malformed", c.malformed),
@@ -435,16 +448,19 @@ impl Input for MqttConsumer {
         };
         let options = self.options.clone();
         let connect_timeout = self.connect_timeout;
-        let subscribed = mqtt_in::subscribe(
-            self.key.clone(),
-            move || Connect {
-                options,
-                connect_timeout,
-            },
+        let wish = Wish {
+            endpoint: self.endpoint.clone(),
+            client_id: self.client_id.clone(),
+            clean_session: self.clean_session,
             filters,
-            self.qos,
-            self.queue,
-        );
+            qos: self.qos,
+            skip_own: self.skip_own,
+            capacity: self.queue,
+        };
+        let subscribed = mqtt::subscribe(wish, move || Dial {
+            options,
+            connect_timeout,
+        });
         let messages = subscribed.as_ref().ok().map(|s| s.messages.clone());
         self.state.borrow_mut().subscription = Some(subscribed);
         let state = self.state.clone();

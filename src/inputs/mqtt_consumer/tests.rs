@@ -33,7 +33,7 @@ fn the_password_never_prints() {
     let cfg = config("username: u\npassword: hunter2\ntopics: [{data_format: tasmota}]");
     assert!(!crate::config::yaml_text::flow(&cfg).contains("hunter2"));
     let input = build(&cfg, &ctx()).unwrap();
-    assert!(!format!("{:?}", input.key).contains("hunter2"));
+    assert!(!format!("{:?}", input.endpoint).contains("hunter2"));
 }
 
 #[test]

@@ -1,12 +1,12 @@
 //! `mqtt`: publishes samples to an MQTT broker, in one of three layouts, with an availability
 //! topic and optional Home Assistant discovery.
 //!
-//! Threads: rumqttc's event loop needs tokio, so it runs on one thread named `mqtt` with a
-//! tokio `current_thread` runtime (see [`crate::common::mqtt`]), started by [`Output::start`] and
-//! ended by [`Output::close`]. This side
-//! stays on the agent's smol executor: it hands messages to rumqttc's client (a bounded
-//! channel, capacity [`REQUEST_CHANNEL`]) and learns of acknowledgements through
-//! [`crate::common::mqtt::Link`].
+//! Threads: rumqttc's event loop needs tokio, so it runs on a thread named `mqtt` with a
+//! tokio `current_thread` runtime ([`crate::common::mqtt`]): the connection's, shared with
+//! the `mqtt_consumer` inputs of the same broker and login, joined (or opened) by
+//! [`Output::start`] and left by [`Output::close`]. This side stays on the agent's smol
+//! executor: it hands messages to rumqttc's client (a bounded channel, capacity
+//! [`mqtt::REQUESTS`]) and learns of acknowledgements through [`OutputLink`].
 //!
 //! Delivery: a write returns when every message of the batch is acknowledged (QoS 1 and 2) or
 //! handed to the client (QoS 0). While the broker is away, or when the connection drops
@@ -31,11 +31,10 @@ use crate::core::output::{CloseFuture, StartFuture};
 use crate::core::{Output, OutputError, Sample, SeriesId, SeriesTable, SeriesView, WriteFuture, WriteReport};
 use crate::common::filter::NameFilter;
 use crate::outputs::OutputCtx;
-use crate::common::mqtt::{self as eventloop, Link, Topics};
+use crate::common::mqtt::{self, Dial, Endpoint, OutputLink, OutputSide, TlsKey};
 use devices::{Devices, Role};
 use futures_lite::future;
-use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
-use std::sync::Arc;
+use rumqttc::{LastWill, MqttOptions, QoS};
 use std::time::Duration;
 
 /// The commented config sample for `sample-config`.
@@ -64,14 +63,10 @@ pub const SAMPLE: &str = "\
     # logs: false                  # also log records (syslog input) under <topic_prefix>/logs/<host>
 ";
 
-/// Capacity of rumqttc's request channel: a full channel makes the write wait.
-pub const REQUEST_CHANNEL: usize = 64;
 /// Largest packet we send: a `batch` message is cut into arrays of at most [`BATCH_PAYLOAD`].
 const MAX_PACKET: usize = 1 << 20;
 /// A `batch` array is closed and sent when it reaches this size.
 pub const BATCH_PAYLOAD: usize = 64 * 1024;
-/// Home Assistant's status topic carries a few bytes; anything bigger is refused.
-const MAX_INCOMING: usize = 4 * 1024;
 
 /// Per series, computed once: whether it is published, its topic, and the discovery round
 /// its config message was last sent in.
@@ -91,13 +86,6 @@ struct SeriesState {
     discovered: (u64, Option<usize>, u64),
 }
 
-/// The thread and the handles to it, from the start on.
-struct Running {
-    client: AsyncClient,
-    link: Arc<Link>,
-    wake: async_channel::Receiver<()>,
-    thread: std::thread::JoinHandle<()>,
-}
 
 /// How long closing the output waits for room to hand over `offline` and DISCONNECT, and
 /// then for the thread to send them.
@@ -113,6 +101,7 @@ struct Message {
 pub struct Mqtt {
     name: String,
     addr: String,
+    endpoint: Endpoint,
     options: MqttOptions,
     qos: QoS,
     retain: bool,
@@ -123,10 +112,8 @@ pub struct Mqtt {
     node: String,
     write_timeout: Duration,
     connect_timeout: Duration,
-    /// No TLS (for the hint when a broker hangs up during the handshake).
-    plain: bool,
     filter: NameFilter,
-    run: Option<Running>,
+    run: Option<OutputLink>,
     series: Vec<Option<SeriesState>>,
     /// Bumped on every new connection and every Home Assistant birth: series whose
     /// `discovered` differs get their config message again.
@@ -154,8 +141,9 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, BuildError> {
     options
         .set_keep_alive(cfg.keep_alive.0)
         .set_clean_session(true)
-        .set_max_packet_size(MAX_INCOMING, MAX_PACKET)
-        .set_request_channel_capacity(REQUEST_CHANNEL)
+        // Consumers of the broker may share the connection: their limit on what comes in.
+        .set_max_packet_size(mqtt::MAX_INCOMING, MAX_PACKET)
+        .set_request_channel_capacity(mqtt::REQUESTS)
         .set_last_will(LastWill::new(
             status_topic.as_str(),
             "offline",
@@ -185,6 +173,13 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, BuildError> {
     Ok(Mqtt {
         name: ctx.key.clone(),
         addr: format!("{}:{}", cfg.host, cfg.port),
+        endpoint: Endpoint {
+            host: cfg.host.clone(),
+            port: cfg.port,
+            username: cfg.username.clone(),
+            password: cfg.password.as_ref().map(|p| p.expose().to_string()),
+            tls: cfg.tls.ssl.then(|| TlsKey::of(&cfg.tls.files())),
+        },
         options,
         qos: match cfg.qos {
             0 => QoS::AtMostOnce,
@@ -199,7 +194,6 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, BuildError> {
         node,
         write_timeout: cfg.write_timeout.0,
         connect_timeout: cfg.connect_timeout.0,
-        plain: !cfg.tls.ssl,
         filter,
         run: None,
         series: Vec::new(),
@@ -216,11 +210,11 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, BuildError> {
 }
 
 impl Output for Mqtt {
-    /// Starts the `mqtt` thread and waits for its first connection attempt.
+    /// Joins (or opens) the connection and waits for its first connection attempt.
     fn start(&mut self) -> StartFuture<'_> {
         Box::pin(async {
             if self.run.is_none() {
-                self.spawn_thread()?;
+                self.attach()?;
                 self.first_attempt().await;
             }
             Ok(())
@@ -250,59 +244,62 @@ impl Output for Mqtt {
 }
 
 impl Drop for Mqtt {
-    /// Not closed (a stop that ran out of time, a test): asks the thread to say `offline` and
-    /// leave, without waiting; when the request channel is full, the thread ends at its next
-    /// look at the stop flag instead.
+    /// Not closed (a stop that ran out of time, a test): says `offline` and, as the
+    /// connection's last user, asks the thread to leave, without waiting; when the request
+    /// channel is full, the thread ends at its next look at the stop flag instead.
     fn drop(&mut self) {
-        let Some(run) = self.run.take() else {
+        let Some(mut run) = self.run.take() else {
             return;
         };
-        let handed = run.link.lock().connected
-            && run
-                .client
+        let last = run.leave();
+        let connected = run.lock().connected;
+        let client = run.client();
+        let said = connected
+            && client
                 .try_publish(self.status_topic.as_str(), QoS::AtMostOnce, true, "offline")
-                .is_ok()
-            && run.client.try_disconnect().is_ok();
-        if !handed {
-            run.link.stop();
+                .is_ok();
+        if last && !(said && client.try_disconnect().is_ok()) {
+            run.stop();
         }
     }
 }
 
 impl Mqtt {
     /// Says `offline` and leaves cleanly (a reload builds a new output with the same client
-    /// id); the thread ends on the DISCONNECT. Waits up to [`GOODBYE`] for room in the request
-    /// channel and as long again for the thread, so `offline` is out before the process
-    /// exits; a thread still connecting or backing off ends at its next look at the stop
-    /// flag.
+    /// id). As the connection's last user it ends the thread with a DISCONNECT, waiting up
+    /// to [`GOODBYE`] for room in the request channel and as long again for the thread, so
+    /// `offline` is out before the process exits; a thread still connecting or backing off
+    /// ends at its next look at the stop flag. Otherwise the connection goes on for the
+    /// `mqtt_consumer` inputs that share it.
     async fn goodbye(&mut self) {
-        let Some(run) = self.run.take() else {
+        let Some(mut run) = self.run.take() else {
             return;
         };
-        let connected = run.link.lock().connected;
+        let last = run.leave();
+        let connected = run.lock().connected;
         if connected {
             // The request channel may be full of the last flush: wait for room (bounded),
             // or the DISCONNECT would be lost and the thread linger until its next ping.
             let handed = async {
                 let status = self.status_topic.as_str();
-                let _ = run
-                    .client
-                    .publish(status, QoS::AtMostOnce, true, "offline")
-                    .await;
-                let _ = run.client.disconnect().await;
+                let client = run.client();
+                let _ = client.publish(status, QoS::AtMostOnce, true, "offline").await;
+                if last {
+                    let _ = client.disconnect().await;
+                }
             };
             let give_up = async {
                 smol::Timer::after(GOODBYE).await;
             };
             future::or(handed, give_up).await;
             let deadline = std::time::Instant::now() + GOODBYE;
-            while !run.thread.is_finished() && std::time::Instant::now() < deadline {
+            while last && !run.finished() && std::time::Instant::now() < deadline {
                 smol::Timer::after(Duration::from_millis(5)).await;
             }
         }
         // Only now: the thread looks at the flag before each request, so setting it
         // earlier would drop the goodbye unsent.
-        run.link.stop();
+        run.stop();
     }
 
     async fn write_batch(
@@ -372,38 +369,22 @@ impl Mqtt {
         })
     }
 
-    fn spawn_thread(&mut self) -> Result<(), OutputError> {
-        let (client, mut eventloop) = AsyncClient::new(self.options.clone(), REQUEST_CHANNEL);
-        let mut network = rumqttc::NetworkOptions::new();
-        // rumqttc counts whole seconds.
-        network.set_connection_timeout(self.connect_timeout.as_secs_f64().ceil().max(1.0) as u64);
-        // A flush waits for the acks of its last messages: do not let Nagle hold them back.
-        network.set_tcp_nodelay(true);
-        eventloop.set_network_options(network);
-        let (link, wake) = Link::new();
-        let topics = Topics {
+    fn attach(&mut self) -> Result<(), OutputError> {
+        let dial = Dial {
+            options: self.options.clone(),
+            connect_timeout: self.connect_timeout,
+        };
+        let side = OutputSide {
+            who: format!("output {}", self.name),
             status: self.status_topic.clone(),
             ha_status: self
                 .ha
                 .as_ref()
                 .map(|h| format!("{}/status", h.discovery_prefix.trim_end_matches('/'))),
+            own: format!("{}/#", self.prefix),
         };
-        let thread = eventloop::spawn(
-            &format!("output {}", self.name),
-            self.addr.clone(),
-            self.plain,
-            eventloop,
-            client.clone(),
-            link.clone(),
-            topics,
-        )
-        .map_err(OutputError::Retry)?;
-        self.run = Some(Running {
-            client,
-            link,
-            wake,
-            thread,
-        });
+        let link = mqtt::attach_output(self.endpoint.clone(), dial, side).map_err(OutputError::Retry)?;
+        self.run = Some(link);
         Ok(())
     }
 
@@ -419,14 +400,12 @@ impl Mqtt {
         let settled = async {
             loop {
                 {
-                    let s = run.link.lock();
+                    let s = run.lock();
                     if s.connected || s.last_error.is_some() {
                         return;
                     }
                 }
-                if run.wake.recv().await.is_err() {
-                    return;
-                }
+                run.changed().await;
             }
         };
         future::or(settled, give_up).await;
@@ -438,7 +417,7 @@ impl Mqtt {
         let Some(run) = &self.run else {
             return Err(OutputError::Retry("not started".into()));
         };
-        let s = run.link.lock();
+        let s = run.lock();
         if !s.connected {
             let why = s
                 .last_error
@@ -705,7 +684,7 @@ impl Mqtt {
         let mut target = 0;
         for m in self.messages.drain(..) {
             {
-                let mut s = run.link.lock();
+                let mut s = run.lock();
                 if !s.connected || s.epoch != epoch {
                     return Err(lost());
                 }
@@ -714,7 +693,7 @@ impl Mqtt {
                 }
                 target = s.handed;
             }
-            run.client
+            run.client()
                 .publish(m.topic, self.qos, m.retain, m.payload)
                 .await
                 .map_err(|e| OutputError::Retry(format!("the mqtt thread is gone: {e}")))?;
@@ -722,10 +701,10 @@ impl Mqtt {
         if !counted {
             return Ok(());
         }
-        run.link.lock().want = target;
+        run.lock().want = target;
         loop {
             {
-                let s = run.link.lock();
+                let s = run.lock();
                 if !s.connected || s.epoch != epoch {
                     return Err(lost());
                 }
@@ -733,7 +712,7 @@ impl Mqtt {
                     return Ok(());
                 }
             }
-            let _ = run.wake.recv().await;
+            run.changed().await;
         }
     }
 }
