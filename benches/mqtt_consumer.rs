@@ -11,7 +11,7 @@
 //! The agent is the built binary (bench profile) with one `mqtt_consumer` and the `stdout`
 //! output (JSON lines, read and counted by this program); the publisher is a raw MQTT
 //! connection (tests/support/mqtt_flood.rs) paced to the rate. The CPU is the agent's own
-//! (utime + stime from /proc/<pid>/stat, both of its threads and `mqtt-in`) over the run;
+//! (utime + stime from /proc/<pid>/stat, all its threads, `mqtt` included) over the run;
 //! messages taken are `mqtt_consumer_messages_total{result="received"}`, those the channel
 //! had no room for `{result="dropped"}`.
 
