@@ -135,6 +135,9 @@ impl Driver {
         self.eventloop.network_options = network(dial.connect_timeout);
         self.eventloop.clean();
         self.eventloop.pending.clear();
+        // A wake-up sent before this one was applied would cut the next poll short, perhaps
+        // in the middle of writing a packet.
+        while self.control.try_recv().is_ok() {}
         self.backoff.reset();
         self.shown = None;
     }
@@ -184,51 +187,18 @@ impl Driver {
         let Some(conn) = self.conn.upgrade() else {
             return;
         };
-        let birth = conn
-            .lock()
-            .output
-            .as_ref()
-            .filter(|o| {
-                o.ha_status.as_deref() == Some(topic.as_str()) && payload.as_ref() == b"online"
-            })
-            .map(|o| o.who.clone());
-        if let Some(who) = birth {
-            log::info!("{who}: Home Assistant came online: sending discovery again");
-            conn.lock().ha_births += 1;
-            conn.notify();
-        }
-        Self::route(&conn, topic, payload);
-    }
-
-    fn route(conn: &Connection, topic: String, payload: bytes::Bytes) {
-        let s = conn.lock();
-        let own = s.own.as_deref().is_some_and(|own| matches(own, &topic));
-        let mut wanted = s.consumers.iter().filter(|c| {
-            if !c.filters.iter().any(|f| matches(f, &topic)) {
-                return false;
-            }
-            if own && c.skip_own {
-                c.skipped.fetch_add(1, Ordering::Relaxed);
-                return false;
-            }
-            true
-        });
-        let Some(first) = wanted.next() else {
-            return;
-        };
-        for c in wanted {
-            let copy = Message {
-                topic: topic.clone(),
-                payload: payload.clone(),
-            };
-            if c.tx.try_send(copy).is_err() {
-                c.dropped.fetch_add(1, Ordering::Relaxed);
+        let mut s = conn.lock();
+        if let Some(out) = &s.output {
+            if out.ha_status.as_deref() == Some(topic.as_str()) && payload.as_ref() == b"online" {
+                log::info!(
+                    "{}: Home Assistant came online: sending discovery again",
+                    out.who
+                );
+                s.ha_births += 1;
+                conn.notify();
             }
         }
-        // The usual case, one consumer: the topic moves instead of being copied.
-        if first.tx.try_send(Message { topic, payload }).is_err() {
-            first.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        route(&s, topic, payload);
     }
 
     async fn on_error(&mut self, e: &ConnectionError) {
@@ -279,6 +249,38 @@ impl Driver {
             log::info!("{who}: {text} again");
         }
         self.shown = Some(text);
+    }
+}
+
+/// Hands a message to each consumer with a matching filter; one whose channel is full
+/// misses it, counted.
+pub(super) fn route(s: &State, topic: String, payload: bytes::Bytes) {
+    let own = s.own.as_deref().is_some_and(|own| matches(own, &topic));
+    let mut wanted = s.consumers.iter().filter(|c| {
+        if !c.filters.iter().any(|f| matches(f, &topic)) {
+            return false;
+        }
+        if own && c.skip_own {
+            c.skipped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    });
+    let Some(first) = wanted.next() else {
+        return;
+    };
+    for c in wanted {
+        let copy = Message {
+            topic: topic.clone(),
+            payload: payload.clone(),
+        };
+        if c.tx.try_send(copy).is_err() {
+            c.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    // The usual case, one consumer: the topic moves instead of being copied.
+    if first.tx.try_send(Message { topic, payload }).is_err() {
+        first.dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -116,3 +116,51 @@ fn a_filter_stays_while_someone_reads_it() {
     s.output = None;
     assert!(!s.has_users());
 }
+
+/// A message goes to every consumer whose filter matches; what the connection's output
+/// publishes is skipped (and counted) for those that skip it; a full channel drops, counted.
+#[test]
+fn messages_are_routed_by_filter_and_the_outputs_own_are_skipped() {
+    let (tx_a, rx_a) = async_channel::bounded(1);
+    let (tx_b, rx_b) = async_channel::bounded(4);
+    let a = Consumer {
+        filters: vec!["house/#".into()],
+        tx: tx_a,
+        ..consumer(None)
+    };
+    let b = Consumer {
+        filters: vec!["house/#".into(), "tele/+/SENSOR".into()],
+        skip_own: false,
+        tx: tx_b,
+        ..consumer(None)
+    };
+    let (skipped_a, dropped_a) = (a.skipped.clone(), a.dropped.clone());
+    let s = State {
+        session: session("rtcollector-h", true),
+        own: Some("house/agent/#".into()),
+        consumers: vec![a, b],
+        ..State::default()
+    };
+    let send = |topic: &str| driver::route(&s, topic.into(), bytes::Bytes::from_static(b"1"));
+    send("house/agent/status");
+    assert_eq!(skipped_a.load(Ordering::Relaxed), 1);
+    assert!(rx_a.try_recv().is_err());
+    assert_eq!(rx_b.try_recv().unwrap().topic, "house/agent/status");
+    send("house/kitchen/temp");
+    send("house/hall/temp");
+    send("tele/plug1/SENSOR");
+    send("elsewhere/x");
+    assert_eq!(rx_a.try_recv().unwrap().topic, "house/kitchen/temp");
+    assert_eq!(
+        dropped_a.load(Ordering::Relaxed),
+        1,
+        "the second did not fit"
+    );
+    let got: Vec<String> = std::iter::from_fn(|| rx_b.try_recv().ok())
+        .map(|m| m.topic)
+        .collect();
+    assert_eq!(
+        got,
+        ["house/kitchen/temp", "house/hall/temp", "tele/plug1/SENSOR"]
+    );
+}
