@@ -160,6 +160,12 @@ fn presets_and_influx_lines_reach_redis_with_exact_values_and_labels_across_a_br
         ("weather_temperature{location=garden,site=garden}", 12.5),
         ("weather_humidity{location=garden,site=garden}", 81.0),
         ("weather_temperature{location=roof top,site=garden}", 9.25),
+        // Each preset's devices, declared for Home Assistant (not the influx site).
+        ("tasmota_info{device=plug1,model=Tasmota}", 1.0),
+        ("tasmota_info{device=th1,model=Tasmota}", 1.0),
+        ("shelly_info{device=shellyplusplugs-a1,model=Shelly}", 1.0),
+        ("esphome_info{model=ESPHome,node=livingroom}", 1.0),
+        ("zigbee_info{device=kitchen,model=Zigbee2MQTT}", 1.0),
     ];
     until_in_redis(&redis, host, &agent, &want, || publish_all(&broker));
 
@@ -250,6 +256,9 @@ fn a_tasmota_plugs_energy_counter_is_a_home_assistant_energy_sensor_without_a_lo
         (&json!("energy"), &json!("total_increasing"), &json!("kWh")),
         "{cfg:#}"
     );
+    // The plug is a device of its own (the preset's `tasmota_info`), not the agent's host.
+    assert_eq!(cfg["device"]["name"], json!("Tasmota plug1"), "{cfg:#}");
+    assert_eq!(cfg["device"]["model"], json!("Tasmota"), "{cfg:#}");
     let state_topic = cfg["state_topic"].as_str().unwrap().to_string();
     let state = Sub::start(&broker, &["-t", &state_topic]);
     // The plug keeps publishing, as plugs do (an interval without a reading writes nothing).

@@ -5,6 +5,7 @@
 //! the executor through a bounded channel.
 
 pub mod aggregate;
+mod devices;
 pub mod formats;
 
 use crate::common::mqtt::{self, Dial, Endpoint, Subscription, TlsKey, Wish};
@@ -289,6 +290,11 @@ pub fn build(cfg: &Config, ctx: &BuildCtx) -> Result<MqttConsumer, BuildError> {
             patterns,
             ignore,
             aggregate: Aggregate::new(cfg.max_series),
+            devices: devices::Devices::default(),
+            // Until the first collection: a device seen before it is not forgotten at it.
+            now_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
             counts: Counts::default(),
             logged: [false; 2],
             subscription: None,
@@ -316,6 +322,9 @@ struct State {
     patterns: Vec<Pattern>,
     ignore: Vec<String>,
     aggregate: Aggregate,
+    devices: devices::Devices,
+    /// The last collection's time: when a device is seen, to within an interval.
+    now_ms: i64,
     counts: Counts,
     /// Malformed payload and full series table, each logged once.
     logged: [bool; 2],
@@ -341,6 +350,7 @@ impl State {
                 let _ = labels.push((name.as_str(), *level));
             }
         }
+        let from_topic = labels.len();
         for (k, v) in &p.labels {
             let _ = labels.push((k.as_str(), v.as_str()));
         }
@@ -352,7 +362,11 @@ impl State {
         };
         self.aggregate.how = p.how;
         let refused_before = self.aggregate.refused;
-        if let Err(why) = formats::parse(&rules, topic, payload, &labels, &mut self.aggregate) {
+        let parsed = formats::parse(&rules, topic, payload, &labels, &mut self.aggregate);
+        if parsed.is_ok() {
+            self.devices.saw(p.format, &labels[..from_topic], self.now_ms);
+        }
+        if let Err(why) = parsed {
             self.counts.malformed += 1;
             if !self.logged[0] {
                 self.logged[0] = true;
@@ -399,6 +413,8 @@ impl MqttConsumer {
     fn collect_sync(&mut self, em: &mut Emitter) -> Result<(), InputError> {
         let mut state = self.state.borrow_mut();
         let now_ms = em.ts_ms();
+        state.now_ms = now_ms;
+        state.devices.declare(now_ms, aggregate::FORGET_MS, |name, labels| em.gauge(name, labels, 1.0));
         state.aggregate.drain(now_ms, aggregate::FORGET_MS, |name, labels, value, kind| match kind {
             Kind::Gauge => em.gauge(name, labels, value),
             Kind::Counter => {
