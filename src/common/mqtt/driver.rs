@@ -120,16 +120,24 @@ impl Driver {
         }
     }
 
-    /// The connection while it has users and is not told to stop.
+    /// The connection while it has users and is not told to stop. One whose last user is
+    /// leaving ends once it is down: nobody would say goodbye on a new connection.
     fn live(&self) -> Option<Arc<Connection>> {
-        self.conn
-            .upgrade()
-            .filter(|c| !c.stop.load(Ordering::Relaxed))
+        let conn = self.conn.upgrade()?;
+        if conn.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let s = conn.lock();
+        let gone = s.closing && !s.connected;
+        drop(s);
+        (!gone).then_some(conn)
     }
 
     /// Drops the current connection (an output joined with its own client id and last
-    /// will): the next poll connects with `dial`. What was not sent is dropped: the output
-    /// had sent nothing yet, and every filter is subscribed again on connecting.
+    /// will, or left a client id another output needs): the next poll connects with `dial`.
+    /// What was not sent is dropped: the joining output has sent nothing yet (a leaving
+    /// one's `offline` is said by its last will when this connection drops), and every
+    /// filter is subscribed again on connecting.
     fn reconnect_with(&mut self, dial: Dial) {
         self.eventloop.mqtt_options = dial.options;
         self.eventloop.network_options = network(dial.connect_timeout);
@@ -152,6 +160,12 @@ impl Driver {
             let mut s = conn.lock();
             if s.reconfigure.is_some() {
                 // Made with the old options: the loop connects again with the new ones.
+                return;
+            }
+            if s.closing {
+                // Its last user left while it was down: nothing to connect for.
+                drop(s);
+                conn.stop.store(true, Ordering::Relaxed);
                 return;
             }
             s.connected = true;
@@ -212,6 +226,12 @@ impl Driver {
             let text = describe(e, &addr, s.connected, plain);
             s.connected = false;
             s.last_error = Some(text.clone());
+            // The output hands messages only while `connected`, under this lock: what it
+            // handed before is dropped here rather than sent on the next connection, where
+            // its ack would be counted for a batch it is not part of. Subscriptions are made
+            // again on connecting.
+            self.eventloop.clean();
+            self.eventloop.pending.clear();
             (text, s.who())
         };
         conn.notify();

@@ -80,6 +80,7 @@ impl TlsKey {
 }
 
 /// How to connect, beside the endpoint.
+#[derive(Clone)]
 pub struct Dial {
     pub options: MqttOptions,
     pub connect_timeout: Duration,
@@ -165,6 +166,9 @@ pub struct State {
     consumers: Vec<Consumer>,
     /// Options to connect with instead, once the thread gets to it.
     reconfigure: Option<Dial>,
+    /// The consumers' own options (the first consumer's), to go back to when an output
+    /// that left needs its client id elsewhere.
+    fallback: Option<Dial>,
     /// No user left: nobody may join; the thread ends after the last user's goodbye.
     closing: bool,
 }
@@ -335,6 +339,7 @@ pub fn attach_output(
             });
         }
     }
+    release_client_id(&connections, &session.client_id, &side.who);
     let state = State {
         own: Some(side.own.clone()),
         output: Some(side),
@@ -345,6 +350,33 @@ pub fn attach_output(
         conn,
         attached: true,
     })
+}
+
+/// An output that left a connection to its consumers left its client id on it; an output
+/// that needs that id on another connection (a reload changed the broker options) gets it
+/// back: that connection reconnects with its consumers' own options, or the two would push
+/// each other off the broker.
+fn release_client_id(connections: &[Weak<Connection>], client_id: &str, who: &str) {
+    for conn in connections.iter().filter_map(Weak::upgrade) {
+        let mut s = conn.lock();
+        let holds = s.output.is_none()
+            && !s.closing
+            && s.session.as_ref().is_some_and(|x| x.client_id == client_id);
+        let Some(dial) = s.fallback.clone().filter(|_| holds) else {
+            continue;
+        };
+        log::info!(
+            "{who}: the mqtt_consumer connection to {} goes back to its own client id `{}`",
+            conn.endpoint.addr(),
+            dial.options.client_id()
+        );
+        s.session = Some(Session::of(&dial.options));
+        s.own = None;
+        s.reconfigure = Some(dial);
+        s.connected = false;
+        s.last_error = None;
+        let _ = conn.control.try_send(());
+    }
 }
 
 /// Adds the output to a consumers' connection: a reconnection when its client id or last
@@ -466,6 +498,9 @@ pub struct Subscription {
     pub skipped: Arc<AtomicU64>,
     id: u64,
     conn: Arc<Connection>,
+    /// Filters to subscribe from the consumer's task: it joined a connection already up.
+    catch_up: Vec<String>,
+    qos: QoS,
 }
 
 fn next_id() -> u64 {
@@ -496,11 +531,12 @@ pub fn subscribe(wish: Wish, dial: impl FnOnce() -> Dial) -> Result<Subscription
         let mut s = conn.lock();
         // Checked again under the lock: its last user may have left meanwhile.
         if fits(&s) {
-            // Subscribed now when connected; otherwise at the coming connection.
-            if s.connected && s.reconfigure.is_none() {
-                for f in &consumer.filters {
-                    let _ = conn.client.try_subscribe(f.as_str(), consumer.qos);
-                }
+            // Subscribed by the consumer's task when connected (the output may have filled
+            // the request channel: that waits for room); otherwise at the coming connection.
+            let now = s.connected && s.reconfigure.is_none();
+            let catch_up = if now { wish.filters } else { Vec::new() };
+            if s.fallback.is_none() {
+                s.fallback = Some(dial());
             }
             s.consumers.push(consumer);
             drop(s);
@@ -510,24 +546,43 @@ pub fn subscribe(wish: Wish, dial: impl FnOnce() -> Dial) -> Result<Subscription
                 skipped,
                 id,
                 conn,
+                catch_up,
+                qos: wish.qos,
             });
         }
     }
+    let dial = dial();
     let state = State {
         consumers: vec![consumer],
+        fallback: Some(dial.clone()),
         ..State::default()
     };
-    let conn = open(&mut connections, wish.endpoint, dial(), state)?;
+    let conn = open(&mut connections, wish.endpoint, dial, state)?;
     Ok(Subscription {
         messages,
         dropped,
         skipped,
         id,
         conn,
+        catch_up: Vec::new(),
+        qos: wish.qos,
     })
 }
 
 impl Subscription {
+    /// Subscribes what joining a connection already up left to subscribe, waiting for room
+    /// in the request channel; a new connection meanwhile subscribes them anyway (twice is
+    /// harmless). Run by the consumer's task before it reads.
+    pub fn catch_up(&mut self) -> impl std::future::Future<Output = ()> + 'static {
+        let client = self.conn.client.clone();
+        let (filters, qos) = (std::mem::take(&mut self.catch_up), self.qos);
+        async move {
+            for f in filters {
+                let _ = client.subscribe(f, qos).await;
+            }
+        }
+    }
+
     /// Whether the connection is up; and why the last attempt failed, if it did.
     pub fn status(&self) -> (bool, Option<String>) {
         let s = self.conn.lock();

@@ -41,7 +41,7 @@ fn consumer(client_id: Option<&str>) -> Consumer {
     }
 }
 
-fn output() -> OutputSide {
+fn output_side() -> OutputSide {
     OutputSide {
         who: "output mqtt".into(),
         status: "rtcollector/h/status".into(),
@@ -56,7 +56,7 @@ fn output() -> OutputSide {
 fn a_consumer_joins_a_connection_whose_session_it_accepts() {
     let s = State {
         session: session("rtcollector-h", true),
-        output: Some(output()),
+        output: Some(output_side()),
         ..State::default()
     };
     assert!(s.takes_consumer(None, true));
@@ -84,7 +84,7 @@ fn an_output_joins_consumers_that_leave_it_the_client_id() {
     assert!(s.takes_output("rtcollector-h"));
     assert!(!s.takes_output("another-id"));
     s.consumers.truncate(1);
-    s.output = Some(output());
+    s.output = Some(output_side());
     assert!(
         !s.takes_output("rtcollector-h"),
         "one output per connection"
@@ -103,7 +103,7 @@ fn an_output_joins_consumers_that_leave_it_the_client_id() {
 fn a_filter_stays_while_someone_reads_it() {
     let mut s = State {
         session: session("rtcollector-h", true),
-        output: Some(output()),
+        output: Some(output_side()),
         consumers: vec![consumer(None)],
         ..State::default()
     };
@@ -163,4 +163,60 @@ fn messages_are_routed_by_filter_and_the_outputs_own_are_skipped() {
         got,
         ["house/kitchen/temp", "house/hall/temp", "tele/plug1/SENSOR"]
     );
+}
+
+fn connection(client_id: &str, output: bool, fallback: Option<&str>) -> Arc<Connection> {
+    let options = MqttOptions::new(client_id, "127.0.0.1", 1883);
+    let (client, _eventloop) = AsyncClient::new(options.clone(), 4);
+    let (wake, woken) = async_channel::bounded(1);
+    let (control, _) = async_channel::bounded(1);
+    let dial = |id: &str| Dial {
+        options: MqttOptions::new(id, "127.0.0.1", 1883),
+        connect_timeout: Duration::from_secs(1),
+    };
+    let state = State {
+        session: Some(Session::of(&options)),
+        output: output.then(output_side),
+        consumers: vec![consumer(None)],
+        fallback: fallback.map(dial),
+        connected: true,
+        ..State::default()
+    };
+    Arc::new(Connection {
+        endpoint: Endpoint {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            username: None,
+            password: None,
+            tls: None,
+        },
+        client,
+        state: Mutex::new(state),
+        wake,
+        woken,
+        control,
+        stop: AtomicBool::new(false),
+        finished: AtomicBool::new(false),
+    })
+}
+
+/// An output that needs the client id a consumers' connection kept from an output that left
+/// gets it back: that connection reconnects with the consumers' own options. A connection
+/// with an output of its own, or another id, is left alone.
+#[test]
+fn a_client_id_left_behind_goes_back_to_the_consumers() {
+    let kept = connection("rtcollector-h", false, Some("rtcollector-in-h"));
+    let busy = connection("rtcollector-h", true, Some("rtcollector-in-h"));
+    let other = connection("other", false, Some("rtcollector-in-h"));
+    let all: Vec<Weak<Connection>> = [&kept, &busy, &other].map(Arc::downgrade).into();
+    release_client_id(&all, "rtcollector-h", "output mqtt");
+    let s = kept.lock();
+    assert_eq!(s.session.as_ref().unwrap().client_id, "rtcollector-in-h");
+    let reconnect = s.reconfigure.as_ref().expect("reconnects");
+    assert_eq!(reconnect.options.client_id(), "rtcollector-in-h");
+    assert!(!s.connected && s.own.is_none());
+    for untouched in [&busy, &other] {
+        let s = untouched.lock();
+        assert!(s.reconfigure.is_none() && s.connected);
+    }
 }

@@ -473,17 +473,21 @@ impl Input for MqttConsumer {
             skip_own: self.skip_own,
             capacity: self.queue,
         };
-        let subscribed = mqtt::subscribe(wish, move || Dial {
+        let mut subscribed = mqtt::subscribe(wish, move || Dial {
             options,
             connect_timeout,
         });
-        let messages = subscribed.as_ref().ok().map(|s| s.messages.clone());
+        let ready = subscribed
+            .as_mut()
+            .ok()
+            .map(|s| (s.messages.clone(), s.catch_up()));
         self.state.borrow_mut().subscription = Some(subscribed);
         let state = self.state.clone();
         Some(Box::pin(async move {
-            let Some(messages) = messages else {
+            let Some((messages, catch_up)) = ready else {
                 return;
             };
+            catch_up.await;
             while let Ok(m) = messages.recv().await {
                 state.borrow_mut().take(&m.topic, &m.payload);
                 // Drain what is already there without a wake-up per message.

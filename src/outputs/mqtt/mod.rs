@@ -87,6 +87,9 @@ struct SeriesState {
 }
 
 
+/// How long a message waits before it is offered again to a full request channel.
+const ROOM_WAIT: Duration = Duration::from_millis(2);
+
 /// How long closing the output waits for room to hand over `offline` and DISCONNECT, and
 /// then for the thread to send them.
 const GOODBYE: Duration = Duration::from_secs(1);
@@ -683,20 +686,40 @@ impl Mqtt {
         };
         let mut target = 0;
         for m in self.messages.drain(..) {
-            {
-                let mut s = run.lock();
-                if !s.connected || s.epoch != epoch {
-                    return Err(lost());
+            let (mut topic, mut payload, retain) = (m.topic, m.payload, m.retain);
+            loop {
+                // Handed and counted under the lock, with the connection it goes out on:
+                // a message waiting for room could otherwise go out on the next connection
+                // and its ack be counted for a batch of that one.
+                let refused = {
+                    let mut s = run.lock();
+                    if !s.connected || s.epoch != epoch {
+                        return Err(lost());
+                    }
+                    match run.client().try_publish(topic, self.qos, retain, payload) {
+                        Ok(()) => {
+                            if counted {
+                                s.handed += 1;
+                            }
+                            target = s.handed;
+                            None
+                        }
+                        Err(rumqttc::ClientError::TryRequest(rumqttc::Request::Publish(p))) => {
+                            Some(p)
+                        }
+                        Err(e) => return Err(OutputError::Retry(format!("mqtt: {e}"))),
+                    }
+                };
+                let Some(p) = refused else {
+                    break;
+                };
+                if run.finished() {
+                    return Err(OutputError::Retry("the mqtt thread is gone".into()));
                 }
-                if counted {
-                    s.handed += 1;
-                }
-                target = s.handed;
+                // The request channel is full: the thread is writing; try again shortly.
+                (topic, payload) = (p.topic, p.payload.into());
+                smol::Timer::after(ROOM_WAIT).await;
             }
-            run.client()
-                .publish(m.topic, self.qos, m.retain, m.payload)
-                .await
-                .map_err(|e| OutputError::Retry(format!("the mqtt thread is gone: {e}")))?;
         }
         if !counted {
             return Ok(());
