@@ -113,6 +113,7 @@ impl Driver {
                     self.on_message(p.topic, p.payload)
                 }
                 Woke::Polled(Ok(Event::Outgoing(Outgoing::Disconnect))) => return,
+                Woke::Polled(Ok(Event::Outgoing(_))) => self.on_taken(),
                 Woke::Polled(Ok(_)) => {}
                 Woke::Polled(Err(ConnectionError::RequestsDone)) => return,
                 Woke::Polled(Err(e)) => self.on_error(&e).await,
@@ -179,6 +180,17 @@ impl Driver {
         };
         self.show(&who, format!("connected to {addr}"), false);
         conn.notify();
+    }
+
+    /// A request left the channel: room for the output, if it waits for some.
+    fn on_taken(&mut self) {
+        let Some(conn) = self.conn.upgrade() else {
+            return;
+        };
+        let waiting = std::mem::take(&mut conn.lock().room_wanted);
+        if waiting {
+            conn.notify();
+        }
     }
 
     fn on_ack(&mut self) {

@@ -156,6 +156,9 @@ pub struct State {
     pub want: u64,
     /// `online` messages seen on Home Assistant's status topic.
     pub ha_births: u64,
+    /// The output found the request channel full: the thread wakes it when it takes the
+    /// next request.
+    pub room_wanted: bool,
     /// Why the last connection attempt failed; never holds the password.
     pub last_error: Option<String>,
     session: Option<Session>,

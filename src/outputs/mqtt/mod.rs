@@ -87,9 +87,6 @@ struct SeriesState {
 }
 
 
-/// How long a message waits before it is offered again to a full request channel.
-const ROOM_WAIT: Duration = Duration::from_millis(2);
-
 /// How long closing the output waits for room to hand over `offline` and DISCONNECT, and
 /// then for the thread to send them.
 const GOODBYE: Duration = Duration::from_secs(1);
@@ -705,6 +702,9 @@ impl Mqtt {
                             None
                         }
                         Err(rumqttc::ClientError::TryRequest(rumqttc::Request::Publish(p))) => {
+                            // Set with the failed try, under one lock: the thread's next
+                            // taken request wakes us.
+                            s.room_wanted = true;
                             Some(p)
                         }
                         Err(e) => return Err(OutputError::Retry(format!("mqtt: {e}"))),
@@ -716,9 +716,9 @@ impl Mqtt {
                 if run.finished() {
                     return Err(OutputError::Retry("the mqtt thread is gone".into()));
                 }
-                // The request channel is full: the thread is writing; try again shortly.
+                // The request channel is full: the thread is writing.
                 (topic, payload) = (p.topic, p.payload.into());
-                smol::Timer::after(ROOM_WAIT).await;
+                run.changed().await;
             }
         }
         if !counted {
