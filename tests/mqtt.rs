@@ -798,6 +798,52 @@ fn a_reload_closes_the_old_output_before_the_new_one_connects_with_the_same_clie
     );
 }
 
+/// A broker that stops reading (SIGSTOP) fills the client's request channel: writes end in
+/// `write_timeout`, some while a message waits for room. Once the broker reads again, the
+/// output is up again on the same connection: a write cut while waiting leaves no message
+/// counted that was never handed over (which would keep every later write waiting for an
+/// ack that cannot come, until a reconnection).
+#[test]
+fn writes_cut_by_write_timeout_on_a_full_channel_do_not_stall_the_connection() {
+    let broker = Broker::anonymous();
+    let s = Scratch::new();
+    let procfs = fixture("basic").join("proc");
+    // linux_mem ten times a second: about 150 QoS 1 messages a second, so the 100 in
+    // flight and the 64 of the request channel fill within seconds.
+    let config = s.config(&format!(
+        "hostname: stall\ninterval: 100ms\nflush_interval: 1s\nprocfs_root: {}\nbuffer_dir: {}\ninputs: [linux_mem]\noutputs:\n  - mqtt:\n      host: 127.0.0.1\n      port: {}\n      qos: 1\n      write_timeout: 1s\n",
+        procfs.display(),
+        s.dir.path().join("buffer").display(),
+        broker.port
+    ));
+    let agent = Agent::start(&config);
+    let (lines, ok) = agent.wait_for(Duration::from_secs(15), |l| l.contains("connected to"));
+    assert!(ok, "{lines:#?}");
+    let pid = nix::unistd::Pid::from_raw(broker.pid().expect("broker runs") as i32);
+    nix::sys::signal::kill(pid, Signal::SIGSTOP).unwrap();
+    let (lines, down) = agent.wait_for(Duration::from_secs(20), |l| {
+        l.contains("output mqtt is down") && l.contains("write_timeout")
+    });
+    // Several more writes cut, with the channel full by now.
+    std::thread::sleep(Duration::from_secs(4));
+    nix::sys::signal::kill(pid, Signal::SIGCONT).unwrap();
+    assert!(
+        down,
+        "the writes did not time out: {lines:#?}\n{}",
+        broker.log()
+    );
+    let (lines, up) = agent.wait_for(Duration::from_secs(20), |l| {
+        l.contains("output mqtt is up again")
+    });
+    assert!(up, "the output stayed down: {lines:#?}\n{}", broker.log());
+    assert_eq!(
+        broker.log().matches("as rtcollector-stall (").count(),
+        1,
+        "one connection throughout: {}",
+        broker.log()
+    );
+}
+
 #[test]
 fn qos1_samples_of_a_30s_broker_outage_arrive_after_the_restart() {
     // A broker that keeps sessions across restarts, and a subscriber with a persistent

@@ -90,6 +90,11 @@ impl Broker {
         b
     }
 
+    /// The broker's process id while it runs (to stop and continue it).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn spawn(&mut self) {
         let conf = self.dir.path().join("mosquitto.conf");
         let log = std::fs::File::create(self.dir.path().join("mosquitto.log")).unwrap();
