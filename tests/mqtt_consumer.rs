@@ -578,6 +578,56 @@ fn thread_names(pid: u32) -> Vec<String> {
     names
 }
 
+/// A reload that changes the output's broker options (here the host name of the same broker)
+/// leaves the consumer on the old connection, which kept the output's client id: it goes
+/// back to the consumer's own id before the new output connects, so the two never push each
+/// other off the broker.
+#[test]
+fn an_output_that_moves_away_gets_its_client_id_back_from_the_consumers() {
+    let broker = Broker::anonymous();
+    let s = Scratch::new();
+    let port = broker.port;
+    let base = format!(
+        "hostname: movehost\ninterval: 1s\nflush_interval: 1s\ninputs:\n  - mqtt_consumer:\n      \
+         port: {port}\n      topics:\n        - topic: sensors/#\n          data_format: value\n\
+         outputs:\n  - stdout:\n      format: json\n"
+    );
+    let on = |host: &str| format!("{base}  - mqtt:\n      host: {host}\n      port: {port}\n");
+    let config = s.config(&on("127.0.0.1"));
+    let buffer = config.parent().unwrap().join("buffer");
+    let agent = Agent::start(&config);
+    let status = Sub::start(&broker, &["-t", "rtcollector/movehost/status"]);
+    let online = |m: &support::mosquitto::Msg| m.payload == "online";
+    assert!(status.until(WAIT, online).iter().any(online));
+    until_one_connection(&agent, &broker);
+
+    s.config(&format!(
+        "{}buffer_dir: {}\n",
+        on("localhost"),
+        buffer.display()
+    ));
+    agent.signal(Signal::SIGHUP);
+    let (lines, ok) = agent.wait_for(WAIT, |l| l.contains("goes back to its own client id"));
+    assert!(ok, "{lines:#?}");
+    assert!(status.until(WAIT, online).iter().any(online));
+    until_read(&agent, &broker, "sensors/t1", "1.5", "t1");
+    // Both settled: the consumer's connection and the output's, each under its own id.
+    std::thread::sleep(Duration::from_secs(3));
+    until_read(&agent, &broker, "sensors/t2", "2.5", "t2");
+    let log = broker.log();
+    assert!(!log.contains("already connected"), "{log}");
+    // The output's id: its first connection (or the one it joined and reconnected) and the
+    // new one; the consumer's: now, and at the start if it connected before the output.
+    assert_eq!(log.matches("as rtcollector-movehost (").count(), 2, "{log}");
+    let consumer = log.matches("as rtcollector-in-movehost (").count();
+    assert!((1..=2).contains(&consumer), "{log}");
+    assert_eq!(connections_to(agent.child.id(), port), 2, "{log}");
+    // And no more connections after a while.
+    std::thread::sleep(Duration::from_secs(3));
+    let agents = |log: &str| log.matches("as rtcollector-").count();
+    assert_eq!(agents(&broker.log()), agents(&log), "{}", broker.log());
+}
+
 /// Two consumers of one broker share one `mqtt` thread and one connection, and both get
 /// their messages; a consumer of another broker gets a thread of its own.
 #[test]
