@@ -106,30 +106,39 @@ impl Tree {
     }
 }
 
-/// Collects until the filesystem under `path` did not change during the collection (other
-/// processes write to it), then checks the mount's figures against statvfs exactly.
+/// Collects until the mount's figures equal statvfs's exactly, taken before and after the
+/// collection with the same result. Other processes write to the filesystem (the tests
+/// beside this one among them): a file written and removed during the collection leaves
+/// statvfs the same before and after while the collection saw it, so a mismatch is retried.
+/// Wrong arithmetic never matches; up to 50 attempts, the last one's values in the failure.
 fn collect_and_check(h: &mut Harness, path: &Path, labels: &str) -> Collected {
-    for attempt in 0.. {
+    let key = |name: &str| format!("{name}{{{labels}}}");
+    let reading = |got: &Collected| {
+        (
+            got[&key("disk_total_bytes")],
+            got[&key("disk_used_bytes")],
+            got[&key("disk_free_bytes")],
+            got.get(&key("disk_used_percent")),
+            got.get(&key("disk_inodes_used_percent")),
+        )
+    };
+    let mut attempt = 0;
+    loop {
         let before = usage(path).unwrap();
         let got = h.collect(1_000 + attempt);
-        if usage(path).unwrap() != before && attempt < 50 {
-            continue;
-        }
+        let settled = usage(path).unwrap() == before;
         let f = figures(&before);
-        assert_eq!(got[&format!("disk_total_bytes{{{labels}}}")], f.total);
-        assert_eq!(got[&format!("disk_used_bytes{{{labels}}}")], f.used);
-        assert_eq!(got[&format!("disk_free_bytes{{{labels}}}")], f.free);
-        assert_eq!(
-            got.get(&format!("disk_used_percent{{{labels}}}")),
-            f.used_percent
+        let want = (f.total, f.used, f.free, f.used_percent, f.inodes_used_percent);
+        if settled && reading(&got) == want {
+            return got;
+        }
+        attempt += 1;
+        assert!(
+            attempt < 50,
+            "{labels}: collected (total, used, free, used %, inodes used %) {:?}, statvfs {want:?}",
+            reading(&got)
         );
-        assert_eq!(
-            got.get(&format!("disk_inodes_used_percent{{{labels}}}")),
-            f.inodes_used_percent
-        );
-        return got;
     }
-    unreachable!()
 }
 
 fn mounts_reported(got: &Collected) -> Vec<&str> {
