@@ -1,7 +1,7 @@
 //! Wires a config into running tasks on one single-threaded executor, and handles
 //! signals: SIGTERM/SIGINT stop, SIGHUP reloads.
 
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, BuildError, Config, ConfigError};
 use crate::core::clock;
 use crate::core::dir_lock::{DirLock, LockError};
 use crate::core::hub::{Hub, OutputQueue};
@@ -141,15 +141,28 @@ pub fn build_generation(
     let output_keys = instance_keys(config.outputs.iter().map(|e| e.name.as_str()));
     let mut outputs = Vec::new();
     let mut latest = Vec::new();
+    let mut claims: Vec<(String, usize)> = Vec::new();
     for (i, (entry, key)) in config.outputs.iter().zip(&output_keys).enumerate() {
         let octx = OutputCtx {
             hostname: hostname.clone(),
             key: key.clone(),
         };
+        let at = ("outputs", i, entry.name.as_str());
         let output = entry
             .options
             .build(&octx)
-            .map_err(|e| e.in_config(path, &config.source.0, ("outputs", i, &entry.name)))?;
+            .map_err(|e| e.in_config(path, &config.source.0, at))?;
+        if let Some(claim) = output.claim() {
+            if let Some((_, first)) = claims.iter().find(|(what, _)| *what == claim.what) {
+                let message = format!("{} is also outputs[{first}]'s: {}", claim.what, claim.why);
+                return Err(BuildError::at(claim.option, message).in_config(
+                    path,
+                    &config.source.0,
+                    at,
+                ));
+            }
+            claims.push((claim.what, i));
+        }
         match runner_for(key, output, &config, stats) {
             Runner::Queued(runner) => outputs.push(runner),
             Runner::Latest(runner) => latest.push(runner),

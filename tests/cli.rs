@@ -436,6 +436,25 @@ fn an_mqtt_number_out_of_its_range_points_at_the_value_and_exits_2() {
     );
 }
 
+/// Two MQTT outputs on one broker with one client id would push each other off it, forever:
+/// the second is refused at its `client_id`, or at the entry when the id is the default.
+#[cfg(feature = "mqtt")]
+#[test]
+fn two_mqtt_outputs_with_one_client_id_on_one_broker_are_refused() {
+    let e = check_fails(
+        "hostname: h\noutputs:\n  - mqtt:\n      client_id: plugs\n  - mqtt:\n      port: 1884\n      client_id: plugs\n  - mqtt:\n      client_id: plugs\n",
+    );
+    assert_eq!(
+        e,
+        "9:7: outputs[2].mqtt.client_id: client id `plugs` at 127.0.0.1:1883 is also outputs[0]'s: two clients with one id push each other off the broker; give each output its own client_id"
+    );
+    let e = check_fails("hostname: h\noutputs:\n  - mqtt: {}\n  - mqtt:\n      layout: batch\n");
+    assert_eq!(
+        e,
+        "4:5: outputs[1].mqtt.client_id: client id `rtcollector-h` at 127.0.0.1:1883 is also outputs[0]'s: two clients with one id push each other off the broker; give each output its own client_id"
+    );
+}
+
 /// The largest maximum of the process's children so far, in KiB.
 fn children_max_rss_kib() -> i64 {
     nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)

@@ -127,7 +127,24 @@ pub trait LatestSink {
 /// [`Output::serve`] beside the writes for the runner's life, [`Output::close`] after the
 /// last flush at a stop or reload. An output dropped without `close` (a stop that ran out
 /// of time) must not block in `Drop`.
+/// Something at a destination that only one output may hold (an MQTT client id on a
+/// broker): two outputs of one config that claim the same are a config error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The option that decides it, for the error's position (`client_id`).
+    pub option: &'static str,
+    /// What is claimed, in words (`client id "rtcollector-h" at 127.0.0.1:1883`).
+    pub what: String,
+    /// Why two cannot share it, and what to do.
+    pub why: &'static str,
+}
+
 pub trait Output: 'static {
+    /// What this output holds alone at its destination; see [`Claim`]. Default: nothing.
+    fn claim(&self) -> Option<Claim> {
+        None
+    }
+
     /// Connects or starts what the writes need, before the first of them. A `Retry` is
     /// reported as the output being down and `start` is called again before the next
     /// flush. Default: nothing to start.

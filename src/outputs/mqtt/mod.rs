@@ -210,6 +210,14 @@ pub fn build(cfg: &Config, ctx: &OutputCtx) -> Result<Mqtt, BuildError> {
 }
 
 impl Output for Mqtt {
+    fn claim(&self) -> Option<crate::core::output::Claim> {
+        Some(crate::core::output::Claim {
+            option: "client_id",
+            what: format!("client id `{}` at {}", self.options.client_id(), self.addr),
+            why: "two clients with one id push each other off the broker; give each output its own client_id",
+        })
+    }
+
     /// Joins (or opens) the connection and waits for its first connection attempt.
     fn start(&mut self) -> StartFuture<'_> {
         Box::pin(async {
