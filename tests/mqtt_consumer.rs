@@ -296,6 +296,21 @@ fn a_tasmota_plugs_energy_counter_is_a_home_assistant_energy_sensor_without_a_lo
     let pid = agent.child.id();
     assert_eq!(thread_names(pid), ["async-io", "mqtt", "rtcollector"]);
     assert_eq!(connections_to(pid, broker.port), 1, "{}", broker.log());
+
+    // The plug's last will (`tele/plug1/LWT`, retained, as Tasmota sends it) is the device's
+    // availability in Home Assistant.
+    let availability = Sub::start(
+        &broker,
+        &[
+            "-t",
+            &format!("rtcollector/{host}/device/tasmota_plug1/availability"),
+        ],
+    );
+    for (lwt, want) in [("Offline", "offline"), ("Online", "online")] {
+        broker.publish_retained("tele/plug1/LWT", lwt);
+        let got = availability.until(WAIT, |m| m.payload == want);
+        assert!(got.iter().any(|m| m.payload == want), "{lwt}: {got:#?}");
+    }
 }
 
 /// The agent's established TCP connections to `port` on 127.0.0.1.

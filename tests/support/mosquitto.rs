@@ -135,10 +135,20 @@ impl Broker {
     }
 
     pub fn publish(&self, topic: &str, payload: &str) {
+        self.publish_with(topic, payload, &[]);
+    }
+
+    /// Publishes a retained message, as devices send their last will and state.
+    pub fn publish_retained(&self, topic: &str, payload: &str) {
+        self.publish_with(topic, payload, &["-r"]);
+    }
+
+    fn publish_with(&self, topic: &str, payload: &str, extra: &[&str]) {
         let out = Command::new(bin_dir().join("mosquitto_pub"))
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q", "1"])
             .args(&self.client_args)
             .args(["-t", topic, "-m", payload])
+            .args(extra)
             .output()
             .expect("mosquitto_pub");
         assert!(

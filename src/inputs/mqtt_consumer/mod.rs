@@ -88,7 +88,8 @@ pub struct Config {
     pub host: String,
     #[serde(deserialize_with = "range::port")]
     pub port: u16,
-    /// Default `rtcollector-in-<host>`: not the output's id, which the broker would push off.
+    /// The id of a connection of its own, default `rtcollector-in-<host>`; unset, the
+    /// consumer may share the MQTT output's connection (and id).
     pub client_id: Option<String>,
     pub username: Option<String>,
     pub password: Option<Secret>,
@@ -147,6 +148,9 @@ struct Pattern {
     counters: Vec<String>,
     how: How,
     labels: Vec<(String, String)>,
+    /// The preset's availability topic (its default topic only): the filter, the level that
+    /// names the device and the label it goes in.
+    availability: Option<(&'static str, usize, String)>,
 }
 
 impl Pattern {
@@ -172,7 +176,15 @@ impl Pattern {
         if captures.len() + labels.len() > 8 {
             return Err("at most 8 labels from the topic and `labels` together".into());
         }
+        let default_filter = t.data_format.default_topic().and_then(|d| parse_pattern(d).ok());
+        let availability = devices::availability(t.data_format)
+            .filter(|_| default_filter.is_some_and(|(f, _)| f == filter))
+            .and_then(|(filter, level)| {
+                let (_, label) = captures.iter().find(|(at, _)| *at == level)?;
+                Some((filter, level, label.clone()))
+            });
         Ok(Pattern {
+            availability,
             filter,
             captures,
             format: t.data_format,
@@ -332,11 +344,36 @@ struct State {
 }
 
 impl State {
+    /// A preset's availability message: the device's `_up`. Before the topic patterns, so
+    /// that a catch-all pattern (`#`) does not read a last will as a number; `false` for any
+    /// other topic, or a payload that says neither online nor offline (the patterns may
+    /// read it then).
+    fn take_availability(&mut self, topic: &str, payload: &[u8]) -> bool {
+        let found = self.patterns.iter().find_map(|p| {
+            let (filter, level, label) = p.availability.as_ref()?;
+            mqtt::matches(filter, topic).then_some((p.format, *level, label))
+        });
+        let Some((format, level, label)) = found else {
+            return false;
+        };
+        let Some(device) = topic.split('/').nth(level) else {
+            return false;
+        };
+        let Some(up) = devices::read_availability(payload) else {
+            return false;
+        };
+        self.devices.said(format, &[(label.as_str(), device)], up, self.now_ms);
+        true
+    }
+
     /// Reads one message into the aggregate, or counts why not.
     fn take(&mut self, topic: &str, payload: &[u8]) {
         self.counts.received += 1;
         if self.ignore.iter().any(|f| mqtt::matches(f, topic)) {
             self.counts.ignored += 1;
+            return;
+        }
+        if self.take_availability(topic, payload) {
             return;
         }
         let Some(p) = self.patterns.iter().find(|p| mqtt::matches(&p.filter, topic)) else {
@@ -414,7 +451,7 @@ impl MqttConsumer {
         let mut state = self.state.borrow_mut();
         let now_ms = em.ts_ms();
         state.now_ms = now_ms;
-        state.devices.declare(now_ms, aggregate::FORGET_MS, |name, labels| em.gauge(name, labels, 1.0));
+        state.devices.declare(now_ms, aggregate::FORGET_MS, |name, labels, v| em.gauge(name, labels, v));
         state.aggregate.drain(now_ms, aggregate::FORGET_MS, |name, labels, value, kind| match kind {
             Kind::Gauge => em.gauge(name, labels, value),
             Kind::Counter => {
@@ -459,6 +496,8 @@ impl Input for MqttConsumer {
         let filters: Vec<String> = {
             let state = self.state.borrow();
             let mut f: Vec<String> = state.patterns.iter().map(|p| p.filter.clone()).collect();
+            f.extend(state.patterns.iter().filter_map(|p| Some(p.availability.as_ref()?.0.to_string())));
+            f.sort();
             f.dedup();
             f
         };

@@ -78,3 +78,26 @@ fn sample_is_valid() {
     let cfg: Config = testutil::sample_options(SAMPLE);
     build(&cfg, &ctx()).unwrap();
 }
+
+/// A preset on its default topic also reads its devices' availability topic, before any
+/// catch-all pattern, as the device's `_up`; a custom topic has none.
+#[test]
+fn a_presets_availability_topic_is_its_devices_up() {
+    let cfg = config(
+        "topics:\n  - data_format: tasmota\n  - data_format: zigbee2mqtt\n  - topic: other/+device/SENSOR\n    data_format: tasmota\n  - topic: \"#\"\n",
+    );
+    let built = build(&cfg, &ctx()).unwrap();
+    let input = built.feeder();
+    let mut h = testutil::Harness::new(Box::new(built));
+    input.take("tele/plug1/LWT", b"Offline");
+    input.take("zigbee2mqtt/lamp/availability", br#"{"state":"online"}"#);
+    input.take("zigbee2mqtt/lamp", br#"{"state":"ON"}"#);
+    input.take("other/plug2/LWT", b"Online");
+    let got = h.collect(10_000);
+    assert_eq!(got["tasmota_up{device=plug1}"], 0.0);
+    assert_eq!(got["tasmota_info{device=plug1,model=Tasmota}"], 1.0);
+    assert_eq!(got["zigbee_up{device=lamp}"], 1.0);
+    assert_eq!(got["zigbee_state{device=lamp}"], 1.0);
+    assert!(!got.has("tasmota_up{device=plug2}"), "{got:?}");
+    assert_eq!(got["mqtt_consumer_messages_total{result=malformed}"], 1.0, "`Online` as a number");
+}
