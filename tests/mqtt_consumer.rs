@@ -357,6 +357,14 @@ fn until_read(agent: &Agent, broker: &Broker, topic: &str, value: &str, name: &s
     }
 }
 
+/// Writes `text` as the agent's config (with its `buffer_dir`) and waits for the reload.
+fn reload_to(agent: &Agent, s: &Scratch, text: &str, buffer: &std::path::Path) {
+    s.config(&format!("{text}buffer_dir: {}\n", buffer.display()));
+    agent.signal(Signal::SIGHUP);
+    let (lines, ok) = agent.wait_for(WAIT, |l| l.contains("reloaded"));
+    assert!(ok, "no reload: {lines:#?}");
+}
+
 /// Waits until the agent has one `mqtt` thread and one connection to the broker.
 fn until_one_connection(agent: &Agent, broker: &Broker) {
     let pid = agent.child.id();
@@ -403,12 +411,7 @@ fn an_output_joins_and_leaves_the_consumers_connection_across_reloads() {
         let got = status.until(WAIT, |m| m.payload == want);
         assert!(got.iter().any(|m| m.payload == want), "no {want}: {got:#?}");
     };
-    let reload = |text: &str| {
-        s.config(&format!("{text}buffer_dir: {}\n", buffer.display()));
-        agent.signal(Signal::SIGHUP);
-        let (lines, ok) = agent.wait_for(WAIT, |l| l.contains("reloaded"));
-        assert!(ok, "no reload: {lines:#?}");
-    };
+    let reload = |text: &str| reload_to(&agent, &s, text, &buffer);
     let joins = |log: &str| log.matches("as rtcollector-joinhost (").count();
 
     // Joined: one reconnection, with the output's client id.
@@ -616,12 +619,7 @@ fn an_output_that_moves_away_gets_its_client_id_back_from_the_consumers() {
     assert!(status.until(WAIT, online).iter().any(online));
     until_one_connection(&agent, &broker);
 
-    s.config(&format!(
-        "{}buffer_dir: {}\n",
-        on("localhost"),
-        buffer.display()
-    ));
-    agent.signal(Signal::SIGHUP);
+    reload_to(&agent, &s, &on("localhost"), &buffer);
     let (lines, ok) = agent.wait_for(WAIT, |l| l.contains("goes back to its own client id"));
     assert!(ok, "{lines:#?}");
     assert!(status.until(WAIT, online).iter().any(online));

@@ -243,6 +243,27 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The connection and the receiving end of its control channel (the thread's).
+    fn new(
+        endpoint: Endpoint,
+        client: AsyncClient,
+        state: State,
+    ) -> (Arc<Connection>, async_channel::Receiver<()>) {
+        let (wake, woken) = async_channel::bounded(1);
+        let (control, controlled) = async_channel::bounded(1);
+        let conn = Arc::new(Connection {
+            endpoint,
+            client,
+            state: Mutex::new(state),
+            wake,
+            woken,
+            control,
+            stop: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+        });
+        (conn, controlled)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every step leaves the state consistent; a panic elsewhere must not stop the others.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -294,18 +315,7 @@ fn open(
 ) -> Result<Arc<Connection>, String> {
     state.session = Some(Session::of(&dial.options));
     let (client, eventloop) = AsyncClient::new(dial.options.clone(), REQUESTS);
-    let (wake, woken) = async_channel::bounded(1);
-    let (control, controlled) = async_channel::bounded(1);
-    let conn = Arc::new(Connection {
-        endpoint,
-        client,
-        state: Mutex::new(state),
-        wake,
-        woken,
-        control,
-        stop: AtomicBool::new(false),
-        finished: AtomicBool::new(false),
-    });
+    let (conn, controlled) = Connection::new(endpoint, client, state);
     driver::spawn(&conn, eventloop, dial.connect_timeout, controlled)?;
     connections.retain(|w| w.strong_count() > 0);
     connections.push(Arc::downgrade(&conn));

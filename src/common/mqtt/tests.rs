@@ -168,8 +168,6 @@ fn messages_are_routed_by_filter_and_the_outputs_own_are_skipped() {
 fn connection(client_id: &str, output: bool, fallback: Option<&str>) -> Arc<Connection> {
     let options = MqttOptions::new(client_id, "127.0.0.1", 1883);
     let (client, _eventloop) = AsyncClient::new(options.clone(), 4);
-    let (wake, woken) = async_channel::bounded(1);
-    let (control, _) = async_channel::bounded(1);
     let dial = |id: &str| Dial {
         options: MqttOptions::new(id, "127.0.0.1", 1883),
         connect_timeout: Duration::from_secs(1),
@@ -182,22 +180,14 @@ fn connection(client_id: &str, output: bool, fallback: Option<&str>) -> Arc<Conn
         connected: true,
         ..State::default()
     };
-    Arc::new(Connection {
-        endpoint: Endpoint {
-            host: "127.0.0.1".into(),
-            port: 1883,
-            username: None,
-            password: None,
-            tls: None,
-        },
-        client,
-        state: Mutex::new(state),
-        wake,
-        woken,
-        control,
-        stop: AtomicBool::new(false),
-        finished: AtomicBool::new(false),
-    })
+    let endpoint = Endpoint {
+        host: "127.0.0.1".into(),
+        port: 1883,
+        username: None,
+        password: None,
+        tls: None,
+    };
+    Connection::new(endpoint, client, state).0
 }
 
 /// An output that needs the client id a consumers' connection kept from an output that left
